@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Run the Berth benchmarks. Needs root (runc, overlayfs, user namespaces).
+#
+#   bench/run.sh                    both benchmarks with defaults
+#   bench/run.sh run [ARGS...]      only bench_run.py  (e.g. --rounds 50, --only runc,berth)
+#   bench/run.sh idle [ARGS...]     only bench_idle.py (e.g. --count 20)
+#
+# By default each benchmark starts its own berthd in temporary directories; pass
+# --no-own-daemon [--host URL] to measure an already running one instead.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BERTH_VENV="${BERTH_VENV:-$REPO/.venv}"
+export BERTH_VENV
+
+[[ "$(id -u)" -eq 0 ]] || { echo "bench/run.sh: must run as root" >&2; exit 1; }
+bash "$REPO/scripts/setup.sh"
+PY="$BERTH_VENV/bin/python"
+
+which="${1:-all}"
+case "$which" in
+    run|idle) shift ;;
+    all) shift $(( $# > 0 ? 1 : 0 )) ;;
+    -*) which=all ;;
+    *) echo "usage: bench/run.sh [run|idle|all] [ARGS...]" >&2; exit 2 ;;
+esac
+
+rc=0
+if [[ "$which" == run || "$which" == all ]]; then
+    echo "==> bench_run: berth run --rm busybox true vs runc / crun / docker / podman"
+    "$PY" "$REPO/bench/bench_run.py" "$@" || rc=1
+fi
+if [[ "$which" == idle || "$which" == all ]]; then
+    [[ "$which" == all ]] && set --  # bench_run's arguments do not apply here
+    echo "==> bench_idle: memory per idle container"
+    "$PY" "$REPO/bench/bench_idle.py" "$@" || rc=1
+fi
+exit "$rc"

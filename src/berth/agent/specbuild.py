@@ -1,0 +1,73 @@
+"""Turn a container's recorded request and its image into the runtime's ContainerSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from berth.image.runconfig import combine_command, image_user, image_workdir, merge_env
+from berth.runtime.base import ContainerSpec, IdMapping, MountSpec, Resources
+from berth.service.specs import parse_signal
+
+DEFAULT_STOP_TIMEOUT = 10
+
+
+def resources_from(spec: dict[str, Any]) -> Resources:
+    cpus = spec.get("cpus")
+    pids = spec.get("pids_limit")
+    return Resources(
+        memory=spec.get("memory"),
+        memory_swap=spec.get("memory_swap"),
+        nano_cpus=int(cpus * 1e9) if cpus else None,
+        cpu_shares=spec.get("cpu_shares"),
+        pids_limit=None if pids in (None, -1) else pids,
+    )
+
+
+def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str, Any],
+               layers: list[Path], idmap: IdMapping | None) -> ContainerSpec:
+    cfg = image_config.get("config") or {}
+    env = merge_env(cfg.get("Env") or [], spec.get("env") or [])
+    hostname = spec.get("hostname") or cid[:12]
+    keys = {e.split("=", 1)[0] for e in env}
+    if "HOSTNAME" not in keys:
+        env.append(f"HOSTNAME={hostname}")
+    if spec.get("tty") and "TERM" not in keys:
+        env.append("TERM=xterm")
+    mounts = [
+        MountSpec(kind=m["type"], target=m["target"], source=m.get("source", ""),
+                  readonly=bool(m.get("readonly")), options=tuple(m.get("options", ())))
+        for m in spec.get("mounts", [])
+    ]
+    return ContainerSpec(
+        id=cid,
+        name=name,
+        args=combine_command(image_config, spec.get("entrypoint"), spec.get("command")),
+        env=env,
+        cwd=spec.get("workdir") or image_workdir(image_config) or "/",
+        user=spec.get("user") or image_user(image_config) or "",
+        hostname=hostname,
+        tty=bool(spec.get("tty")),
+        stdin=bool(spec.get("stdin_open")),
+        layers=layers,
+        mounts=mounts,
+        resources=resources_from(spec),
+        idmap=idmap,
+        readonly_rootfs=bool(spec.get("readonly_rootfs")),
+        cap_add=list(spec.get("cap_add") or []),
+        cap_drop=list(spec.get("cap_drop") or []),
+        network=spec.get("network") or "none",
+        annotations={"io.berth.name": name},
+    )
+
+
+def stop_signal(spec: dict[str, Any], image_config: dict[str, Any]) -> int:
+    cfg = image_config.get("config") or {}
+    return parse_signal(spec.get("stop_signal") or cfg.get("StopSignal") or "SIGTERM")
+
+
+def stop_timeout(spec: dict[str, Any], requested: int | None) -> int:
+    if requested is not None:
+        return requested
+    value = spec.get("stop_timeout")
+    return DEFAULT_STOP_TIMEOUT if value is None else int(value)

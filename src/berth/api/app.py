@@ -1,0 +1,20 @@
+"""The native API as an ASGI app; its OpenAPI document is served at /v1/openapi.json."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from berth import __version__
+from berth.api import errors
+from berth.api.deps import Services
+from berth.api.routes import containers, images, streams, system, volumes
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(title="Berth", version=__version__, openapi_url="/v1/openapi.json",
+                  docs_url=None, redoc_url=None)
+    app.state.services = services
+    errors.install(app)
+    for module in (system, containers, streams, images, volumes):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,41 @@
+"""What every route needs: the daemon's services and the caller's context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from berth.service.context import Context
+
+if TYPE_CHECKING:
+    from berth.agent.agent import Agent
+    from berth.agent.hostops import HostOps
+    from berth.service.containers import ContainerService
+    from berth.service.hub import Hub
+    from berth.service.images import ImageService
+    from berth.service.volumes import VolumeService
+
+
+@dataclass
+class Services:
+    containers: ContainerService
+    images: ImageService
+    volumes: VolumeService
+    hub: Hub
+    hostops: HostOps
+    agent: Agent | None
+    host: str
+    info: dict
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def context(request: Request) -> Context:
+    # Tenancy (projects, tokens) arrives with the multi-tenant API; until then every caller
+    # of the local socket acts in the default project.
+    rid = request.headers.get("x-request-id")
+    return Context(request_id=rid[:64]) if rid else Context()

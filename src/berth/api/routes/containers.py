@@ -1,0 +1,150 @@
+"""/v1/containers: lifecycle. Mutations return 202 and an action, or wait with ?wait=true."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from berth.api import views
+from berth.api.deps import Services, context, services
+from berth.api.routes.streams import attached_output
+from berth.errors import BerthError, InvalidArgument, NotModified, RuntimeFailure
+from berth.service.context import Context
+from berth.service.specs import ContainerCreate, ContainerUpdate
+from berth.store.models import Action
+
+router = APIRouter(prefix="/v1/containers", tags=["containers"])
+Svc = Annotated[Services, Depends(services)]
+Ctx = Annotated[Context, Depends(context)]
+WAIT_LIMIT = 3600.0
+
+
+async def _answer(svc: Services, ctx: Context, act: Action, wait: bool,
+                  container_ref: str | None = None) -> Any:
+    """202 with the action, or wait for it and answer as the outcome deserves."""
+    if not wait:
+        return JSONResponse({"action": views.action(act)}, status_code=202)
+    done = await svc.containers.wait_action(ctx, act.id, WAIT_LIMIT)
+    if done is None:
+        return JSONResponse({"action": views.action(act)}, status_code=202)
+    if done.state == "error":
+        if done.error_status == 304:
+            raise NotModified(done.message)
+        err = BerthError(done.message)
+        err.status = done.error_status or RuntimeFailure.status
+        err.result = done.result  # type: ignore[attr-defined]
+        raise err
+    body: dict[str, Any] = {"action": views.action(done)}
+    if container_ref is not None and done.action != "remove":
+        body["container"] = views.container(svc.containers.get(ctx, container_ref))
+    return body
+
+
+@router.post("", status_code=201)
+async def create(body: ContainerCreate, svc: Svc, ctx: Ctx, start: bool = False,
+                 wait: bool = False, attach: bool = False) -> Any:
+    """With start&attach: create, start, then stream output and the exit code (one trip)."""
+    row, act = svc.containers.create(ctx, body, start=start)
+    if attach:
+        if not start:
+            raise InvalidArgument("attach needs start=true")
+        await _answer(svc, ctx, act, True)
+        return attached_output(svc, ctx, row.id)
+    if not wait:
+        return JSONResponse({"container": views.container(row), "action": views.action(act)},
+                            status_code=202)
+    answer = await _answer(svc, ctx, act, True, row.id)
+    return JSONResponse(answer, status_code=201)
+
+
+@router.get("")
+def list_containers(svc: Svc, ctx: Ctx, all: bool = False,
+                    filter: Annotated[list[str] | None, Query()] = None) -> list[dict]:
+    filters: dict[str, list[str]] = {}
+    for item in filter or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidArgument(f"invalid filter {item!r}: expected key=value")
+        filters.setdefault(key, []).append(value)
+    return [views.container(r) for r in svc.containers.list(ctx, all_=all, filters=filters)]
+
+
+@router.get("/{ref}")
+def inspect(ref: str, svc: Svc, ctx: Ctx) -> dict:
+    return views.container(svc.containers.get(ctx, ref))
+
+
+@router.get("/{ref}/actions")
+def actions(ref: str, svc: Svc, ctx: Ctx) -> list[dict]:
+    return [views.action(a) for a in svc.containers.actions(ctx, ref)]
+
+
+@router.get("/{ref}/actions/{action_id}")
+async def action(ref: str, action_id: int, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
+    svc.containers.get(ctx, ref)
+    act = svc.containers.action(ctx, action_id)
+    if wait:
+        act = await svc.containers.wait_action(ctx, action_id, WAIT_LIMIT) or act
+    return views.action(act)
+
+
+@router.post("/{ref}/start")
+async def start(ref: str, svc: Svc, ctx: Ctx, wait: bool = False, attach: bool = False) -> Any:
+    act = svc.containers.start(ctx, ref)
+    if attach:
+        await _answer(svc, ctx, act, True)
+        return attached_output(svc, ctx, act.container_id)
+    return await _answer(svc, ctx, act, wait, ref)
+
+
+@router.post("/{ref}/stop")
+async def stop(ref: str, svc: Svc, ctx: Ctx, timeout: int | None = None,
+               wait: bool = False) -> Any:
+    return await _answer(svc, ctx, svc.containers.stop(ctx, ref, timeout), wait, ref)
+
+
+@router.post("/{ref}/restart")
+async def restart(ref: str, svc: Svc, ctx: Ctx, timeout: int | None = None,
+                  wait: bool = False) -> Any:
+    return await _answer(svc, ctx, svc.containers.restart(ctx, ref, timeout), wait, ref)
+
+
+@router.post("/{ref}/kill")
+async def kill(ref: str, svc: Svc, ctx: Ctx, signal: str = "SIGKILL",
+               wait: bool = False) -> Any:
+    return await _answer(svc, ctx, svc.containers.kill(ctx, ref, signal), wait, ref)
+
+
+@router.post("/{ref}/pause")
+async def pause(ref: str, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
+    return await _answer(svc, ctx, svc.containers.pause(ctx, ref), wait, ref)
+
+
+@router.post("/{ref}/unpause")
+async def unpause(ref: str, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
+    return await _answer(svc, ctx, svc.containers.unpause(ctx, ref), wait, ref)
+
+
+@router.post("/{ref}/update")
+async def update(ref: str, body: ContainerUpdate, svc: Svc, ctx: Ctx,
+                 wait: bool = False) -> Any:
+    return await _answer(svc, ctx, svc.containers.update(ctx, ref, body), wait, ref)
+
+
+@router.post("/{ref}/rename")
+def rename(ref: str, name: str, svc: Svc, ctx: Ctx) -> dict:
+    return views.container(svc.containers.rename(ctx, ref, name))
+
+
+@router.delete("/{ref}")
+async def remove(ref: str, svc: Svc, ctx: Ctx, force: bool = False, volumes: bool = False,
+                 wait: bool = False) -> Any:
+    return await _answer(svc, ctx, svc.containers.remove(ctx, ref, force, volumes), wait)
+
+
+@router.post("/{ref}/wait")
+async def wait_exit(ref: str, svc: Svc, ctx: Ctx, condition: str = "not-running") -> dict:
+    result = await svc.containers.wait_exit(ctx, ref, condition)
+    return {**result, "exit_code": result["exit_code"] or 0}

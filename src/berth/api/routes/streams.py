@@ -1,0 +1,274 @@
+"""Logs, exec, attach, top and stats of a container.
+
+Logs use Docker's multiplexed framing (8-byte header: stream, 0, 0, 0, big-endian length), so
+stdout and stderr stay apart and bytes stay bytes. Exec and attach are websockets: binary
+messages carry a one-byte channel (0 stdin, 1 stdout, 2 stderr) then data; text messages carry
+JSON control (client: {"resize": [rows, cols]}, {"close_stdin": true}; server: {"exit_code": n}
+or {"error": "...", "exit_code": n}).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import struct
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+
+from berth.agent.hostops import parse_time
+from berth.api.deps import Services, context, services
+from berth.errors import BerthError, Conflict, InvalidArgument
+from berth.runtime.base import ExecSpec
+from berth.service.context import Context
+from berth.service.specs import ExecRequest
+
+router = APIRouter(prefix="/v1/containers", tags=["streams"])
+Svc = Annotated[Services, Depends(services)]
+Ctx = Annotated[Context, Depends(context)]
+STREAM_IDS = {"stdout": 1, "stderr": 2}
+EXIT_FRAME = 3  # a last frame carrying JSON {"exit_code", "oom_killed", "error"}
+MULTIPLEXED = "application/vnd.berth.multiplexed-stream"
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    return struct.pack(">BxxxI", stream, len(data)) + data
+
+
+@router.get("/{ref}/logs")
+async def logs(ref: str, svc: Svc, ctx: Ctx, follow: bool = False, tail: str = "all",
+               since: str | None = None, until: str | None = None, timestamps: bool = False,
+               stdout: bool = True, stderr: bool = True) -> StreamingResponse:
+    row = svc.containers.get(ctx, ref)
+    if tail != "all" and not (tail.isdigit()):
+        raise InvalidArgument(f"tail: expected a number or 'all', got {tail!r}")
+    records = svc.hostops.logs(
+        row.id, follow=follow and row.status in ("running", "paused", "restarting"),
+        tail=None if tail == "all" else int(tail),
+        since=parse_time(since) if since else None, until=parse_time(until) if until else None,
+        stdout=stdout, stderr=stderr)
+
+    async def body() -> Any:
+        async for rec in records:
+            data = rec.data if not timestamps else rec.time.encode() + b" " + rec.data
+            yield frame(STREAM_IDS[rec.stream], data)
+
+    return StreamingResponse(body(), media_type=MULTIPLEXED)
+
+
+def attached_output(svc: Services, ctx: Context, cid: str) -> StreamingResponse:
+    """The container's output until it exits, then an exit frame (for attached `run`)."""
+
+    async def body() -> Any:
+        async for rec in svc.hostops.logs(cid, follow=True):
+            yield frame(STREAM_IDS[rec.stream], rec.data)
+        final = await svc.containers.wait_exit(ctx, cid, "not-running", 3600) or {}
+        yield frame(EXIT_FRAME, json.dumps(final).encode())
+
+    return StreamingResponse(body(), media_type=MULTIPLEXED)
+
+
+@router.get("/{ref}/top")
+async def top(ref: str, svc: Svc, ctx: Ctx) -> dict:
+    row = _running(svc, ctx, ref)
+    titles, procs = await svc.hostops.top(row.id)
+    return {"titles": titles, "processes": procs}
+
+
+@router.get("/{ref}/stats")
+async def stats(ref: str, svc: Svc, ctx: Ctx, stream: bool = False) -> Any:
+    row = _running(svc, ctx, ref)
+    if not stream:
+        return await svc.hostops.stats(row.id)
+
+    async def body() -> Any:
+        while True:
+            current = svc.containers.get(ctx, row.id)
+            if current.status not in ("running", "paused"):
+                return
+            yield json.dumps(await svc.hostops.stats(row.id)).encode() + b"\n"
+            await asyncio.sleep(1.0)
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
+
+
+def _running(svc: Services, ctx: Context, ref: str) -> Any:
+    row = svc.containers.get(ctx, ref)
+    if row.status not in ("running", "paused"):
+        raise Conflict(f"container {row.name} is not running")
+    return row
+
+
+async def _ws_error(ws: WebSocket, message: str, code: int = 125, close: int = 1000) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_text(json.dumps({"error": message, "exit_code": code}))
+        await ws.close(close)
+
+
+@router.websocket("/{ref}/exec")
+async def exec_ws(ws: WebSocket, ref: str) -> None:
+    svc: Services = ws.app.state.services
+    ctx = context(ws)  # type: ignore[arg-type]
+    await ws.accept()
+    try:
+        req = ExecRequest.model_validate_json(await ws.receive_text())
+        row = _running(svc, ctx, ref)
+        if row.status == "paused":
+            raise Conflict(f"container {row.name} is paused: unpause it first")
+        proc = await svc.hostops.exec(row.id, ExecSpec(
+            args=req.command, env=req.env, cwd=req.workdir, user=req.user, tty=req.tty))
+    except BerthError as e:
+        await _ws_error(ws, e.message)
+        return
+    except (ValueError, WebSocketDisconnect) as e:
+        await _ws_error(ws, f"bad exec request: {e}")
+        return
+    try:
+        code = await _pump_exec(ws, proc, req.stdin)
+        await ws.send_text(json.dumps({"exit_code": code}))
+        await ws.close()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await asyncio.to_thread(proc.close)
+
+
+async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int:
+    loop = asyncio.get_running_loop()
+    outputs = {proc.fileno_stdout(): 1}
+    if proc.fileno_stderr() is not None:
+        outputs[proc.fileno_stderr()] = 2
+    open_fds = set(outputs)
+    finished = asyncio.Event()
+    sends: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def readable(fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # EIO from a pty whose other side closed
+        if data:
+            sends.put_nowait(bytes([outputs[fd]]) + data)
+            return
+        loop.remove_reader(fd)
+        open_fds.discard(fd)
+        if not open_fds:
+            finished.set()
+
+    for fd in outputs:
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, readable, fd)
+
+    async def sender() -> None:
+        while (item := await sends.get()) is not None:
+            await ws.send_bytes(item)
+
+    async def receiver() -> None:
+        stdin = proc.fileno_stdin()
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect()
+            if msg.get("bytes") is not None:
+                data = msg["bytes"]
+                if data[:1] == b"\x00" and stdin is not None and want_stdin:
+                    await asyncio.to_thread(_write_all, stdin, data[1:])
+            elif msg.get("text"):
+                ctl = json.loads(msg["text"])
+                if "resize" in ctl:
+                    rows, cols = ctl["resize"]
+                    proc.resize(int(rows), int(cols))
+                if ctl.get("close_stdin") and stdin is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(stdin)
+                    stdin = None
+
+    send_task = asyncio.create_task(sender())
+    recv_task = asyncio.create_task(receiver())
+    try:
+        await finished.wait()
+        code = await asyncio.to_thread(proc.wait)
+    finally:
+        for fd in open_fds:
+            loop.remove_reader(fd)
+        recv_task.cancel()
+    await sends.put(None)
+    await send_task
+    return code
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            continue
+        view = view[n:]
+
+
+@router.websocket("/{ref}/attach")
+async def attach_ws(ws: WebSocket, ref: str, start: bool = False, logs: bool = True) -> None:
+    """Stream a container's output (from its log, so nothing is missed) until it exits;
+    forward stdin to its monitor. With start=true the container is started once attached."""
+    svc: Services = ws.app.state.services
+    ctx = context(ws)  # type: ignore[arg-type]
+    await ws.accept()
+    try:
+        row = svc.containers.get(ctx, ref)
+        if start:
+            act = svc.containers.start(ctx, row.id)
+            done = await svc.containers.wait_action(ctx, act.id, 3600)
+            if done is not None and done.state == "error" and done.error_status != 304:
+                await _ws_error(ws, done.message, done.result.get("exit_code", 125))
+                return
+            row = svc.containers.get(ctx, row.id)
+    except BerthError as e:
+        await _ws_error(ws, e.message)
+        return
+    stdin_task = None
+    if row.spec.get("stdin_open"):
+        stdin_task = asyncio.create_task(_forward_stdin(ws, svc, row.id))
+    try:
+        skip_existing = not logs
+        async for rec in svc.hostops.logs(row.id, follow=True,
+                                          tail=0 if skip_existing else None):
+            await ws.send_bytes(bytes([STREAM_IDS[rec.stream]]) + rec.data)
+        final = await svc.containers.wait_exit(ctx, row.id, "not-running", 3600)
+        code = (final or {}).get("exit_code") or 0
+        await ws.send_text(json.dumps({"exit_code": code}))
+        await ws.close()
+    except (WebSocketDisconnect, BerthError):
+        pass
+    finally:
+        if stdin_task is not None:
+            stdin_task.cancel()
+
+
+async def _forward_stdin(ws: WebSocket, svc: Services, cid: str) -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        path = svc.hostops.attach_socket(cid)
+        await asyncio.to_thread(sock.connect, path)
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            if msg.get("bytes") is not None and msg["bytes"][:1] == b"\x00":
+                await asyncio.to_thread(sock.sendall, msg["bytes"][1:])
+            elif msg.get("text"):
+                ctl = json.loads(msg["text"])
+                if "resize" in ctl:
+                    await svc.hostops.resize(cid, int(ctl["resize"][0]), int(ctl["resize"][1]))
+                if ctl.get("close_stdin"):
+                    sock.shutdown(socket.SHUT_WR)
+    except (OSError, BerthError, ValueError):
+        return
+    finally:
+        sock.close()

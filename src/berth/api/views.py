@@ -1,0 +1,81 @@
+"""JSON shapes of the native API's objects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from berth.store.models import Action, Container, Image, Volume
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace(
+        "+00:00", "Z")
+
+
+def container(row: Container) -> dict[str, Any]:
+    spec = dict(row.spec)
+    return {
+        "id": row.id,
+        "name": row.name,
+        "project_id": row.project_id,
+        "host": row.host,
+        "image": row.image_ref,
+        "image_id": row.image_id,
+        "created": iso(row.created_at),
+        "labels": row.labels,
+        "desired": row.desired,
+        "state": {
+            "status": row.status,
+            "running": row.status in ("running", "paused"),
+            "paused": row.status == "paused",
+            "pid": row.pid,
+            "exit_code": row.exit_code,
+            "oom_killed": row.oom_killed,
+            "error": row.error,
+            "started_at": iso(row.started_at),
+            "finished_at": iso(row.finished_at),
+        },
+        "restart_count": row.restart_count,
+        "config": spec,
+    }
+
+
+def action(act: Action) -> dict[str, Any]:
+    return {
+        "id": act.id,
+        "container_id": act.container_id,
+        "action": act.action,
+        "params": act.params,
+        "request_id": act.request_id,
+        "user": act.user,
+        "state": act.state,
+        "message": act.message,
+        "result": act.result,
+        "started_at": iso(act.started_at),
+        "finished_at": iso(act.finished_at),
+    }
+
+
+def image(img: Image, tags: list[str]) -> dict[str, Any]:
+    cfg = img.config.get("config") or {}
+    return {
+        "id": img.id,
+        "tags": tags,
+        "manifest_digest": img.manifest_digest,
+        "size": img.size,
+        "created": img.config.get("created") or iso(img.created_at),
+        "architecture": img.config.get("architecture"),
+        "os": img.config.get("os"),
+        "config": cfg,
+        "layers": [layer["diff_id"] for layer in img.layers],
+        "history": img.config.get("history") or [],
+        "labels": cfg.get("Labels") or {},
+    }
+
+
+def volume(vol: Volume, mountpoint: str) -> dict[str, Any]:
+    return {"name": vol.name, "driver": vol.driver, "labels": vol.labels, "host": vol.host,
+            "mountpoint": mountpoint, "created": iso(vol.created_at)}

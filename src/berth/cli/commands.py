@@ -1,0 +1,378 @@
+"""What each `berth` command does, on top of the SDK."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from berth.cli import convert
+from berth.cli.output import ago, emit, human_size, status_text
+from berth.client import APIError, Client
+
+EXIT_FRAME = 3
+CONTAINER_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
+    ("CONTAINER ID", lambda c: c["id"][:12]),
+    ("IMAGE", lambda c: c["image"]),
+    ("COMMAND", lambda c: _short(" ".join(c["config"].get("command") or []), 22)),
+    ("CREATED", lambda c: ago(c["created"])),
+    ("STATUS", status_text),
+    ("NAMES", lambda c: c["name"]),
+]
+
+
+def _short(text: str, n: int) -> str:
+    return f'"{text[: n - 1]}…"' if len(text) > n else f'"{text}"'
+
+
+def _fmt(args: argparse.Namespace) -> str:
+    return args.output
+
+
+def dispatch(client: Client, args: argparse.Namespace) -> int:
+    handler = COMMANDS[args.cmd]
+    return handler(client, args) or 0
+
+
+def _each(names: list[str], fn: Callable[[str], Any]) -> int:
+    """Docker's multi-target behaviour: do each, print its name, report failures, exit 1."""
+    failed = 0
+    for name in names:
+        try:
+            fn(name)
+            print(name)
+        except APIError as e:
+            if e.status == 304:
+                print(name)
+                continue
+            sys.stderr.write(f"berth: {e.message}\n")
+            failed = 1
+    return failed
+
+
+# -- containers -----------------------------------------------------------------------------
+
+def cmd_run(client: Client, args: argparse.Namespace) -> int:
+    spec = convert.container_spec(args)
+    if args.detach:
+        box = client.containers.create(spec, start=True)
+        print(box["id"])
+        return 0
+    if args.tty or args.interactive:
+        from berth.cli.interactive import run_interactive
+
+        box = client.containers.create(spec, start=False)
+        return run_interactive(client, box, args.tty)
+    return _stream_until_exit(client.containers.run_attached(spec))
+
+
+def _stream_until_exit(frames: Iterator[tuple[int, bytes]]) -> int:
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for stream, data in frames:
+        if stream == EXIT_FRAME:
+            final = json.loads(data)
+            out.flush()
+            if final.get("oom_killed"):
+                sys.stderr.write("berth: the container was killed: out of memory\n")
+            return int(final.get("exit_code") or 0)
+        target = err if stream == 2 else out
+        target.write(data)
+        target.flush()
+    sys.stderr.write("berth: the output stream ended before the container's exit was known\n")
+    return 125
+
+
+def cmd_create(client: Client, args: argparse.Namespace) -> int:
+    print(client.containers.create(convert.container_spec(args), start=False)["id"])
+    return 0
+
+
+def cmd_start(client: Client, args: argparse.Namespace) -> int:
+    if args.attach:
+        if len(args.containers) != 1:
+            raise convert.UsageError("start --attach takes exactly one container")
+        return _stream_until_exit(client.containers.start_attached(args.containers[0]))
+    return _each(args.containers, client.containers.start)
+
+
+def cmd_stop(client: Client, args: argparse.Namespace) -> int:
+    return _each(args.containers, lambda n: client.containers.stop(n, args.time))
+
+
+def cmd_restart(client: Client, args: argparse.Namespace) -> int:
+    return _each(args.containers, lambda n: client.containers.restart(n, args.time))
+
+
+def cmd_kill(client: Client, args: argparse.Namespace) -> int:
+    return _each(args.containers, lambda n: client.containers.kill(n, args.signal))
+
+
+def cmd_pause(client: Client, args: argparse.Namespace) -> int:
+    return _each(args.containers, client.containers.pause)
+
+
+def cmd_unpause(client: Client, args: argparse.Namespace) -> int:
+    return _each(args.containers, client.containers.unpause)
+
+
+def cmd_rm(client: Client, args: argparse.Namespace) -> int:
+    return _each(args.containers,
+                 lambda n: client.containers.remove(n, args.force, args.volumes))
+
+
+def cmd_rename(client: Client, args: argparse.Namespace) -> int:
+    client.containers.rename(args.container, args.new_name)
+    return 0
+
+
+def cmd_wait(client: Client, args: argparse.Namespace) -> int:
+    failed = 0
+    for name in args.containers:
+        try:
+            print(client.containers.wait(name)["exit_code"])
+        except APIError as e:
+            sys.stderr.write(f"berth: {e.message}\n")
+            failed = 1
+    return failed
+
+
+def cmd_inspect(client: Client, args: argparse.Namespace) -> int:
+    found, failed = [], 0
+    for name in args.containers:
+        try:
+            found.append(client.containers.get(name))
+        except APIError as e:
+            sys.stderr.write(f"berth: {e.message}\n")
+            failed = 1
+    fmt = _fmt(args)
+    if fmt == "table":
+        fmt = "json"
+    emit(found[0] if len(found) == 1 and len(args.containers) == 1 else found, fmt)
+    return failed
+
+
+def cmd_ps(client: Client, args: argparse.Namespace) -> int:
+    rows = client.containers.list(all=args.all, filters=args.filter)
+    if args.quiet:
+        for c in rows:
+            print(c["id"][:12])
+        return 0
+    emit(rows, _fmt(args), CONTAINER_COLUMNS)
+    return 0
+
+
+def cmd_logs(client: Client, args: argparse.Namespace) -> int:
+    frames = client.containers.logs(args.container, follow=args.follow, tail=args.tail,
+                                    since=args.since, until=args.until,
+                                    timestamps=args.timestamps)
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for stream, data in frames:
+        target = err if stream == 2 else out
+        target.write(data)
+        target.flush()
+    return 0
+
+
+def cmd_exec(client: Client, args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise convert.UsageError("exec needs a command to run")
+    from berth.cli.interactive import run_exec
+
+    return run_exec(client, args.container, command, tty=args.tty, stdin=args.interactive,
+                    env=args.env, workdir=args.workdir, user=args.user)
+
+
+def cmd_top(client: Client, args: argparse.Namespace) -> int:
+    top = client.containers.top(args.container)
+    if _fmt(args) != "table":
+        emit(top, _fmt(args))
+        return 0
+    cols = [(t, _column(i)) for i, t in enumerate(top["titles"])]
+    emit(top["processes"], "table", cols)
+    return 0
+
+
+def _column(i: int) -> Callable[[list[str]], str]:
+    return lambda row: row[i]
+
+
+def _stats_row(name: str, s: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, Any]:
+    cpu = 0.0
+    if prev is not None:
+        d_cpu = s["cpu_usage_ns"] - prev["cpu_usage_ns"]
+        d_sys = s["system_cpu_ns"] - prev["system_cpu_ns"]
+        if d_sys > 0:
+            cpu = d_cpu / d_sys * s["online_cpus"] * 100
+    limit = s.get("memory_limit")
+    return {"name": name, "cpu_percent": round(cpu, 2), "memory_usage": s["memory_usage"],
+            "memory_limit": limit, "pids": s["pids_current"],
+            "io_read_bytes": s["io_read_bytes"], "io_write_bytes": s["io_write_bytes"]}
+
+
+STATS_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
+    ("NAME", lambda r: r["name"]),
+    ("CPU %", lambda r: f"{r['cpu_percent']:.2f}%"),
+    ("MEM USAGE / LIMIT", lambda r: f"{human_size(r['memory_usage'])} / "
+     f"{human_size(r['memory_limit']) if r['memory_limit'] else 'unlimited'}"),
+    ("BLOCK I/O", lambda r: f"{human_size(r['io_read_bytes'])} / "
+     f"{human_size(r['io_write_bytes'])}"),
+    ("PIDS", lambda r: r["pids"]),
+]
+
+
+def cmd_stats(client: Client, args: argparse.Namespace) -> int:
+    import time
+
+    first = {n: client.containers.stats(n) for n in args.containers}
+    while True:
+        time.sleep(0.5 if args.no_stream else 1.0)
+        second = {n: client.containers.stats(n) for n in args.containers}
+        rows = [_stats_row(n, second[n], first[n]) for n in args.containers]
+        if not args.no_stream and _fmt(args) == "table":
+            sys.stdout.write("\x1b[2J\x1b[H")
+        emit(rows, _fmt(args), STATS_COLUMNS)
+        if args.no_stream:
+            return 0
+        first = second
+
+
+def cmd_update(client: Client, args: argparse.Namespace) -> int:
+    changes = convert.resources(args)
+    if args.restart:
+        changes["restart_policy"] = convert.restart_policy(args.restart)
+    if not changes:
+        raise convert.UsageError("update: give at least one of --memory, --memory-swap, "
+                                 "--cpus, --cpu-shares, --pids-limit, --restart")
+    return _each(args.containers, lambda n: client.containers.update(n, changes))
+
+
+def cmd_actions(client: Client, args: argparse.Namespace) -> int:
+    emit(client.containers.actions(args.container), _fmt(args), [
+        ("ID", lambda a: a["id"]), ("ACTION", lambda a: a["action"]),
+        ("STATE", lambda a: a["state"]), ("USER", lambda a: a["user"]),
+        ("REQUEST", lambda a: a["request_id"]), ("STARTED", lambda a: a["started_at"]),
+        ("FINISHED", lambda a: a["finished_at"] or ""), ("MESSAGE", lambda a: a["message"]),
+    ])
+    return 0
+
+
+def cmd_events(client: Client, args: argparse.Namespace) -> int:
+    for event in client.events(args.type):
+        if _fmt(args) == "table":
+            print(f"{event['time']:.6f} {event['type']} {event['action']} {event['id'][:12]} "
+                  f"(name={event.get('name', '')})", flush=True)
+        else:
+            print(json.dumps(event), flush=True)
+    return 0
+
+
+def cmd_info(client: Client, args: argparse.Namespace) -> int:
+    info = client.info()
+    if _fmt(args) != "table":
+        emit(info, _fmt(args))
+        return 0
+    for key, value in info.items():
+        print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+# -- images and volumes ---------------------------------------------------------------------
+
+IMAGE_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
+    ("REPOSITORY", lambda r: r["repo"]), ("TAG", lambda r: r["tag"]),
+    ("IMAGE ID", lambda r: r["id"][7:19]), ("CREATED", lambda r: ago(r["created"])),
+    ("SIZE", lambda r: human_size(r["size"])),
+]
+
+
+def cmd_images(client: Client, args: argparse.Namespace) -> int:
+    images = client.images.list()
+    if _fmt(args) != "table":
+        emit(images, _fmt(args))
+        return 0
+    rows = []
+    for img in images:
+        for tag in img["tags"] or ["<none>:<none>"]:
+            repo, _, t = tag.rpartition(":")
+            rows.append({**img, "repo": repo, "tag": t})
+    emit(rows, "table", IMAGE_COLUMNS)
+    return 0
+
+
+def cmd_image(client: Client, args: argparse.Namespace) -> int:
+    sub = args.image_cmd
+    if sub == "ls":
+        return cmd_images(client, args)
+    if sub == "import":
+        if args.file == "-":
+            imported = client.images.import_archive(sys.stdin.buffer)
+        else:
+            try:
+                with open(args.file, "rb") as f:
+                    imported = client.images.import_archive(f)
+            except OSError as e:
+                raise convert.UsageError(f"cannot read {args.file}: {e.strerror}") from None
+        for img in imported:
+            print(f"Loaded image: {', '.join(img['tags']) or img['id']}")
+        return 0
+    if sub == "build-base":
+        img = client.images.build_base(args.kind, args.tag)
+        print(f"{', '.join(img['tags'])} {img['id']}")
+        return 0
+    if sub == "inspect":
+        found = [client.images.get(ref) for ref in args.images]
+        emit(found[0] if len(found) == 1 else found, "json" if _fmt(args) == "table"
+             else _fmt(args))
+        return 0
+    if sub == "rm":
+        failed = 0
+        for ref in args.images:
+            try:
+                for line in client.images.remove(ref, args.force):
+                    print(line["result"])
+            except APIError as e:
+                sys.stderr.write(f"berth: {e.message}\n")
+                failed = 1
+        return failed
+    if sub == "tag":
+        client.images.tag(args.source, args.target)
+        return 0
+    raise convert.UsageError(f"unknown image command {sub}")
+
+
+def cmd_volume(client: Client, args: argparse.Namespace) -> int:
+    sub = args.volume_cmd
+    if sub == "create":
+        vol = client.volumes.create(args.name, convert.parse_kv(args.label, "label"))
+        print(vol["name"])
+    elif sub == "ls":
+        vols = client.volumes.list(args.filter)
+        if args.quiet:
+            for v in vols:
+                print(v["name"])
+        else:
+            emit(vols, _fmt(args), [("DRIVER", lambda v: v["driver"]),
+                                    ("VOLUME NAME", lambda v: v["name"])])
+    elif sub == "inspect":
+        found = [client.volumes.get(n) for n in args.volumes]
+        emit(found[0] if len(found) == 1 else found, "json" if _fmt(args) == "table"
+             else _fmt(args))
+    elif sub == "rm":
+        return _each(args.volumes, client.volumes.remove)
+    elif sub == "prune":
+        for name in client.volumes.prune()["removed"]:
+            print(f"deleted: {name}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
+    "run": cmd_run, "create": cmd_create, "start": cmd_start, "stop": cmd_stop,
+    "restart": cmd_restart, "kill": cmd_kill, "pause": cmd_pause, "unpause": cmd_unpause,
+    "rm": cmd_rm, "rename": cmd_rename, "wait": cmd_wait, "inspect": cmd_inspect,
+    "ps": cmd_ps, "logs": cmd_logs, "exec": cmd_exec, "top": cmd_top, "stats": cmd_stats,
+    "update": cmd_update, "actions": cmd_actions, "events": cmd_events, "info": cmd_info,
+    "images": cmd_images, "image": cmd_image, "volume": cmd_volume,
+}

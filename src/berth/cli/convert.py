@@ -1,0 +1,142 @@
+"""Turn Docker-style command-line values into API request fields."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$", re.IGNORECASE)
+
+
+class UsageError(Exception):
+    """A command-line value that cannot be understood; printed as one line."""
+
+
+def parse_size(text: str, what: str) -> int:
+    """'64m', '1g', '512k', '1048576' -> bytes; '-1' stays -1 (unlimited)."""
+    if text.strip() == "-1":
+        return -1
+    m = _SIZE_RE.match(text.strip())
+    if not m:
+        raise UsageError(f"invalid {what} {text!r}: use a number with an optional unit "
+                         "(b, k, m, g), e.g. 64m")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_kv(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid {what} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _volume_mount(spec: str) -> dict[str, Any]:
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return {"type": "volume", "target": parts[0]}  # anonymous volume
+    if len(parts) > 3 or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise UsageError(f"invalid volume {spec!r}: expected SRC:DST[:ro|rw]")
+    source, target = parts[0], parts[1]
+    kind = "bind" if source.startswith(("/", ".")) else "volume"
+    if kind == "bind" and source.startswith("."):
+        import os
+
+        source = os.path.abspath(source)
+    return {"type": kind, "source": source, "target": target,
+            "readonly": len(parts) == 3 and parts[2] == "ro"}
+
+
+def _mount_flag(spec: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in spec.split(","):
+        key, eq, value = field.partition("=")
+        key = key.strip()
+        if key in ("type",):
+            out["type"] = value
+        elif key in ("source", "src"):
+            out["source"] = value
+        elif key in ("target", "destination", "dst"):
+            out["target"] = value
+        elif key in ("readonly", "ro"):
+            out["readonly"] = not eq or value.lower() in ("1", "true")
+        elif key == "tmpfs-size":
+            out["tmpfs_size"] = parse_size(value, "tmpfs-size")
+        elif key == "tmpfs-mode":
+            out["tmpfs_mode"] = int(value, 8)
+        else:
+            raise UsageError(f"invalid --mount field {key!r} in {spec!r}")
+    out.setdefault("type", "volume")
+    return out
+
+
+def _tmpfs(spec: str) -> dict[str, Any]:
+    target, _, opts = spec.partition(":")
+    out: dict[str, Any] = {"type": "tmpfs", "target": target}
+    for opt in filter(None, opts.split(",")):
+        key, _, value = opt.partition("=")
+        if key == "size":
+            out["tmpfs_size"] = parse_size(value, "tmpfs size")
+        elif key == "mode":
+            out["tmpfs_mode"] = int(value, 8)
+        else:
+            raise UsageError(f"invalid --tmpfs option {opt!r}: use size= and mode=")
+    return out
+
+
+def resources(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.memory:
+        out["memory"] = parse_size(args.memory, "memory")
+    if args.memory_swap:
+        out["memory_swap"] = parse_size(args.memory_swap, "memory-swap")
+    for field in ("cpus", "cpu_shares", "pids_limit"):
+        if getattr(args, field) is not None:
+            out[field] = getattr(args, field)
+    return out
+
+
+def container_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The POST /v1/containers body for `berth run` / `berth create`."""
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    spec: dict[str, Any] = {
+        "image": args.image,
+        "env": args.env,
+        "labels": parse_kv(args.label, "label"),
+        "mounts": [_volume_mount(v) for v in args.volume] + [_mount_flag(m) for m in args.mount]
+        + [_tmpfs(t) for t in args.tmpfs],
+        "restart_policy": _restart(args.restart),
+        "auto_remove": args.rm,
+        "readonly_rootfs": args.read_only,
+        "cap_add": args.cap_add,
+        "cap_drop": args.cap_drop,
+        "network": args.network,
+        "tty": args.tty,
+        "stdin_open": args.interactive,
+        **resources(args),
+    }
+    if command:
+        spec["command"] = command
+    for field in ("name", "workdir", "user", "hostname", "stop_signal", "stop_timeout"):
+        if getattr(args, field) is not None:
+            spec[field] = getattr(args, field)
+    if args.entrypoint is not None:
+        spec["entrypoint"] = [args.entrypoint] if args.entrypoint else []
+    return spec
+
+
+def _restart(text: str) -> dict[str, Any]:
+    name, _, count = text.partition(":")
+    if count and not count.isdigit():
+        raise UsageError(f"invalid restart policy {text!r}: N must be a number")
+    return {"name": name, "max_retries": int(count or 0)}
+
+
+def restart_policy(text: str) -> dict[str, Any]:
+    return _restart(text)

@@ -1,0 +1,118 @@
+"""Interactive sessions (`run -it`, `exec -it`, `exec -i`) over the API's websockets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from berth.client import APIError, Client
+
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, as in docker
+
+
+@contextlib.contextmanager
+def _raw_terminal(enabled: bool) -> Iterator[None]:
+    if not enabled or not os.isatty(sys.stdin.fileno()):
+        yield
+        return
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _send_size(ws: Any) -> None:
+    size = shutil.get_terminal_size()
+    with contextlib.suppress(Exception):
+        ws.send(json.dumps({"resize": [size.lines, size.columns]}))
+
+
+def _pump_stdin(ws: Any, detach: bool, detached: threading.Event) -> None:
+    fd = sys.stdin.fileno()
+    last = b""
+    try:
+        while True:
+            data = os.read(fd, 4096)
+            if not data:
+                ws.send(json.dumps({"close_stdin": True}))
+                return
+            if detach and (last + data).endswith(DETACH_KEYS):
+                detached.set()
+                ws.close()
+                return
+            last = data[-1:]
+            ws.send(b"\x00" + data)
+    except Exception:  # the session ended under us
+        return
+
+
+def _session(ws: Any, tty: bool, stdin: bool, detach: bool) -> int:
+    detached = threading.Event()
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    with _raw_terminal(tty and stdin):
+        if tty:
+            _send_size(ws)
+            if os.isatty(sys.stdout.fileno()):
+                signal.signal(signal.SIGWINCH, lambda *_: _send_size(ws))
+        if stdin:
+            threading.Thread(target=_pump_stdin, args=(ws, detach, detached),
+                             daemon=True).start()
+        code = None
+        try:
+            for msg in ws:
+                if isinstance(msg, bytes):
+                    target = err if msg[:1] == b"\x02" else out
+                    target.write(msg[1:])
+                    target.flush()
+                    continue
+                ctl = json.loads(msg)
+                if "error" in ctl:
+                    sys.stderr.write(f"berth: {ctl['error']}\r\n" if tty else
+                                     f"berth: {ctl['error']}\n")
+                if "exit_code" in ctl:
+                    code = int(ctl["exit_code"])
+        except Exception:
+            if not detached.is_set():
+                raise
+    if detached.is_set():
+        sys.stderr.write("\nberth: detached (the container keeps running)\n")
+        return 0
+    if code is None:
+        sys.stderr.write("berth: the session ended before an exit code arrived\n")
+        return 125
+    return code
+
+
+def run_interactive(client: Client, box: dict[str, Any], tty: bool) -> int:
+    """Attach to a created container, start it, stream until it exits (or ctrl-p ctrl-q)."""
+    ws = client.containers.attach_session(box["id"], start=True, logs=True)
+    try:
+        return _session(ws, tty, stdin=bool(box["config"].get("stdin_open")), detach=True)
+    finally:
+        ws.close()
+
+
+def run_exec(client: Client, container: str, command: list[str], *, tty: bool, stdin: bool,
+             env: list[str], workdir: str, user: str) -> int:
+    try:
+        ws = client.containers.exec_session(container, command, tty=tty, stdin=stdin, env=env,
+                                            workdir=workdir, user=user)
+    except APIError:
+        raise
+    try:
+        return _session(ws, tty, stdin, detach=False)
+    finally:
+        ws.close()

@@ -1,0 +1,69 @@
+"""Showing objects: a table for people, JSON or YAML for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+
+def emit(data: Any, fmt: str, columns: list[tuple[str, Any]] | None = None) -> None:
+    """Print data (an object or a list) as a table (with columns) or as JSON/YAML."""
+    if fmt == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    if fmt == "yaml":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+        return
+    if columns is None:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    rows = data if isinstance(data, list) else [data]
+    table(columns, rows)
+
+
+def table(columns: list[tuple[str, Any]], rows: list[Any]) -> None:
+    """Plain aligned columns, like docker's (no colours: scripts grep this output too)."""
+    cells = [[title for title, _ in columns]]
+    for row in rows:
+        cells.append([str(get(row)) for _, get in columns])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    for r in cells:
+        line = "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        sys.stdout.write(line + "\n")
+
+
+def ago(iso: str | None) -> str:
+    if not iso:
+        return ""
+    then = datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    secs = max(0, time.time() - then)
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if secs >= size:
+            n = int(secs // size)
+            return f"{n} {unit[:-1] if n == 1 else unit} ago"
+    return "seconds ago" if secs >= 2 else "just now"
+
+
+def status_text(c: dict[str, Any]) -> str:
+    st = c["state"]
+    status = st["status"]
+    if status == "running":
+        return f"Up since {ago(st['started_at'])}".replace("since ", "").replace(" ago", "")
+    if status == "paused":
+        return "Up (Paused)"
+    if status == "exited":
+        return f"Exited ({st['exit_code']}) {ago(st['finished_at'])}"
+    return status.capitalize()
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1000
+    return f"{n}"

@@ -1,0 +1,185 @@
+"""The Python SDK for Berth's native API. The `berth` CLI is built only on this.
+
+    from berth.client import Client
+    c = Client()                       # BERTH_HOST or unix:///run/berth/berth.sock
+    box = c.containers.create({"image": "busybox", "command": ["sleep", "60"]}, start=True)
+    c.containers.stop(box["id"])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from berth.client.transport import DEFAULT_HOST, APIError, Transport, read_frames
+
+EXIT_FRAME = 3
+
+
+class _Containers:
+    def __init__(self, t: Transport) -> None:
+        self._t = t
+
+    def create(self, spec: dict[str, Any], start: bool = False) -> dict[str, Any]:
+        """Create (and optionally start) a container; returns it once the agent is done."""
+        answer = self._t.call("POST", "/v1/containers", {"start": start, "wait": True},
+                              body=spec)
+        return answer["container"]
+
+    def run_attached(self, spec: dict[str, Any]) -> Iterator[tuple[int, bytes]]:
+        """Create, start and stream output as (stream, data); stream 3 is the exit record."""
+        resp = self._t.open("POST", "/v1/containers",
+                            {"start": True, "attach": True, "wait": True}, body=spec)
+        return read_frames(resp)
+
+    def list(self, all: bool = False, filters: list[str] | None = None) -> list[dict[str, Any]]:
+        return self._t.call("GET", "/v1/containers", {"all": all, "filter": filters or None})
+
+    def get(self, ref: str) -> dict[str, Any]:
+        return self._t.call("GET", f"/v1/containers/{ref}")
+
+    def _act(self, ref: str, verb: str, **params: Any) -> dict[str, Any] | None:
+        return self._t.call("POST", f"/v1/containers/{ref}/{verb}", {**params, "wait": True})
+
+    def start(self, ref: str) -> dict[str, Any] | None:
+        return self._act(ref, "start")
+
+    def start_attached(self, ref: str) -> Iterator[tuple[int, bytes]]:
+        resp = self._t.open("POST", f"/v1/containers/{ref}/start", {"attach": True})
+        return read_frames(resp)
+
+    def stop(self, ref: str, timeout: int | None = None) -> dict[str, Any] | None:
+        return self._act(ref, "stop", timeout=timeout)
+
+    def restart(self, ref: str, timeout: int | None = None) -> dict[str, Any] | None:
+        return self._act(ref, "restart", timeout=timeout)
+
+    def kill(self, ref: str, signal: str = "SIGKILL") -> dict[str, Any] | None:
+        return self._act(ref, "kill", signal=signal)
+
+    def pause(self, ref: str) -> dict[str, Any] | None:
+        return self._act(ref, "pause")
+
+    def unpause(self, ref: str) -> dict[str, Any] | None:
+        return self._act(ref, "unpause")
+
+    def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        return self._t.call("POST", f"/v1/containers/{ref}/update", {"wait": True},
+                            body=changes)
+
+    def rename(self, ref: str, name: str) -> dict[str, Any]:
+        return self._t.call("POST", f"/v1/containers/{ref}/rename", {"name": name})
+
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        self._t.call("DELETE", f"/v1/containers/{ref}",
+                     {"force": force, "volumes": volumes, "wait": True})
+
+    def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
+        return self._t.call("POST", f"/v1/containers/{ref}/wait", {"condition": condition})
+
+    def actions(self, ref: str) -> list[dict[str, Any]]:
+        return self._t.call("GET", f"/v1/containers/{ref}/actions")
+
+    def logs(self, ref: str, follow: bool = False, tail: str | int = "all",
+             since: str | None = None, until: str | None = None, timestamps: bool = False,
+             stdout: bool = True, stderr: bool = True) -> Iterator[tuple[int, bytes]]:
+        resp = self._t.open("GET", f"/v1/containers/{ref}/logs", {
+            "follow": follow, "tail": tail, "since": since, "until": until,
+            "timestamps": timestamps, "stdout": stdout, "stderr": stderr})
+        return read_frames(resp)
+
+    def top(self, ref: str) -> dict[str, Any]:
+        return self._t.call("GET", f"/v1/containers/{ref}/top")
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        return self._t.call("GET", f"/v1/containers/{ref}/stats")
+
+    def stats_stream(self, ref: str) -> Iterator[dict[str, Any]]:
+        resp = self._t.open("GET", f"/v1/containers/{ref}/stats", {"stream": True})
+        for line in resp:
+            if line.strip():
+                yield json.loads(line)
+
+    def exec_session(self, ref: str, command: list[str], tty: bool = False,
+                     stdin: bool = False, env: list[str] | None = None, workdir: str = "",
+                     user: str = "") -> Any:
+        """An open websocket: see berth.api.routes.streams for the message protocol."""
+        ws = self._t.websocket(f"/v1/containers/{ref}/exec")
+        ws.send(json.dumps({"command": command, "tty": tty, "stdin": stdin, "env": env or [],
+                            "workdir": workdir, "user": user}))
+        return ws
+
+    def attach_session(self, ref: str, start: bool = False, logs: bool = True) -> Any:
+        return self._t.websocket(f"/v1/containers/{ref}/attach",
+                                 {"start": start, "logs": logs})
+
+
+class _Images:
+    def __init__(self, t: Transport) -> None:
+        self._t = t
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._t.call("GET", "/v1/images")
+
+    def get(self, ref: str) -> dict[str, Any]:
+        return self._t.call("GET", f"/v1/images/{ref}/json")
+
+    def import_archive(self, stream: BinaryIO) -> list[dict[str, Any]]:
+        def chunks() -> Iterator[bytes]:
+            while chunk := stream.read(1 << 20):
+                yield chunk
+
+        return self._t.call("POST", "/v1/images/import", raw=chunks())
+
+    def build_base(self, kind: str = "busybox", tag: str | None = None) -> dict[str, Any]:
+        return self._t.call("POST", "/v1/images/build-base", body={"kind": kind, "tag": tag})
+
+    def tag(self, ref: str, tag: str) -> dict[str, Any]:
+        return self._t.call("POST", f"/v1/images/{ref}/tag", body={"tag": tag})
+
+    def remove(self, ref: str, force: bool = False) -> list[dict[str, Any]]:
+        return self._t.call("DELETE", f"/v1/images/{ref}", {"force": force})
+
+
+class _Volumes:
+    def __init__(self, t: Transport) -> None:
+        self._t = t
+
+    def create(self, name: str | None = None, labels: dict[str, str] | None = None
+               ) -> dict[str, Any]:
+        return self._t.call("POST", "/v1/volumes", body={"name": name, "labels": labels or {}})
+
+    def list(self, filters: list[str] | None = None) -> list[dict[str, Any]]:
+        return self._t.call("GET", "/v1/volumes", {"filter": filters or None})
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self._t.call("GET", f"/v1/volumes/{name}")
+
+    def remove(self, name: str) -> None:
+        self._t.call("DELETE", f"/v1/volumes/{name}")
+
+    def prune(self) -> dict[str, Any]:
+        return self._t.call("POST", "/v1/volumes/prune")
+
+
+class Client:
+    def __init__(self, host: str | None = None) -> None:
+        self.host = host or os.environ.get("BERTH_HOST") or DEFAULT_HOST
+        self.transport = Transport(self.host)
+        self.containers = _Containers(self.transport)
+        self.images = _Images(self.transport)
+        self.volumes = _Volumes(self.transport)
+
+    def info(self) -> dict[str, Any]:
+        return self.transport.call("GET", "/v1/info")
+
+    def events(self, type: str | None = None) -> Iterator[dict[str, Any]]:
+        resp = self.transport.open("GET", "/v1/events", {"type": type})
+        for line in resp:
+            if line.startswith(b"data: "):
+                yield json.loads(line[6:])
+
+
+__all__ = ["APIError", "Client"]

@@ -1,0 +1,154 @@
+"""HTTP to berthd over a unix socket or TCP, on the standard library's http.client.
+
+The CLI's start-up time is part of every `berth run`, so the SDK avoids heavy imports: the
+stdlib client costs a fraction of the alternatives, and websockets (interactive exec/attach)
+are imported only when used.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import struct
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+DEFAULT_HOST = "unix:///run/berth/berth.sock"
+TIMEOUT = 3700.0  # longer than the api's longest wait
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.body = body or {}
+
+
+class ConnectionFailed(APIError):
+    pass
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+class Transport:
+    def __init__(self, host: str = DEFAULT_HOST, timeout: float = TIMEOUT) -> None:
+        self.host = host
+        self.timeout = timeout
+        parts = urlsplit(host)
+        if parts.scheme == "unix":
+            self.unix_path: str | None = parts.path
+            self.netloc = "localhost"
+        elif parts.scheme in ("tcp", "http"):
+            self.unix_path = None
+            self.netloc = parts.netloc
+        else:
+            raise ValueError(f"unsupported host {host!r}: use unix:///path or tcp://host:port")
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.unix_path is not None:
+            return _UnixConnection(self.unix_path, self.timeout)
+        return http.client.HTTPConnection(self.netloc, timeout=self.timeout)
+
+    def open(self, method: str, path: str, params: dict[str, Any] | None = None,
+             body: Any = None, raw: bytes | Iterator[bytes] | None = None,
+             headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        """Send a request; raise APIError for any non-2xx/304 answer."""
+        url = quote(path) + ("?" + urlencode(_params(params)) if params else "")
+        hdrs = {"Accept": "application/json", **(headers or {})}
+        data: Any = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        elif raw is not None:
+            data = raw
+            hdrs["Content-Type"] = "application/octet-stream"
+            if not isinstance(raw, bytes):
+                hdrs["Transfer-Encoding"] = "chunked"
+        conn = self._connection()
+        try:
+            conn.request(method, url, body=data, headers=hdrs,
+                         encode_chunked=data is not None and not isinstance(data, bytes))
+            resp = conn.getresponse()
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise ConnectionFailed(0, f"cannot reach berthd at {self.host}: {e.strerror}. Is "
+                                   "berthd running?") from None
+        except OSError as e:
+            raise ConnectionFailed(0, f"cannot talk to berthd at {self.host}: {e}") from None
+        if resp.status >= 400:
+            payload = resp.read()
+            try:
+                doc = json.loads(payload)
+                message = doc.get("message") or payload.decode(errors="replace")
+            except (ValueError, AttributeError):
+                doc, message = {}, payload.decode(errors="replace") or resp.reason
+            raise APIError(resp.status, message, doc if isinstance(doc, dict) else {})
+        return resp
+
+    def call(self, method: str, path: str, params: dict[str, Any] | None = None,
+             body: Any = None, raw: bytes | Iterator[bytes] | None = None) -> Any:
+        resp = self.open(method, path, params, body, raw)
+        payload = resp.read()
+        if resp.status in (204, 304) or not payload:
+            return None
+        return json.loads(payload)
+
+    def websocket(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        from websockets.sync.client import connect, unix_connect
+
+        url = "ws://localhost" + quote(path)
+        if params:
+            url += "?" + urlencode(_params(params))
+        try:
+            if self.unix_path is not None:
+                return unix_connect(self.unix_path, url, max_size=1 << 20, compression=None,
+                                    open_timeout=30)
+            return connect(url.replace("localhost", self.netloc, 1), max_size=1 << 20,
+                           compression=None, open_timeout=30)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise ConnectionFailed(0, f"cannot reach berthd at {self.host}: {e}") from None
+
+
+def _params(params: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            out.append((key, str(item).lower() if isinstance(item, bool) else str(item)))
+    return out
+
+
+def read_frames(resp: http.client.HTTPResponse) -> Iterator[tuple[int, bytes]]:
+    """Docker-style multiplexed frames: (stream, data) until the response ends."""
+    while True:
+        header = _read_exact(resp, 8)
+        if not header:
+            return
+        stream, size = struct.unpack(">BxxxI", header)
+        yield stream, _read_exact(resp, size)
+
+
+def _read_exact(resp: http.client.HTTPResponse, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = resp.read1(n - got) if hasattr(resp, "read1") else resp.read(n - got)
+        if not chunk:
+            if got:
+                raise APIError(0, "the stream from berthd ended in the middle of a frame")
+            return b""
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,136 @@
+"""berthd: the api and the agent of one host, in one process, on the embedded store.
+
+Stopping berthd (SIGTERM, or kill -9) never stops containers: each runs under its own conmon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from berth import __version__
+from berth.paths import DEFAULT_ROOT, DEFAULT_RUN_ROOT, HostPaths
+
+log = logging.getLogger("berth")
+DEFAULT_USERNS_BASE = 1_000_000_000  # far above any uid a distribution hands out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="berthd", description="The Berth daemon (api + agent).")
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="persistent state")
+    p.add_argument("--run-root", type=Path, default=DEFAULT_RUN_ROOT,
+                   help="runtime state on a tmpfs (sockets, monitors)")
+    p.add_argument("--store", default=None, help="store URL (default: SQLite in --root)")
+    p.add_argument("--role", choices=["all"], default="all",
+                   help="all: api and agent in one process (api/agent split comes with clusters)")
+    p.add_argument("--socket", type=Path, default=None,
+                   help="unix socket of the native API (default: RUN_ROOT/berth.sock)")
+    p.add_argument("--runtime", default=None, help="OCI runtime binary (default: runc)")
+    p.add_argument("--userns-base", type=int, default=DEFAULT_USERNS_BASE,
+                   help="first host uid of container user namespaces (0 disables them)")
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--version", action="version", version=f"berthd {__version__}")
+    return p.parse_args(argv)
+
+
+def _lock_root(paths: HostPaths) -> int:
+    fd = os.open(paths.root / "berthd.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"berthd: another berthd is already using {paths.root}")
+    return fd
+
+
+def _fresh_boot(paths: HostPaths) -> bool:
+    """The run-root is a tmpfs: a missing marker means the host rebooted since we last ran."""
+    marker = paths.run_root / "booted"
+    fresh = not marker.exists()
+    marker.touch()
+    return fresh
+
+
+async def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from berth.agent.agent import Agent
+    from berth.agent.hostops import HostOps
+    from berth.api.app import create_app
+    from berth.api.deps import Services
+    from berth.image.blobs import BlobStore
+    from berth.image.layers import LayerStore
+    from berth.runtime.base import IdMapping
+    from berth.runtime.oci import OciBackend
+    from berth.service.containers import ContainerService
+    from berth.service.hub import Hub
+    from berth.service.images import ImageService
+    from berth.service.volumes import VolumeService
+    from berth.store.db import Store
+
+    paths = HostPaths(args.root.resolve(), args.run_root.resolve())
+    paths.create()
+    lock = _lock_root(paths)
+    fresh = _fresh_boot(paths)
+    host = socket.gethostname()
+    idmap = IdMapping(args.userns_base) if args.userns_base else None
+    store = Store(args.store or f"sqlite:///{paths.store_file}")
+    hub = Hub()
+    backend = OciBackend(paths, args.runtime)
+    blobs = BlobStore(paths.blobs)
+    layers = LayerStore(paths.layers, blobs)
+    images = ImageService(store, blobs)
+    volumes = VolumeService(store, paths.volumes, host, paths.root, idmap)
+    containers = ContainerService(store, hub, host, backend.capabilities, images, volumes)
+    agent = Agent(store, hub, backend, layers, host, idmap, paths.volumes, fresh_boot=fresh)
+    hub.attach_agent(agent.kick)
+    info = {"version": __version__, "host": host, "runtime": backend.name,
+            "capabilities": sorted(backend.capabilities), "root": str(paths.root),
+            "run_root": str(paths.run_root), "store": store.url.split("://")[0],
+            "userns_base": args.userns_base, "pid": os.getpid(), "tmp": str(paths.tmp)}
+    services = Services(containers=containers, images=images, volumes=volumes, hub=hub,
+                        hostops=HostOps(backend), agent=agent, host=host, info=info)
+    sock = args.socket or paths.socket
+    with contextlib.suppress(FileNotFoundError):
+        sock.unlink()
+    config = uvicorn.Config(create_app(services), uds=str(sock), log_level="warning",
+                            lifespan="off", access_log=False, ws_max_size=1 << 20)
+    server = uvicorn.Server(config)
+    agent_task = asyncio.create_task(agent.run())
+    serve_task = asyncio.create_task(server.serve())
+    while not server.started and not serve_task.done():
+        await asyncio.sleep(0.01)
+    if server.started:
+        os.chmod(sock, 0o660)
+        log.info("berthd %s listening on %s (root %s)", __version__, sock, paths.root)
+    done, _ = await asyncio.wait({agent_task, serve_task}, return_when=asyncio.FIRST_COMPLETED)
+    agent.stop()
+    agent_task.cancel()
+    server.should_exit = True
+    for task in done:
+        if task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    with contextlib.suppress(asyncio.CancelledError):
+        await serve_task
+    store.close()
+    os.close(lock)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        sys.exit("berthd: must run as root (it creates namespaces, mounts and cgroups)")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

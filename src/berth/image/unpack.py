@@ -1,0 +1,483 @@
+"""Extract one image layer (a tar, maybe gzip'd) into a directory, treating it as hostile.
+
+tarfile is used only to parse headers and stream member data; every filesystem operation is
+done here, relative to directory fds opened with O_NOFOLLOW, so nothing is ever written, chmod'ed
+or read through a symlink and nothing outside the target can be reached. OCI whiteouts become
+overlayfs whiteouts, so the result can be used directly as an overlayfs lowerdir.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from berth.errors import UnsafeContent
+from berth.runtime.base import IdMapping
+
+CHUNK = 1 << 20
+HEADER_BUDGET = 2 << 20  # most bytes one header (with its pax/longname records) may take
+TRAILER_BUDGET = 1 << 20  # padding allowed after the end-of-archive marker
+MAX_ID = (1 << 32) - 2
+OPAQUE_XATTR = "trusted.overlay.opaque"
+CAPS_PAX = "SCHILY.xattr.security.capability"
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Errors that mean "the archive asks for something impossible", not "the host is broken".
+_CONTENT_ERRNOS = {errno.ELOOP, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG,
+                   errno.EINVAL, errno.EMLINK, errno.ENOENT}
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    max_total_bytes: int = 16 << 30  # uncompressed file data
+    max_entries: int = 1_000_000
+    max_depth: int = 128
+    max_path: int = 4096
+    max_name: int = 255
+
+
+class _Prefixed:
+    """A stream with bytes already peeked from its start put back in front."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0 or n >= len(self._head):
+                data, self._head = self._head, b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        return self._rest.read(CHUNK if n is None or n < 0 else n)
+
+
+def compression_of(head: bytes) -> str:
+    """"gzip", "zstd", "xz", "bzip2" or "" (plain) from a blob's first bytes."""
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head.startswith(b"BZh"):
+        return "bzip2"
+    return ""
+
+
+def decompressed(stream: BinaryIO) -> BinaryIO:
+    """The uncompressed tar bytes of a blob (plain or gzip'd), whatever it was stored as."""
+    head = b""
+    while len(head) < 6:
+        more = stream.read(6 - len(head))
+        if not more:
+            break
+        head += more
+    src = _Prefixed(head, stream)
+    kind = compression_of(head)
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[arg-type]
+    if kind == "zstd":
+        raise UnsafeContent("zstd layers are not supported yet")
+    if kind:
+        raise UnsafeContent(f"{kind} compressed layers are not supported")
+    return src  # type: ignore[return-value]
+
+
+class BoundedReader:
+    """Hashes and counts everything read, turns decompression errors into UnsafeContent and
+    enforces a byte budget (so a huge pax header cannot make tarfile buffer gigabytes)."""
+
+    def __init__(self, src: BinaryIO, what: str = "layer") -> None:
+        self._src = src
+        self._sha = hashlib.sha256()
+        self.what = what
+        self.pos = 0
+        self.budget_end: int | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = self._src.read(CHUNK if n is None or n < 0 else n)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnsafeContent(f"corrupt {self.what}: {exc}") from None
+        self.pos += len(data)
+        self._sha.update(data)
+        if self.budget_end is not None and self.pos > self.budget_end:
+            raise UnsafeContent(f"{self.what} tar header or trailer exceeds its size bound")
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+    def digest(self) -> str:
+        return "sha256:" + self._sha.hexdigest()
+
+
+def compute_diff_id(stream: BinaryIO, max_bytes: int = 64 << 30) -> str:
+    """sha256 of the uncompressed bytes of a layer blob, without extracting it."""
+    reader = BoundedReader(decompressed(stream))
+    reader.budget_end = max_bytes
+    reader.drain()
+    return reader.digest()
+
+
+class _TarInfo(tarfile.TarInfo):
+    """Notes when tarfile meets a real end-of-archive block: tarfile otherwise treats a
+    truncated or garbled header after the first as a silent end of the archive."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.EOFHeaderError:
+            tarfile_.berth_saw_end = True  # type: ignore[attr-defined]
+            raise
+
+
+def iter_tar(reader: BoundedReader) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """Stream a tar's members with bounded headers; the caller must consume each member's
+    data before the next and should map tarfile.TarError to UnsafeContent."""
+    reader.budget_end = reader.pos + HEADER_BUDGET
+    with tarfile.open(fileobj=reader, mode="r|", tarinfo=_TarInfo,  # type: ignore[call-overload]
+                      encoding="utf-8", errors="surrogateescape") as tf:
+        while True:
+            reader.budget_end = reader.pos + HEADER_BUDGET
+            member = tf.next()
+            if member is None:
+                break
+            reader.budget_end = None  # member data is bounded by the caller
+            yield member, tf
+            tf.members.clear()  # stream mode would otherwise keep every header
+        if not getattr(tf, "berth_saw_end", False):
+            raise UnsafeContent(f"corrupt {reader.what}: truncated tar or bad header")
+    reader.budget_end = reader.pos + TRAILER_BUDGET
+    reader.drain()
+
+
+def unpack_layer(stream: BinaryIO, target: Path, *, idmap: IdMapping | None,
+                 limits: UnpackLimits = UnpackLimits()) -> str:
+    """Extract a layer into ``target`` and return its diff_id (sha256 of the plain tar)."""
+    target = Path(target)
+    target.mkdir(exist_ok=True)
+    reader = BoundedReader(decompressed(stream), "layer")
+    root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        ex = _Extractor(root_fd, idmap, limits)
+        try:
+            for member, tf in iter_tar(reader):
+                ex.add(member, tf)
+        except tarfile.TarError as exc:
+            raise UnsafeContent(f"corrupt layer: {exc}") from None
+        ex.finish()
+    finally:
+        os.close(root_fd)
+    return reader.digest()
+
+
+class _Extractor:
+    def __init__(self, root_fd: int, idmap: IdMapping | None, limits: UnpackLimits) -> None:
+        self.root_fd = root_fd
+        self.idmap = idmap
+        self.limits = limits
+        self.entries = 0
+        self.data_bytes = 0
+        # Directory modes and mtimes are applied last: children change a dir's mtime, and a
+        # read-only dir must still accept its entries.
+        self.dirs: dict[tuple[str, ...], tuple[int, int]] = {}
+
+    # -- one entry ---------------------------------------------------------------------------
+
+    def add(self, m: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
+        self.entries += 1
+        if self.entries > self.limits.max_entries:
+            raise UnsafeContent(f"layer exceeds max_entries ({self.limits.max_entries})")
+        parts = self._entry_path(m.name)
+        if m.isreg() and m.size:
+            self._count_data(m)
+        if not parts:
+            self._skip_data(m, tf)  # the layer root itself ("./"): its metadata is ours
+            return
+        if any(p.startswith(".wh.") for p in parts[:-1]):
+            raise UnsafeContent(f"whiteout name used as a directory in {m.name!r}")
+        try:
+            if parts[-1].startswith(".wh."):
+                self._skip_data(m, tf)
+                self._whiteout(m, parts)
+            elif m.issparse():
+                raise UnsafeContent(f"sparse file {m.name!r} is not supported")
+            elif m.isreg():
+                self._file(m, parts, tf)
+            elif m.isdir():
+                self._dir(m, parts)
+            elif m.issym():
+                self._symlink(m, parts)
+            elif m.islnk():
+                self._hardlink(m, parts)
+            elif m.isfifo():
+                self._fifo(m, parts)
+            elif m.ischr() or m.isblk():
+                raise UnsafeContent(f"device node {m.name!r} is not allowed in a layer")
+            else:
+                raise UnsafeContent(f"unsupported tar entry type {m.type!r} for {m.name!r}")
+        except OSError as exc:
+            if exc.errno in _CONTENT_ERRNOS:
+                raise UnsafeContent(f"cannot extract {m.name!r}: {exc.strerror}") from None
+            raise
+
+    def _entry_path(self, name: str) -> list[str]:
+        lim = self.limits
+        if "\x00" in name:
+            raise UnsafeContent(f"entry name contains a NUL byte: {name!r}")
+        if len(os.fsencode(name)) > lim.max_path:
+            raise UnsafeContent(f"entry name longer than max_path ({lim.max_path}): {name[:80]!r}")
+        if name.startswith("/"):
+            raise UnsafeContent(f"absolute entry name {name!r}")
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise UnsafeContent(f"entry name {name!r} contains '..'")
+        if len(parts) > lim.max_depth:
+            raise UnsafeContent(f"entry {name[:80]!r} deeper than max_depth ({lim.max_depth})")
+        for p in parts:
+            if len(os.fsencode(p)) > lim.max_name:
+                raise UnsafeContent(f"entry name component longer than max_name "
+                                    f"({lim.max_name}) in {name[:80]!r}")
+        return parts
+
+    def _count_data(self, m: tarfile.TarInfo) -> None:
+        self.data_bytes += m.size
+        if self.data_bytes > self.limits.max_total_bytes:
+            raise UnsafeContent(
+                f"layer exceeds max_total_bytes ({self.limits.max_total_bytes} bytes of data)")
+
+    def _owner(self, m: tarfile.TarInfo) -> tuple[int, int]:
+        uid, gid = m.uid, m.gid
+        if not (0 <= uid <= MAX_ID and 0 <= gid <= MAX_ID):
+            raise UnsafeContent(f"invalid owner {uid}:{gid} for {m.name!r}")
+        if self.idmap is None:
+            return uid, gid
+        if uid >= self.idmap.size or gid >= self.idmap.size:
+            raise UnsafeContent(f"owner {uid}:{gid} of {m.name!r} is outside the user namespace "
+                                f"mapping (size {self.idmap.size})")
+        return self.idmap.host_base + uid, self.idmap.host_base + gid
+
+    @staticmethod
+    def _mtime_ns(m: tarfile.TarInfo) -> int:
+        try:
+            ns = int(round(m.mtime * 1_000_000_000))
+        except (OverflowError, ValueError, TypeError):
+            return 0
+        return min(max(ns, 0), 1 << 62)
+
+    # -- directory walking -------------------------------------------------------------------
+
+    def _open_dir(self, parts: Sequence[str], *, create: bool) -> int:
+        """An fd for the directory ``parts`` under the root, never following a symlink."""
+        fd = os.dup(self.root_fd)
+        try:
+            for i, comp in enumerate(parts):
+                try:
+                    nfd = os.open(comp, DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(comp, 0o755, dir_fd=fd)
+                    nfd = os.open(comp, DIR_FLAGS, dir_fd=fd)
+                    os.fchmod(nfd, 0o755)  # implicit parents: 0755 root, as Docker makes them
+                    os.fchown(nfd, *self._root_owner())
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        where = "/".join(parts[: i + 1])
+                        raise UnsafeContent(f"{where!r} is a symlink or not a directory; "
+                                            "refusing to write through it") from None
+                    raise
+                os.close(fd)
+                fd = nfd
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _root_owner(self) -> tuple[int, int]:
+        base = self.idmap.host_base if self.idmap else 0
+        return base, base
+
+    def _clear(self, parent_fd: int, name: str, parts: Sequence[str], *, keep_dir: bool) -> bool:
+        """Remove whatever an earlier entry put at ``name``; True if a dir was kept."""
+        try:
+            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return True
+            shutil.rmtree(name, dir_fd=parent_fd)  # fd-based: does not follow symlinks
+            prefix = tuple(parts)
+            for key in [k for k in self.dirs if k[: len(prefix)] == prefix]:
+                del self.dirs[key]
+        else:
+            os.unlink(name, dir_fd=parent_fd)
+        return False
+
+    # -- entry kinds -------------------------------------------------------------------------
+
+    def _skip_data(self, m: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
+        if m.isreg() and m.size:
+            src = tf.extractfile(m)
+            assert src is not None
+            while src.read(CHUNK):
+                pass
+
+    def _file(self, m: tarfile.TarInfo, parts: list[str], tf: tarfile.TarFile) -> None:
+        uid, gid = self._owner(m)
+        parent = self._open_dir(parts[:-1], create=True)
+        try:
+            self._clear(parent, parts[-1], parts, keep_dir=False)
+            fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600, dir_fd=parent)
+        finally:
+            os.close(parent)
+        with os.fdopen(fd, "wb") as out:
+            src = tf.extractfile(m)
+            assert src is not None
+            written = 0
+            while chunk := src.read(CHUNK):
+                written += len(chunk)
+                out.write(chunk)
+            if written != m.size:
+                raise UnsafeContent(f"corrupt layer: short data for {m.name!r}")
+            out.flush()
+            # chown clears setuid bits and file capabilities, so it goes first.
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, m.mode & 0o7777)
+            caps = m.pax_headers.get(CAPS_PAX)
+            if caps is not None:
+                os.setxattr(fd, "security.capability", caps.encode("utf-8", "surrogateescape"))
+            mt = self._mtime_ns(m)
+            os.utime(fd, ns=(mt, mt))
+
+    def _dir(self, m: tarfile.TarInfo, parts: list[str]) -> None:
+        uid, gid = self._owner(m)
+        parent = self._open_dir(parts[:-1], create=True)
+        try:
+            if not self._clear(parent, parts[-1], parts, keep_dir=True):
+                os.mkdir(parts[-1], 0o700, dir_fd=parent)
+            fd = os.open(parts[-1], DIR_FLAGS, dir_fd=parent)
+        finally:
+            os.close(parent)
+        try:
+            os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
+        self.dirs[tuple(parts)] = (m.mode & 0o7777, self._mtime_ns(m))
+
+    def _symlink(self, m: tarfile.TarInfo, parts: list[str]) -> None:
+        uid, gid = self._owner(m)
+        target = m.linkname
+        if not target or "\x00" in target or len(os.fsencode(target)) > self.limits.max_path:
+            raise UnsafeContent(f"invalid symlink target for {m.name!r}")
+        parent = self._open_dir(parts[:-1], create=True)
+        try:
+            name = parts[-1]
+            self._clear(parent, name, parts, keep_dir=False)
+            os.symlink(target, name, dir_fd=parent)  # only data: it is never followed here
+            os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
+            mt = self._mtime_ns(m)
+            os.utime(name, ns=(mt, mt), dir_fd=parent, follow_symlinks=False)
+        finally:
+            os.close(parent)
+
+    def _hardlink(self, m: tarfile.TarInfo, parts: list[str]) -> None:
+        src_parts = self._entry_path(m.linkname)
+        if not src_parts:
+            raise UnsafeContent(f"hard link {m.name!r} has no target")
+        try:
+            src_parent = self._open_dir(src_parts[:-1], create=False)
+        except FileNotFoundError:
+            raise UnsafeContent(f"hard link {m.name!r} -> {m.linkname!r}: target not "
+                                "extracted") from None
+        try:
+            try:
+                st = os.stat(src_parts[-1], dir_fd=src_parent, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if st is None or not stat.S_ISREG(st.st_mode):
+                raise UnsafeContent(f"hard link {m.name!r} -> {m.linkname!r}: target is not an "
+                                    "extracted regular file")
+            if src_parts == parts:
+                return
+            parent = self._open_dir(parts[:-1], create=True)
+            try:
+                self._clear(parent, parts[-1], parts, keep_dir=False)
+                os.link(src_parts[-1], parts[-1], src_dir_fd=src_parent, dst_dir_fd=parent,
+                        follow_symlinks=False)
+            finally:
+                os.close(parent)
+        finally:
+            os.close(src_parent)
+
+    def _fifo(self, m: tarfile.TarInfo, parts: list[str]) -> None:
+        uid, gid = self._owner(m)
+        parent = self._open_dir(parts[:-1], create=True)
+        try:
+            self._clear(parent, parts[-1], parts, keep_dir=False)
+            os.mkfifo(parts[-1], 0o600, dir_fd=parent)
+            # A read-only non-blocking open of a FIFO returns at once and gives an fd to fix up.
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=parent)
+        finally:
+            os.close(parent)
+        try:
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, m.mode & 0o7777)
+            mt = self._mtime_ns(m)
+            os.utime(fd, ns=(mt, mt))
+        finally:
+            os.close(fd)
+
+    def _whiteout(self, m: tarfile.TarInfo, parts: list[str]) -> None:
+        name = parts[-1]
+        if name == ".wh..wh..opq":
+            fd = self._open_dir(parts[:-1], create=True)
+            try:
+                os.setxattr(fd, OPAQUE_XATTR, b"y")
+            finally:
+                os.close(fd)
+            return
+        real = name[len(".wh."):]
+        if name.startswith(".wh..wh.") or real in ("", ".", ".."):
+            raise UnsafeContent(f"invalid whiteout entry {m.name!r}")
+        uid, gid = self._owner(m)
+        parent = self._open_dir(parts[:-1], create=True)
+        try:
+            self._clear(parent, real, [*parts[:-1], real], keep_dir=False)
+            # overlayfs represents a deleted lower file as a 0/0 character device.
+            os.mknod(real, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent)
+            os.chown(real, uid, gid, dir_fd=parent, follow_symlinks=False)
+        finally:
+            os.close(parent)
+
+    # -- the end -----------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Apply directory modes and mtimes, deepest first, now that all children exist."""
+        for parts, (mode, mt) in sorted(self.dirs.items(), key=lambda kv: -len(kv[0])):
+            try:
+                fd = self._open_dir(parts, create=False)
+            except (FileNotFoundError, UnsafeContent):
+                continue  # replaced by a later entry
+            try:
+                os.fchmod(fd, mode)
+                os.utime(fd, ns=(mt, mt))
+            finally:
+                os.close(fd)

@@ -1,0 +1,228 @@
+"""The runtime backend interface: what the agent asks of a host's container runtime.
+
+A backend turns a fully resolved ``ContainerSpec`` into a running container and reports what it
+observes. It never touches the store: the agent owns desired state, a backend owns the host.
+Every method is synchronous and idempotent where it can be (the agent calls them from worker
+threads and may repeat a call after a crash). Backends declare what they support; the service
+refuses an operation whose capability is missing (``Unsupported``) before it reaches a backend.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class Capability(enum.StrEnum):
+    PAUSE = "pause"
+    EXEC = "exec"
+    TTY = "tty"
+    ATTACH = "attach"
+    STATS = "stats"
+    TOP = "top"
+    UPDATE = "update"
+    USERNS = "userns"
+    CHECKPOINT = "checkpoint"
+
+
+@dataclass(frozen=True)
+class IdMapping:
+    """Container uid/gid 0..size-1 maps to host host_base..host_base+size-1."""
+
+    host_base: int
+    size: int = 65536
+
+    @property
+    def key(self) -> str:
+        return f"{self.host_base}-{self.size}"
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    kind: str  # "bind" | "volume" | "tmpfs"
+    target: str  # absolute path inside the container
+    source: str = ""  # host path for bind/volume; unused for tmpfs
+    readonly: bool = False
+    options: tuple[str, ...] = ()  # tmpfs: ("size=64m", "mode=1777")
+
+
+@dataclass(frozen=True)
+class Resources:
+    memory: int | None = None  # bytes
+    memory_swap: int | None = None  # bytes, memory+swap; -1 unlimited
+    nano_cpus: int | None = None  # 1e9 = one CPU (cfs quota/period)
+    cpu_shares: int | None = None
+    pids_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything a backend needs, already resolved by the service layer."""
+
+    id: str
+    name: str
+    args: list[str]  # entrypoint + cmd combined the way Docker does
+    env: list[str]  # "KEY=value"
+    cwd: str = "/"
+    user: str = ""  # "", "name", "uid", "uid:gid", "name:group"; resolved in the rootfs
+    hostname: str = ""
+    tty: bool = False
+    stdin: bool = False  # keep stdin open (attach)
+    layers: list[Path] = field(default_factory=list)  # unpacked layer dirs, lowest first
+    mounts: list[MountSpec] = field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
+    idmap: IdMapping | None = None  # None: no user namespace
+    readonly_rootfs: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    network: str = "none"  # "none" (own netns, loopback only) | "host"
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+class Status(enum.StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"  # the process exited; exit_code is known
+    MISSING = "missing"  # the runtime knows nothing of it (never made, or host rebooted)
+
+
+@dataclass(frozen=True)
+class Observed:
+    status: Status
+    pid: int = 0
+    exit_code: int | None = None
+    oom_killed: bool = False
+    started_at: float | None = None  # unix time
+    finished_at: float | None = None  # unix time
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    args: list[str]
+    env: list[str] = field(default_factory=list)
+    cwd: str = ""
+    user: str = ""
+    tty: bool = False
+
+
+class ExecProcess(ABC):
+    """A running exec session. Without a tty, stdout and stderr are separate pipes."""
+
+    @abstractmethod
+    def fileno_stdin(self) -> int | None: ...
+
+    @abstractmethod
+    def fileno_stdout(self) -> int: ...
+
+    @abstractmethod
+    def fileno_stderr(self) -> int | None: ...  # None with a tty (merged into stdout)
+
+    @abstractmethod
+    def resize(self, rows: int, cols: int) -> None: ...
+
+    @abstractmethod
+    def wait(self) -> int: ...  # exit code; 126 not executable, 127 not found
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Stats:
+    cpu_usage_ns: int
+    system_cpu_ns: int  # host-wide CPU time, for a percentage between two samples
+    online_cpus: int
+    memory_usage: int
+    memory_limit: int | None
+    pids_current: int
+    pids_limit: int | None
+    io_read_bytes: int
+    io_write_bytes: int
+    read_at: float  # unix time of the sample
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    time: str  # RFC 3339 with nanoseconds, as conmon wrote it
+    stream: str  # "stdout" | "stderr"
+    data: bytes  # one line, with its newline when the line was complete
+
+
+class RuntimeBackend(ABC):
+    name: str
+    capabilities: frozenset[Capability]
+
+    @abstractmethod
+    def create(self, spec: ContainerSpec) -> None:
+        """Assemble the rootfs and bundle, start the monitor, and leave the process created
+        but not started. On failure leave nothing behind and raise RuntimeFailure or
+        InvalidArgument (e.g. the user named in spec.user does not exist in the image).
+        Called again for a container that ran before (after ``release``), it keeps the
+        container's writable layer and appends to its existing log."""
+
+    @abstractmethod
+    def start(self, cid: str) -> None: ...
+
+    @abstractmethod
+    def kill(self, cid: str, signal: int) -> None:
+        """Send a signal to the container's init; no error if it has already exited."""
+
+    @abstractmethod
+    def pause(self, cid: str) -> None: ...
+
+    @abstractmethod
+    def resume(self, cid: str) -> None: ...
+
+    @abstractmethod
+    def state(self, cid: str) -> Observed: ...
+
+    @abstractmethod
+    def delete(self, cid: str) -> None:
+        """Remove every trace on the host (process, monitor, mounts, cgroup, bundle, state).
+        Idempotent: deleting a container that is half made or already gone succeeds."""
+
+    @abstractmethod
+    def release(self, cid: str) -> None:
+        """Free a stopped container's runtime resources (runtime state, monitor, rootfs
+        mount, cgroup) but keep its writable layer and log, so that ``create`` can run it
+        again. Idempotent."""
+
+    def exit_watch_dir(self) -> Path | None:
+        """A directory in which the monitor writes a file when a container exits, for the
+        agent to watch (inotify); None: the agent polls ``state`` instead."""
+        return None
+
+    @abstractmethod
+    def list_ids(self) -> list[str]:
+        """Containers this backend has any trace of on the host (to adopt or clean up)."""
+
+    @abstractmethod
+    def exec(self, cid: str, spec: ExecSpec) -> ExecProcess: ...
+
+    @abstractmethod
+    def stats(self, cid: str) -> Stats: ...
+
+    @abstractmethod
+    def top(self, cid: str) -> tuple[list[str], list[list[str]]]:
+        """Column titles and one row per process in the container."""
+
+    @abstractmethod
+    def update(self, cid: str, resources: Resources) -> None:
+        """Change limits of a live container."""
+
+    @abstractmethod
+    def read_logs(self, cid: str, follow: bool = False) -> Iterator[LogRecord]:
+        """The container's log from the beginning; with follow, keep yielding until the
+        container's monitor has exited and the log is drained."""
+
+    @abstractmethod
+    def attach_socket(self, cid: str) -> Path:
+        """The monitor's attach socket (stdin in, stdout/stderr out) for a container created
+        with stdin or tty."""
+
+    @abstractmethod
+    def resize(self, cid: str, rows: int, cols: int) -> None: ...

@@ -1,0 +1,299 @@
+"""OciBackend: containers run by runc (or crun) under conmon, on an overlay rootfs."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import resource
+import secrets
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from berth.errors import Conflict, NotFound, RuntimeFailure
+from berth.paths import HostPaths
+from berth.runtime.base import (
+    Capability,
+    ContainerSpec,
+    ExecProcess,
+    ExecSpec,
+    LogRecord,
+    Observed,
+    Resources,
+    RuntimeBackend,
+    Stats,
+)
+from berth.runtime.oci import cgroups, rootfs
+from berth.runtime.oci.conmon import ConmonLaunch, launch_conmon
+from berth.runtime.oci.exec import RuncExec, build_exec_process
+from berth.runtime.oci.layout import ContainerLayout, check_id, exit_dir
+from berth.runtime.oci.logs import read_log_file
+from berth.runtime.oci.observe import observe
+from berth.runtime.oci.procutil import conmon_alive, read_pidfile, signal_pid
+from berth.runtime.oci.runc import RuncCli, clean_error, find_runtime, is_not_running
+from berth.runtime.oci.spec import build_oci_config, cgroups_path, hostname_of
+from berth.runtime.oci.top import process_table
+from berth.runtime.oci.user import resolve_user
+
+CONMON_EXIT_WAIT = 5.0
+
+
+class OciBackend(RuntimeBackend):
+    name = "oci"
+    capabilities = frozenset({Capability.PAUSE, Capability.EXEC, Capability.TTY,
+                              Capability.ATTACH, Capability.STATS, Capability.TOP,
+                              Capability.UPDATE, Capability.USERNS})
+
+    def __init__(self, paths: HostPaths, runtime: str | None = None) -> None:
+        self.paths = paths
+        self.runtime = find_runtime(runtime)
+        self.runc = RuncCli(self.runtime, paths.run_root / Path(self.runtime).name)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _layout(self, cid: str) -> ContainerLayout:
+        return ContainerLayout(self.paths, check_id(cid))
+
+    def _lock(self, cid: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(cid, threading.Lock())
+
+    def _cgroup(self, cid: str) -> cgroups.ContainerCgroup:
+        return cgroups.container_cgroup(cgroups_path(cid))
+
+    def _require_running(self, cid: str) -> dict[str, object]:
+        st = self.runc.state(check_id(cid))
+        if st is None:
+            raise NotFound(f"no such container: {cid}")
+        if st.get("status") not in ("running", "paused"):
+            raise Conflict(f"container {cid} is not running")
+        return st
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> None:
+        lay = self._layout(spec.id)
+        with self._lock(spec.id):
+            if self.runc.state(spec.id) is not None:
+                raise Conflict(f"container {spec.id} already exists")
+            existed = lay.dir.exists()  # released before: keep its writable layer and log
+            self._release(lay)
+            try:
+                self._create(lay, spec)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._release(lay) if existed else self._teardown(lay)
+                raise
+
+    def _create(self, lay: ContainerLayout, spec: ContainerSpec) -> None:
+        self.runc.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lay.dir.mkdir(mode=0o711, parents=True, exist_ok=True)
+        for d in (lay.rootfs, lay.upper, lay.work, lay.empty_lower, lay.persist, lay.run_dir,
+                  lay.exit_dir, lay.socket_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        for stale in (lay.persist / "exit", lay.persist / "oom", lay.started_at):
+            stale.unlink(missing_ok=True)
+        if spec.idmap is not None:
+            # The overlay's root takes the upper dir's owner: make it the container's root.
+            for d in (lay.upper, lay.work, lay.rootfs):
+                os.chown(d, spec.idmap.host_base, spec.idmap.host_base)
+        rootfs.mount_overlay(lay.rootfs, rootfs.overlay_options(
+            list(spec.layers), lay.upper, lay.work, lay.empty_lower))
+        user = resolve_user(lay.rootfs, spec.user)
+        files = rootfs.write_etc_files(lay.dir, hostname_of(spec), spec.network == "host")
+        if spec.idmap is not None:
+            for path in files.values():
+                os.chown(path, spec.idmap.host_base, spec.idmap.host_base)
+        config = build_oci_config(spec, user.uid, user.gid, user.additional_gids, lay.rootfs,
+                                  files, home=user.home,
+                                  nofile_hard_limit=resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        lay.config.write_text(json.dumps(config, indent=1))
+        launch_conmon(ConmonLaunch(
+            cid=spec.id, name=spec.name, runtime=self.runtime, runtime_root=self.runc.root,
+            bundle=lay.bundle, container_pidfile=lay.container_pidfile,
+            conmon_pidfile=lay.conmon_pidfile, log_path=lay.log, exit_dir=lay.exit_dir,
+            persist_dir=lay.persist, socket_dir=lay.socket_dir, error_file=lay.conmon_errors,
+            terminal=spec.tty, stdin=spec.stdin))
+
+    def start(self, cid: str) -> None:
+        lay = self._layout(cid)
+        st = self.runc.state(cid)
+        if st is None:
+            raise NotFound(f"no such container: {cid}")
+        if st.get("status") != "created":
+            raise Conflict(f"container {cid} is {st.get('status')}, not created")
+        lay.started_at.write_text(f"{time.time():.6f}\n")
+        self.runc.run("start", cid)
+
+    def kill(self, cid: str, signal: int) -> None:
+        check_id(cid)
+        result = self.runc.run("kill", cid, str(int(signal)), check=False)
+        if result.returncode != 0:
+            message = clean_error(result.stderr)
+            if not is_not_running(message):
+                raise RuntimeFailure(message or f"kill {cid} failed")
+
+    def pause(self, cid: str) -> None:
+        self._require_running(cid)
+        self.runc.run("pause", cid)
+
+    def resume(self, cid: str) -> None:
+        self._require_running(cid)
+        self.runc.run("resume", cid)
+
+    def state(self, cid: str) -> Observed:
+        lay = self._layout(cid)
+        return observe(lay, self.runc.state(cid))
+
+    def delete(self, cid: str) -> None:
+        lay = self._layout(cid)
+        with self._lock(cid):
+            self._teardown(lay)
+
+    def release(self, cid: str) -> None:
+        lay = self._layout(cid)
+        with self._lock(cid):
+            self._release(lay)
+
+    def exit_watch_dir(self) -> Path | None:
+        return exit_dir(self.paths)
+
+    def _release(self, lay: ContainerLayout) -> None:
+        """Free the runtime side (runc state, monitor, processes, mount, cgroup, run dir) and
+        keep the writable layer, the log and the recorded exit. Each step tolerates the thing
+        being gone already."""
+        cid = lay.cid
+        result = self.runc.run("delete", "--force", cid, check=False)
+        if result.returncode != 0:
+            message = clean_error(result.stderr)
+            if not is_not_running(message) and self.runc.state(cid) is not None:
+                raise RuntimeFailure(f"delete {cid}: {message}")
+        self._stop_conmon(lay)
+        cg = self._cgroup(cid)
+        self._kill_cgroup_procs(cg)
+        rootfs.unmount(lay.rootfs)
+        if rootfs.mounted_at(lay.rootfs):
+            raise RuntimeFailure(f"rootfs of {cid} is still mounted")  # never rm through it
+        left = cgroups.remove_cgroup(cg)
+        if left:
+            raise RuntimeFailure(f"cgroup of {cid} is busy: {left[0]}")
+        shutil.rmtree(lay.run_dir, ignore_errors=True)
+        lay.exit_file.unlink(missing_ok=True)  # persist/exit keeps the code
+        (lay.socket_dir / cid).unlink(missing_ok=True)  # conmon's symlink to the bundle
+        for name in ("ctl", "winsz", "attach"):  # conmon's fifos and socket, made anew
+            (lay.bundle / name).unlink(missing_ok=True)
+
+    def _teardown(self, lay: ContainerLayout) -> None:
+        self._release(lay)
+        shutil.rmtree(lay.dir, ignore_errors=True)
+        if lay.dir.exists():
+            raise RuntimeFailure(f"could not remove {lay.dir}")
+
+    def _stop_conmon(self, lay: ContainerLayout) -> None:
+        pid = read_pidfile(lay.conmon_pidfile)
+        deadline = time.monotonic() + CONMON_EXIT_WAIT
+        # conmon exits by itself once the container is gone; give it a moment to write exits.
+        while conmon_alive(pid, lay.cid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid is not None and conmon_alive(pid, lay.cid):
+            signal_pid(pid, signal.SIGKILL)
+
+    def _kill_cgroup_procs(self, cg: cgroups.ContainerCgroup) -> None:
+        """Processes runc no longer knows of (its state was lost) still die with the container."""
+        freezer = cg.v1.get("freezer")
+        if freezer is not None and (freezer / "freezer.state").exists():
+            with contextlib.suppress(OSError):
+                (freezer / "freezer.state").write_text("THAWED")
+        for _ in range(50):
+            pids = cgroups.cgroup_procs(cg)
+            if not pids:
+                return
+            for pid in pids:
+                signal_pid(pid, signal.SIGKILL)
+            time.sleep(0.05)
+
+    def list_ids(self) -> list[str]:
+        ids: set[str] = set()
+        for parent in (self.paths.containers, self.paths.runtime_state):
+            with contextlib.suppress(FileNotFoundError):
+                ids.update(p.name for p in parent.iterdir() if p.is_dir())
+        return sorted(ids)
+
+    # ---- interaction -----------------------------------------------------------------------
+
+    def exec(self, cid: str, spec: ExecSpec) -> ExecProcess:
+        lay = self._layout(cid)
+        st = self._require_running(cid)
+        if st.get("status") == "paused":
+            raise Conflict(f"container {cid} is paused")
+        if not spec.args:
+            raise RuntimeFailure("no command given to exec")
+        config = json.loads(lay.config.read_text())
+        user = None
+        if spec.user:
+            resolved = resolve_user(lay.rootfs, spec.user)
+            user = {"uid": resolved.uid, "gid": resolved.gid}
+            if resolved.additional_gids:
+                user["additionalGids"] = resolved.additional_gids
+        process = build_exec_process(config["process"], spec, user)
+        workdir = lay.run_dir / f"exec-{secrets.token_hex(6)}"
+        return RuncExec(self.runc.base_args(), cid, process, workdir)
+
+    def stats(self, cid: str) -> Stats:
+        self._require_running(cid)
+        return cgroups.read_stats(self._cgroup(cid))
+
+    def top(self, cid: str) -> tuple[list[str], list[list[str]]]:
+        self._require_running(cid)
+        return process_table(cgroups.cgroup_procs(self._cgroup(cid)))
+
+    def update(self, cid: str, resources: Resources) -> None:
+        self._require_running(cid)
+        args = ["update"]
+        if resources.memory is not None:
+            args += ["--memory", str(resources.memory)]
+        if resources.memory_swap is not None:
+            args += ["--memory-swap", str(resources.memory_swap)]
+        if resources.nano_cpus:
+            args += ["--cpu-period", "100000",
+                     "--cpu-quota", str(max(1000, resources.nano_cpus * 100000 // 10**9))]
+        if resources.cpu_shares:
+            args += ["--cpu-share", str(resources.cpu_shares)]
+        if resources.pids_limit is not None:
+            args += ["--pids-limit", str(resources.pids_limit)]
+        if len(args) > 1:
+            self.runc.run(*args, cid)
+
+    def read_logs(self, cid: str, follow: bool = False) -> Iterator[LogRecord]:
+        lay = self._layout(cid)
+        if not lay.dir.exists():
+            raise NotFound(f"no such container: {cid}")
+        pid = read_pidfile(lay.conmon_pidfile)
+        return read_log_file(lay.log, follow, alive=lambda: conmon_alive(pid, cid))
+
+    def attach_socket(self, cid: str) -> Path:
+        lay = self._layout(cid)
+        if not lay.attach_socket.exists():
+            raise Conflict(f"container {cid} has no attach socket (not running)")
+        return lay.attach_socket
+
+    def resize(self, cid: str, rows: int, cols: int) -> None:
+        lay = self._layout(cid)
+        try:
+            fd = os.open(lay.ctl, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENXIO):  # no monitor listening any more
+                raise Conflict(f"container {cid} is not running") from e
+            raise
+        try:
+            # conmon's control protocol: "<type> <rows> <cols>\n", type 1 = window resize.
+            os.write(fd, f"1 {int(rows)} {int(cols)}\n".encode())
+        finally:
+            os.close(fd)

@@ -1,0 +1,137 @@
+"""Start conmon, the per-container monitor that outlives berthd.
+
+conmon runs `runc create`, holds the container's stdio, writes the k8s-file log, records the
+exit code (exit-dir/<id> and persist-dir/exit) and OOM kills (persist-dir/oom). It forks and
+detaches itself, so the monitor is not our child: berthd may die without touching it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from berth.errors import RuntimeFailure
+from berth.runtime.oci.runc import clean_error
+
+SYNC_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class ConmonLaunch:
+    cid: str
+    name: str
+    runtime: str
+    runtime_root: Path
+    bundle: Path
+    container_pidfile: Path
+    conmon_pidfile: Path
+    log_path: Path
+    exit_dir: Path
+    persist_dir: Path
+    socket_dir: Path
+    error_file: Path  # conmon's own stderr (before it detaches)
+    terminal: bool = False
+    stdin: bool = False
+
+
+def conmon_binary() -> str:
+    found = shutil.which("conmon") or next(
+        (p for p in ("/usr/libexec/podman/conmon", "/usr/bin/conmon") if Path(p).exists()), None)
+    if found is None:
+        raise RuntimeFailure("conmon is not installed")
+    return found
+
+
+def conmon_args(launch: ConmonLaunch) -> list[str]:
+    args = [
+        conmon_binary(), "--api-version", "1",
+        "-c", launch.cid, "-u", launch.cid, "-n", launch.name or launch.cid,
+        "-r", launch.runtime, "-b", str(launch.bundle),
+        "-p", str(launch.container_pidfile), "-P", str(launch.conmon_pidfile),
+        "-l", f"k8s-file:{launch.log_path}",
+        "--exit-dir", str(launch.exit_dir), "--persist-dir", str(launch.persist_dir),
+        # Without --full-attach conmon links <socket-dir>/<id> -> bundle, so the attach socket
+        # has a short, predictable path: <socket-dir>/<id>/attach.
+        "--socket-dir-path", str(launch.socket_dir),
+        "--runtime-arg", "--root", "--runtime-arg", str(launch.runtime_root),
+        "--log-level", "error",
+    ]
+    if launch.terminal:
+        args.append("-t")
+    if launch.stdin:
+        args += ["-i", "--leave-stdin-open"]
+    return args
+
+
+def parse_sync_message(line: bytes) -> tuple[int, str]:
+    """conmon's answer on the sync pipe: {"data": pid} or {"data": -1, "message": "..."}
+    (API version 0 used "pid" instead of "data")."""
+    try:
+        msg = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise RuntimeFailure(f"conmon sent an unreadable message: {line[:200]!r}") from e
+    value = msg.get("data", msg.get("pid"))
+    if not isinstance(value, int):
+        raise RuntimeFailure(f"conmon sent an unexpected message: {line[:200]!r}")
+    return value, str(msg.get("message", ""))
+
+
+def _read_line(fd: int, timeout: float) -> bytes:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeFailure("timed out waiting for conmon to create the container")
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.split(b"\n", 1)[0]
+
+
+def launch_conmon(launch: ConmonLaunch) -> int:
+    """Run conmon until `runc create` is done; return the container's pid."""
+    read_fd, write_fd = os.pipe()
+    try:
+        env = dict(os.environ, _OCI_SYNCPIPE=str(write_fd))
+        with launch.error_file.open("wb") as err:
+            proc = subprocess.Popen(
+                conmon_args(launch), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=err, pass_fds=(write_fd,), env=env, cwd=launch.bundle,
+                start_new_session=True)  # no terminal signal of ours may reach it
+        os.close(write_fd)
+        write_fd = -1
+        # The first conmon process exits as soon as it has forked its monitor.
+        rc = proc.wait(timeout=SYNC_TIMEOUT)
+        line = _read_line(read_fd, SYNC_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise RuntimeFailure(f"conmon: {e}") from e
+    finally:
+        if write_fd >= 0:
+            os.close(write_fd)
+        os.close(read_fd)
+    if not line:
+        detail = _error_text(launch.error_file) or f"exit status {rc}"
+        raise RuntimeFailure(f"conmon failed: {detail}")
+    pid, message = parse_sync_message(line)
+    if pid <= 0:
+        raise RuntimeFailure(clean_error(message) or _error_text(launch.error_file) or
+                             "the OCI runtime failed to create the container")
+    return pid
+
+
+def _error_text(path: Path) -> str:
+    try:
+        return clean_error(path.read_text(errors="replace"))
+    except OSError:
+        return ""

@@ -1,0 +1,106 @@
+"""Read conmon's k8s-file log: "<RFC3339Nano time> <stdout|stderr> <P|F> <data>" per line.
+
+P marks a partial line (the container wrote no newline yet), F a full one. Partials of one
+stream are joined into one record that carries the time of its first piece.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from berth.runtime.base import LogRecord
+
+POLL_INTERVAL = 0.1
+MAX_RECORD = 1 << 20  # a partial line longer than this is flushed as is
+
+
+class LogLine(NamedTuple):
+    time: str
+    stream: str
+    partial: bool
+    data: bytes
+
+
+def parse_line(line: bytes) -> LogLine | None:
+    """One log line (without its trailing newline); None for a malformed one."""
+    parts = line.split(b" ", 3)
+    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr"):
+        return None
+    tag = parts[2].split(b":", 1)[0]  # newer conmon may append ":"-separated extra tags
+    if tag not in (b"P", b"F"):
+        return None
+    data = parts[3] if len(parts) == 4 else b""
+    return LogLine(parts[0].decode("ascii", "replace"), parts[1].decode(), tag == b"P", data)
+
+
+class RecordJoiner:
+    """Feed parsed lines; get complete records. Keeps one pending partial per stream."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[str, bytes]] = {}
+
+    def feed(self, line: LogLine) -> LogRecord | None:
+        start, data = self._pending.pop(line.stream, (line.time, b""))
+        data += line.data
+        if line.partial and len(data) < MAX_RECORD:
+            self._pending[line.stream] = (start, data)
+            return None
+        return LogRecord(time=start, stream=line.stream,
+                         data=data if line.partial else data + b"\n")
+
+    def flush(self) -> Iterator[LogRecord]:
+        """Whatever is pending (the container ended without a final newline)."""
+        for stream, (start, data) in sorted(self._pending.items(), key=lambda kv: kv[1][0]):
+            yield LogRecord(time=start, stream=stream, data=data)
+        self._pending.clear()
+
+
+def parse_lines(lines: Iterable[bytes]) -> Iterator[LogRecord]:
+    joiner = RecordJoiner()
+    for raw in lines:
+        parsed = parse_line(raw.rstrip(b"\n"))
+        if parsed is not None:
+            record = joiner.feed(parsed)
+            if record is not None:
+                yield record
+    yield from joiner.flush()
+
+
+def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
+                    poll: float) -> Iterator[bytes]:
+    """Complete lines of the file; when following, until the writer is gone and all is read."""
+    buf = b""
+    offset = 0
+    while True:
+        try:
+            with path.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        offset += len(chunk)
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        yield from lines
+        if chunk:
+            continue
+        # Check liveness before the final read so that nothing written just before exit is lost.
+        if not follow or not alive():
+            try:
+                with path.open("rb") as f:
+                    f.seek(offset)
+                    rest = f.read()
+            except FileNotFoundError:
+                rest = b""
+            buf += rest
+            yield from (line for line in buf.split(b"\n") if line)
+            return
+        time.sleep(poll)
+
+
+def read_log_file(path: Path, follow: bool = False, alive: Callable[[], bool] = lambda: False,
+                  poll: float = POLL_INTERVAL) -> Iterator[LogRecord]:
+    return parse_lines(_complete_lines(path, alive, follow, poll))

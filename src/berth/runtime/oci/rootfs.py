@@ -1,0 +1,118 @@
+"""The container's root filesystem (an overlay over the image layers) and its /etc files."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import re
+from pathlib import Path
+
+from berth.errors import RuntimeFailure
+
+MNT_DETACH = 2
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def overlay_options(layers: list[Path], upper: Path, work: Path, empty_lower: Path) -> str:
+    """spec.layers is lowest first; overlayfs wants the topmost lower dir first."""
+    lowers = [str(p) for p in reversed(layers)] or [str(empty_lower)]
+    for path in [*lowers, str(upper), str(work)]:
+        if any(c in path for c in ",:\\"):
+            raise RuntimeFailure(f"layer path not usable in overlay options: {path}")
+    return f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+
+
+def mount_overlay(target: Path, options: str) -> None:
+    if len(options) >= 4096:  # mount(2) copies at most one page of options
+        raise RuntimeFailure("too many image layers for one overlay mount")
+    rc = _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode())
+    try:
+        _check(rc, f"mount overlay on {target}")
+    except OSError as e:
+        raise RuntimeFailure(str(e)) from e
+
+
+def mounted_at(target: Path, mountinfo: str | None = None) -> bool:
+    if mountinfo is None:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    want = str(target)
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        # Field 5 is the mount point, with spaces etc. octal-escaped.
+        if len(fields) > 4 and _unescape(fields[4]) == want:
+            return True
+    return False
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo (octal).
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def unmount(target: Path) -> None:
+    """Unmount every mount stacked on target; lazily when it is still busy."""
+    for _ in range(16):
+        if not mounted_at(target):
+            return
+        if _libc.umount2(os.fsencode(target), 0) == 0:
+            continue
+        err = ctypes.get_errno()
+        if err == errno.EBUSY:
+            _check(_libc.umount2(os.fsencode(target), MNT_DETACH), f"umount {target}")
+        elif err in (errno.EINVAL, errno.ENOENT):
+            return
+        else:
+            raise RuntimeFailure(f"umount {target}: {os.strerror(err)}")
+
+
+def hosts_file(hostname: str) -> str:
+    return ("127.0.0.1\tlocalhost\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            "fe00::0\tip6-localnet\n"
+            "ff00::0\tip6-mcastprefix\n"
+            "ff02::1\tip6-allnodes\n"
+            "ff02::2\tip6-allrouters\n"
+            f"127.0.1.1\t{hostname}\n")
+
+
+def resolv_conf(host_text: str, host_network: bool) -> str:
+    """The host's resolv.conf; without the host's network a loopback resolver is unreachable,
+    so such nameserver lines are dropped (Docker does the same)."""
+    if host_network:
+        return host_text
+    lines = [line for line in host_text.splitlines()
+             if not (line.split()[:1] == ["nameserver"] and _is_loopback(line.split()[1:2]))]
+    return "\n".join(lines) + "\n"
+
+
+def _is_loopback(addr: list[str]) -> bool:
+    return bool(addr) and (addr[0].startswith("127.") or addr[0] == "::1")
+
+
+def write_etc_files(cdir: Path, hostname: str, host_network: bool) -> dict[str, Path]:
+    """Write hosts, hostname and resolv.conf into the container dir; map container paths to them.
+    World-readable so that a container root mapped to an unprivileged host uid can read them."""
+    try:
+        host_resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        host_resolv = ""
+    contents = {
+        "/etc/hosts": ("hosts", hosts_file(hostname)),
+        "/etc/hostname": ("hostname", hostname + "\n"),
+        "/etc/resolv.conf": ("resolv.conf", resolv_conf(host_resolv, host_network)),
+    }
+    files = {}
+    for target, (name, text) in contents.items():
+        path = cdir / name
+        path.write_text(text)
+        path.chmod(0o644)
+        files[target] = path
+    return files

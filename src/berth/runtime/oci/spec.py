@@ -1,0 +1,199 @@
+"""Build an OCI runtime config.json (runtime-spec 1.0) from a ContainerSpec. Pure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from berth.errors import InvalidArgument
+from berth.runtime.base import ContainerSpec, MountSpec, Resources
+from berth.runtime.oci.caps import effective_caps
+from berth.runtime.oci.seccomp import default_profile
+
+OCI_VERSION = "1.0.2"
+NOFILE_LIMIT = 1048576
+CPU_PERIOD = 100000  # microseconds; nano_cpus becomes quota over this period, as in Docker
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Docker's defaults: kernel interfaces that leak host information or allow host changes.
+MASKED_PATHS = [
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+def cgroups_path(cid: str) -> str:
+    return f"/berth/{cid}"
+
+
+def hostname_of(spec: ContainerSpec) -> str:
+    # Every container has its own UTS namespace; Docker's default name is the short id.
+    return spec.hostname or spec.id[:12]
+
+
+def _env(spec: ContainerSpec, home: str) -> list[str]:
+    env = list(spec.env)
+    keys = {e.partition("=")[0] for e in env}
+    if "PATH" not in keys:
+        env.insert(0, f"PATH={DEFAULT_PATH}")
+    if "HOSTNAME" not in keys:
+        env.append(f"HOSTNAME={hostname_of(spec)}")
+    if "HOME" not in keys:
+        env.append(f"HOME={home}")
+    if spec.tty and "TERM" not in keys:
+        env.append("TERM=xterm")
+    return env
+
+
+def build_process(spec: ContainerSpec, uid: int, gid: int, additional_gids: list[int], *,
+                  home: str = "/", oom_score_adj: int | None = None,
+                  nofile: int = NOFILE_LIMIT) -> dict[str, Any]:
+    if not spec.args:
+        raise InvalidArgument("no command specified")
+    caps = effective_caps(spec.cap_add, spec.cap_drop)
+    user: dict[str, Any] = {"uid": uid, "gid": gid}
+    if additional_gids:
+        user["additionalGids"] = list(additional_gids)
+    process: dict[str, Any] = {
+        "terminal": spec.tty,
+        "user": user,
+        "args": list(spec.args),
+        "env": _env(spec, home),
+        "cwd": spec.cwd or "/",
+        # No inheritable/ambient: a non-root user must not gain caps through file caps.
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+        "noNewPrivileges": True,
+    }
+    if oom_score_adj is not None:
+        process["oomScoreAdj"] = oom_score_adj
+    return process
+
+
+def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                     "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+    ]
+    if spec.idmap is not None and spec.network == "host":
+        # sysfs may only be mounted by a user namespace that owns the network namespace;
+        # sharing the host's netns, the best we can do is the host's /sys, read-only.
+        mounts.append({"destination": "/sys", "type": "bind", "source": "/sys",
+                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    else:
+        mounts.append({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                       "options": ["nosuid", "noexec", "nodev", "ro"]})
+    mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                   "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+    return mounts
+
+
+def _user_mount(m: MountSpec) -> dict[str, Any]:
+    if not m.target.startswith("/"):
+        raise InvalidArgument(f"mount target must be absolute: {m.target!r}")
+    if m.kind in ("bind", "volume"):
+        if not m.source.startswith("/"):
+            raise InvalidArgument(f"mount source must be an absolute host path: {m.source!r}")
+        return {"destination": m.target, "type": "bind", "source": m.source,
+                "options": ["rbind", "ro" if m.readonly else "rw", "rprivate"]}
+    if m.kind == "tmpfs":
+        options = ["nosuid", "nodev", *m.options]
+        if m.readonly:
+            options.append("ro")
+        return {"destination": m.target, "type": "tmpfs", "source": "tmpfs",
+                "options": options}
+    raise InvalidArgument(f"unknown mount kind: {m.kind!r}")
+
+
+def _resources(res: Resources) -> dict[str, Any]:
+    out: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
+    memory: dict[str, int] = {}
+    if res.memory is not None:
+        if res.memory < 6 * 1024 * 1024:
+            raise InvalidArgument("minimum memory limit allowed is 6MB")
+        memory["limit"] = res.memory
+    if res.memory_swap is not None:
+        if res.memory is None and res.memory_swap != -1:
+            raise InvalidArgument("memory_swap needs a memory limit too")
+        if res.memory is not None and 0 <= res.memory_swap < res.memory:
+            raise InvalidArgument("memory_swap must be at least the memory limit")
+        memory["swap"] = res.memory_swap
+    if memory:
+        out["memory"] = memory
+    cpu: dict[str, int] = {}
+    if res.nano_cpus:
+        if res.nano_cpus < 0:
+            raise InvalidArgument("nano_cpus must be positive")
+        cpu["quota"] = max(1000, res.nano_cpus * CPU_PERIOD // 1_000_000_000)
+        cpu["period"] = CPU_PERIOD
+    if res.cpu_shares:
+        cpu["shares"] = res.cpu_shares
+    if cpu:
+        out["cpu"] = cpu
+    if res.pids_limit is not None and res.pids_limit != 0:
+        out["pids"] = {"limit": res.pids_limit}
+    return out
+
+
+def _namespaces(spec: ContainerSpec) -> list[dict[str, str]]:
+    kinds = ["pid", "ipc", "uts", "mount", "cgroup"]
+    if spec.network != "host":
+        kinds.append("network")
+    if spec.idmap is not None:
+        kinds.append("user")
+    return [{"type": k} for k in kinds]
+
+
+def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: list[int],
+                     rootfs: Path, files: dict[str, Path], *, home: str = "/",
+                     oom_score_adj: int | None = None,
+                     nofile_hard_limit: int | None = None) -> dict[str, Any]:
+    """files maps a container path (/etc/hosts, /etc/hostname, /etc/resolv.conf) to the
+    host file bind-mounted there. nofile_hard_limit: the hard RLIMIT_NOFILE the runtime
+    inherits; inside a user namespace a limit cannot be raised above it."""
+    if spec.network not in ("none", "host"):
+        raise InvalidArgument(f"unknown network mode: {spec.network!r}")
+    nofile = NOFILE_LIMIT
+    if spec.idmap is not None and nofile_hard_limit is not None and nofile_hard_limit > 0:
+        nofile = min(nofile, nofile_hard_limit)
+    process = build_process(spec, uid, gid, additional_gids, home=home,
+                            oom_score_adj=oom_score_adj, nofile=nofile)
+    mounts = _standard_mounts(spec)
+    for target, source in sorted(files.items()):
+        mounts.append({"destination": target, "type": "bind", "source": str(source),
+                       "options": ["rbind", "rprivate", "rw"]})
+    mounts += [_user_mount(m) for m in spec.mounts]
+
+    linux: dict[str, Any] = {
+        "namespaces": _namespaces(spec),
+        "resources": _resources(spec.resources),
+        "cgroupsPath": cgroups_path(spec.id),
+        "maskedPaths": list(MASKED_PATHS),
+        "readonlyPaths": list(READONLY_PATHS),
+        "seccomp": default_profile(process["capabilities"]["bounding"]),
+    }
+    if spec.idmap is not None:
+        mapping = [{"containerID": 0, "hostID": spec.idmap.host_base, "size": spec.idmap.size}]
+        linux["uidMappings"] = mapping
+        linux["gidMappings"] = [dict(m) for m in mapping]
+    config: dict[str, Any] = {
+        "ociVersion": OCI_VERSION,
+        "process": process,
+        "root": {"path": str(rootfs), "readonly": spec.readonly_rootfs},
+        "mounts": mounts,
+        "linux": linux,
+        "hostname": hostname_of(spec),
+        "annotations": dict(spec.annotations),
+    }
+    return config

@@ -1,0 +1,286 @@
+"""Container operations: validate, record desired state and an action, wake the agent.
+
+Nothing here calls a runtime. The agent carries out each action and reports the outcome in the
+action's row; callers that want Docker's synchronous semantics wait for it (`wait_action`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.runtime.base import Capability
+from berth.service.context import Context
+from berth.service.hub import Hub
+from berth.service.images import ImageService
+from berth.service.names import new_id, random_name
+from berth.service.specs import (
+    ContainerCreate,
+    ContainerUpdate,
+    parse_signal,
+    validate_name,
+)
+from berth.service.volumes import VolumeService
+from berth.store.db import Store
+from berth.store.models import Action, Container
+
+# Statuses in which a container has a live process.
+LIVE = ("running", "paused", "restarting")
+# Actions the agent carries out, and the capability each one needs from the backend.
+NEEDS = {"pause": Capability.PAUSE, "unpause": Capability.PAUSE, "update": Capability.UPDATE}
+
+
+class ContainerService:
+    def __init__(self, store: Store, hub: Hub, host: str, capabilities: frozenset[Capability],
+                 images: ImageService, volumes: VolumeService) -> None:
+        self.store = store
+        self.hub = hub
+        self.host = host
+        self.capabilities = capabilities
+        self.images = images
+        self.volumes = volumes
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def get(self, ctx: Context, ref: str) -> Container:
+        with self.store.session() as s:
+            return self._find(s, ctx, ref)
+
+    @staticmethod
+    def _find(s: Session, ctx: Context, ref: str) -> Container:
+        """By full id, by name, or by a unique id prefix (as Docker resolves them)."""
+        ref = ref.lstrip("/")
+        if not ref:
+            raise NotFound("no such container: (empty name)")
+        q = select(Container).where(Container.project_id == ctx.project_id)
+        row = s.scalars(q.where(Container.id == ref)).first()
+        if row is None:
+            row = s.scalars(q.where(Container.name == ref)).first()
+        if row is None and all(c in "0123456789abcdef" for c in ref):
+            matches = s.scalars(q.where(Container.id.startswith(ref)).limit(2)).all()
+            if len(matches) > 1:
+                raise InvalidArgument(f"multiple containers match the prefix {ref!r}")
+            row = matches[0] if matches else None
+        if row is None or row.desired == "removed" and row.status == "gone":
+            raise NotFound(f"no such container: {ref}")
+        return row
+
+    def list(self, ctx: Context, all_: bool = False,
+             filters: dict[str, list[str]] | None = None) -> list[Container]:
+        filters = filters or {}
+        unknown = set(filters) - {"status", "label", "name", "id", "ancestor"}
+        if unknown:
+            raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}: use status, label, "
+                                  "name, id or ancestor")
+        with self.store.session() as s:
+            q = select(Container).where(Container.project_id == ctx.project_id)
+            rows = s.scalars(q.order_by(Container.created_at.desc())).all()
+        if not all_ and "status" not in filters:
+            rows = [r for r in rows if r.status in LIVE]
+        return [r for r in rows if _matches(r, filters)]
+
+    def actions(self, ctx: Context, ref: str) -> list[Action]:
+        with self.store.session() as s:
+            row = self._find(s, ctx, ref)
+            q = select(Action).where(Action.container_id == row.id,
+                                     Action.project_id == ctx.project_id)
+            return list(s.scalars(q.order_by(Action.id)).all())
+
+    def action(self, ctx: Context, action_id: int) -> Action:
+        with self.store.session() as s:
+            act = s.get(Action, action_id)
+            if act is None or act.project_id != ctx.project_id:
+                raise NotFound(f"no such action: {action_id}")
+            return act
+
+    # -- create --------------------------------------------------------------------------
+
+    def create(self, ctx: Context, req: ContainerCreate, start: bool = False
+               ) -> tuple[Container, Action]:
+        if req.tty and Capability.TTY not in self.capabilities:
+            raise InvalidArgument("this host's runtime does not support a tty")
+        image = self.images.resolve(ctx, req.image)
+        for mount in req.mounts:
+            if mount.type == "bind":
+                self.volumes.check_bind_source(mount.source)
+        spec = req.model_dump(mode="json")
+        spec["mounts"] = self.volumes.prepare_mounts(ctx, req.mounts)
+        now = time.time()
+        cid = new_id()
+        name = req.name or random_name()
+        with self.store.session() as s:
+            taken = s.scalars(select(Container).where(
+                Container.project_id == ctx.project_id, Container.name == name)).first()
+            if taken is not None:
+                raise Conflict(f'the container name "{name}" is already in use by container '
+                               f'{taken.id[:12]}: remove or rename that container first')
+            row = Container(
+                id=cid, project_id=ctx.project_id, name=name, host=self.host,
+                image_id=image.id, image_ref=req.image, spec=spec, labels=req.labels,
+                created_at=now, desired="running" if start else "created", status="creating",
+                pid=0, exit_code=None, oom_killed=False, error="", restart_count=0,
+                stopped_by_user=False,
+            )
+            s.add(row)
+            act = self._add_action(s, ctx, row, "create", {})
+            if start:
+                act = self._add_action(s, ctx, row, "start", {})
+            try:
+                s.flush()
+            except IntegrityError:
+                raise Conflict(f'the container name "{name}" is already in use') from None
+        self.hub.kick_agent(cid)
+        return row, act
+
+    # -- actions the agent carries out ---------------------------------------------------
+
+    def start(self, ctx: Context, ref: str) -> Action:
+        return self._queue(ctx, ref, "start", {}, desired="running")
+
+    def stop(self, ctx: Context, ref: str, timeout: int | None = None) -> Action:
+        if timeout is not None and not -1 <= timeout <= 3600:
+            raise InvalidArgument("timeout: must be between -1 and 3600 seconds")
+        return self._queue(ctx, ref, "stop", {"timeout": timeout}, desired="stopped")
+
+    def restart(self, ctx: Context, ref: str, timeout: int | None = None) -> Action:
+        return self._queue(ctx, ref, "restart", {"timeout": timeout}, desired="running")
+
+    def kill(self, ctx: Context, ref: str, signal: str | int = "SIGKILL") -> Action:
+        return self._queue(ctx, ref, "kill", {"signal": parse_signal(signal)})
+
+    def pause(self, ctx: Context, ref: str) -> Action:
+        return self._queue(ctx, ref, "pause", {}, desired="paused")
+
+    def unpause(self, ctx: Context, ref: str) -> Action:
+        return self._queue(ctx, ref, "unpause", {}, desired="running")
+
+    def update(self, ctx: Context, ref: str, req: ContainerUpdate) -> Action:
+        return self._queue(ctx, ref, "update", req.model_dump(mode="json", exclude_none=True))
+
+    def remove(self, ctx: Context, ref: str, force: bool = False,
+               volumes: bool = False) -> Action:
+        return self._queue(ctx, ref, "remove", {"force": force, "volumes": volumes})
+
+    def rename(self, ctx: Context, ref: str, new_name: str) -> Container:
+        new_name = validate_name(new_name.lstrip("/"))
+        with self.store.session() as s:
+            row = self._find(s, ctx, ref)
+            taken = s.scalars(select(Container).where(
+                Container.project_id == ctx.project_id, Container.name == new_name)).first()
+            if taken is not None and taken.id != row.id:
+                raise Conflict(f'the container name "{new_name}" is already in use by '
+                               f'container {taken.id[:12]}')
+            old = row.name
+            row.name = new_name
+            act = self._add_action(s, ctx, row, "rename", {"from": old, "to": new_name})
+            act.state, act.finished_at = "success", time.time()
+        self.hub.publish(_event(row, "rename", {"oldName": old}))
+        return row
+
+    def _queue(self, ctx: Context, ref: str, action: str, params: dict[str, Any],
+               desired: str | None = None) -> Action:
+        needed = NEEDS.get(action)
+        if needed is not None and needed not in self.capabilities:
+            raise InvalidArgument(f"{action}: this host's runtime lacks the '{needed}' capability")
+        with self.store.session() as s:
+            row = self._find(s, ctx, ref)
+            if row.desired == "removed" and action != "remove":
+                raise Conflict(f"container {row.name} is being removed")
+            act = self._add_action(s, ctx, row, action, params)
+            cid = row.id
+        self.hub.kick_agent(cid)
+        return act
+
+    @staticmethod
+    def _add_action(s: Session, ctx: Context, row: Container, action: str,
+                    params: dict[str, Any]) -> Action:
+        act = Action(project_id=ctx.project_id, container_id=row.id, action=action,
+                     params=params, request_id=ctx.request_id, user=ctx.user, state="pending",
+                     message="", error_status=0, result={}, started_at=time.time())
+        s.add(act)
+        s.flush()
+        return act
+
+    # -- waiting -------------------------------------------------------------------------
+
+    async def wait_action(self, ctx: Context, action_id: int,
+                          timeout: float | None = None) -> Action | None:
+        def finished() -> Action | None:
+            act = self.action(ctx, action_id)
+            return act if act.state in ("success", "error") else None
+
+        return await self.hub.wait_until(finished, timeout)
+
+    async def wait_exit(self, ctx: Context, ref: str, condition: str = "not-running",
+                        timeout: float | None = None) -> dict[str, Any] | None:
+        """Block until the container stops (or is removed, for condition 'removed');
+        returns its exit: {"exit_code", "oom_killed", "error"}."""
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid wait condition {condition!r}: use not-running, "
+                                  "next-exit or removed")
+        try:
+            first = self.get(ctx, ref)
+        except NotFound:
+            with self.store.session() as s:  # removed already (auto-remove): its last exit
+                q = select(Action.id).where(Action.container_id == ref,
+                                            Action.project_id == ctx.project_id)
+                if s.scalars(q.limit(1)).first() is None:
+                    raise
+                return self._exit_after_removal(s, ref)
+        cid, seen_finish = first.id, first.finished_at
+
+        def check() -> dict[str, Any] | None:
+            with self.store.session() as s:
+                row = s.get(Container, cid)
+                if row is None:
+                    return self._exit_after_removal(s, cid)
+            if condition == "removed":
+                return None
+            if condition == "next-exit" and (row.finished_at == seen_finish or
+                                             row.status in LIVE):
+                return None
+            if row.status not in ("created", "exited", "dead"):
+                return None
+            if row.status == "created" and condition == "next-exit":
+                return None
+            return {"exit_code": row.exit_code, "oom_killed": row.oom_killed,
+                    "error": row.error}
+
+        return await self.hub.wait_until(check, timeout)
+
+    @staticmethod
+    def _exit_after_removal(s: Session, cid: str) -> dict[str, Any]:
+        q = select(Action).where(Action.container_id == cid, Action.action == "remove",
+                                 Action.state == "success").order_by(Action.id.desc())
+        act = s.scalars(q.limit(1)).first()
+        if act is not None and act.result:
+            return dict(act.result)
+        return {"exit_code": None, "oom_killed": False, "error": ""}
+
+
+def _matches(row: Container, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if key == "status" and row.status not in values:
+            return False
+        if key == "name" and not any(v.lstrip("/") in row.name for v in values):
+            return False
+        if key == "id" and not any(row.id.startswith(v) for v in values):
+            return False
+        if key == "ancestor" and not any(v in (row.image_ref, row.image_id) for v in values):
+            return False
+        if key == "label":
+            for v in values:
+                k, eq, val = v.partition("=")
+                if k not in row.labels or (eq and row.labels[k] != val):
+                    return False
+    return True
+
+
+def _event(row: Container, action: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": "container", "action": action, "id": row.id, "name": row.name,
+            "project_id": row.project_id, "time": time.time(), **(extra or {})}

@@ -1,0 +1,156 @@
+"""Images a project holds: import, build the offline base, tag, list, inspect, remove.
+
+Bytes live in the host's blob store (shared by digest); which project has which image under
+which names lives in the store. Removing an image drops the project's record; blobs no image
+references any more are garbage collected by `prune_blobs`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+
+from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.image.blobs import BlobStore
+from berth.image.reference import parse_reference
+from berth.image.types import ImageManifest
+from berth.service.context import Context
+from berth.store.db import Store
+from berth.store.models import Container, Image, ImageTag
+
+
+def familiar(ref: str) -> str:
+    """'busybox' -> 'busybox:latest'; 'sha256:…' and digests pass through."""
+    return parse_reference(ref).with_default_tag().familiar()
+
+
+class ImageService:
+    def __init__(self, store: Store, blobs: BlobStore) -> None:
+        self.store = store
+        self.blobs = blobs
+
+    def resolve(self, ctx: Context, ref: str) -> Image:
+        """A tag, a full or short image id (with or without 'sha256:')."""
+        with self.store.session() as s:
+            hexpart = ref.removeprefix("sha256:")
+            if hexpart and all(c in "0123456789abcdef" for c in hexpart) and len(hexpart) >= 4:
+                q = select(Image).where(Image.project_id == ctx.project_id,
+                                        Image.id.startswith("sha256:" + hexpart))
+                found = s.scalars(q.limit(2)).all()
+                if len(found) == 1:
+                    return found[0]
+                if len(found) > 1:
+                    raise InvalidArgument(f"ambiguous image id prefix {ref!r}")
+            try:
+                name = familiar(ref)
+            except InvalidArgument:
+                raise NotFound(f"no such image: {ref}") from None
+            tag = s.get(ImageTag, (ctx.project_id, name))
+            image = None if tag is None else s.get(Image, (ctx.project_id, tag.image_id))
+        if image is None:
+            raise NotFound(f"no such image: {ref}: build it (berth image build-base) or import "
+                           "it (berth image import) first")
+        return image
+
+    def tags_of(self, ctx: Context, image_id: str) -> list[str]:
+        with self.store.session() as s:
+            q = select(ImageTag.name).where(ImageTag.project_id == ctx.project_id,
+                                            ImageTag.image_id == image_id)
+            return sorted(s.scalars(q).all())
+
+    def record(self, ctx: Context, manifest: ImageManifest, tags: list[str]) -> Image:
+        """Give the project this image (stored blobs) under these names."""
+        with self.store.session() as s:
+            image = s.get(Image, (ctx.project_id, manifest.id))
+            if image is None:
+                image = Image(project_id=ctx.project_id, id=manifest.id,
+                              manifest_digest=manifest.manifest_digest, config=manifest.config,
+                              layers=[vars(layer) for layer in manifest.layers],
+                              size=manifest.size, created_at=time.time())
+                s.add(image)
+            for name in tags:
+                self._set_tag(s, ctx, familiar(name), manifest.id)
+        return image
+
+    @staticmethod
+    def _set_tag(s, ctx: Context, name: str, image_id: str) -> None:  # noqa: ANN001
+        tag = s.get(ImageTag, (ctx.project_id, name))
+        if tag is None:
+            s.add(ImageTag(project_id=ctx.project_id, name=name, image_id=image_id))
+        else:
+            tag.image_id = image_id
+
+    def import_archive(self, ctx: Context, stream: BinaryIO) -> list[tuple[Image, list[str]]]:
+        from berth.image.archive import import_archive
+
+        out = []
+        for manifest in import_archive(stream, self.blobs):
+            image = self.record(ctx, manifest, manifest.repo_tags)
+            out.append((image, self.tags_of(ctx, image.id)))
+        return out
+
+    def build_base(self, ctx: Context, kind: str, tag: str | None = None,
+                   busybox: Path = Path("/bin/busybox")) -> Image:
+        if kind != "busybox":
+            raise InvalidArgument(f"unknown base image kind {kind!r}: only busybox is built in")
+        from berth.image.base import build_busybox_image
+
+        manifest = build_busybox_image(self.blobs, busybox)
+        return self.record(ctx, manifest, [tag or "busybox:latest"])
+
+    def tag(self, ctx: Context, ref: str, new: str) -> None:
+        image = self.resolve(ctx, ref)
+        with self.store.session() as s:
+            self._set_tag(s, ctx, familiar(new), image.id)
+
+    def list(self, ctx: Context) -> list[tuple[Image, list[str]]]:
+        with self.store.session() as s:
+            images = s.scalars(select(Image).where(Image.project_id == ctx.project_id)
+                               .order_by(Image.created_at.desc())).all()
+            tags = s.scalars(select(ImageTag).where(ImageTag.project_id == ctx.project_id)).all()
+        by_id: dict[str, list[str]] = {}
+        for t in tags:
+            by_id.setdefault(t.image_id, []).append(t.name)
+        return [(img, sorted(by_id.get(img.id, []))) for img in images]
+
+    def remove(self, ctx: Context, ref: str, force: bool = False) -> list[str]:
+        """Untag ref; delete the image when no tag is left (or when ref is an id).
+        Returns what was untagged and deleted, Docker-style ("untagged: x", "deleted: id")."""
+        image = self.resolve(ctx, ref)
+        with self.store.session() as s:
+            users = s.scalars(select(Container.name).where(
+                Container.project_id == ctx.project_id, Container.image_id == image.id)).all()
+            tags = s.scalars(select(ImageTag).where(ImageTag.project_id == ctx.project_id,
+                                                    ImageTag.image_id == image.id)).all()
+            by_name = not ref.removeprefix("sha256:").startswith(image.id[7:11])
+            done: list[str] = []
+            if by_name and len(tags) > 1:
+                s.delete(s.get(ImageTag, (ctx.project_id, familiar(ref))))
+                return [f"untagged: {familiar(ref)}"]
+            if users and not force:
+                raise Conflict(f"image {ref} is in use by container {users[0]}: remove the "
+                               "container or use force")
+            if len(tags) > 1 and not force:
+                raise Conflict(f"image {image.id[7:19]} has several tags "
+                               f"({', '.join(t.name for t in tags)}): remove them by name or "
+                               "use force")
+            for t in tags:
+                s.delete(t)
+                done.append(f"untagged: {t.name}")
+            s.delete(s.get(Image, (ctx.project_id, image.id)))
+            done.append(f"deleted: {image.id}")
+        return done
+
+    def referenced_digests(self) -> set[str]:
+        """Every blob digest any project's image still needs (for garbage collection)."""
+        with self.store.session() as s:
+            images = s.scalars(select(Image)).all()
+        keep: set[str] = set()
+        for img in images:
+            keep.add(img.id)
+            keep.add(img.manifest_digest)
+            keep.update(layer["digest"] for layer in img.layers)
+        return keep

@@ -1,0 +1,251 @@
+"""Request models shared by every API: what a user may ask for, validated strictly.
+
+Unknown fields are refused (extra="forbid") so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from berth.errors import InvalidArgument
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
+ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
+LABEL_KEY_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/-]{0,252}$")
+MIN_MEMORY = 6 * 1024 * 1024  # below this runc's own init cannot start (Docker's floor too)
+MAX_LABELS = 256
+
+
+def validate_name(name: str, what: str = "container") -> str:
+    if not NAME_RE.match(name) or name.strip(".") == "":
+        raise InvalidArgument(
+            f"invalid {what} name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, "
+            "at most 128 characters")
+    return name
+
+
+def parse_signal(value: str | int) -> int:
+    """'SIGTERM', 'TERM', 'term' or '15' -> 15."""
+    text = str(value).strip()
+    if text.isdigit():
+        num = int(text)
+        if 1 <= num < signal.NSIG:
+            return num
+        raise InvalidArgument(f"invalid signal: {value}")
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise InvalidArgument(f"invalid signal: {value}") from None
+
+
+class RestartPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
+    max_retries: int = Field(0, ge=0, le=10_000)
+
+    @classmethod
+    def parse(cls, text: str) -> RestartPolicy:
+        """'no' | 'on-failure[:N]' | 'always' | 'unless-stopped' (Docker's --restart)."""
+        name, _, count = text.partition(":")
+        if name not in ("no", "on-failure", "always", "unless-stopped"):
+            raise InvalidArgument(
+                f"invalid restart policy {text!r}: use no, on-failure[:N], always "
+                "or unless-stopped")
+        if count and name != "on-failure":
+            raise InvalidArgument(f"invalid restart policy {text!r}: only on-failure takes :N")
+        if count and not count.isdigit():
+            raise InvalidArgument(f"invalid restart policy {text!r}: N must be a number")
+        return cls(name=name, max_retries=int(count or 0))  # type: ignore[arg-type]
+
+
+class MountRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["bind", "volume", "tmpfs"]
+    target: str
+    source: str = ""
+    readonly: bool = False
+    tmpfs_size: int | None = Field(None, gt=0)
+    tmpfs_mode: int | None = Field(None, ge=0, le=0o7777)
+
+    @field_validator("target")
+    @classmethod
+    def _target_absolute(cls, v: str) -> str:
+        if not v.startswith("/") or "\x00" in v:
+            raise ValueError(f"mount target must be an absolute path, got {v!r}")
+        norm = os.path.normpath(v)
+        if norm == "/":
+            raise ValueError("mount target cannot be /")
+        return norm
+
+    @model_validator(mode="after")
+    def _source_fits_type(self) -> MountRequest:
+        if self.type == "bind" and not self.source.startswith("/"):
+            raise ValueError(f"bind mount source must be an absolute host path, got "
+                             f"{self.source!r}")
+        if self.type == "volume" and self.source:
+            validate_name(self.source, "volume")
+        if self.type == "tmpfs" and self.source:
+            raise ValueError("tmpfs mounts take no source")
+        return self
+
+
+class ResourcesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    memory: int | None = Field(None, description="bytes")
+    memory_swap: int | None = Field(None, description="bytes of memory+swap; -1 unlimited")
+    cpus: float | None = Field(None, description="number of CPUs, e.g. 0.5")
+    cpu_shares: int | None = Field(None, ge=2, le=262_144)
+    pids_limit: int | None = Field(None, description="maximum processes; -1 unlimited")
+
+    @model_validator(mode="after")
+    def _sane(self) -> ResourcesRequest:
+        if self.memory is not None and self.memory < MIN_MEMORY:
+            raise ValueError(f"memory: minimum is {MIN_MEMORY} bytes (6 MiB), got {self.memory}")
+        if self.memory_swap is not None and self.memory_swap != -1:
+            if self.memory is None:
+                raise ValueError("memory_swap: set memory too")
+            if self.memory_swap < self.memory:
+                raise ValueError("memory_swap: must be at least memory (or -1 for unlimited)")
+        if self.cpus is not None:
+            ncpu = os.cpu_count() or 1
+            if not 0.01 <= self.cpus <= ncpu:
+                raise ValueError(f"cpus: must be between 0.01 and {ncpu} (this host's CPUs)")
+        if self.pids_limit is not None and self.pids_limit != -1 and self.pids_limit < 1:
+            raise ValueError("pids_limit: must be positive, or -1 for unlimited")
+        return self
+
+
+class ContainerCreate(ResourcesRequest):
+    """POST /v1/containers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(min_length=1, max_length=300)
+    name: str | None = None
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    env: list[str] = Field(default_factory=list, max_length=4096)
+    workdir: str | None = None
+    user: str | None = Field(None, max_length=256)
+    hostname: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    tty: bool = False
+    stdin_open: bool = False
+    mounts: list[MountRequest] = Field(default_factory=list, max_length=128)
+    restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
+    auto_remove: bool = False
+    stop_signal: str | None = None
+    stop_timeout: int | None = Field(None, ge=0, le=3600)
+    readonly_rootfs: bool = False
+    cap_add: list[str] = Field(default_factory=list, max_length=64)
+    cap_drop: list[str] = Field(default_factory=list, max_length=64)
+    network: Literal["none", "host"] = "none"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else validate_name(v.lstrip("/"))
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: list[str]) -> list[str]:
+        for item in v:
+            key = item.split("=", 1)[0]
+            if not ENV_KEY_RE.match(key) or "\x00" in item:
+                raise ValueError(f"invalid environment variable {item!r}: expected KEY=value")
+        return v
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith("/") or "\x00" in v):
+            raise ValueError(f"workdir must be an absolute path, got {v!r}")
+        return v
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, v: str | None) -> str | None:
+        if v is not None and not HOSTNAME_RE.match(v):
+            raise ValueError(f"invalid hostname {v!r}: letters, digits and '-', at most 63")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return validate_labels(v)
+
+    @field_validator("stop_signal")
+    @classmethod
+    def _stop_signal(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_signal(v)
+        return v
+
+    @model_validator(mode="after")
+    def _mount_targets_unique(self) -> ContainerCreate:
+        targets = [m.target for m in self.mounts]
+        dup = {t for t in targets if targets.count(t) > 1}
+        if dup:
+            raise ValueError(f"duplicate mount target {sorted(dup)[0]}")
+        if self.auto_remove and self.restart_policy.name != "no":
+            raise ValueError("auto_remove and a restart policy cannot be combined")
+        return self
+
+
+def validate_labels(labels: dict[str, str]) -> dict[str, str]:
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"too many labels (at most {MAX_LABELS})")
+    for key, value in labels.items():
+        if not LABEL_KEY_RE.match(key):
+            raise ValueError(f"invalid label key {key!r}")
+        if len(value) > 4096:
+            raise ValueError(f"label {key!r}: value longer than 4096 characters")
+    return labels
+
+
+class ContainerUpdate(ResourcesRequest):
+    """POST /v1/containers/{id}/update: live limits and the restart policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    restart_policy: RestartPolicy | None = None
+
+
+class ExecRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    command: list[str] = Field(min_length=1)
+    env: list[str] = Field(default_factory=list)
+    workdir: str = ""
+    user: str = ""
+    tty: bool = False
+    stdin: bool = False
+
+
+class VolumeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else validate_name(v, "volume")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return validate_labels(v)

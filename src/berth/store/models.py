@@ -1,0 +1,116 @@
+"""Tables. Every row that a user owns carries project_id; names are unique per project.
+
+Schema changes go through Alembic migrations (store/migrations); keep this file and the newest
+migration in step (tests/unit/test_migrations.py compares them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Image(Base):
+    """An image a project holds. Blobs and layers are host content, shared by digest."""
+
+    __tablename__ = "images"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)  # sha256 of config
+    manifest_digest: Mapped[str] = mapped_column(String(80))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    layers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # LayerRef fields, lowest first
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ImageTag(Base):
+    __tablename__ = "image_tags"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)  # familiar "repo:tag"
+    image_id: Mapped[str] = mapped_column(String(80), index=True)
+
+
+class Container(Base):
+    """Desired state (what the user asked) beside observed state (what the agent saw)."""
+
+    __tablename__ = "containers"
+    __table_args__ = (
+        Index("ix_containers_project_name", "project_id", "name", unique=True),
+        Index("ix_containers_host", "host"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str] = mapped_column(String(128))
+    image_id: Mapped[str] = mapped_column(String(80))
+    image_ref: Mapped[str] = mapped_column(String(300))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the normalised create request
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+
+    # desired: created | running | stopped | paused | removed
+    desired: Mapped[str] = mapped_column(String(16))
+    # observed: creating | created | running | paused | restarting | exited | dead | removing
+    status: Mapped[str] = mapped_column(String(16))
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    oom_killed: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    restart_count: Mapped[int] = mapped_column(Integer, default=0)
+    # When the agent may next restart it (restart-policy back-off), unix time.
+    restart_after: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Set when the user stopped it explicitly: "unless-stopped" and "always" respect it.
+    stopped_by_user: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Volume(Base):
+    __tablename__ = "volumes"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    driver: Mapped[str] = mapped_column(String(32), default="local")
+    host: Mapped[str] = mapped_column(String(128))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Action(Base):
+    """One operation on a container, Zun-style: queued by the api, carried out by the agent."""
+
+    __tablename__ = "actions"
+    __table_args__ = (Index("ix_actions_container", "container_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    container_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    request_id: Mapped[str] = mapped_column(String(64))
+    user: Mapped[str] = mapped_column(String(128))
+    # pending | running | success | error
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    # the HTTP-ish status of an error (400/404/409/500) so the api can answer like the service
+    error_status: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
