@@ -407,7 +407,12 @@ class Agent:
     # -- converge ------------------------------------------------------------------------
 
     async def _converge(self, row: Container) -> None:
-        if row.status != "exited" or row.desired == "removed":
+        if row.desired == "removed":
+            return
+        if row.status == "created" and row.error and row.spec.get("auto_remove"):
+            await self._auto_remove(row)  # `run --rm` whose start failed: nothing to keep
+            return
+        if row.status != "exited":
             return
         if row.desired == "running" and not row.stopped_by_user and _should_restart(row):
             delay = _backoff(row)
@@ -425,14 +430,17 @@ class Agent:
                 self.kick_later(row.id, _backoff(self._load(row.id)))
             return
         if row.spec.get("auto_remove"):
-            await asyncio.to_thread(self.backend.delete, row.id)
-            with self.store.session() as s:  # the exit code outlives the row, for waiters
-                s.add(Action(project_id=row.project_id, container_id=row.id, action="remove",
-                             params={"auto": True}, request_id="auto-remove", user="agent",
-                             state="success", message="", error_status=0,
-                             result=_last_exit(row), started_at=time.time(),
-                             finished_at=time.time()))
-            await self._delete_row(row, volumes=True)
+            await self._auto_remove(row)
+
+    async def _auto_remove(self, row: Container) -> None:
+        await asyncio.to_thread(self.backend.delete, row.id)
+        with self.store.session() as s:  # the exit code outlives the row, for waiters
+            s.add(Action(project_id=row.project_id, container_id=row.id, action="remove",
+                         params={"auto": True}, request_id="auto-remove", user="agent",
+                         state="success", message="", error_status=0,
+                         result=_last_exit(row), started_at=time.time(),
+                         finished_at=time.time()))
+        await self._delete_row(row, volumes=True)
 
 
 def _last_exit(row: Container) -> dict[str, Any]:

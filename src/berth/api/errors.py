@@ -28,7 +28,8 @@ def validation_message(errors: list[dict]) -> str:
         return f"missing field: {_field(first.get('loc', ()))}"
     if first.get("type") == "json_invalid":
         return "malformed JSON body"
-    return f"{_field(first.get('loc', ()))}: {msg}"
+    field = _field(first.get("loc", ()))
+    return msg if field == "body" else f"{field}: {msg}"
 
 
 def install(app: FastAPI) -> None:
