@@ -84,6 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
     hub = Hub()
     backend = OciBackend(paths, args.runtime)
     blobs = BlobStore(paths.blobs)
+    blobs.cleanup_tmp()  # an import or pull killed mid-way leaves only temp files
     layers = LayerStore(paths.layers, blobs)
     images = ImageService(store, blobs)
     volumes = VolumeService(store, paths.volumes, host, paths.root, idmap)

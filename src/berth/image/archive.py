@@ -188,14 +188,15 @@ class _Pending:
     tags: list[str]
 
 
-def _layer(spooled: SpooledBlob, expected_diff: str, where: str) -> tuple[SpooledBlob, LayerRef]:
+def _layer(spooled: SpooledBlob, expected_diff: str, where: str,
+           max_bytes: int) -> tuple[SpooledBlob, LayerRef]:
     with open(spooled.path, "rb") as f:
         kind = compression_of(f.read(6))
     if kind == "":
         diff_id, media = spooled.digest, LAYER_TAR
     elif kind == "gzip":
         with open(spooled.path, "rb") as f:
-            diff_id = compute_diff_id(f)
+            diff_id = compute_diff_id(f, max_bytes)
         media = LAYER_GZIP
     else:
         raise UnsafeContent(f"{where}: {kind} compressed layers are not supported")
@@ -244,7 +245,7 @@ def _image(spool: _Spool, config_name: str, layer_names: list[Any], tags: list[s
         if not isinstance(name, str):
             raise _bad(f"{where}: layer names must be strings")
         blob = spool.get(name, f"{where} layer")
-        layers.append(_layer(blob, diff, f"{where} layer {i} ({name})"))
+        layers.append(_layer(blob, diff, f"{where} layer {i} ({name})", limits.max_total_bytes))
     return _Pending(config, doc, layers, tags)
 
 

@@ -12,6 +12,7 @@ import json
 import struct
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 from berth.errors import InvalidArgument
@@ -19,7 +20,6 @@ from berth.image.archive import LAYER_TAR, host_arch, oci_manifest_bytes
 from berth.image.blobs import BlobStore
 from berth.image.types import ImageManifest, LayerRef
 
-EPOCH = "1970-01-01T00:00:00Z"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PT_INTERP = 3
 
@@ -133,14 +133,16 @@ def build_busybox_image(blobs: BlobStore, busybox: Path = Path("/bin/busybox")) 
     """Store (or find again: the result is deterministic) the busybox base image."""
     busybox = Path(busybox)
     layer_tar = build_layer(_check_static(busybox), _applets(busybox))
+    # The binary's own time: deterministic for one busybox build, and a meaningful "created".
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(busybox.stat().st_mtime)))
     layer_digest, layer_size = blobs.put_bytes(layer_tar)
     config = {
         "architecture": host_arch(),
         "os": "linux",
-        "created": EPOCH,
+        "created": created,
         "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created": EPOCH,
+        "history": [{"created": created,
                      "created_by": "berth: base image from the host's static busybox"}],
     }
     config_bytes = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()

@@ -113,7 +113,8 @@ class BoundedReader:
         self.pos += len(data)
         self._sha.update(data)
         if self.budget_end is not None and self.pos > self.budget_end:
-            raise UnsafeContent(f"{self.what} tar header or trailer exceeds its size bound")
+            raise UnsafeContent(f"{self.what} exceeds a size bound (a tar header, trailer or "
+                                "the whole uncompressed stream is too large)")
         return data
 
     def drain(self) -> None:
@@ -126,7 +127,7 @@ class BoundedReader:
 
 def compute_diff_id(stream: BinaryIO, max_bytes: int = 64 << 30) -> str:
     """sha256 of the uncompressed bytes of a layer blob, without extracting it."""
-    reader = BoundedReader(decompressed(stream))
+    reader = BoundedReader(decompressed(stream), "layer")
     reader.budget_end = max_bytes
     reader.drain()
     return reader.digest()

@@ -41,6 +41,7 @@ from berth.runtime.oci.top import process_table
 from berth.runtime.oci.user import resolve_user
 
 CONMON_EXIT_WAIT = 5.0
+CONMON_CGROUP = "/berth-conmon"  # outside /berth so a container's cgroup never holds it
 
 
 class OciBackend(RuntimeBackend):
@@ -89,7 +90,10 @@ class OciBackend(RuntimeBackend):
                 self._create(lay, spec)
             except BaseException:
                 with contextlib.suppress(Exception):
-                    self._release(lay) if existed else self._teardown(lay)
+                    if existed:
+                        self._release(lay)
+                    else:
+                        self._teardown(lay)
                 raise
 
     def _create(self, lay: ContainerLayout, spec: ContainerSpec) -> None:
@@ -121,6 +125,10 @@ class OciBackend(RuntimeBackend):
             conmon_pidfile=lay.conmon_pidfile, log_path=lay.log, exit_dir=lay.exit_dir,
             persist_dir=lay.persist, socket_dir=lay.socket_dir, error_file=lay.conmon_errors,
             terminal=spec.tty, stdin=spec.stdin))
+        conmon_pid = read_pidfile(lay.conmon_pidfile)
+        if conmon_alive(conmon_pid, spec.id):
+            assert conmon_pid is not None
+            cgroups.move_to_cgroup(conmon_pid, CONMON_CGROUP)
 
     def start(self, cid: str) -> None:
         lay = self._layout(cid)

@@ -142,6 +142,19 @@ def remove_cgroup(cg: ContainerCgroup) -> list[Path]:
     return left
 
 
+def move_to_cgroup(pid: int, rel_path: str, mounts: list[CgroupMount] | None = None) -> None:
+    """Best effort: put pid into rel_path in every hierarchy. Used for conmon, so that the
+    monitors do not live in berthd's own cgroup (a service manager stopping berthd kills
+    everything in that cgroup, and containers must outlive berthd)."""
+    cg = container_cgroup(rel_path, mounts)
+    for d in all_dirs(cg):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "cgroup.procs").write_text(f"{pid}\n")
+        except OSError:
+            continue
+
+
 # ---- pure parsers -------------------------------------------------------------------------
 
 

@@ -1,0 +1,227 @@
+"""The container lifecycle through the real CLI, against a real berthd, runc and conmon."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.integration.daemon import Daemon
+
+pytestmark = pytest.mark.integration
+
+
+def test_run_attached_prints_output_and_keeps_streams_apart(daemon: Daemon) -> None:
+    res = daemon.cli("run", "--rm", "busybox", "sh", "-c", "echo to-out; echo to-err >&2")
+    assert res.stdout == "to-out\n"
+    assert res.stderr == "to-err\n"
+
+
+def test_run_attached_exits_with_the_container_code(daemon: Daemon) -> None:
+    res = daemon.cli("run", "--rm", "busybox", "sh", "-c", "exit 42", check=False)
+    assert res.returncode == 42
+
+
+@pytest.mark.parametrize(("command", "code"), [("nosuchcommand", 127), ("/etc/passwd", 126)])
+def test_run_of_a_command_that_cannot_run(daemon: Daemon, command: str, code: int) -> None:
+    res = daemon.cli("run", "--rm", "busybox", command, check=False)
+    assert res.returncode == code
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("berth: ")
+    assert command in res.stderr
+    # --rm removes it even though it never ran
+    assert not daemon.client.containers.list(all=True, filters=["ancestor=busybox"]) or all(
+        c["config"].get("command") != [command]
+        for c in daemon.client.containers.list(all=True))
+
+
+def test_rm_flag_removes_the_container_after_exit(daemon: Daemon) -> None:
+    daemon.cli("run", "--rm", "--name", "gone-after", "busybox", "true")
+    res = daemon.cli("inspect", "gone-after", check=False)
+    assert res.returncode != 0 and "no such container" in res.stderr
+
+
+def test_detached_run_then_logs_ps_inspect(daemon: Daemon) -> None:
+    cid = daemon.cli("run", "-d", "--name", "lc-detached", "-l", "tier=web", "busybox", "sh",
+                     "-c", "echo first; echo oops >&2; sleep 60").stdout.strip()
+    assert len(cid) == 64
+    daemon.wait_for(lambda: "first" in daemon.cli("logs", "lc-detached").stdout, what="output")
+    logs = daemon.cli("logs", "lc-detached")
+    assert logs.stdout == "first\n" and logs.stderr == "oops\n"
+    stamped = daemon.cli("logs", "-t", "lc-detached").stdout
+    assert stamped.split(" ", 1)[0].startswith(time.strftime("%Y-"))
+    ps = daemon.cli("ps").stdout
+    assert "lc-detached" in ps and cid[:12] in ps
+    assert "lc-detached" in daemon.cli("ps", "--filter", "label=tier=web").stdout
+    assert "lc-detached" not in daemon.cli("ps", "--filter", "label=tier=db").stdout
+    assert "lc-detached" in daemon.cli("ps", "--filter", "name=lc-det").stdout
+    assert "lc-detached" in daemon.cli("ps", "--filter", "status=running").stdout
+    info = daemon.inspect("lc-detached")
+    assert info["id"] == cid and info["state"]["running"] and info["state"]["pid"] > 0
+    assert info["labels"] == {"tier": "web"}
+    daemon.cli("rm", "-f", "lc-detached")
+
+
+def test_logs_tail_and_since(daemon: Daemon) -> None:
+    daemon.cli("run", "--name", "lc-tail", "busybox", "sh", "-c",
+               "for i in 1 2 3 4 5; do echo line$i; done")
+    assert daemon.cli("logs", "--tail", "2", "lc-tail").stdout == "line4\nline5\n"
+    assert daemon.cli("logs", "--since", str(time.time() + 3600), "lc-tail").stdout == ""
+    assert daemon.cli("logs", "--since", "0", "lc-tail").stdout.count("line") == 5
+    daemon.cli("rm", "lc-tail")
+
+
+def test_logs_follow_ends_when_the_container_exits(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "lc-follow", "busybox", "sh", "-c",
+               "echo a; sleep 1; echo b")
+    res = daemon.cli("logs", "-f", "lc-follow", timeout=30)
+    assert res.stdout == "a\nb\n"
+    daemon.cli("rm", "lc-follow")
+
+
+def test_image_config_env_workdir_user_hostname(daemon: Daemon) -> None:
+    out = daemon.cli("run", "--rm", "-e", "GREETING=hi there", "-w", "/tmp", "-u", "1000:1000",
+                     "-h", "boxhost", "busybox", "sh", "-c",
+                     'echo "$GREETING"; pwd; id -u; id -g; hostname; echo $PATH').stdout
+    lines = out.splitlines()
+    assert lines[:5] == ["hi there", "/tmp", "1000", "1000", "boxhost"]
+    assert "/bin" in lines[5]  # PATH from the image config
+
+
+def test_user_by_name_and_entrypoint_override(daemon: Daemon) -> None:
+    assert daemon.cli("run", "--rm", "-u", "user", "busybox", "id", "-un").stdout == "user\n"
+    res = daemon.cli("run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint")
+    assert res.stdout == "via entrypoint\n"
+
+
+def test_runs_in_a_user_namespace_by_default(daemon: Daemon) -> None:
+    uid_map = daemon.cli("run", "--rm", "busybox", "cat", "/proc/self/uid_map").stdout.split()
+    assert uid_map[0] == "0" and uid_map[1] != "0"  # container root is not host root
+    info = daemon.client.info()
+    assert int(uid_map[1]) == info["userns_base"]
+
+
+def test_stop_sends_sigterm_then_sigkill(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "lc-graceful", "busybox", "sh", "-c",
+               "trap 'echo got-term; exit 0' TERM; while true; do sleep 0.1; done")
+    daemon.cli("stop", "lc-graceful")
+    info = daemon.inspect("lc-graceful")
+    assert info["state"]["status"] == "exited" and info["state"]["exit_code"] == 0
+    assert "got-term" in daemon.cli("logs", "lc-graceful").stdout
+    # sh as PID 1 ignores SIGTERM without a trap: stop must escalate to SIGKILL
+    daemon.cli("run", "-d", "--name", "lc-stubborn", "busybox", "sleep", "600")
+    daemon.cli("stop", "-t", "1", "lc-stubborn")
+    assert daemon.inspect("lc-stubborn")["state"]["exit_code"] == 137
+    # stopping a stopped container is not an error (as in docker)
+    assert daemon.cli("stop", "lc-stubborn").returncode == 0
+    daemon.cli("rm", "lc-graceful", "lc-stubborn")
+
+
+def test_kill_with_a_signal_and_wait(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "lc-kill", "busybox", "sh", "-c",
+               "trap 'echo usr1; exit 9' USR1; while true; do sleep 0.1; done")
+    daemon.cli("kill", "-s", "USR1", "lc-kill")
+    assert daemon.cli("wait", "lc-kill").stdout.strip() == "9"
+    assert "usr1" in daemon.cli("logs", "lc-kill").stdout
+    daemon.cli("rm", "lc-kill")
+
+
+def test_restart_gives_a_new_process_and_keeps_the_filesystem(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "lc-restart", "busybox", "sh", "-c",
+               "echo run >> /state; sleep 600")
+    first = daemon.inspect("lc-restart")["state"]["pid"]
+    daemon.cli("restart", "-t", "0", "lc-restart")
+    second = daemon.inspect("lc-restart")["state"]
+    assert second["running"] and second["pid"] != first
+    res = daemon.cli("exec", "lc-restart", "cat", "/state")
+    assert res.stdout == "run\nrun\n"  # the writable layer survived the restart
+    daemon.cli("stop", "-t", "0", "lc-restart")
+    daemon.cli("start", "lc-restart")
+    assert daemon.cli("exec", "lc-restart", "cat", "/state").stdout.count("run") == 3
+    daemon.cli("rm", "-f", "lc-restart")
+
+
+def test_create_then_start_attached(daemon: Daemon) -> None:
+    cid = daemon.cli("create", "--name", "lc-created", "busybox", "echo", "made").stdout.strip()
+    assert daemon.inspect(cid)["state"]["status"] == "created"
+    res = daemon.cli("start", "-a", "lc-created")
+    assert res.stdout == "made\n" and res.returncode == 0
+    daemon.cli("rm", "lc-created")
+
+
+def test_pause_freezes_and_unpause_thaws(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "lc-pause", "busybox", "sh", "-c",
+               "while true; do date +%s%N >> /ticks; sleep 0.05; done")
+    daemon.cli("pause", "lc-pause")
+    assert daemon.inspect("lc-pause")["state"]["status"] == "paused"
+    assert "Paused" in daemon.cli("ps").stdout
+    res = daemon.cli("exec", "lc-pause", "true", check=False)
+    assert res.returncode != 0 and "paused" in res.stderr
+    daemon.cli("unpause", "lc-pause")
+    assert daemon.inspect("lc-pause")["state"]["status"] == "running"
+    before = int(daemon.cli("exec", "lc-pause", "wc", "-l", "/ticks").stdout.split()[0])
+    daemon.wait_for(lambda: int(daemon.cli("exec", "lc-pause", "wc", "-l", "/ticks")
+                                .stdout.split()[0]) > before, what="ticks after unpause")
+    daemon.cli("rm", "-f", "lc-pause")
+
+
+def test_rename_and_name_conflicts(daemon: Daemon) -> None:
+    daemon.cli("create", "--name", "lc-old", "busybox", "true")
+    daemon.cli("create", "--name", "lc-taken", "busybox", "true")
+    res = daemon.cli("rename", "lc-old", "lc-taken", check=False)
+    assert res.returncode == 125 and "already in use" in res.stderr
+    daemon.cli("rename", "lc-old", "lc-new")
+    assert daemon.inspect("lc-new")["name"] == "lc-new"
+    res = daemon.cli("create", "--name", "lc-new", "busybox", "true", check=False)
+    assert res.returncode == 125 and "already in use" in res.stderr
+    daemon.cli("rm", "lc-new", "lc-taken")
+
+
+def test_rm_refuses_a_running_container_without_force(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "lc-rm", "busybox", "sleep", "600")
+    res = daemon.cli("rm", "lc-rm", check=False)
+    assert res.returncode != 0 and "running" in res.stderr
+    assert daemon.inspect("lc-rm")["state"]["running"]
+    daemon.cli("rm", "-f", "lc-rm")
+    assert daemon.cli("inspect", "lc-rm", check=False).returncode != 0
+
+
+def test_exec_exit_codes_env_and_user(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "lc-exec", "-e", "FROM_RUN=1", "busybox", "sleep", "600")
+    res = daemon.cli("exec", "-e", "EXTRA=2", "-u", "1000", "-w", "/tmp", "lc-exec", "sh", "-c",
+                     "echo $FROM_RUN$EXTRA; id -u; pwd; exit 3", check=False)
+    assert res.returncode == 3
+    assert res.stdout.splitlines() == ["12", "1000", "/tmp"]
+    assert daemon.cli("exec", "lc-exec", "nosuch", check=False).returncode == 127
+    daemon.cli("rm", "-f", "lc-exec")
+
+
+def test_actions_log_records_each_operation(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "lc-actions", "busybox", "sleep", "600")
+    daemon.cli("stop", "-t", "0", "lc-actions")
+    acts = json.loads(daemon.cli("actions", "-o", "json", "lc-actions").stdout)
+    assert [a["action"] for a in acts] == ["create", "start", "stop"]
+    assert all(a["state"] == "success" and a["finished_at"] for a in acts)
+    assert len({a["request_id"] for a in acts}) == 2  # run = one request, stop another
+    daemon.cli("rm", "lc-actions")
+
+
+def test_events_stream_reports_lifecycle(daemon: Daemon) -> None:
+    import threading
+
+    seen: list[dict] = []
+    stream = daemon.client.events(type="container")
+
+    def collect() -> None:
+        for event in stream:
+            seen.append(event)
+            if event["action"] == "destroy" and event["name"] == "lc-events":
+                return
+
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
+    time.sleep(0.2)
+    daemon.cli("run", "--rm", "--name", "lc-events", "busybox", "true")
+    reader.join(20)
+    actions = [e["action"] for e in seen if e["name"] == "lc-events"]
+    assert actions[:2] == ["create", "start"] and "die" in actions and actions[-1] == "destroy"
