@@ -142,9 +142,10 @@ def leaks(d: Daemon) -> list[str]:
         for cid in ids:
             if (ctl / "berth" / cid).exists():
                 found.append(f"cgroup {ctl / 'berth' / cid}")
-    runtime_state = d.run_root / "containers"
-    if runtime_state.exists():
-        found += [f"runtime state {p.name}" for p in runtime_state.iterdir()]
+    for shared in ("containers", "exits", "attach"):
+        state_dir = d.run_root / shared
+        if state_dir.exists():
+            found += [f"runtime state {shared}/{p.name}" for p in state_dir.iterdir()]
     return found
 
 

@@ -194,7 +194,8 @@ class OciBackend(RuntimeBackend):
             raise RuntimeFailure(f"cgroup of {cid} is busy: {left[0]}")
         shutil.rmtree(lay.run_dir, ignore_errors=True)
         lay.exit_file.unlink(missing_ok=True)  # persist/exit keeps the code
-        (lay.socket_dir / cid).unlink(missing_ok=True)  # conmon's symlink to the bundle
+        for link in lay.attach_links():  # conmon's symlink(s) to the bundle
+            link.unlink(missing_ok=True)
         for name in ("ctl", "winsz", "attach"):  # conmon's fifos and socket, made anew
             (lay.bundle / name).unlink(missing_ok=True)
 

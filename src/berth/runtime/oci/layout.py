@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,9 +102,28 @@ class ContainerLayout:
         # must stay under 108 bytes for clients that connect by path.
         return self.paths.run_root / "attach"
 
+    def attach_links(self) -> list[Path]:
+        """conmon's link(s) for this container in socket_dir. conmon shortens the link's name
+        (a prefix of the id) so that the socket path fits a sockaddr_un; match by prefix and
+        by target rather than by re-deriving its rule."""
+        try:
+            entries = list(self.socket_dir.iterdir())
+        except FileNotFoundError:
+            return []
+        links = []
+        for entry in entries:
+            if self.cid.startswith(entry.name) and entry.is_symlink():
+                try:
+                    if Path(os.readlink(entry)) == self.bundle:
+                        links.append(entry)
+                except OSError:
+                    continue
+        return links
+
     @property
     def attach_socket(self) -> Path:
-        return self.socket_dir / self.cid / "attach"
+        links = self.attach_links()
+        return (links[0] if links else self.socket_dir / self.cid) / "attach"
 
     @property
     def conmon_errors(self) -> Path:

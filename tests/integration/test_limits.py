@@ -1,0 +1,148 @@
+"""Resource limits: pids (fork bomb), memory (OOM), cpus, live update, stats and top."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.daemon import Daemon
+
+pytestmark = pytest.mark.integration
+
+CGROUP = Path("/sys/fs/cgroup")
+MiB = 1024 * 1024
+
+
+def _cg(controller: str, cid: str, name: str) -> str:
+    return (CGROUP / controller / "berth" / cid / name).read_text().strip()
+
+
+def _running(daemon: Daemon, name: str) -> dict[str, Any] | None:
+    info = daemon.inspect(name)
+    return info if info["state"]["status"] == "running" else None
+
+
+def _exited(daemon: Daemon, name: str) -> dict[str, Any] | None:
+    info = daemon.inspect(name)
+    return info if info["state"]["status"] == "exited" else None
+
+
+def test_fork_bomb_is_contained_by_pids_limit(daemon: Daemon) -> None:
+    name = "lim-forkbomb"
+    try:
+        daemon.cli("run", "-d", "--name", name, "--pids-limit", "32", "busybox",
+                   "sh", "-c", "while true; do sleep 100 & done 2>/dev/null")
+        cid = daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")["id"]
+        assert _cg("pids", cid, "pids.max") == "32"
+        highest = 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            current = int(_cg("pids", cid, "pids.current"))
+            highest = max(highest, current)
+            assert current <= 32, f"pids.current {current} > pids-limit 32"
+            time.sleep(0.05)
+        assert highest >= 30, f"the bomb never reached the limit (max {highest})"
+        # The host can still make processes.
+        assert subprocess.run(["true"], timeout=10).returncode == 0
+        assert subprocess.run(["sh", "-c", "echo host-ok"], capture_output=True, text=True,
+                              timeout=10).stdout == "host-ok\n"
+        daemon.cli("rm", "-f", name)
+        assert not (CGROUP / "pids" / "berth" / cid).exists()
+        assert all(c["id"] != cid for c in daemon.client.containers.list(all=True))
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_memory_hog_is_oom_killed(daemon: Daemon) -> None:
+    name = "lim-oom"
+    hog = "head -c 200m /dev/zero | tail"
+    try:
+        daemon.cli("run", "-d", "--name", name, "--memory", "32m", "busybox", "sh", "-c", hog)
+        info = daemon.wait_for(lambda: _exited(daemon, name), timeout=25, what="OOM exit")
+        assert info["state"]["oom_killed"] is True, info["state"]
+        assert info["state"]["exit_code"] == 137, info["state"]
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_attached_run_of_memory_hog_exits_137(daemon: Daemon) -> None:
+    res = daemon.cli("run", "--rm", "--memory", "32m", "busybox", "sh", "-c",
+                     "head -c 200m /dev/zero | tail", check=False, timeout=30)
+    assert res.returncode == 137, res
+    assert "Traceback" not in res.stderr
+    assert "memory" in res.stderr
+
+
+def test_update_running_container_limits(daemon: Daemon) -> None:
+    name = "lim-update"
+    try:
+        daemon.cli("run", "-d", "--name", name, "--memory", "32m", "--pids-limit", "20",
+                   "busybox", "sleep", "100")
+        cid = daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")["id"]
+        assert int(_cg("memory", cid, "memory.limit_in_bytes")) == 32 * MiB
+        assert _cg("pids", cid, "pids.max") == "20"
+        daemon.cli("update", "--memory", "64m", "--pids-limit", "50", name)
+        assert int(_cg("memory", cid, "memory.limit_in_bytes")) == 64 * MiB
+        assert _cg("pids", cid, "pids.max") == "50"
+        config = daemon.inspect(name)["config"]
+        assert config["memory"] == 64 * MiB
+        assert config["pids_limit"] == 50
+        assert daemon.inspect(name)["state"]["status"] == "running"
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_stats_and_top_of_running_container(daemon: Daemon) -> None:
+    name = "lim-stats"
+    try:
+        daemon.cli("run", "-d", "--name", name, "busybox", "sleep", "100")
+        daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")
+        rows = json.loads(daemon.cli("stats", "--no-stream", "-o", "json", name).stdout)
+        assert len(rows) == 1
+        assert rows[0]["name"] == name
+        assert rows[0]["memory_usage"] > 0
+        assert rows[0]["pids"] >= 1
+        top = daemon.cli("top", name).stdout.splitlines()
+        assert "PID" in top[0]
+        assert any("sleep 100" in line for line in top[1:]), top
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_cpus_sets_cfs_quota(daemon: Daemon) -> None:
+    name = "lim-cpus"
+    try:
+        daemon.cli("run", "-d", "--name", name, "--cpus", "0.5", "busybox", "sleep", "100")
+        cid = daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")["id"]
+        assert _cg("cpu", cid, "cpu.cfs_period_us") == "100000"
+        assert _cg("cpu", cid, "cpu.cfs_quota_us") == "50000"
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_update_of_stopped_container_applies_at_next_start(daemon: Daemon) -> None:
+    name = "lim-update-stopped"
+    try:
+        daemon.cli("create", "--name", name, "--memory", "32m", "busybox", "sleep", "100")
+        daemon.cli("update", "--memory", "48m", "--pids-limit", "40", name)
+        config = daemon.inspect(name)["config"]
+        assert config["memory"] == 48 * MiB
+        assert config["pids_limit"] == 40
+        daemon.cli("start", name)
+        cid = daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")["id"]
+        assert int(_cg("memory", cid, "memory.limit_in_bytes")) == 48 * MiB
+        assert _cg("pids", cid, "pids.max") == "40"
+        # And again after a stop: the stored limits stay.
+        daemon.cli("stop", "-t", "0", name)
+        daemon.cli("update", "--pids-limit", "45", name)
+        daemon.cli("start", name)
+        cid = daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")["id"]
+        assert _cg("pids", cid, "pids.max") == "45"
+        assert int(_cg("memory", cid, "memory.limit_in_bytes")) == 48 * MiB
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
