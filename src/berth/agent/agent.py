@@ -263,8 +263,7 @@ class Agent:
         image = self._image(row)
         layers = await asyncio.to_thread(self._layer_dirs, image)
         spec = specbuild.build_spec(row.id, row.name, row.spec, image.config, layers, self.idmap)
-        await asyncio.to_thread(self.backend.release, row.id)
-        try:
+        try:  # create releases whatever a previous run left
             await asyncio.to_thread(self.backend.create, spec)
             await asyncio.to_thread(self.backend.start, row.id)
         except BerthError as e:

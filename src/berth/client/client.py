@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from typing import Any, BinaryIO
 
 from berth.client.transport import DEFAULT_HOST, APIError, Transport, read_frames
+
+TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
 
 EXIT_FRAME = 3
 

@@ -27,14 +27,21 @@ from berth.runtime.base import (
     Resources,
     RuntimeBackend,
     Stats,
+    Status,
 )
 from berth.runtime.oci import cgroups, rootfs
 from berth.runtime.oci.conmon import ConmonLaunch, launch_conmon
 from berth.runtime.oci.exec import RuncExec, build_exec_process
 from berth.runtime.oci.layout import ContainerLayout, check_id, exit_dir
 from berth.runtime.oci.logs import read_log_file
-from berth.runtime.oci.observe import observe
-from berth.runtime.oci.procutil import conmon_alive, read_pidfile, signal_pid
+from berth.runtime.oci.observe import observe, read_exit, read_float
+from berth.runtime.oci.procutil import (
+    conmon_alive,
+    is_zombie,
+    proc_in_cgroup,
+    read_pidfile,
+    signal_pid,
+)
 from berth.runtime.oci.runc import RuncCli, clean_error, find_runtime, is_not_running
 from berth.runtime.oci.spec import build_oci_config, cgroups_path, hostname_of
 from berth.runtime.oci.top import process_table
@@ -82,7 +89,7 @@ class OciBackend(RuntimeBackend):
     def create(self, spec: ContainerSpec) -> None:
         lay = self._layout(spec.id)
         with self._lock(spec.id):
-            if self.runc.state(spec.id) is not None:
+            if self.runc.known(spec.id):
                 raise Conflict(f"container {spec.id} already exists")
             existed = lay.dir.exists()  # released before: keep its writable layer and log
             self._release(lay)
@@ -118,7 +125,7 @@ class OciBackend(RuntimeBackend):
         config = build_oci_config(spec, user.uid, user.gid, user.additional_gids, lay.rootfs,
                                   files, home=user.home,
                                   nofile_hard_limit=resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-        lay.config.write_text(json.dumps(config, indent=1))
+        lay.config.write_text(json.dumps(config, separators=(",", ":")))
         launch_conmon(ConmonLaunch(
             cid=spec.id, name=spec.name, runtime=self.runtime, runtime_root=self.runc.root,
             bundle=lay.bundle, container_pidfile=lay.container_pidfile,
@@ -132,13 +139,13 @@ class OciBackend(RuntimeBackend):
 
     def start(self, cid: str) -> None:
         lay = self._layout(cid)
-        st = self.runc.state(cid)
-        if st is None:
+        if not self.runc.known(cid):
             raise NotFound(f"no such container: {cid}")
-        if st.get("status") != "created":
-            raise Conflict(f"container {cid} is {st.get('status')}, not created")
         lay.started_at.write_text(f"{time.time():.6f}\n")
-        self.runc.run("start", cid)
+        result = self.runc.run("start", cid, check=False)  # runc refuses unless "created"
+        if result.returncode != 0:
+            lay.started_at.unlink(missing_ok=True)
+            raise Conflict(f"start {cid}: {clean_error(result.stderr)}")
 
     def kill(self, cid: str, signal: int) -> None:
         check_id(cid)
@@ -158,7 +165,23 @@ class OciBackend(RuntimeBackend):
 
     def state(self, cid: str) -> Observed:
         lay = self._layout(cid)
-        return observe(lay, self.runc.state(cid))
+        if not self.runc.known(cid):
+            return observe(lay, None)
+        quick = self._quick_state(lay)
+        return quick if quick is not None else observe(lay, self.runc.state(cid))
+
+    def _quick_state(self, lay: ContainerLayout) -> Observed | None:
+        """Exited or running, read from conmon's files, /proc and the cgroup without spawning
+        the runtime (the agent asks often); None when only the runtime can tell."""
+        if read_exit(lay)[0] is not None:
+            return observe(lay, {"status": "stopped"})
+        started = read_float(lay.started_at)
+        pid = read_pidfile(lay.container_pidfile)
+        if started is None or pid is None or is_zombie(pid) or \
+                not proc_in_cgroup(pid, cgroups_path(lay.cid)):
+            return None  # created but not started, just exited, or a reused pid
+        status = Status.PAUSED if cgroups.frozen(self._cgroup(lay.cid)) else Status.RUNNING
+        return Observed(status=status, pid=pid, started_at=started)
 
     def delete(self, cid: str) -> None:
         lay = self._layout(cid)
@@ -178,8 +201,9 @@ class OciBackend(RuntimeBackend):
         keep the writable layer, the log and the recorded exit. Each step tolerates the thing
         being gone already."""
         cid = lay.cid
-        result = self.runc.run("delete", "--force", cid, check=False)
-        if result.returncode != 0:
+        result = self.runc.run("delete", "--force", cid, check=False) if self.runc.known(cid) \
+            else None
+        if result is not None and result.returncode != 0:
             message = clean_error(result.stderr)
             if not is_not_running(message) and self.runc.state(cid) is not None:
                 raise RuntimeFailure(f"delete {cid}: {message}")

@@ -250,6 +250,15 @@ def _read(d: Path | None, name: str) -> str | None:
         return None
 
 
+def frozen(cg: ContainerCgroup) -> bool:
+    """Is the container paused (its freezer cgroup frozen)?"""
+    v1 = _read(cg.v1.get("freezer"), "freezer.state")
+    if v1 is not None:
+        return v1.strip() in ("FROZEN", "FREEZING")
+    v2 = _read(cg.v2, "cgroup.events")
+    return v2 is not None and "frozen 1" in v2
+
+
 def oom_kill_count(cg: ContainerCgroup) -> int:
     v1 = _read(cg.v1.get("memory"), "memory.oom_control")
     if v1 is not None:

@@ -85,6 +85,11 @@ class RuncCli:
                                  f"{Path(self.binary).name} {args[0]} exited {proc.returncode}")
         return result
 
+    def known(self, cid: str) -> bool:
+        """Does the runtime hold state for cid? (runc and crun keep a directory per container
+        under --root: checking it costs a stat, not a process.)"""
+        return (self.root / cid).is_dir()
+
     def state(self, cid: str) -> dict[str, Any] | None:
         """runc's view of the container, or None when runc has no record of it."""
         result = self.run("state", cid, check=False)
