@@ -24,14 +24,14 @@ from typing import Any, BinaryIO
 from berth.errors import InvalidArgument, UnsafeContent
 from berth.image.blobs import BlobStore, SpooledBlob, validate_digest
 from berth.image.reference import normalize_tag_reference, parse_reference
-from berth.image.types import ImageManifest, LayerRef
-from berth.image.unpack import (
+from berth.image.tarstream import (
     BoundedReader,
     compression_of,
     compute_diff_id,
     decompressed,
     iter_tar,
 )
+from berth.image.types import ImageManifest, LayerRef
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

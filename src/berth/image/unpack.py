@@ -9,24 +9,19 @@ overlayfs whiteouts, so the result can be used directly as an overlayfs lowerdir
 from __future__ import annotations
 
 import errno
-import gzip
-import hashlib
 import os
 import shutil
 import stat
 import tarfile
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from berth.errors import UnsafeContent
+from berth.image.tarstream import CHUNK, BoundedReader, decompressed, iter_tar
 from berth.runtime.base import IdMapping
 
-CHUNK = 1 << 20
-HEADER_BUDGET = 2 << 20  # most bytes one header (with its pax/longname records) may take
-TRAILER_BUDGET = 1 << 20  # padding allowed after the end-of-archive marker
 MAX_ID = (1 << 32) - 2
 OPAQUE_XATTR = "trusted.overlay.opaque"
 CAPS_PAX = "SCHILY.xattr.security.capability"
@@ -43,127 +38,6 @@ class UnpackLimits:
     max_depth: int = 128
     max_path: int = 4096
     max_name: int = 255
-
-
-class _Prefixed:
-    """A stream with bytes already peeked from its start put back in front."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = head
-        self._rest = rest
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n is None or n < 0 or n >= len(self._head):
-                data, self._head = self._head, b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return self._rest.read(CHUNK if n is None or n < 0 else n)
-
-
-def compression_of(head: bytes) -> str:
-    """"gzip", "zstd", "xz", "bzip2" or "" (plain) from a blob's first bytes."""
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"BZh"):
-        return "bzip2"
-    return ""
-
-
-def decompressed(stream: BinaryIO) -> BinaryIO:
-    """The uncompressed tar bytes of a blob (plain or gzip'd), whatever it was stored as."""
-    head = b""
-    while len(head) < 6:
-        more = stream.read(6 - len(head))
-        if not more:
-            break
-        head += more
-    src = _Prefixed(head, stream)
-    kind = compression_of(head)
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[arg-type]
-    if kind == "zstd":
-        raise UnsafeContent("zstd layers are not supported yet")
-    if kind:
-        raise UnsafeContent(f"{kind} compressed layers are not supported")
-    return src  # type: ignore[return-value]
-
-
-class BoundedReader:
-    """Hashes and counts everything read, turns decompression errors into UnsafeContent and
-    enforces a byte budget (so a huge pax header cannot make tarfile buffer gigabytes)."""
-
-    def __init__(self, src: BinaryIO, what: str = "layer") -> None:
-        self._src = src
-        self._sha = hashlib.sha256()
-        self.what = what
-        self.pos = 0
-        self.budget_end: int | None = None
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            data = self._src.read(CHUNK if n is None or n < 0 else n)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise UnsafeContent(f"corrupt {self.what}: {exc}") from None
-        self.pos += len(data)
-        self._sha.update(data)
-        if self.budget_end is not None and self.pos > self.budget_end:
-            raise UnsafeContent(f"{self.what} exceeds a size bound (a tar header, trailer or "
-                                "the whole uncompressed stream is too large)")
-        return data
-
-    def drain(self) -> None:
-        while self.read(CHUNK):
-            pass
-
-    def digest(self) -> str:
-        return "sha256:" + self._sha.hexdigest()
-
-
-def compute_diff_id(stream: BinaryIO, max_bytes: int = 64 << 30) -> str:
-    """sha256 of the uncompressed bytes of a layer blob, without extracting it."""
-    reader = BoundedReader(decompressed(stream), "layer")
-    reader.budget_end = max_bytes
-    reader.drain()
-    return reader.digest()
-
-
-class _TarInfo(tarfile.TarInfo):
-    """Notes when tarfile meets a real end-of-archive block: tarfile otherwise treats a
-    truncated or garbled header after the first as a silent end of the archive."""
-
-    @classmethod
-    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
-        try:
-            return super().fromtarfile(tarfile_)
-        except tarfile.EOFHeaderError:
-            tarfile_.berth_saw_end = True  # type: ignore[attr-defined]
-            raise
-
-
-def iter_tar(reader: BoundedReader) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
-    """Stream a tar's members with bounded headers; the caller must consume each member's
-    data before the next and should map tarfile.TarError to UnsafeContent."""
-    reader.budget_end = reader.pos + HEADER_BUDGET
-    with tarfile.open(fileobj=reader, mode="r|", tarinfo=_TarInfo,  # type: ignore[call-overload]
-                      encoding="utf-8", errors="surrogateescape") as tf:
-        while True:
-            reader.budget_end = reader.pos + HEADER_BUDGET
-            member = tf.next()
-            if member is None:
-                break
-            reader.budget_end = None  # member data is bounded by the caller
-            yield member, tf
-            tf.members.clear()  # stream mode would otherwise keep every header
-        if not getattr(tf, "berth_saw_end", False):
-            raise UnsafeContent(f"corrupt {reader.what}: truncated tar or bad header")
-    reader.budget_end = reader.pos + TRAILER_BUDGET
-    reader.drain()
 
 
 def unpack_layer(stream: BinaryIO, target: Path, *, idmap: IdMapping | None,
