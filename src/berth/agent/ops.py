@@ -1,0 +1,194 @@
+"""The agent's steps on one container: read and write its row, drive the runtime, publish
+events. Each step is safe to repeat after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal as signals
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from berth.agent import policy, specbuild
+from berth.errors import BerthError, Conflict, InvalidArgument
+from berth.image.layers import LayerStore
+from berth.image.types import LayerRef
+from berth.runtime.base import IdMapping, Observed, RuntimeBackend, Status
+from berth.service.hub import Hub
+from berth.store.db import Store
+from berth.store.models import Action, Container, Image, Volume
+
+LIVE = ("running", "paused", "restarting")
+STOP_POLL = 0.05
+KILL_WAIT = 10.0
+
+
+class ContainerOps:
+    def __init__(self, store: Store, hub: Hub, backend: RuntimeBackend, layers: LayerStore,
+                 idmap: IdMapping | None, volumes_root: Path) -> None:
+        self.store = store
+        self.hub = hub
+        self.backend = backend
+        self.layers = layers
+        self.idmap = idmap
+        self.volumes_root = volumes_root
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        """A blocking runtime call, off the event loop."""
+        return await asyncio.to_thread(fn, *args)
+
+    # -- rows and events -----------------------------------------------------------------
+
+    def load(self, cid: str) -> Container | None:
+        with self.store.session() as s:
+            return s.get(Container, cid)
+
+    def pending(self, cid: str) -> list[Action]:
+        with self.store.session() as s:
+            q = select(Action).where(Action.container_id == cid,
+                                     Action.state.in_(("pending", "running")))
+            return list(s.scalars(q.order_by(Action.id)).all())
+
+    def save(self, cid: str, **fields: Any) -> Container | None:
+        with self.store.session() as s:
+            row = s.get(Container, cid)
+            if row is None:
+                return None
+            for key, value in fields.items():
+                setattr(row, key, value)
+            return row
+
+    def event(self, row: Container, action: str, **extra: Any) -> None:
+        self.hub.publish({"type": "container", "action": action, "id": row.id,
+                          "name": row.name, "project_id": row.project_id,
+                          "image": row.image_ref, "time": time.time(), **extra})
+
+    def image(self, row: Container) -> Image:
+        with self.store.session() as s:
+            image = s.get(Image, (row.project_id, row.image_id))
+        if image is None:
+            raise Conflict(f"image {row.image_ref} of container {row.name} is gone")
+        return image
+
+    def layer_dirs(self, image: Image) -> list[Path]:
+        """Unpacked layers of the image (each unpacked once per id mapping)."""
+        return [self.layers.ensure(LayerRef(**layer), self.idmap) for layer in image.layers]
+
+    # -- observing -----------------------------------------------------------------------
+
+    async def observe(self, row: Container) -> Observed | None:
+        """Record what really runs: a status change, or an exit (with its real code)."""
+        if row.status == "creating":
+            return None
+        obs = await self.run(self.backend.state, row.id)
+        if row.status in LIVE:
+            if obs.status in (Status.RUNNING, Status.PAUSED):
+                status = "paused" if obs.status == Status.PAUSED else "running"
+                if status != row.status or obs.pid != row.pid:
+                    self.save(row.id, status=status, pid=obs.pid)
+            elif obs.status == Status.STOPPED:
+                await self.record_exit(row, obs)
+            else:  # MISSING: the host rebooted or the runtime lost it
+                await self.record_exit(row, obs, lost=True)
+        return obs
+
+    async def record_exit(self, row: Container, obs: Observed, lost: bool = False) -> None:
+        code = 255 if lost or obs.exit_code is None else obs.exit_code
+        error = "the container's process was lost (host reboot?)" if lost else ""
+        self.save(row.id, status="exited", pid=0, exit_code=code, oom_killed=obs.oom_killed,
+                  finished_at=obs.finished_at or time.time(), error=error)
+        await self.run(self.backend.release, row.id)
+        if obs.oom_killed:
+            self.event(row, "oom")
+        self.event(row, "die", exitCode=code)
+
+    # -- running -------------------------------------------------------------------------
+
+    async def launch(self, row: Container) -> None:
+        """Create and start the container's process from its recorded request."""
+        image = self.image(row)
+        layers = await self.run(self.layer_dirs, image)
+        spec = specbuild.build_spec(row.id, row.name, row.spec, image.config, layers, self.idmap)
+        try:  # create releases whatever a previous run left
+            await self.run(self.backend.create, spec)
+            await self.run(self.backend.start, row.id)
+        except BerthError as e:
+            await self.run(self.backend.release, row.id)
+            code = policy.start_failure_code(e.message)
+            self.save(row.id, error=e.message, exit_code=code,
+                      status="exited" if row.started_at else "created")
+            if code in (policy.CANNOT_INVOKE, policy.NOT_FOUND):
+                err = InvalidArgument(e.message)
+                err.result = {"exit_code": code}  # type: ignore[attr-defined]
+                raise err from None
+            raise
+        self.mark_running(row, await self.run(self.backend.state, row.id))
+
+    def mark_running(self, row: Container, obs: Observed) -> None:
+        self.save(row.id, status="running", pid=obs.pid, started_at=obs.started_at or time.time(),
+                  exit_code=None, oom_killed=False, error="", finished_at=None,
+                  stopped_by_user=False, desired="running")
+        self.event(row, "start")
+
+    async def stop(self, row: Container, timeout: float) -> None:
+        """The stop signal, up to timeout seconds to exit, then SIGKILL (Docker's stop)."""
+        sig = specbuild.stop_signal(row.spec, self.image(row).config)
+        if timeout < 0:  # Docker: -1 waits for ever
+            timeout = float("inf")
+        if timeout > 0:
+            await self.signal(row, sig)
+            if await self.wait_stopped(row.id, timeout):
+                await self.observe(self.load(row.id))
+                return
+        await self.signal(row, signals.SIGKILL)
+        await self.wait_stopped(row.id, KILL_WAIT)
+        await self.observe(self.load(row.id))
+
+    async def signal(self, row: Container, sig: int) -> None:
+        await self.run(self.backend.kill, row.id, sig)
+        current = self.load(row.id)
+        if current is not None and current.status == "paused":
+            # A frozen process cannot act on a signal: thaw it (as Docker does).
+            await self.run(self.backend.resume, row.id)
+
+    async def wait_stopped(self, cid: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            obs = await self.run(self.backend.state, cid)
+            if obs.status in (Status.STOPPED, Status.MISSING):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(STOP_POLL)
+
+    # -- removing ------------------------------------------------------------------------
+
+    async def delete_row(self, row: Container, volumes: bool = False) -> None:
+        anonymous = [m["volume"] for m in row.spec.get("mounts", [])
+                     if m.get("type") == "volume" and m.get("anonymous")]
+        with self.store.session() as s:
+            current = s.get(Container, row.id)
+            if current is not None:
+                s.delete(current)
+            if volumes:
+                for name in anonymous:
+                    vol = s.get(Volume, (row.project_id, name))
+                    if vol is not None:
+                        s.delete(vol)
+        if volumes:
+            for name in anonymous:
+                shutil.rmtree(self.volumes_root / row.project_id / name, ignore_errors=True)
+        self.event(row, "destroy")
+
+    async def auto_remove(self, row: Container) -> None:
+        await self.run(self.backend.delete, row.id)
+        with self.store.session() as s:  # the exit code outlives the row, for waiters
+            s.add(Action(project_id=row.project_id, container_id=row.id, action="remove",
+                         params={"auto": True}, request_id="auto-remove", user="agent",
+                         state="success", message="", error_status=0,
+                         result=policy.last_exit(row), started_at=time.time(),
+                         finished_at=time.time()))
+        await self.delete_row(row, volumes=True)
