@@ -27,20 +27,22 @@ class PtySession:
         master, slave = os.openpty()
         self.master = master
         self.seen = b""
+        self.pos = 0  # read_until looks for its needle after this point
         self.proc = subprocess.Popen(
             [str(BIN / "berth"), *args], stdin=slave, stdout=slave, stderr=slave,
             env={**daemon.env, "TERM": "xterm"}, start_new_session=True, close_fds=True)
         os.close(slave)
 
     def read_until(self, needle: bytes, timeout: float = PROMPT_TIMEOUT) -> bytes:
-        """Read until needle appears in what came after the last call; fail with what came."""
-        start = len(self.seen)
+        """Read until needle appears after the previous match; fail with what came."""
+        start = self.pos
         deadline = time.monotonic() + timeout
-        while needle not in self.seen[start:]:
+        while (found := self.seen.find(needle, start)) < 0:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"timed out waiting for {needle!r}; read so far: "
-                                     f"{self.seen[start:]!r}")
+                raise AssertionError(f"timed out waiting for {needle!r} (berth "
+                                     f"{'running' if self.proc.poll() is None else 'exited'})"
+                                     f"; read so far: {self.seen[start:]!r}")
             ready, _, _ = select.select([self.master], [], [], min(left, 0.5))
             if ready:
                 try:
@@ -51,7 +53,8 @@ class PtySession:
                     raise AssertionError(f"the terminal closed before {needle!r}; read so "
                                          f"far: {self.seen[start:]!r}")
                 self.seen += chunk
-        return self.seen[start:]
+        self.pos = found + len(needle)
+        return self.seen[start:self.pos]
 
     def send(self, data: bytes) -> None:
         os.write(self.master, data)

@@ -75,6 +75,21 @@ def test_follow_until_writer_exits_and_file_drained(tmp_path: Path) -> None:
     thread.start()
     records = list(read_log_file(log, follow=True, alive=alive.is_set, poll=0.01))
     thread.join()
-    # P lines never get an F: the pieces come out joined once the monitor is gone.
-    assert records == [LogRecord(T1, "stdout", b"first\n"), LogRecord(T2, "stderr", b"last\n"),
-                       LogRecord(T2, "stdout", b"p0p1p2")]
+    # A follower gets each partial piece as soon as it is there, in order, never held back
+    # for a newline that may never come; the bytes are the same as when joined.
+    assert records[0] == LogRecord(T1, "stdout", b"first\n")
+    assert records[-1] == LogRecord(T2, "stderr", b"last\n")
+    assert b"".join(r.data for r in records[1:-1]) == b"p0p1p2"
+    assert all(r.stream == "stdout" for r in records[1:-1])
+
+
+def test_follow_passes_a_partial_line_on_while_the_writer_lives(tmp_path: Path) -> None:
+    """A shell prompt has no newline: a follower must see it without waiting for one."""
+    log = tmp_path / "ctr.log"
+    log.write_bytes(f"{T1} stdout P / # ".encode())
+    alive = threading.Event()
+    alive.set()
+    follower = read_log_file(log, follow=True, alive=alive.is_set, poll=0.01)
+    assert next(follower) == LogRecord(T1, "stdout", b"/ # ")  # would block if held back
+    alive.clear()
+    assert list(follower) == []

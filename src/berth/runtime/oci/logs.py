@@ -1,7 +1,8 @@
 """Read conmon's k8s-file log: "<RFC3339Nano time> <stdout|stderr> <P|F> <data>" per line.
 
 P marks a partial line (the container wrote no newline yet), F a full one. Partials of one
-stream are joined into one record that carries the time of its first piece.
+stream are joined into one record that carries the time of its first piece; when following, a
+partial is passed on as soon as nothing more is there to read (a shell prompt has no newline).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import NamedTuple
 
 from berth.runtime.base import LogRecord
 
-POLL_INTERVAL = 0.1
+POLL_INTERVAL = 0.1  # the slowest a follower polls when the log is idle
+POLL_FAST = 0.01  # right after output: interactive sessions echo keystrokes through the log
+IDLE = None  # what _lines yields when it has caught up with the writer
 MAX_RECORD = 1 << 20  # a partial line longer than this is flushed as is
 
 
@@ -58,9 +61,12 @@ class RecordJoiner:
         self._pending.clear()
 
 
-def parse_lines(lines: Iterable[bytes]) -> Iterator[LogRecord]:
+def parse_lines(lines: Iterable[bytes | None]) -> Iterator[LogRecord]:
     joiner = RecordJoiner()
     for raw in lines:
+        if raw is IDLE:
+            yield from joiner.flush()  # caught up: do not hold a partial line back
+            continue
         parsed = parse_line(raw.rstrip(b"\n"))
         if parsed is not None:
             record = joiner.feed(parsed)
@@ -70,10 +76,12 @@ def parse_lines(lines: Iterable[bytes]) -> Iterator[LogRecord]:
 
 
 def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
-                    poll: float) -> Iterator[bytes]:
-    """Complete lines of the file; when following, until the writer is gone and all is read."""
+                    poll: float) -> Iterator[bytes | None]:
+    """Complete lines of the file; when following, until the writer is gone and all is read,
+    with IDLE each time it has caught up."""
     buf = b""
     offset = 0
+    delay = POLL_FAST
     while True:
         try:
             with path.open("rb") as f:
@@ -86,6 +94,7 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
         *lines, buf = buf.split(b"\n")
         yield from lines
         if chunk:
+            delay = POLL_FAST
             continue
         # Check liveness before the final read so that nothing written just before exit is lost.
         if not follow or not alive():
@@ -98,7 +107,9 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
             buf += rest
             yield from (line for line in buf.split(b"\n") if line)
             return
-        time.sleep(poll)
+        yield IDLE
+        time.sleep(delay)
+        delay = min(poll, delay * 2)
 
 
 def read_log_file(path: Path, follow: bool = False, alive: Callable[[], bool] = lambda: False,
