@@ -35,14 +35,22 @@ def test_full_lines_get_their_newline_and_streams_stay_apart() -> None:
 
 
 def test_partials_join_per_stream_with_first_time() -> None:
-    lines = [f"{T1} stdout P ab".encode(), f"{T1} stderr F e1".encode(),
-             f"{T2} stdout P cd".encode(), f"{T2} stdout F ef".encode(),
-             f"{T2} stdout P tail-without-newline".encode()]
-    records = list(parse_lines(lines))
-    assert records == [
-        LogRecord(T1, "stderr", b"e1\n"),
+    lines = [f"{T1} stdout P ab".encode(), f"{T2} stdout P cd".encode(),
+             f"{T2} stdout F ef".encode(), f"{T2} stdout P tail-without-newline".encode()]
+    assert list(parse_lines(lines)) == [
         LogRecord(T1, "stdout", b"abcdef\n"),
         LogRecord(T2, "stdout", b"tail-without-newline"),
+    ]
+
+
+def test_a_line_of_the_other_stream_releases_a_partial_in_order() -> None:
+    """Output keeps the order it was written in: "ab" came before the stderr line."""
+    lines = [f"{T1} stdout P ab".encode(), f"{T1} stderr F e1".encode(),
+             f"{T2} stdout F cd".encode()]
+    assert list(parse_lines(lines)) == [
+        LogRecord(T1, "stdout", b"ab"),
+        LogRecord(T1, "stderr", b"e1\n"),
+        LogRecord(T2, "stdout", b"cd\n"),
     ]
 
 
@@ -86,7 +94,7 @@ def test_follow_until_writer_exits_and_file_drained(tmp_path: Path) -> None:
 def test_follow_passes_a_partial_line_on_while_the_writer_lives(tmp_path: Path) -> None:
     """A shell prompt has no newline: a follower must see it without waiting for one."""
     log = tmp_path / "ctr.log"
-    log.write_bytes(f"{T1} stdout P / # ".encode())
+    log.write_bytes(f"{T1} stdout P / # \n".encode())  # conmon ends every record
     alive = threading.Event()
     alive.set()
     follower = read_log_file(log, follow=True, alive=alive.is_set, poll=0.01)

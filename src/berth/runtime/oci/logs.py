@@ -40,19 +40,26 @@ def parse_line(line: bytes) -> LogLine | None:
 
 
 class RecordJoiner:
-    """Feed parsed lines; get complete records. Keeps one pending partial per stream."""
+    """Feed parsed lines; get complete records. Keeps one pending partial per stream, and
+    releases it before a record of the other stream so that output keeps its order."""
 
     def __init__(self) -> None:
         self._pending: dict[str, tuple[str, bytes]] = {}
 
-    def feed(self, line: LogLine) -> LogRecord | None:
+    def feed(self, line: LogLine) -> list[LogRecord]:
+        out = [LogRecord(time=start, stream=stream, data=data)
+               for stream, (start, data) in list(self._pending.items())
+               if stream != line.stream]
+        for record in out:
+            del self._pending[record.stream]
         start, data = self._pending.pop(line.stream, (line.time, b""))
         data += line.data
         if line.partial and len(data) < MAX_RECORD:
             self._pending[line.stream] = (start, data)
-            return None
-        return LogRecord(time=start, stream=line.stream,
-                         data=data if line.partial else data + b"\n")
+            return out
+        out.append(LogRecord(time=start, stream=line.stream,
+                             data=data if line.partial else data + b"\n"))
+        return out
 
     def flush(self) -> Iterator[LogRecord]:
         """Whatever is pending (the container ended without a final newline)."""
@@ -69,9 +76,7 @@ def parse_lines(lines: Iterable[bytes | None]) -> Iterator[LogRecord]:
             continue
         parsed = parse_line(raw.rstrip(b"\n"))
         if parsed is not None:
-            record = joiner.feed(parsed)
-            if record is not None:
-                yield record
+            yield from joiner.feed(parsed)
     yield from joiner.flush()
 
 
