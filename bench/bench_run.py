@@ -159,6 +159,12 @@ class RuntimeBench:
 # --- docker / podman ----------------------------------------------------------------------
 
 
+def _as_image_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
 def engine_candidate(engine: str, rootfs_tar: Path) -> Candidate | None:
     exe = shutil.which(engine)
     if exe is None:
@@ -174,7 +180,10 @@ def engine_candidate(engine: str, rootfs_tar: Path) -> Candidate | None:
         print(f"note: {engine} import failed ({e}); skipping")
         return None
     # Same user-namespace mapping as the others where the engine supports it per container.
-    userns = ["--uidmap", f"0:{USERNS_HOST_ID}:{USERNS_SIZE}",
+    # podman: runc as Berth uses (Debian's podman picks crun, which fails on hybrid cgroups),
+    # and rlimits within the host's hard limits (its defaults need CAP_SYS_RESOURCE).
+    userns = ["--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+              "--uidmap", f"0:{USERNS_HOST_ID}:{USERNS_SIZE}",
               "--gidmap", f"0:{USERNS_HOST_ID}:{USERNS_SIZE}"] if engine == "podman" else []
     argv = [exe, "run", "--rm", "--network", "none", *userns, IMAGE_TAG, "/bin/true"]
     return Candidate(
@@ -298,7 +307,8 @@ def main() -> None:
         if engines:
             tar_path = work / "rootfs.tar"
             with tarfile.open(tar_path, "w") as tar:
-                tar.add(rootfs, arcname=".")
+                # An image is owned by its own root: the engines do their own id shifting.
+                tar.add(rootfs, arcname=".", filter=_as_image_root)
             for engine in engines:
                 c = engine_candidate(engine, tar_path)
                 if c is not None:

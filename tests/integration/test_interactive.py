@@ -17,7 +17,7 @@ from tests.integration.daemon import BIN, Daemon
 
 pytestmark = pytest.mark.integration
 
-PROMPT_TIMEOUT = 20.0
+PROMPT_TIMEOUT = 10.0
 
 
 class PtySession:
