@@ -225,3 +225,26 @@ def test_events_stream_reports_lifecycle(daemon: Daemon) -> None:
     reader.join(20)
     actions = [e["action"] for e in seen if e["name"] == "lc-events"]
     assert actions[:2] == ["create", "start"] and "die" in actions and actions[-1] == "destroy"
+
+
+def test_forced_removal_reports_kill_die_destroy(daemon: Daemon) -> None:
+    import threading
+
+    daemon.cli("run", "-d", "--name", "lc-forced", "busybox", "sleep", "600")
+    seen: list[dict] = []
+    stream = daemon.client.events(type="container")
+
+    def collect() -> None:
+        for event in stream:
+            if event["name"] == "lc-forced":
+                seen.append(event)
+                if event["action"] == "destroy":
+                    return
+
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
+    time.sleep(0.2)
+    daemon.cli("rm", "-f", "lc-forced")
+    reader.join(20)
+    assert [e["action"] for e in seen] == ["kill", "die", "destroy"]
+    assert seen[1]["exitCode"] == 137

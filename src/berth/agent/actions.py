@@ -111,7 +111,9 @@ async def remove(ops: ContainerOps, act: Action) -> dict[str, Any]:
     ops.save(row.id, desired="removed")
     if row.status in LIVE:
         await ops.signal(row, signals.SIGKILL)
+        ops.event(row, "kill", signal=int(signals.SIGKILL))
         await ops.wait_stopped(row.id, KILL_WAIT)
+        await ops.observe(ops.load(row.id))  # records the exit and its "die" event
     await ops.run(ops.backend.delete, row.id)
     row = ops.load(row.id) or row
     await ops.delete_row(row, volumes=bool(act.params.get("volumes")))

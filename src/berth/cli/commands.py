@@ -263,10 +263,15 @@ def cmd_actions(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_events(client: Client, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     for event in client.events(args.type):
         if _fmt(args) == "table":
-            print(f"{event['time']:.6f} {event['type']} {event['action']} {event['id'][:12]} "
-                  f"(name={event.get('name', '')})", flush=True)
+            when = datetime.fromtimestamp(event["time"], UTC).isoformat(timespec="microseconds")
+            attrs = ", ".join(f"{k}={event[k]}" for k in ("image", "name", "exitCode", "signal")
+                              if k in event)
+            print(f"{when.replace('+00:00', 'Z')} {event['type']} {event['action']} "
+                  f"{event['id']} ({attrs})", flush=True)
         else:
             print(json.dumps(event), flush=True)
     return 0
