@@ -1,0 +1,34 @@
+"""The Alembic migrations produce exactly the schema the models describe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from berth.store.db import DEFAULT_PROJECT, Store
+from berth.store.models import Base, Project
+
+
+def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'berth.db'}")
+    try:
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == [], f"models and migrations differ: {diff}"
+    finally:
+        store.close()
+
+
+def test_opening_twice_is_idempotent_and_creates_the_default_project(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'berth.db'}"
+    Store(url).close()
+    store = Store(url)
+    try:
+        assert "containers" in inspect(store.engine).get_table_names()
+        with store.session() as s:
+            assert s.get(Project, DEFAULT_PROJECT) is not None
+    finally:
+        store.close()
