@@ -134,7 +134,7 @@ def test_run_it_detach_keys_leave_container_running(daemon: Daemon) -> None:
         with pty_session(daemon, "run", "-it", "--name", name, "busybox", "sh") as s:
             s.read_until(BANNER)
             s.send(b"\x10\x11")
-            assert s.wait() == 0, s.seen
+            assert s.wait(timeout=30) == 0, s.seen
         assert _status(daemon, name) == "running"
         # Still a live shell: exec into it works.
         assert daemon.cli("exec", name, "echo", "alive").stdout == "alive\n"

@@ -24,7 +24,7 @@ async def create(ops: ContainerOps, act: Action) -> None:
         await ops.run(ops.layer_dirs, image)
         specbuild.build_spec(row.id, row.name, row.spec, image.config, [], ops.idmap)
     except BerthError:
-        await ops.delete_row(row)  # roll back: a create that failed leaves nothing
+        await ops.delete_row(row, volumes=True)  # roll back: a failed create leaves nothing
         raise
     if row.status == "creating":
         ops.save(row.id, status="created")

@@ -108,20 +108,34 @@ class ContainerService:
         for mount in req.mounts:
             if mount.type == "bind":
                 self.volumes.check_bind_source(mount.source)
-        spec = req.model_dump(mode="json")
-        spec["mounts"] = self.volumes.prepare_mounts(ctx, req.mounts)
         now = time.time()
         cid = new_id()
         name = req.name or random_name()
+        self._check_name_free(ctx, name)
+        spec = req.model_dump(mode="json")
+        spec["mounts"], new_volumes = self.volumes.prepare_mounts(ctx, req.mounts)
+        try:
+            row, act = self._insert(ctx, req, spec, cid, name, image.id, now, start)
+        except BaseException:
+            self.volumes.discard(ctx, new_volumes)  # a refused create leaves nothing behind
+            raise
+        self.hub.kick_agent(cid)
+        return row, act
+
+    def _check_name_free(self, ctx: Context, name: str) -> None:
         with self.store.session() as s:
             taken = s.scalars(select(Container).where(
                 Container.project_id == ctx.project_id, Container.name == name)).first()
-            if taken is not None:
-                raise Conflict(f'the container name "{name}" is already in use by container '
-                               f'{taken.id[:12]}: remove or rename that container first')
+        if taken is not None:
+            raise Conflict(f'the container name "{name}" is already in use by container '
+                           f'{taken.id[:12]}: remove or rename that container first')
+
+    def _insert(self, ctx: Context, req: ContainerCreate, spec: dict[str, Any], cid: str,
+                name: str, image_id: str, now: float, start: bool) -> tuple[Container, Action]:
+        with self.store.session() as s:
             row = Container(
                 id=cid, project_id=ctx.project_id, name=name, host=self.host,
-                image_id=image.id, image_ref=req.image, spec=spec, labels=req.labels,
+                image_id=image_id, image_ref=req.image, spec=spec, labels=req.labels,
                 created_at=now, desired="running" if start else "created", status="creating",
                 pid=0, exit_code=None, oom_killed=False, error="", restart_count=0,
                 stopped_by_user=False,
@@ -132,9 +146,8 @@ class ContainerService:
                 act = self._add_action(s, ctx, row, "start", {})
             try:
                 s.flush()
-            except IntegrityError:
+            except IntegrityError:  # a concurrent create took the name after our check
                 raise Conflict(f'the container name "{name}" is already in use') from None
-        self.hub.kick_agent(cid)
         return row, act
 
     # -- actions the agent carries out ---------------------------------------------------

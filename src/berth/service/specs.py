@@ -19,6 +19,8 @@ HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
 LABEL_KEY_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/-]{0,252}$")
 MIN_MEMORY = 6 * 1024 * 1024  # below this runc's own init cannot start (Docker's floor too)
+MAX_BYTES = 2**63 - 1  # the kernel's and the OCI spec's int64
+MAX_PIDS = 4_194_304  # the kernel's PID_MAX_LIMIT
 MAX_LABELS = 256
 
 
@@ -28,6 +30,32 @@ def validate_name(name: str, what: str = "container") -> str:
             f"invalid {what} name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, "
             "at most 128 characters")
     return name
+
+
+def check_argv(v: list[str] | None) -> list[str] | None:
+    if v is not None and any("\x00" in arg for arg in v):
+        raise ValueError("arguments cannot contain NUL bytes")
+    return v
+
+
+def check_env(v: list[str]) -> list[str]:
+    for item in v:
+        key = item.split("=", 1)[0]
+        if not ENV_KEY_RE.match(key) or "\x00" in item:
+            raise ValueError(f"invalid environment variable {item!r}: expected KEY=value")
+    return v
+
+
+def check_user(v: str | None) -> str | None:
+    if v and (any(ord(c) < 32 for c in v) or v.count(":") > 1):
+        raise ValueError(f"invalid user {v!r}: expected name, uid, name:group or uid:gid")
+    return v
+
+
+def check_workdir(v: str | None) -> str | None:
+    if v and (not v.startswith("/") or "\x00" in v):
+        raise ValueError(f"workdir must be an absolute path, got {v!r}")
+    return v
 
 
 def parse_signal(value: str | int) -> int:
@@ -52,6 +80,13 @@ class RestartPolicy(BaseModel):
 
     name: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     max_retries: int = Field(0, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _retries_only_on_failure(self) -> RestartPolicy:
+        if self.max_retries and self.name != "on-failure":
+            raise ValueError(f"restart policy {self.name!r} takes no maximum retry count "
+                             "(only on-failure:N does)")
+        return self
 
     @classmethod
     def parse(cls, text: str) -> RestartPolicy:
@@ -103,11 +138,13 @@ class MountRequest(BaseModel):
 class ResourcesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    memory: int | None = Field(None, description="bytes")
-    memory_swap: int | None = Field(None, description="bytes of memory+swap; -1 unlimited")
+    memory: int | None = Field(None, le=MAX_BYTES, description="bytes")
+    memory_swap: int | None = Field(None, le=MAX_BYTES,
+                                    description="bytes of memory+swap; -1 unlimited")
     cpus: float | None = Field(None, description="number of CPUs, e.g. 0.5")
     cpu_shares: int | None = Field(None, ge=2, le=262_144)
-    pids_limit: int | None = Field(None, description="maximum processes; -1 unlimited")
+    pids_limit: int | None = Field(None, le=MAX_PIDS,
+                                   description="maximum processes; -1 unlimited")
 
     @model_validator(mode="after")
     def _sane(self) -> ResourcesRequest:
@@ -158,21 +195,10 @@ class ContainerCreate(ResourcesRequest):
     def _name(cls, v: str | None) -> str | None:
         return None if v is None else validate_name(v.lstrip("/"))
 
-    @field_validator("env")
-    @classmethod
-    def _env(cls, v: list[str]) -> list[str]:
-        for item in v:
-            key = item.split("=", 1)[0]
-            if not ENV_KEY_RE.match(key) or "\x00" in item:
-                raise ValueError(f"invalid environment variable {item!r}: expected KEY=value")
-        return v
-
-    @field_validator("workdir")
-    @classmethod
-    def _workdir(cls, v: str | None) -> str | None:
-        if v is not None and (not v.startswith("/") or "\x00" in v):
-            raise ValueError(f"workdir must be an absolute path, got {v!r}")
-        return v
+    _env = field_validator("env")(check_env)
+    _argv = field_validator("command", "entrypoint")(check_argv)
+    _user = field_validator("user")(check_user)
+    _workdir = field_validator("workdir")(check_workdir)
 
     @field_validator("hostname")
     @classmethod
@@ -226,12 +252,17 @@ class ContainerUpdate(ResourcesRequest):
 class ExecRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    command: list[str] = Field(min_length=1)
-    env: list[str] = Field(default_factory=list)
+    command: list[str] = Field(min_length=1, max_length=4096)
+    env: list[str] = Field(default_factory=list, max_length=4096)
     workdir: str = ""
-    user: str = ""
+    user: str = Field("", max_length=256)
     tty: bool = False
     stdin: bool = False
+
+    _env = field_validator("env")(check_env)
+    _argv = field_validator("command")(check_argv)
+    _user = field_validator("user")(check_user)
+    _workdir = field_validator("workdir")(check_workdir)
 
 
 class VolumeCreate(BaseModel):

@@ -34,16 +34,20 @@ class VolumeService:
         return self.root / project_id / name / "_data"
 
     def create(self, ctx: Context, req: VolumeCreate) -> Volume:
+        return self._ensure(ctx, req)[0]
+
+    def _ensure(self, ctx: Context, req: VolumeCreate) -> tuple[Volume, bool]:
+        """The volume, and whether this call made it."""
         name = req.name or new_id()
         with self.store.session() as s:
             existing = s.get(Volume, (ctx.project_id, name))
             if existing is not None:
-                return existing  # Docker: creating an existing volume returns it
+                return existing, False  # Docker: creating an existing volume returns it
             vol = Volume(project_id=ctx.project_id, name=name, driver="local", host=self.host,
                          labels=req.labels, created_at=time.time())
             s.add(vol)
             self._make_dir(ctx.project_id, name)
-        return vol
+        return vol, True
 
     def _make_dir(self, project_id: str, name: str) -> None:
         data = self.data_dir(project_id, name)
@@ -113,9 +117,21 @@ class VolumeService:
         if real == self.berth_root or self.berth_root in real.parents:
             raise InvalidArgument(f"bind source {source} is inside Berth's own storage")
 
-    def prepare_mounts(self, ctx: Context, mounts: list[MountRequest]) -> list[dict[str, Any]]:
-        """Resolve each mount to what the agent needs; volumes are created on first use."""
-        out = []
+    def discard(self, ctx: Context, names: list[str]) -> None:
+        """Undo prepare_mounts' new volumes when the create that asked for them fails."""
+        with self.store.session() as s:
+            for name in names:
+                vol = s.get(Volume, (ctx.project_id, name))
+                if vol is not None:
+                    s.delete(vol)
+        for name in names:
+            shutil.rmtree(self.root / ctx.project_id / name, ignore_errors=True)
+
+    def prepare_mounts(self, ctx: Context, mounts: list[MountRequest]
+                       ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Resolve each mount to what the agent needs; volumes are created on first use.
+        Returns the mounts and the names of the volumes this call created."""
+        out, created = [], []
         for m in mounts:
             item: dict[str, Any] = {"type": m.type, "target": m.target, "readonly": m.readonly}
             if m.type == "bind":
@@ -123,7 +139,10 @@ class VolumeService:
             elif m.type == "volume":
                 anonymous = not m.source
                 labels = {ANONYMOUS_LABEL: "true"} if anonymous else {}
-                vol = self.create(ctx, VolumeCreate(name=m.source or None, labels=labels))
+                vol, made = self._ensure(ctx, VolumeCreate(name=m.source or None,
+                                                           labels=labels))
+                if made:
+                    created.append(vol.name)
                 item["volume"] = vol.name
                 item["anonymous"] = anonymous
                 item["source"] = str(self.data_dir(ctx.project_id, vol.name))
@@ -134,4 +153,4 @@ class VolumeService:
                 opts.append(f"mode={oct(m.tmpfs_mode if m.tmpfs_mode is not None else 0o1777)[2:]}")
                 item["options"] = opts
             out.append(item)
-        return out
+        return out, created

@@ -232,34 +232,57 @@ async def attach_ws(ws: WebSocket, ref: str, start: bool = False, logs: bool = T
     except BerthError as e:
         await _ws_error(ws, e.message)
         return
-    stdin_task = None
-    if row.spec.get("stdin_open"):
-        stdin_task = asyncio.create_task(_forward_stdin(ws, svc, row.id))
+    output = asyncio.create_task(_send_output(ws, svc, ctx, row.id, logs))
+    # Always listen: stdin goes to the container (when it has stdin open), and a client that
+    # goes away (detach keys, ^C) ends the session at once instead of at the next output.
+    listener = asyncio.create_task(_forward_stdin(ws, svc, row.id, row.spec.get("stdin_open")))
     try:
-        skip_existing = not logs
-        async for rec in svc.hostops.logs(row.id, follow=True,
-                                          tail=0 if skip_existing else None):
-            await ws.send_bytes(bytes([STREAM_IDS[rec.stream]]) + rec.data)
-        final = await svc.containers.wait_exit(ctx, row.id, "not-running", 3600)
-        code = (final or {}).get("exit_code") or 0
-        await ws.send_text(json.dumps({"exit_code": code}))
-        await ws.close()
-    except (WebSocketDisconnect, BerthError):
-        pass
+        await asyncio.wait({output, listener}, return_when=asyncio.FIRST_COMPLETED)
+        if listener.done() and not output.done():
+            output.cancel()  # the client left
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, BerthError):
+            await output
     finally:
-        if stdin_task is not None:
-            stdin_task.cancel()
+        listener.cancel()
 
 
-async def _forward_stdin(ws: WebSocket, svc: Services, cid: str) -> None:
+async def _send_output(ws: WebSocket, svc: Services, ctx: Context, cid: str,
+                       logs: bool) -> None:
+    async for rec in svc.hostops.logs(cid, follow=True, tail=None if logs else 0):
+        await ws.send_bytes(bytes([STREAM_IDS[rec.stream]]) + rec.data)
+    final = await svc.containers.wait_exit(ctx, cid, "not-running", 3600)
+    await ws.send_text(json.dumps({"exit_code": (final or {}).get("exit_code") or 0}))
+    await ws.close()
+
+
+def _connect_unix(sock: socket.socket, path: str) -> None:
+    """Connect to a unix socket whatever its path length: through a descriptor of its
+    directory, as /proc/self/fd/N/NAME always fits in a sockaddr_un (108 bytes)."""
+    dir_fd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.connect(f"/proc/self/fd/{dir_fd}/{os.path.basename(path)}")
+    finally:
+        os.close(dir_fd)
+
+
+async def _forward_stdin(ws: WebSocket, svc: Services, cid: str, stdin_open: bool) -> None:
+    """Read the client until it goes away; forward its input to the container's monitor."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        path = svc.hostops.attach_socket(cid)
-        await asyncio.to_thread(sock.connect, path)
+        if stdin_open:
+            try:
+                path = svc.hostops.attach_socket(cid)
+                await asyncio.to_thread(_connect_unix, sock, path)
+            except (OSError, BerthError) as e:
+                reason = e.message if isinstance(e, BerthError) else str(e)
+                await ws.send_text(json.dumps({"error": f"cannot forward input: {reason}"}))
+                stdin_open = False
         while True:
             msg = await ws.receive()
             if msg["type"] == "websocket.disconnect":
                 return
+            if not stdin_open:
+                continue
             if msg.get("bytes") is not None and msg["bytes"][:1] == b"\x00":
                 await asyncio.to_thread(sock.sendall, msg["bytes"][1:])
             elif msg.get("text"):
@@ -268,7 +291,7 @@ async def _forward_stdin(ws: WebSocket, svc: Services, cid: str) -> None:
                     await svc.hostops.resize(cid, int(ctl["resize"][0]), int(ctl["resize"][1]))
                 if ctl.get("close_stdin"):
                     sock.shutdown(socket.SHUT_WR)
-    except (OSError, BerthError, ValueError):
+    except (OSError, BerthError, ValueError, WebSocketDisconnect):
         return
     finally:
         sock.close()
