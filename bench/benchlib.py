@@ -251,3 +251,46 @@ def find_berthd_pid(pidfile: Path = DEFAULT_PIDFILE) -> int | None:
         pass
     candidates = [p for p in all_pids() if any(Path(a).name == "berthd" for a in cmdline(p)[:2])]
     return candidates[0] if len(candidates) == 1 else None
+
+
+class PrivateDockerd:
+    """A dockerd of our own for the comparison, when one is installed but none is running:
+    its own data, exec root and socket; no bridge, no iptables rules, so it changes nothing
+    on the host's network. Stopped by the pid we started."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="berth-bench-dockerd-", dir="/var/tmp"))
+        self.socket = self.dir / "docker.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> bool:
+        argv = ["dockerd", "--data-root", str(self.dir / "data"),
+                "--exec-root", str(self.dir / "exec"), "-H", f"unix://{self.socket}",
+                "--pidfile", str(self.dir / "dockerd.pid"), "--bridge=none",
+                "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+                "--containerd-namespace", "berth-bench", "--log-level", "error"]
+        with open(self.dir / "dockerd.log", "ab") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT)
+        env = {**os.environ, "DOCKER_HOST": f"unix://{self.socket}"}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            ok = subprocess.run(["docker", "version"], env=env, capture_output=True)
+            if ok.returncode == 0:
+                os.environ["DOCKER_HOST"] = env["DOCKER_HOST"]
+                return True
+            time.sleep(0.3)
+        return False
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        os.environ.pop("DOCKER_HOST", None)
+        remove_tree(self.dir)

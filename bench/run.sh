@@ -16,12 +16,14 @@ export BERTH_VENV
 [[ "$(id -u)" -eq 0 ]] || { echo "bench/run.sh: must run as root" >&2; exit 1; }
 bash "$REPO/scripts/setup.sh"
 PY="$BERTH_VENV/bin/python"
-# The comparison engine Debian ships (dockerd needs more than a package on most hosts).
-if ! command -v podman >/dev/null 2>&1; then
-    echo "==> installing podman for the comparison (apt)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman \
-        >/dev/null || echo "bench/run.sh: podman could not be installed; it will be skipped"
-fi
+# The engines to compare with, from Debian (bench_run.py starts a private dockerd itself).
+for pkg in podman docker.io; do
+    if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+        echo "==> installing $pkg for the comparison (apt)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" \
+            >/dev/null || echo "bench/run.sh: $pkg could not be installed; it will be skipped"
+    fi
+done
 
 which="${1:-all}"
 case "$which" in
