@@ -91,6 +91,32 @@ def _tmpfs(spec: str) -> dict[str, Any]:
     return out
 
 
+def env_files(paths: list[str]) -> list[str]:
+    """Docker's --env-file: KEY=VALUE per line, # comments and blank lines skipped, and a
+    bare KEY taking its value from this environment (dropped when unset there)."""
+    import os
+
+    out = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read env file {path}: {e}") from None
+        for number, line in enumerate(lines, 1):
+            line = line.lstrip()
+            if not line or line.startswith("#"):
+                continue
+            key, eq, _ = line.partition("=")
+            if not key or " " in key:
+                raise UsageError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+            if eq:
+                out.append(line)
+            elif key in os.environ:
+                out.append(f"{key}={os.environ[key]}")
+    return out
+
+
 def resources(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if args.memory:
@@ -110,7 +136,7 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
         command = command[1:]
     spec: dict[str, Any] = {
         "image": args.image,
-        "env": args.env,
+        "env": env_files(args.env_file) + args.env,  # -e wins over a file, as in docker
         "labels": parse_kv(args.label, "label"),
         "mounts": [_volume_mount(v) for v in args.volume] + [_mount_flag(m) for m in args.mount]
         + [_tmpfs(t) for t in args.tmpfs],

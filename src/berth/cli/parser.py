@@ -8,6 +8,8 @@ import argparse
 def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="container name (unique in the project)")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="KEY=VALUE lines; # comments; a bare KEY takes this shell's value")
     p.add_argument("-w", "--workdir")
     p.add_argument("-u", "--user")
     p.add_argument("-h", "--hostname")

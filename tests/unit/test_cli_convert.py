@@ -1,0 +1,63 @@
+"""Docker-style command-line values turned into API fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from berth.cli import convert
+from berth.cli.parser import build
+
+
+def spec(*argv: str) -> dict:
+    return convert.container_spec(build().parse_args(["run", *argv]))
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("64m", 64 * 1024**2), ("1g", 1024**3), ("512k", 512 * 1024), ("100", 100),
+    ("1.5g", int(1.5 * 1024**3)), ("-1", -1), ("64MB", 64 * 1024**2)])
+def test_parse_size(text: str, value: int) -> None:
+    assert convert.parse_size(text, "memory") == value
+
+
+@pytest.mark.parametrize("text", ["", "m", "12x", "-5", "1e9"])
+def test_parse_size_refuses(text: str) -> None:
+    with pytest.raises(convert.UsageError, match="memory"):
+        convert.parse_size(text, "memory")
+
+
+def test_volumes_binds_tmpfs_and_mounts() -> None:
+    mounts = spec("-v", "data:/data", "-v", "/srv:/in:ro", "-v", "/anon", "--tmpfs",
+                  "/t:size=1m,mode=700", "--mount", "type=bind,src=/etc,dst=/e,readonly",
+                  "busybox")["mounts"]
+    assert mounts == [
+        {"type": "volume", "source": "data", "target": "/data", "readonly": False},
+        {"type": "bind", "source": "/srv", "target": "/in", "readonly": True},
+        {"type": "volume", "target": "/anon"},
+        {"type": "bind", "source": "/etc", "target": "/e", "readonly": True},
+        {"type": "tmpfs", "target": "/t", "tmpfs_size": 1024**2, "tmpfs_mode": 0o700},
+    ]
+
+
+def test_command_entrypoint_restart_and_limits() -> None:
+    s = spec("--entrypoint", "", "--restart", "on-failure:3", "-m", "32m", "--cpus", "0.5",
+             "--pids-limit", "10", "busybox", "sh", "-c", "echo hi")
+    assert s["entrypoint"] == [] and s["command"] == ["sh", "-c", "echo hi"]
+    assert s["restart_policy"] == {"name": "on-failure", "max_retries": 3}
+    assert (s["memory"], s["cpus"], s["pids_limit"]) == (32 * 1024**2, 0.5, 10)
+    assert "command" not in spec("busybox")  # the image's Cmd applies
+
+
+def test_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = tmp_path / "app.env"
+    env.write_text("# comment\n\nA=1\nB=two words\nFROM_SHELL\nUNSET_HERE\n")
+    monkeypatch.setenv("FROM_SHELL", "yes")
+    monkeypatch.delenv("UNSET_HERE", raising=False)
+    s = spec("--env-file", str(env), "-e", "A=override", "busybox")
+    assert s["env"] == ["A=1", "B=two words", "FROM_SHELL=yes", "A=override"]
+    (tmp_path / "bad.env").write_text("not a key=x\n")
+    with pytest.raises(convert.UsageError, match="bad.env:1"):
+        spec("--env-file", str(tmp_path / "bad.env"), "busybox")
+    with pytest.raises(convert.UsageError, match="cannot read env file"):
+        spec("--env-file", str(tmp_path / "missing.env"), "busybox")
