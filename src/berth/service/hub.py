@@ -18,10 +18,25 @@ RECHECK_SECONDS = 1.0
 
 
 class Hub:
+    """Made inside the daemon's event loop. Its calls may come from worker threads too (sync
+    API handlers run there): those are handed over to the loop, as asyncio objects are not
+    thread-safe."""
+
     def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Condition()
         self._agent_kick: Callable[[str], None] | None = None
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
+
+    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
 
     def attach_agent(self, kick: Callable[[str], None]) -> None:
         self._agent_kick = kick
@@ -29,15 +44,12 @@ class Hub:
     def kick_agent(self, container_id: str) -> None:
         """Desired state of this container changed: the agent should reconcile it."""
         if self._agent_kick is not None:
-            self._agent_kick(container_id)
+            self._in_loop(self._agent_kick, container_id)
 
     async def changed(self) -> None:
         """Observed state changed somewhere: wake everyone waiting to look again."""
         async with self._changed:
             self._changed.notify_all()
-
-    def changed_soon(self) -> None:
-        asyncio.get_running_loop().create_task(self.changed())
 
     async def wait_until(self, check: Callable[[], T | None], timeout: float | None) -> T | None:
         """Call check() after every change until it returns non-None or the timeout passes."""
@@ -57,6 +69,9 @@ class Hub:
 
     # Events: a stream of what happened, for `berth events` and waiting clients.
     def publish(self, event: dict[str, Any]) -> None:
+        self._in_loop(self._publish, event)
+
+    def _publish(self, event: dict[str, Any]) -> None:
         for queue in list(self._listeners):
             if queue.qsize() < 10_000:  # a stalled listener loses events, never memory
                 queue.put_nowait(event)
