@@ -3,15 +3,14 @@ traceback or a 500, and nothing half-made left behind."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from berth.client.transport import Transport
 from tests.integration.daemon import Daemon
 
 pytestmark = pytest.mark.integration
@@ -136,21 +135,9 @@ def test_refusals_on_container_state(daemon: Daemon) -> None:
 
 # -- raw HTTP on the unix socket -------------------------------------------------------------
 
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=60)
-        self.path_ = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.path_)
-        self.sock = sock
-
-
 def _http(daemon: Daemon, method: str, url: str, body: bytes | None = None,
           content_type: str = "application/json") -> tuple[int, Any]:
-    conn = _Unix(str(daemon.socket))
+    conn = Transport(daemon.host, timeout=60).connection()
     try:
         headers = {"Content-Type": content_type} if body is not None else {}
         try:

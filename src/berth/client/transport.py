@@ -60,7 +60,8 @@ class Transport:
         else:
             raise ValueError(f"unsupported host {host!r}: use unix:///path or tcp://host:port")
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def connection(self) -> http.client.HTTPConnection:
+        """A raw http.client connection to berthd (unix socket or TCP)."""
         if self.unix_path is not None:
             return _UnixConnection(self.unix_path, self.timeout)
         return http.client.HTTPConnection(self.netloc, timeout=self.timeout)
@@ -80,7 +81,7 @@ class Transport:
             hdrs["Content-Type"] = "application/octet-stream"
             if not isinstance(raw, bytes):
                 hdrs["Transfer-Encoding"] = "chunked"
-        conn = self._connection()
+        conn = self.connection()
         try:
             conn.request(method, url, body=data, headers=hdrs,
                          encode_chunked=data is not None and not isinstance(data, bytes))

@@ -87,14 +87,20 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
     buf = b""
     offset = 0
     delay = POLL_FAST
-    while True:
+
+    def read_more() -> bytes:
+        nonlocal offset
         try:
             with path.open("rb") as f:
                 f.seek(offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            chunk = b""
-        offset += len(chunk)
+                data = f.read()
+        except FileNotFoundError:  # not written yet, or removed with its container
+            return b""
+        offset += len(data)
+        return data
+
+    while True:
+        chunk = read_more()
         buf += chunk
         *lines, buf = buf.split(b"\n")
         yield from lines
@@ -103,13 +109,7 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
             continue
         # Check liveness before the final read so that nothing written just before exit is lost.
         if not follow or not alive():
-            try:
-                with path.open("rb") as f:
-                    f.seek(offset)
-                    rest = f.read()
-            except FileNotFoundError:
-                rest = b""
-            buf += rest
+            buf += read_more()
             yield from (line for line in buf.split(b"\n") if line)
             return
         yield IDLE
