@@ -22,7 +22,8 @@ REFUSED = 125
 def main(argv: list[str] | None = None) -> None:
     from berth.cli.parser import build
 
-    args = build().parse_args(argv)
+    line = sys.argv[1:] if argv is None else argv
+    args = build(line).parse_args(line)
     if args.version:
         from berth import __version__
 
