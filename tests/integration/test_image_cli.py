@@ -110,3 +110,16 @@ def test_import_refuses_a_hostile_archive(daemon: Daemon, tmp_path: Path) -> Non
     assert not (daemon.root.parent / "escape.json").exists()
     res = daemon.cli("image", "import", str(tmp_path / "missing.tar"), check=False)
     assert res.returncode == 125 and "missing.tar" in res.stderr
+
+
+def test_removing_a_tag_that_looks_like_the_id_only_untags(daemon: Daemon,
+                                                           tmp_path: Path) -> None:
+    archive = tmp_path / "image.tar"
+    _docker_archive(archive, "hexy:1")
+    daemon.cli("image", "import", str(archive))
+    image_id = json.loads(daemon.cli("image", "inspect", "hexy:1").stdout)["id"]
+    lookalike = f"{image_id[7:13]}app:1"  # a name that begins like the id
+    daemon.cli("image", "tag", "hexy:1", lookalike)
+    assert daemon.cli("image", "rm", lookalike).stdout == f"untagged: {lookalike}\n"
+    assert json.loads(daemon.cli("image", "inspect", "hexy:1").stdout)["tags"] == ["hexy:1"]
+    daemon.cli("image", "rm", "hexy:1")

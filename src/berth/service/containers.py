@@ -66,7 +66,7 @@ class ContainerService:
             if len(matches) > 1:
                 raise InvalidArgument(f"multiple containers match the prefix {ref!r}")
             row = matches[0] if matches else None
-        if row is None or row.desired == "removed" and row.status == "gone":
+        if row is None:
             raise NotFound(f"no such container: {ref}")
         return row
 

@@ -27,6 +27,14 @@ def familiar(ref: str) -> str:
     return parse_reference(ref).with_default_tag().familiar()
 
 
+def _tag_name(ref: str) -> str | None:
+    """The familiar tag a reference names, or None when it cannot be one (an id)."""
+    try:
+        return familiar(ref)
+    except InvalidArgument:
+        return None
+
+
 class ImageService:
     def __init__(self, store: Store, blobs: BlobStore) -> None:
         self.store = store
@@ -125,11 +133,12 @@ class ImageService:
                 Container.project_id == ctx.project_id, Container.image_id == image.id)).all()
             tags = s.scalars(select(ImageTag).where(ImageTag.project_id == ctx.project_id,
                                                     ImageTag.image_id == image.id)).all()
-            by_name = not ref.removeprefix("sha256:").startswith(image.id[7:11])
+            named = _tag_name(ref)
+            by_name = named is not None and any(t.name == named for t in tags)
             done: list[str] = []
-            if by_name and len(tags) > 1:
-                s.delete(s.get(ImageTag, (ctx.project_id, familiar(ref))))
-                return [f"untagged: {familiar(ref)}"]
+            if by_name and len(tags) > 1:  # Docker: removing one of several names untags
+                s.delete(s.get(ImageTag, (ctx.project_id, named)))
+                return [f"untagged: {named}"]
             if users and not force:
                 raise Conflict(f"image {ref} is in use by container {users[0]}: remove the "
                                "container or use force")
