@@ -39,10 +39,6 @@ class Agent:
                  host: str, idmap: IdMapping | None, volumes_root: Path,
                  fresh_boot: bool = False) -> None:
         self.ops = ContainerOps(store, hub, backend, layers, idmap, volumes_root)
-        self.store = store
-        self.hub = hub
-        self.backend = backend
-        self.layers = layers
         self.host = host
         self.fresh_boot = fresh_boot
         self._dirty: set[str] = set()
@@ -73,28 +69,28 @@ class Agent:
                 await self.reconcile(cid)
             except Exception:  # one container's failure must never stop the agent
                 log.exception("reconcile %s failed", cid[:12])
-            await self.hub.changed()
+            await self.ops.hub.changed()
         self._tasks.pop(cid, None)
 
     async def run(self) -> None:
         """Adopt everything, then keep watching."""
-        self.layers.cleanup_incomplete()
-        with self.store.session() as s:
+        self.ops.layers.cleanup_incomplete()
+        with self.ops.store.session() as s:
             ids = set(s.scalars(select(Container.id).where(Container.host == self.host)))
             if self.fresh_boot:
                 _forget_manual_stops(s)
-        ids |= set(await self.ops.run(self.backend.list_ids))
+        ids |= set(await self.ops.run(self.ops.backend.list_ids))
         await asyncio.gather(*(self.reconcile(cid) for cid in ids), return_exceptions=True)
         self.ready.set()
-        await self.hub.changed()
-        watch_dir = self.backend.exit_watch_dir()
+        await self.ops.hub.changed()
+        watch_dir = self.ops.backend.exit_watch_dir()
         if watch_dir is not None:
             self._watcher = ExitWatcher(watch_dir, self.kick)
             self._watcher.start()
         period = SWEEP_WITH_WATCH if self._watcher and self._watcher.active else SWEEP_POLLING
         while True:  # a safety net: exits normally arrive through the watcher at once
             await asyncio.sleep(period)
-            with self.store.session() as s:
+            with self.ops.store.session() as s:
                 live = s.scalars(select(Container.id).where(
                     Container.host == self.host, Container.status.in_(LIVE))).all()
             for cid in live:
@@ -113,8 +109,8 @@ class Agent:
         row = ops.load(cid)
         if row is None:
             # Traces on the host with no row: a remove that crashed after deleting the row.
-            if cid in await ops.run(self.backend.list_ids):
-                await ops.run(self.backend.delete, cid)
+            if cid in await ops.run(self.ops.backend.list_ids):
+                await ops.run(self.ops.backend.delete, cid)
             return
         if row.host != self.host:
             return
@@ -132,7 +128,7 @@ class Agent:
     async def _carry_out(self, act: Action) -> Outcome:
         """Run one action and record its outcome in its row."""
         resumed = act.state == "running"
-        with self.store.session() as s:
+        with self.ops.store.session() as s:
             s.get(Action, act.id).state = "running"
         state, message, status, result = "success", "", 0, {}
         try:
@@ -146,16 +142,16 @@ class Agent:
         except Exception as e:  # a bug: record it rather than leave the action hanging
             log.exception("action %s on %s failed", act.action, act.container_id[:12])
             state, message, status = "error", f"internal error: {e}", 500
-        with self.store.session() as s:
+        with self.ops.store.session() as s:
             rec = s.get(Action, act.id)
             rec.state, rec.message, rec.error_status = state, message, status
             rec.result, rec.finished_at = result, time.time()
-        await self.hub.changed()
+        await self.ops.hub.changed()
         return message, status, result
 
     def _fail(self, actions: list[Action], outcome: Outcome) -> None:
         message, status, result = outcome
-        with self.store.session() as s:
+        with self.ops.store.session() as s:
             for act in actions:
                 rec = s.get(Action, act.id)
                 rec.state, rec.finished_at = "error", time.time()

@@ -111,7 +111,8 @@ class ContainerService:
         now = time.time()
         cid = new_id()
         name = req.name or random_name()
-        self._check_name_free(ctx, name)
+        with self.store.session() as s:
+            self._check_name_free(s, ctx, name)
         spec = req.model_dump(mode="json")
         spec["mounts"], new_volumes = self.volumes.prepare_mounts(ctx, req.mounts)
         try:
@@ -122,11 +123,12 @@ class ContainerService:
         self.hub.kick_agent(cid)
         return row, act
 
-    def _check_name_free(self, ctx: Context, name: str) -> None:
-        with self.store.session() as s:
-            taken = s.scalars(select(Container).where(
-                Container.project_id == ctx.project_id, Container.name == name)).first()
-        if taken is not None:
+    @staticmethod
+    def _check_name_free(s: Session, ctx: Context, name: str, owner: str | None = None) -> None:
+        """Refuse a name another container of the project has (owner may keep its own)."""
+        taken = s.scalars(select(Container).where(
+            Container.project_id == ctx.project_id, Container.name == name)).first()
+        if taken is not None and taken.id != owner:
             raise Conflict(f'the container name "{name}" is already in use by container '
                            f'{taken.id[:12]}: remove or rename that container first')
 
@@ -183,11 +185,7 @@ class ContainerService:
         new_name = validate_name(new_name.lstrip("/"))
         with self.store.session() as s:
             row = self._find(s, ctx, ref)
-            taken = s.scalars(select(Container).where(
-                Container.project_id == ctx.project_id, Container.name == new_name)).first()
-            if taken is not None and taken.id != row.id:
-                raise Conflict(f'the container name "{new_name}" is already in use by '
-                               f'container {taken.id[:12]}')
+            self._check_name_free(s, ctx, new_name, owner=row.id)
             old = row.name
             row.name = new_name
             act = self._add_action(s, ctx, row, "rename", {"from": old, "to": new_name})

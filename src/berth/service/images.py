@@ -52,10 +52,9 @@ class ImageService:
                     return found[0]
                 if len(found) > 1:
                     raise InvalidArgument(f"ambiguous image id prefix {ref!r}")
-            try:
-                name = familiar(ref)
-            except InvalidArgument:
-                raise NotFound(f"no such image: {ref}") from None
+            name = _tag_name(ref)
+            if name is None:
+                raise NotFound(f"no such image: {ref}")
             tag = s.get(ImageTag, (ctx.project_id, name))
             image = None if tag is None else s.get(Image, (ctx.project_id, tag.image_id))
         if image is None:

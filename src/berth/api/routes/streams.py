@@ -235,7 +235,7 @@ async def attach_ws(ws: WebSocket, ref: str, start: bool = False, logs: bool = T
     output = asyncio.create_task(_send_output(ws, svc, ctx, row.id, logs))
     # Always listen: stdin goes to the container (when it has stdin open), and a client that
     # goes away (detach keys, ^C) ends the session at once instead of at the next output.
-    listener = asyncio.create_task(_forward_stdin(ws, svc, row.id, row.spec.get("stdin_open")))
+    listener = asyncio.create_task(_listen_to_client(ws, svc, row.id, row.spec.get("stdin_open")))
     try:
         await asyncio.wait({output, listener}, return_when=asyncio.FIRST_COMPLETED)
         if listener.done() and not output.done():
@@ -265,7 +265,7 @@ def _connect_unix(sock: socket.socket, path: str) -> None:
         os.close(dir_fd)
 
 
-async def _forward_stdin(ws: WebSocket, svc: Services, cid: str, stdin_open: bool) -> None:
+async def _listen_to_client(ws: WebSocket, svc: Services, cid: str, stdin_open: bool) -> None:
     """Read the client until it goes away; forward its input to the container's monitor."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
