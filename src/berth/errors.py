@@ -19,6 +19,24 @@ class InvalidArgument(BerthError):
     status = 400
 
 
+class PolicyDenied(BerthError):
+    """The operator's policy refuses it (an image not signed by a trusted key, say)."""
+
+    status = 403
+
+
+class Unauthorized(BerthError):
+    """Credentials are missing or were refused (by Berth or by a registry)."""
+
+    status = 401
+
+
+class UpstreamFailure(BerthError):
+    """A remote service (a registry) failed or sent something unusable."""
+
+    status = 502
+
+
 class NotFound(BerthError):
     """No such object in the caller's project."""
 
