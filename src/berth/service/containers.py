@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability
 from berth.service.context import Context
+from berth.service.filters import labels_match
 from berth.service.hub import Hub
 from berth.service.images import ImageService
 from berth.service.names import new_id, random_name
@@ -31,6 +32,7 @@ from berth.store.models import Action, Container
 
 # Statuses in which a container has a live process.
 LIVE = ("running", "paused", "restarting")
+CONTAINER_FILTERS = {"status", "label", "name", "id", "ancestor"}
 # Actions the agent carries out, and the capability each one needs from the backend.
 NEEDS = {"pause": Capability.PAUSE, "unpause": Capability.PAUSE, "update": Capability.UPDATE}
 
@@ -73,7 +75,7 @@ class ContainerService:
     def list(self, ctx: Context, all_: bool = False,
              filters: dict[str, list[str]] | None = None) -> list[Container]:
         filters = filters or {}
-        unknown = set(filters) - {"status", "label", "name", "id", "ancestor"}
+        unknown = set(filters) - CONTAINER_FILTERS
         if unknown:
             raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}: use status, label, "
                                   "name, id or ancestor")
@@ -284,11 +286,8 @@ def _matches(row: Container, filters: dict[str, list[str]]) -> bool:
             return False
         if key == "ancestor" and not any(v in (row.image_ref, row.image_id) for v in values):
             return False
-        if key == "label":
-            for v in values:
-                k, eq, val = v.partition("=")
-                if k not in row.labels or (eq and row.labels[k] != val):
-                    return False
+        if key == "label" and not labels_match(row.labels, values):
+            return False
     return True
 
 

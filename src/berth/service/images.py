@@ -18,6 +18,7 @@ from berth.image.blobs import BlobStore
 from berth.image.reference import parse_reference
 from berth.image.types import ImageManifest
 from berth.service.context import Context
+from berth.service.filters import bool_filter, labels_match, reference_matches
 from berth.store.db import Store
 from berth.store.models import Container, Image, ImageTag
 
@@ -25,6 +26,13 @@ from berth.store.models import Container, Image, ImageTag
 def familiar(ref: str) -> str:
     """'busybox' -> 'busybox:latest'; 'sha256:…' and digests pass through."""
     return parse_reference(ref).with_default_tag().familiar()
+
+
+IMAGE_FILTERS = {"reference", "label", "dangling", "before", "since"}
+
+
+def _labels(img: Image) -> dict[str, str]:
+    return (img.config.get("config") or {}).get("Labels") or {}
 
 
 def _tag_name(ref: str) -> str | None:
@@ -113,7 +121,10 @@ class ImageService:
         with self.store.session() as s:
             self._set_tag(s, ctx, familiar(new), image.id)
 
-    def list(self, ctx: Context) -> list[tuple[Image, list[str]]]:
+    def list(self, ctx: Context, filters: dict[str, list[str]] | None = None
+             ) -> list[tuple[Image, list[str]]]:
+        """Newest first; filters as Docker's: reference (glob), label, dangling, before, since."""
+        filters = filters or {}
         with self.store.session() as s:
             images = s.scalars(select(Image).where(Image.project_id == ctx.project_id)
                                .order_by(Image.created_at.desc())).all()
@@ -121,7 +132,34 @@ class ImageService:
         by_id: dict[str, list[str]] = {}
         for t in tags:
             by_id.setdefault(t.image_id, []).append(t.name)
-        return [(img, sorted(by_id.get(img.id, []))) for img in images]
+        out = [(img, sorted(by_id.get(img.id, []))) for img in images]
+        if "dangling" in filters:
+            dangling = bool_filter("dangling", filters["dangling"])
+            out = [(img, names) for img, names in out if (not names) == dangling]
+        if "reference" in filters:
+            out = [(img, names) for img, names in out
+                   if reference_matches(names, filters["reference"])]
+        if "label" in filters:
+            out = [(img, names) for img, names in out
+                   if labels_match(_labels(img), filters["label"])]
+        for key in ("before", "since"):
+            for ref in filters.get(key, []):
+                pivot = self.resolve(ctx, ref).created_at
+                out = [(img, names) for img, names in out
+                       if (img.created_at < pivot if key == "before" else img.created_at > pivot)]
+        return out
+
+    def untag(self, ctx: Context, ref: str) -> str:
+        """Drop one name; the image stays (dangling when it was its last name)."""
+        name = _tag_name(ref)
+        if name is None or parse_reference(ref).digest is not None:
+            raise InvalidArgument(f"{ref!r} is not a tag: untag takes NAME[:TAG]")
+        with self.store.session() as s:
+            tag = s.get(ImageTag, (ctx.project_id, name))
+            if tag is None:
+                raise NotFound(f"no such image tag: {name}")
+            s.delete(tag)
+        return name
 
     def remove(self, ctx: Context, ref: str, force: bool = False) -> list[str]:
         """Untag ref; delete the image when no tag is left (or when ref is an id).

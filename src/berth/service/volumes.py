@@ -13,6 +13,7 @@ from sqlalchemy import select
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import IdMapping
 from berth.service.context import Context
+from berth.service.filters import labels_match
 from berth.service.names import new_id
 from berth.service.specs import MountRequest, VolumeCreate
 from berth.store.db import Store
@@ -69,17 +70,8 @@ class VolumeService:
         with self.store.session() as s:
             rows = s.scalars(select(Volume).where(Volume.project_id == ctx.project_id)
                              .order_by(Volume.name)).all()
-        out = []
-        for vol in rows:
-            ok = True
-            for v in filters.get("label", []):
-                k, eq, val = v.partition("=")
-                ok = ok and k in vol.labels and (not eq or vol.labels[k] == val)
-            for v in filters.get("name", []):
-                ok = ok and v in vol.name
-            if ok:
-                out.append(vol)
-        return out
+        return [vol for vol in rows if labels_match(vol.labels, filters.get("label", []))
+                and all(v in vol.name for v in filters.get("name", []))]
 
     def users(self, ctx: Context, name: str) -> list[str]:
         """Names of the containers that mount this volume."""

@@ -22,6 +22,8 @@ class Project(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # The project's own containers-policy.json, checked on top of the host's (never instead).
+    signature_policy: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Image(Base):
@@ -35,6 +37,25 @@ class Image(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     layers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # LayerRef fields, lowest first
     size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+    # Where it was pulled from ("registry/repo:tag" in full), None for built or imported images.
+    source: Mapped[str | None] = mapped_column(String(400), nullable=True)
+    repo_digests: Mapped[list[str]] = mapped_column(JSON, default=list)  # "name@sha256:…"
+    # Signatures fetched at pull time, kept so every create re-checks them against the policy
+    # in force then, offline: {"kind": "simple", "blob": digest} or
+    # {"kind": "sigstore", "blob": payload digest, "signature": base64}.
+    signatures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class RegistryCredential(Base):
+    """A project's login at one registry; the secret is encrypted with the host's key."""
+
+    __tablename__ = "registry_credentials"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    registry_host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    username: Mapped[str] = mapped_column(String(255))
+    secret: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
 
 

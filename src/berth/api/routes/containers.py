@@ -11,7 +11,9 @@ from berth.api import views
 from berth.api.deps import Services, context, services
 from berth.api.routes.streams import attached_output
 from berth.errors import BerthError, InvalidArgument, NotModified, RuntimeFailure
+from berth.service.containers import CONTAINER_FILTERS
 from berth.service.context import Context
+from berth.service.filters import parse_filters
 from berth.service.specs import ContainerCreate, ContainerUpdate
 from berth.store.models import Action
 
@@ -62,12 +64,7 @@ async def create(body: ContainerCreate, svc: Svc, ctx: Ctx, start: bool = False,
 @router.get("")
 def list_containers(svc: Svc, ctx: Ctx, all: bool = False,
                     filter: Annotated[list[str] | None, Query()] = None) -> list[dict]:
-    filters: dict[str, list[str]] = {}
-    for item in filter or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InvalidArgument(f"invalid filter {item!r}: expected key=value")
-        filters.setdefault(key, []).append(value)
+    filters = parse_filters(filter, CONTAINER_FILTERS)
     return [views.container(r) for r in svc.containers.list(ctx, all_=all, filters=filters)]
 
 

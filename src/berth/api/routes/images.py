@@ -6,13 +6,15 @@ import asyncio
 import tempfile
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from berth.api import views
 from berth.api.deps import Services, context, services
 from berth.errors import InvalidArgument
 from berth.service.context import Context
+from berth.service.filters import parse_filters
+from berth.service.images import IMAGE_FILTERS
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 Svc = Annotated[Services, Depends(services)]
@@ -34,8 +36,10 @@ class TagRequest(BaseModel):
 
 
 @router.get("")
-def list_images(svc: Svc, ctx: Ctx) -> list[dict]:
-    return [views.image(img, tags) for img, tags in svc.images.list(ctx)]
+def list_images(svc: Svc, ctx: Ctx,
+                filter: Annotated[list[str] | None, Query()] = None) -> list[dict]:
+    filters = parse_filters(filter, IMAGE_FILTERS)
+    return [views.image(img, tags) for img, tags in svc.images.list(ctx, filters)]
 
 
 @router.post("/import", status_code=201)

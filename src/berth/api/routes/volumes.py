@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query
 
 from berth.api import views
 from berth.api.deps import Services, context, services
-from berth.errors import InvalidArgument
 from berth.service.context import Context
+from berth.service.filters import parse_filters
 from berth.service.specs import VolumeCreate
 from berth.store.models import Volume
 
@@ -30,12 +30,7 @@ def create(body: VolumeCreate, svc: Svc, ctx: Ctx) -> dict:
 @router.get("")
 def list_volumes(svc: Svc, ctx: Ctx,
                  filter: Annotated[list[str] | None, Query()] = None) -> list[dict]:
-    filters: dict[str, list[str]] = {}
-    for item in filter or []:
-        key, sep, value = item.partition("=")
-        if not sep or key not in ("label", "name"):
-            raise InvalidArgument(f"invalid filter {item!r}: use label=… or name=…")
-        filters.setdefault(key, []).append(value)
+    filters = parse_filters(filter, {"label", "name"})
     return [_view(svc, v) for v in svc.volumes.list(ctx, filters)]
 
 

@@ -1,0 +1,45 @@
+"""Docker-style list filters (``--filter key=value``), shared by every list."""
+
+from __future__ import annotations
+
+import fnmatch
+
+from berth.errors import InvalidArgument
+
+
+def parse_filters(items: list[str] | None, allowed: set[str]) -> dict[str, list[str]]:
+    """["label=a=b", "status=exited"] -> {"label": ["a=b"], "status": ["exited"]}."""
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise InvalidArgument(f"invalid filter {item!r}: expected key=value")
+        if key not in allowed:
+            raise InvalidArgument(f"invalid filter {key!r}: use {', '.join(sorted(allowed))}")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def labels_match(labels: dict[str, str], exprs: list[str]) -> bool:
+    """Every "key" or "key=value" expression holds for these labels."""
+    for expr in exprs:
+        key, eq, value = expr.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
+
+
+def reference_matches(names: list[str], patterns: list[str]) -> bool:
+    """Docker's reference filter: a glob over "name" or "name:tag" of any of the names."""
+    for pattern in patterns:
+        for name in names:
+            repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+            if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(repo, pattern):
+                return True
+    return False
+
+
+def bool_filter(key: str, values: list[str]) -> bool:
+    if len(values) != 1 or values[0].lower() not in ("true", "false", "1", "0"):
+        raise InvalidArgument(f"invalid filter {key}={','.join(values)!r}: use true or false")
+    return values[0].lower() in ("true", "1")

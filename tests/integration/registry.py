@@ -1,0 +1,303 @@
+"""A real registry for the tests: Debian's ``docker-registry`` on a loopback port.
+
+Three modes: ``open`` (no auth), ``basic`` (an htpasswd file, bcrypt) and ``token`` (the
+distribution token flow, with a small token issuer served from a thread on another loopback
+port). The issuer signs ES256 JWTs whose header ``kid`` is the libtrust key id of its key, which
+is how distribution 2.8 finds the key among the certificates in ``rootcertbundle``.
+
+    with start_registry(tmp_path, "token") as reg:
+        reg.host, reg.username, reg.password, reg.access_log()
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import hashlib
+import json
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+SERVICE = "berth-test-registry"
+ISSUER = "berth-test-issuer"
+START_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (tiny race: the registry binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def libtrust_key_id(public_key: ec.EllipticCurvePublicKey) -> str:
+    """docker/libtrust's key id: base32 of the first 240 bits of sha256(SPKI DER), in 4-char
+    groups joined by ':'. distribution matches a token's ``kid`` against it."""
+    der = public_key.public_bytes(serialization.Encoding.DER,
+                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    text = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
+    return ":".join(text[i:i + 4] for i in range(0, len(text), 4))
+
+
+class TokenIssuer:
+    """The token endpoint: checks basic credentials, grants only the allowed actions."""
+
+    def __init__(self, workdir: Path, users: dict[str, str],
+                 grants: dict[str, dict[str, set[str]]], ttl: int = 300) -> None:
+        self.users = users
+        self.grants = grants  # user -> repository ("*" for any) -> allowed actions
+        self.ttl = ttl
+        self.requests: list[dict[str, Any]] = []  # what each token request asked and got
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.kid = libtrust_key_id(self.key.public_key())
+        self.cert_path = workdir / "token-ca.pem"
+        self.cert_path.write_bytes(self._self_signed_cert())
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.realm = f"http://127.0.0.1:{self._server.server_address[1]}/token"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _self_signed_cert(self) -> bytes:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=30))
+                .sign(self.key, hashes.SHA256()))
+        return cert.public_bytes(serialization.Encoding.PEM)
+
+    def allowed(self, user: str | None, repo: str, wanted: list[str]) -> list[str]:
+        """The subset of ``wanted`` actions ``user`` may do on ``repo``."""
+        if user is None:
+            return []
+        rules = self.grants.get(user, {})
+        ok = rules.get(repo, set()) | rules.get("*", set())
+        return [a for a in wanted if a in ok]
+
+    def issue(self, user: str | None, scopes: list[str]) -> str:
+        access = []
+        for scope in scopes:
+            parts = scope.split(":")
+            if len(parts) != 3 or parts[0] != "repository":
+                continue
+            actions = self.allowed(user, parts[1], parts[2].split(","))
+            if actions:
+                access.append({"type": "repository", "name": parts[1], "actions": actions})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256", "kid": self.kid}
+        claims = {"iss": ISSUER, "sub": user or "", "aud": SERVICE, "exp": now + self.ttl,
+                  "nbf": now - 5, "iat": now, "jti": secrets.token_hex(8), "access": access}
+        signing_input = (_b64url(json.dumps(header).encode()) + "."
+                         + _b64url(json.dumps(claims).encode()))
+        der = self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        return signing_input + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                url = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                user = issuer._check_basic(self.headers.get("Authorization"))
+                record = {"path": url.path, "query": query, "user": user,
+                          "authorization": self.headers.get("Authorization")}
+                issuer.requests.append(record)
+                if url.path != "/token" or user == "":
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                token = issuer.issue(user, query.get("scope", []))
+                body = json.dumps({"token": token, "expires_in": issuer.ttl,
+                                   "issued_at": datetime.datetime.now(
+                                       datetime.timezone.utc).isoformat()}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+    def _check_basic(self, header: str | None) -> str | None:
+        """None: anonymous; "": wrong credentials; else the user name."""
+        if not header:
+            return None
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
+            return ""
+        try:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+        except ValueError:
+            return ""
+        good = self.users.get(user)
+        if good is None or not secrets.compare_digest(good, password):
+            return ""
+        return user
+
+
+@dataclass
+class Registry:
+    """A running docker-registry on 127.0.0.1:<port>."""
+
+    host: str
+    mode: str
+    workdir: Path
+    proc: subprocess.Popen[bytes]
+    username: str | None = None
+    password: str | None = None
+    issuer: TokenIssuer | None = None
+    users: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    @property
+    def storage(self) -> Path:
+        return self.workdir / "storage"
+
+    def log_text(self) -> str:
+        """Everything the registry logged (its access log lines included)."""
+        return (self.workdir / "registry.log").read_text(errors="replace")
+
+    def access_log(self) -> list[str]:
+        """The request lines of the access log, e.g. 'GET /v2/a/blobs/sha256:.. HTTP/1.1'."""
+        out = []
+        for line in self.log_text().splitlines():
+            if '"' in line and " HTTP/1." in line and not line.startswith("time="):
+                out.append(line.split('"')[1])
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.issuer is not None:
+            self.issuer.stop()
+            self.issuer = None
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _htpasswd_line(user: str, password: str) -> str:
+    out = subprocess.run(["htpasswd", "-Bbn", user, password], check=True,
+                         capture_output=True, text=True).stdout
+    return out.strip() + "\n"
+
+
+def start_registry(workdir: Path, mode: str = "open", *, username: str = "berth",
+                   password: str | None = None, users: dict[str, str] | None = None,
+                   grants: dict[str, dict[str, set[str]]] | None = None,
+                   token_ttl: int = 300) -> Registry:
+    """Start a registry in ``workdir`` (config, storage, log) and wait until it answers.
+
+    ``users`` adds accounts beside ``username``; ``grants`` (token mode) maps a user to
+    repository -> allowed actions, "*" matching any repository; by default every user may pull
+    and push everything.
+    """
+    if mode not in ("open", "basic", "token"):
+        raise ValueError(f"unknown registry mode {mode!r}")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    password = password or secrets.token_urlsafe(12)
+    accounts = {username: password, **(users or {})}
+    port = free_port()
+    config: dict[str, Any] = {
+        "version": 0.1,
+        "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
+        "storage": {"filesystem": {"rootdirectory": str(workdir / "storage")},
+                    "delete": {"enabled": True}, "maintenance": {
+                        "uploadpurging": {"enabled": False}}},
+        "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16),
+                 "headers": {"X-Content-Type-Options": ["nosniff"]}},
+        "health": {"storagedriver": {"enabled": False}},
+    }
+    issuer = None
+    if mode == "basic":
+        htpasswd = workdir / "htpasswd"
+        htpasswd.write_text("".join(_htpasswd_line(u, p) for u, p in accounts.items()))
+        config["auth"] = {"htpasswd": {"realm": "berth-test", "path": str(htpasswd)}}
+    elif mode == "token":
+        if grants is None:
+            grants = {u: {"*": {"pull", "push"}} for u in accounts}
+        issuer = TokenIssuer(workdir, accounts, grants, ttl=token_ttl)
+        config["auth"] = {"token": {"realm": issuer.realm, "service": SERVICE,
+                                    "issuer": ISSUER, "rootcertbundle": str(issuer.cert_path)}}
+    config_path = workdir / "config.yml"
+    config_path.write_text(json.dumps(config, indent=1))  # YAML is a superset of JSON
+    log = open(workdir / "registry.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config_path)], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    finally:
+        log.close()
+    reg = Registry(host=f"127.0.0.1:{port}", mode=mode, workdir=workdir, proc=proc,
+                   username=None if mode == "open" else username,
+                   password=None if mode == "open" else password, issuer=issuer,
+                   users=accounts)
+    try:
+        _wait_ready(reg)
+    except BaseException:
+        reg.stop()
+        raise
+    return reg
+
+
+def _wait_ready(reg: Registry) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if reg.proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited ({reg.proc.returncode}):\n"
+                               + reg.log_text()[-2000:])
+        with contextlib.suppress(httpx.TransportError):
+            httpx.get(f"{reg.url}/v2/", timeout=1.0)
+            return
+        time.sleep(0.05)
+    raise RuntimeError("docker-registry did not answer in time:\n" + reg.log_text()[-2000:])
+
+
+def have_registry() -> bool:
+    return Path(REGISTRY_BIN).exists() and shutil.which("htpasswd") is not None
