@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from berth import __version__
@@ -20,6 +21,8 @@ from berth.paths import DEFAULT_ROOT, DEFAULT_RUN_ROOT, HostPaths
 
 log = logging.getLogger("berth")
 DEFAULT_USERNS_BASE = 1_000_000_000  # far above any uid a distribution hands out
+DEFAULT_POLICY = Path("/etc/berth/policy.json")
+DEFAULT_REGISTRIES_D = Path("/etc/berth/registries.d")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,6 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runtime", default=None, help="OCI runtime binary (default: runc)")
     p.add_argument("--userns-base", type=int, default=DEFAULT_USERNS_BASE,
                    help="first host uid of container user namespaces (0 disables them)")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="speak plain HTTP to this registry (repeatable)")
+    p.add_argument("--signature-policy", type=Path, default=DEFAULT_POLICY,
+                   help="the host's containers-policy.json(5) (missing: accept anything)")
+    p.add_argument("--registries-d", type=Path, default=DEFAULT_REGISTRIES_D,
+                   help="containers-registries.d(5) directory: where signatures live")
+    p.add_argument("--gpg-home", type=Path, default=None,
+                   help="GnuPG home with the keys `push --sign-by` signs with")
     p.add_argument("--log-level", default="info")
     p.add_argument("--version", action="version", version=f"berthd {__version__}")
     return p.parse_args(argv)
@@ -68,15 +79,21 @@ async def serve(args: argparse.Namespace) -> None:
     from berth.image.layers import LayerStore
     from berth.runtime.base import IdMapping
     from berth.runtime.oci import OciBackend
+    from berth.service.commits import CommitService
     from berth.service.containers import ContainerService
+    from berth.service.credentials import CredentialService
     from berth.service.hub import Hub
     from berth.service.images import ImageService
+    from berth.service.registry import RegistryService
+    from berth.service.trust import TrustService
     from berth.service.volumes import VolumeService
     from berth.store.db import Store
 
     paths = HostPaths(args.root.resolve(), args.run_root.resolve())
     paths.create()
     lock = _lock_root(paths)
+    # Scratch files (gpg homes, spools) stay inside Berth's own directories.
+    tempfile.tempdir = str(paths.tmp)
     fresh = _fresh_boot(paths)
     host = socket.gethostname()
     idmap = IdMapping(args.userns_base) if args.userns_base else None
@@ -86,17 +103,26 @@ async def serve(args: argparse.Namespace) -> None:
     blobs = BlobStore(paths.blobs)
     blobs.cleanup_tmp()  # an import or pull killed mid-way leaves only temp files
     layers = LayerStore(paths.layers, blobs)
-    images = ImageService(store, blobs)
+    images = ImageService(store, blobs, layers)
+    credentials = CredentialService(store, paths.root / "credentials.key")
+    trust = TrustService(store, blobs, args.signature_policy, args.registries_d, args.gpg_home,
+                         default_lookaside=paths.root / "signatures")
+    registry = RegistryService(images, layers, credentials, trust, idmap,
+                               insecure=frozenset(args.insecure_registry))
     volumes = VolumeService(store, paths.volumes, host, paths.root, idmap)
-    containers = ContainerService(store, hub, host, backend.capabilities, images, volumes)
+    containers = ContainerService(store, hub, host, backend.capabilities, images, volumes,
+                                  admit=trust.admit)
     agent = Agent(store, hub, backend, layers, host, idmap, paths.volumes, fresh_boot=fresh)
     hub.attach_agent(agent.kick)
     info = {"version": __version__, "host": host, "runtime": backend.name,
             "capabilities": sorted(backend.capabilities), "root": str(paths.root),
             "run_root": str(paths.run_root), "store": store.url.split("://")[0],
             "userns_base": args.userns_base, "pid": os.getpid(), "tmp": str(paths.tmp)}
+    hostops = HostOps(backend)
     services = Services(containers=containers, images=images, volumes=volumes, hub=hub,
-                        hostops=HostOps(backend), agent=agent, host=host, info=info)
+                        hostops=hostops, agent=agent, host=host, info=info,
+                        commits=CommitService(containers, images, hostops, blobs, idmap),
+                        registry=registry, credentials=credentials, trust=trust)
     sock = args.socket or paths.socket
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()

@@ -14,12 +14,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import gzip
 import hashlib
+import io
 import json
+import re
 import secrets
 import shutil
 import socket
 import subprocess
+import tarfile
 import threading
 import time
 import urllib.parse
@@ -35,10 +39,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from berth.image.blobs import BlobStore
+from berth.image.types import ImageManifest, LayerRef
+
 REGISTRY_BIN = "/usr/bin/docker-registry"
 SERVICE = "berth-test-registry"
 ISSUER = "berth-test-issuer"
 START_TIMEOUT = 15.0
+_ACCESS = re.compile(r'"([A-Z]+ \S+ HTTP/1\.[01])" (\d{3}) ')
 
 
 def free_port() -> int:
@@ -77,7 +85,8 @@ class TokenIssuer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self.realm = f"http://127.0.0.1:{self._server.server_address[1]}/token"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -87,7 +96,7 @@ class TokenIssuer:
 
     def _self_signed_cert(self) -> bytes:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                 .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(days=1))
@@ -144,7 +153,7 @@ class TokenIssuer:
                 token = issuer.issue(user, query.get("scope", []))
                 body = json.dumps({"token": token, "expires_in": issuer.ttl,
                                    "issued_at": datetime.datetime.now(
-                                       datetime.timezone.utc).isoformat()}).encode()
+                                       datetime.UTC).isoformat()}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -195,12 +204,14 @@ class Registry:
         """Everything the registry logged (its access log lines included)."""
         return (self.workdir / "registry.log").read_text(errors="replace")
 
-    def access_log(self) -> list[str]:
-        """The request lines of the access log, e.g. 'GET /v2/a/blobs/sha256:.. HTTP/1.1'."""
+    def access_log(self) -> list[tuple[str, int]]:
+        """(request line, status) of each access-log entry, e.g.
+        ('POST /v2/a/blobs/uploads/?mount=sha256:..&from=b HTTP/1.1', 201)."""
         out = []
         for line in self.log_text().splitlines():
-            if '"' in line and " HTTP/1." in line and not line.startswith("time="):
-                out.append(line.split('"')[1])
+            m = _ACCESS.search(line)
+            if m and not line.startswith("time="):
+                out.append((m.group(1), int(m.group(2))))
         return out
 
     def stop(self) -> None:
@@ -301,3 +312,159 @@ def _wait_ready(reg: Registry) -> None:
 
 def have_registry() -> bool:
     return Path(REGISTRY_BIN).exists() and shutil.which("htpasswd") is not None
+
+
+# --- test images -----------------------------------------------------------------------------
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def make_layer(files: dict[str, bytes | None]) -> tuple[bytes, str]:
+    """A gzip'd layer tar (deterministic) and its diff_id; a None value is a whiteout
+    (``dir/.wh.name``) deleting that path from the layers below."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        dirs = sorted({str(Path(p).parent) for p in files} - {"."})
+        for d in dirs:
+            info = tarfile.TarInfo(d)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+            tar.addfile(info)
+        for path, content in sorted(files.items()):
+            if content is None:
+                p = Path(path)
+                name = str(p.parent / f".wh.{p.name}") if str(p.parent) != "." else f".wh.{p}"
+                content = b""
+            else:
+                name = path
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(content), 0o644, 0
+            tar.addfile(info, io.BytesIO(content))
+    tar_bytes = raw.getvalue()
+    blob = gzip.compress(tar_bytes, mtime=0)
+    return blob, _digest(tar_bytes)
+
+
+@dataclass
+class BuiltImage:
+    """An image made in memory: its blobs and its manifest bytes (OCI)."""
+
+    config: bytes
+    layers: list[tuple[bytes, str]]  # (gzip blob, diff_id)
+    manifest: bytes
+    arch: str = "amd64"
+
+    @property
+    def config_digest(self) -> str:
+        return _digest(self.config)
+
+    @property
+    def manifest_digest(self) -> str:
+        return _digest(self.manifest)
+
+    def blobs(self) -> dict[str, bytes]:
+        out = {_digest(b): b for b, _ in self.layers}
+        out[self.config_digest] = self.config
+        return out
+
+    def layer_digests(self) -> list[str]:
+        return [_digest(b) for b, _ in self.layers]
+
+
+def build_image(layer_files: list[dict[str, bytes | None]], arch: str = "amd64",
+                label: str = "") -> BuiltImage:
+    layers = [make_layer(files) for files in layer_files]
+    config = json.dumps({
+        "architecture": arch, "os": "linux",
+        "config": {"Cmd": ["/bin/sh"], "Labels": {"test": label} if label else {}},
+        "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]},
+        "history": [{"created_by": f"layer {i}"} for i in range(len(layers))],
+    }, sort_keys=True).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": _digest(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": _digest(b), "size": len(b)}
+                   for b, _ in layers],
+    }, indent=2).encode()
+    return BuiltImage(config, layers, manifest, arch)
+
+
+def three_layer_image(label: str = "", arch: str = "amd64", size: int = 50_000) -> BuiltImage:
+    """Three gzip layers; the top one deletes a file of the first with a whiteout."""
+    noise = secrets.token_bytes(size)  # incompressible, so blobs have real sizes
+    return build_image([
+        {"etc/hello": b"hello\n", "etc/doomed": b"bye\n", "data/a.bin": noise},
+        {"usr/bin/tool": b"#!/bin/sh\necho tool " + label.encode() + b"\n"},
+        {"etc/doomed": None, "data/b.bin": noise[::-1]},
+    ], arch=arch, label=label)
+
+
+def index_bytes(images: list[BuiltImage]) -> bytes:
+    return json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": img.manifest_digest,
+                       "size": len(img.manifest),
+                       "platform": {"os": "linux", "architecture": img.arch}}
+                      for img in images],
+    }).encode()
+
+
+def write_oci_layout(directory: Path, tag: str, images: list[BuiltImage]) -> str:
+    """An OCI image layout holding ``images`` under ``tag`` (an index if there are several);
+    returns the digest the tag names."""
+    blob_dir = directory / "blobs" / "sha256"
+    blob_dir.mkdir(parents=True, exist_ok=True)
+    (directory / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    for img in images:
+        for digest, data in [*img.blobs().items(), (img.manifest_digest, img.manifest)]:
+            (blob_dir / digest[7:]).write_bytes(data)
+    if len(images) == 1:
+        top, media_type, size = images[0].manifest_digest, OCI_MANIFEST, len(images[0].manifest)
+    else:
+        idx = index_bytes(images)
+        top, media_type, size = _digest(idx), OCI_INDEX, len(idx)
+        (blob_dir / top[7:]).write_bytes(idx)
+    (directory / "index.json").write_text(json.dumps({
+        "schemaVersion": 2, "manifests": [{
+            "mediaType": media_type, "digest": top, "size": size,
+            "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+    return top
+
+
+def skopeo_copy(layout: Path, tag: str, reg: Registry, dest: str) -> None:
+    """``skopeo copy --all`` from an OCI layout to ``reg``/``dest`` (digests preserved)."""
+    cmd = ["skopeo", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
+           f"oci:{layout}:{tag}", f"docker://{reg.host}/{dest}"]
+    if reg.username:
+        cmd[2:2] = ["--dest-creds", f"{reg.username}:{reg.password}"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60,
+                   env={"PATH": "/usr/bin:/bin", "HOME": str(layout)})
+
+
+def store_image(blobs: BlobStore, img: BuiltImage) -> ImageManifest:
+    """Put ``img``'s blobs into a local store and describe it as push() wants it."""
+    for digest, data in img.blobs().items():
+        blobs.put_bytes(data, digest)
+    layers = [LayerRef(_digest(blob), diff_id, len(blob), OCI_LAYER_GZIP)
+              for blob, diff_id in img.layers]
+    return ImageManifest(id=img.config_digest, manifest_digest=img.manifest_digest,
+                         config=json.loads(img.config), layers=layers)
+
+
+def push_built(reg: Registry, workdir: Path, name: str, img: BuiltImage, **kw: Any) -> str:
+    """Push ``img`` to ``reg`` as ``name`` ("repo:tag") with Berth's own push(); returns the
+    manifest digest. ``kw`` goes to push() (progress, mount_from, ...)."""
+    from berth.image.reference import parse_reference
+    from berth.image.registry import Credentials, RegistryConfig, push
+
+    src = BlobStore(Path(workdir) / ("src-" + name.replace("/", "_").replace(":", "_")))
+    creds = Credentials(reg.username, reg.password or "") if reg.username else None
+    return push(parse_reference(f"{reg.host}/{name}"), store_image(src, img), img.manifest,
+                OCI_MANIFEST, src, config=RegistryConfig(insecure=frozenset({reg.host})),
+                credentials_for=lambda host: creds if host == reg.host else None, **kw)

@@ -15,7 +15,16 @@ from datetime import datetime
 from typing import Any
 
 from berth.errors import Conflict, InvalidArgument
-from berth.runtime.base import ExecProcess, ExecSpec, LogRecord, RuntimeBackend
+from berth.image.blobs import BlobStore
+from berth.image.types import LayerRef
+from berth.runtime.base import (
+    ExecProcess,
+    ExecSpec,
+    IdMapping,
+    LogRecord,
+    RuntimeBackend,
+    Status,
+)
 
 _DONE = object()
 
@@ -89,6 +98,23 @@ class HostOps:
         if not (0 < rows < 10_000 and 0 < cols < 10_000):
             raise InvalidArgument("resize: rows and cols must be between 1 and 9999")
         await asyncio.to_thread(self.backend.resize, cid, rows, cols)
+
+    def commit_changes(self, cid: str, blobs: BlobStore, idmap: IdMapping | None,
+                       freeze: bool) -> LayerRef | None:
+        """The container's filesystem changes as a layer blob (None: nothing changed). A
+        running container is frozen meanwhile (freeze) so the layer is one moment's state."""
+        from berth.image.commit import commit_layer
+
+        upper = self.backend.changes_dir(cid)
+        frozen = False
+        if freeze and self.backend.state(cid).status == Status.RUNNING:
+            self.backend.pause(cid)
+            frozen = True
+        try:
+            return commit_layer(upper, blobs, idmap=idmap)
+        finally:
+            if frozen:
+                self.backend.resume(cid)
 
     def attach_socket(self, cid: str) -> str:
         path = self.backend.attach_socket(cid)

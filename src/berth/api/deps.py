@@ -12,9 +12,13 @@ from berth.service.context import Context
 if TYPE_CHECKING:
     from berth.agent.agent import Agent
     from berth.agent.hostops import HostOps
+    from berth.service.commits import CommitService
     from berth.service.containers import ContainerService
+    from berth.service.credentials import CredentialService
     from berth.service.hub import Hub
     from berth.service.images import ImageService
+    from berth.service.registry import RegistryService
+    from berth.service.trust import TrustService
     from berth.service.volumes import VolumeService
 
 
@@ -25,6 +29,10 @@ class Services:
     volumes: VolumeService
     hub: Hub
     hostops: HostOps
+    commits: CommitService
+    registry: RegistryService
+    credentials: CredentialService
+    trust: TrustService
     agent: Agent | None
     host: str
     info: dict

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from berth.cli import convert
+from berth.cli import convert, image_commands
 from berth.cli.output import ago, emit, human_size, status_text
 from berth.client import APIError, Client
 
@@ -287,69 +287,7 @@ def cmd_info(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-# -- images and volumes ---------------------------------------------------------------------
-
-IMAGE_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
-    ("REPOSITORY", lambda r: r["repo"]), ("TAG", lambda r: r["tag"]),
-    ("IMAGE ID", lambda r: r["id"][7:19]), ("CREATED", lambda r: ago(r["created"])),
-    ("SIZE", lambda r: human_size(r["size"])),
-]
-
-
-def cmd_images(client: Client, args: argparse.Namespace) -> int:
-    images = client.images.list()
-    if _fmt(args) != "table":
-        emit(images, _fmt(args))
-        return 0
-    rows = []
-    for img in images:
-        for tag in img["tags"] or ["<none>:<none>"]:
-            repo, _, t = tag.rpartition(":")
-            rows.append({**img, "repo": repo, "tag": t})
-    emit(rows, "table", IMAGE_COLUMNS)
-    return 0
-
-
-def cmd_image(client: Client, args: argparse.Namespace) -> int:
-    sub = args.image_cmd
-    if sub == "ls":
-        return cmd_images(client, args)
-    if sub == "import":
-        if args.file == "-":
-            imported = client.images.import_archive(sys.stdin.buffer)
-        else:
-            try:
-                with open(args.file, "rb") as f:
-                    imported = client.images.import_archive(f)
-            except OSError as e:
-                raise convert.UsageError(f"cannot read {args.file}: {e.strerror}") from None
-        for img in imported:
-            print(f"Loaded image: {', '.join(img['tags']) or img['id']}")
-        return 0
-    if sub == "build-base":
-        img = client.images.build_base(args.kind, args.tag)
-        print(f"{', '.join(img['tags'])} {img['id']}")
-        return 0
-    if sub == "inspect":
-        found = [client.images.get(ref) for ref in args.images]
-        emit(found[0] if len(found) == 1 else found, "json" if _fmt(args) == "table"
-             else _fmt(args))
-        return 0
-    if sub == "rm":
-        failed = 0
-        for ref in args.images:
-            try:
-                for line in client.images.remove(ref, args.force):
-                    print(line["result"])
-            except APIError as e:
-                sys.stderr.write(f"berth: {e.message}\n")
-                failed = 1
-        return failed
-    if sub == "tag":
-        client.images.tag(args.source, args.target)
-        return 0
-    raise convert.UsageError(f"unknown image command {sub}")
-
+# -- volumes ------------------------------------------------------------------------------
 
 def cmd_volume(client: Client, args: argparse.Namespace) -> int:
     sub = args.volume_cmd
@@ -382,5 +320,10 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "rm": cmd_rm, "rename": cmd_rename, "wait": cmd_wait, "inspect": cmd_inspect,
     "ps": cmd_ps, "logs": cmd_logs, "exec": cmd_exec, "top": cmd_top, "stats": cmd_stats,
     "update": cmd_update, "actions": cmd_actions, "events": cmd_events, "info": cmd_info,
-    "images": cmd_images, "image": cmd_image, "volume": cmd_volume,
+    "volume": cmd_volume,
 }
+for _name in ("image", "images", "pull", "push", "commit", "save", "load", "history", "tag",
+              "rmi"):
+    COMMANDS[_name] = image_commands.cmd_image
+COMMANDS["login"] = image_commands.cmd_login
+COMMANDS["logout"] = image_commands.cmd_logout

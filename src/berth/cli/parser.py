@@ -6,6 +6,7 @@ import argparse
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import NoReturn
 
 
@@ -67,6 +68,16 @@ COMMAND_HELP: dict[str, str] = {
     "events": "stream events",
     "image": "manage images",
     "images": "list images",
+    "pull": "pull an image from a registry",
+    "push": "push an image to a registry",
+    "login": "log in to a registry (the project keeps the credentials)",
+    "logout": "forget a registry login",
+    "commit": "make an image from a container's changes",
+    "save": "write images to a tar archive",
+    "load": "load images from a tar archive",
+    "history": "show an image's layers and how they were made",
+    "tag": "name an image",
+    "rmi": "remove images",
     "volume": "manage volumes",
 }
 _GLOBAL_WITH_VALUE = ("-H", "--host", "-o", "--output")
@@ -107,7 +118,7 @@ def build(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="cmd", metavar="COMMAND")
     only = _selected(argv) if argv is not None else None
     for name, help_ in COMMAND_HELP.items():
-        p = sub.add_parser(name, help=help_, parents=[common],
+        p = sub.add_parser(name, help=help_, parents=[] if name == "save" else [common],
                            add_help=name not in ("run", "create"))
         if only is None or only == name:
             _ARGS[name](p, common)
@@ -208,26 +219,152 @@ def _nothing(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     pass
 
 
+def _pull(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--platform", help="OS/ARCH[/VARIANT] (default: this host's)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    p.add_argument("image")
+
+
+def _push(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sign-by", metavar="FINGERPRINT",
+                   help="sign with this GPG key of the daemon's keyring (simple signing)")
+    p.add_argument("--sign-by-sigstore-key", metavar="PATH",
+                   help="sign with this sigstore private key (a path on the daemon host)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("image")
+    p.add_argument("destination", nargs="?", help="push under this name instead")
+
+
+def _login(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-u", "--username")
+    p.add_argument("-p", "--password", help="insecure: prefer --password-stdin")
+    p.add_argument("--password-stdin", action="store_true")
+    p.add_argument("registry")
+
+
+def _logout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("registry")
+
+
+def _commit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="Dockerfile instruction: CMD, ENTRYPOINT, ENV, LABEL, EXPOSE, USER, "
+                   "WORKDIR, VOLUME, STOPSIGNAL")
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("-a", "--author", default="")
+    p.add_argument("-p", "--pause", default="true", choices=["true", "false"],
+                   help="freeze the container while committing (default true)")
+    p.add_argument("container")
+    p.add_argument("repository", nargs="?", help="NAME[:TAG]")
+
+
+def _save(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", dest="file",
+                   help="write to this file (default: standard output)")
+    p.add_argument("--format", choices=["docker-archive", "oci-archive"],
+                   default="docker-archive")
+    p.add_argument("images", nargs="+")
+
+
+def _load(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--input", default="-", help="read this file (default: stdin)")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _history(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("image")
+
+
+def _tag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source")
+    p.add_argument("target")
+
+
+def _rmi(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("images", nargs="+")
+
+
+def _ls(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="reference=GLOB, label=KEY[=VALUE], dangling=true|false, before=, since=")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only image ids")
+    p.add_argument("--digests", action="store_true")
+
+
+def _sign(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sign-by", metavar="FINGERPRINT")
+    p.add_argument("--sign-by-sigstore-key", metavar="PATH")
+    p.add_argument("image", help="a pulled or pushed image (its registry name)")
+
+
+def _policy(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--set", metavar="FILE", help="the project's policy.json (stricter "
+                       "than the host's, never instead of it)")
+    group.add_argument("--unset", action="store_true")
+
+
+IMAGE_VERBS = {
+    "pull": ("pull an image from a registry", _pull),
+    "push": ("push an image to a registry", _push),
+    "ls": ("list images", _ls),
+    "inspect": ("show images", lambda p: p.add_argument("images", nargs="+")),
+    "history": ("show an image's history", _history),
+    "tag": ("name an image", _tag),
+    "untag": ("remove names from images", lambda p: p.add_argument("images", nargs="+")),
+    "rm": ("remove images", _rmi),
+    "prune": ("remove dangling images (-a: every image no container uses)",
+              lambda p: p.add_argument("-a", "--all", action="store_true")),
+    "save": ("write images to a tar archive", _save),
+    "load": ("load images from a tar archive", _load),
+    "import": ("import a docker-archive or OCI layout tarball",
+               lambda p: p.add_argument("file", help="path, or - for standard input")),
+    "commit": ("make an image from a container's changes", _commit),
+    "build-base": ("build a base image from the host (offline)", None),
+    "sign": ("sign an image in its registry", _sign),
+    "verify": ("check an image against the signature policy", lambda p: p.add_argument(
+        "image")),
+    "policy": ("show or set the project's signature policy", _policy),
+}
+
+
+def _build_base(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", choices=["busybox"])
+    p.add_argument("--tag")
+
+
 def _image(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     img = p.add_subparsers(dest="image_cmd", metavar="COMMAND", required=True)
+    for name, (help_, add) in IMAGE_VERBS.items():
+        q = img.add_parser(name, help=help_, parents=[] if name == "save" else [common])
+        (add or _build_base)(q)
 
-    def sub(name: str, help_: str) -> argparse.ArgumentParser:
-        return img.add_parser(name, help=help_, parents=[common])
 
-    q = sub("import", "import a docker-archive or OCI layout tarball")
-    q.add_argument("file", help="path, or - for standard input")
-    q = sub("build-base", "build a base image from the host (offline)")
-    q.add_argument("kind", choices=["busybox"])
-    q.add_argument("--tag")
-    sub("ls", "list images")
-    q = sub("inspect", "show an image")
-    q.add_argument("images", nargs="+")
-    q = sub("rm", "remove images")
-    q.add_argument("-f", "--force", action="store_true")
-    q.add_argument("images", nargs="+")
-    q = sub("tag", "name an image")
-    q.add_argument("source")
-    q.add_argument("target")
+def _image_alias(verb: str, add: Callable[[argparse.ArgumentParser], None]
+                 ) -> Callable[[argparse.ArgumentParser, argparse.ArgumentParser], None]:
+    """`berth pull` is `berth image pull`, as in docker."""
+
+    def build(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+        p.set_defaults(image_cmd=verb)
+        add(p)
+
+    return build
+
+
+def _login_args(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    _login(p)
+
+
+def _logout_args(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    _logout(p)
+
+
+def _images(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    p.set_defaults(image_cmd="ls")
+    _ls(p)
 
 
 def _volume(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
@@ -255,6 +392,10 @@ _ARGS = {
     "pause": _containers, "unpause": _containers, "wait": _containers,
     "inspect": _containers, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
     "exec": _exec, "top": _one_container, "stats": _stats, "update": _update,
-    "actions": _one_container, "events": _events, "image": _image, "images": _nothing,
-    "volume": _volume,
+    "actions": _one_container, "events": _events, "image": _image, "images": _images,
+    "volume": _volume, "pull": _image_alias("pull", _pull), "push": _image_alias("push", _push),
+    "login": _login_args, "logout": _logout_args,
+    "commit": _image_alias("commit", _commit), "save": _image_alias("save", _save),
+    "load": _image_alias("load", _load), "history": _image_alias("history", _history),
+    "tag": _image_alias("tag", _tag), "rmi": _image_alias("rm", _rmi),
 }

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 
+from berth.client.images import Images, Registries
 from berth.client.transport import DEFAULT_HOST, APIError, Transport, read_frames
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any, BinaryIO
+    from typing import Any
 
 EXIT_FRAME = 3
 
@@ -119,33 +120,6 @@ class _Containers:
                                  {"start": start, "logs": logs})
 
 
-class _Images:
-    def __init__(self, t: Transport) -> None:
-        self._t = t
-
-    def list(self) -> list[dict[str, Any]]:
-        return self._t.call("GET", "/v1/images")
-
-    def get(self, ref: str) -> dict[str, Any]:
-        return self._t.call("GET", f"/v1/images/{ref}/json")
-
-    def import_archive(self, stream: BinaryIO) -> list[dict[str, Any]]:
-        def chunks() -> Iterator[bytes]:
-            while chunk := stream.read(1 << 20):
-                yield chunk
-
-        return self._t.call("POST", "/v1/images/import", raw=chunks())
-
-    def build_base(self, kind: str = "busybox", tag: str | None = None) -> dict[str, Any]:
-        return self._t.call("POST", "/v1/images/build-base", body={"kind": kind, "tag": tag})
-
-    def tag(self, ref: str, tag: str) -> dict[str, Any]:
-        return self._t.call("POST", f"/v1/images/{ref}/tag", body={"tag": tag})
-
-    def remove(self, ref: str, force: bool = False) -> list[dict[str, Any]]:
-        return self._t.call("DELETE", f"/v1/images/{ref}", {"force": force})
-
-
 class _Volumes:
     def __init__(self, t: Transport) -> None:
         self._t = t
@@ -172,7 +146,8 @@ class Client:
         self.host = host or os.environ.get("BERTH_HOST") or DEFAULT_HOST
         self.transport = Transport(self.host)
         self.containers = _Containers(self.transport)
-        self.images = _Images(self.transport)
+        self.images = Images(self.transport)
+        self.registries = Registries(self.transport)
         self.volumes = _Volumes(self.transport)
 
     def info(self) -> dict[str, Any]:

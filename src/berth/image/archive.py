@@ -1,4 +1,4 @@
-"""Import image tarballs (``docker save`` archives and OCI image layouts) and export the former.
+"""Import image tarballs (``docker save`` archives and OCI image layouts); export.py writes them.
 
 The outer tar is read once, as a stream; every member is hashed into a private spool directory
 in the blob store's temp area, never extracted to a path anyone can see. Only after the whole
@@ -8,8 +8,6 @@ referenced blobs committed, so a bad archive leaves nothing in the store.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import platform
 import posixpath
@@ -23,7 +21,7 @@ from typing import Any, BinaryIO
 
 from berth.errors import InvalidArgument, UnsafeContent
 from berth.image.blobs import BlobStore, SpooledBlob, validate_digest
-from berth.image.reference import normalize_tag_reference, parse_reference
+from berth.image.reference import normalize_tag_reference
 from berth.image.tarstream import (
     BoundedReader,
     compression_of,
@@ -398,44 +396,10 @@ def import_archive(stream: BinaryIO, blobs: BlobStore, *,
         spool.close()
 
 
-def export_docker_archive(images: list[tuple[ImageManifest, list[str]]], blobs: BlobStore,
-                          out: BinaryIO) -> None:
-    """Write a ``docker save`` compatible tar; layers are written as stored."""
-    written: set[str] = set()
-    manifest: list[dict[str, Any]] = []
-    repositories: dict[str, dict[str, str]] = {}
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-
-        def add_blob(name: str, digest: str) -> None:
-            if name in written:
-                return
-            written.add(name)
-            with blobs.open(digest) as f:
-                info = tarfile.TarInfo(name)
-                info.size = blobs.path(digest).stat().st_size
-                info.mode = 0o644
-                tf.addfile(info, f)
-
-        for image, tags in images:
-            config_name = f"{image.id[7:]}.json"
-            add_blob(config_name, image.id)
-            layer_names = []
-            for layer in image.layers:
-                name = f"{layer.digest[7:]}/layer.tar"
-                add_blob(name, layer.digest)
-                layer_names.append(name)
-            norm = [normalize_tag_reference(t) for t in tags]
-            manifest.append({"Config": config_name, "RepoTags": norm or None,
-                             "Layers": layer_names})
-            for tag in norm:
-                ref = parse_reference(tag)
-                if layer_names and ref.tag:
-                    repositories.setdefault(ref.name, {})[ref.tag] = layer_names[-1].split("/")[0]
-        for name, doc in (("manifest.json", manifest), ("repositories", repositories)):
-            data = json.dumps(doc, separators=(",", ":")).encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tf.addfile(info, io.BytesIO(data))
-    with contextlib.suppress(AttributeError, OSError):
-        out.flush()
+def __getattr__(name: str) -> Any:
+    """Re-export ``export_docker_archive`` (now in export.py) for existing callers; resolved
+    lazily because export.py imports this module's constants."""
+    if name == "export_docker_archive":
+        from berth.image.export import export_docker_archive
+        return export_docker_archive
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

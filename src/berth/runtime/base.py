@@ -226,3 +226,10 @@ class RuntimeBackend(ABC):
 
     @abstractmethod
     def resize(self, cid: str, rows: int, cols: int) -> None: ...
+
+    def changes_dir(self, cid: str) -> Path:
+        """The container's writable layer (an overlayfs upper dir: whiteouts as 0/0 character
+        devices, opaque dirs by xattr), for commit. Backends without one refuse."""
+        from berth.errors import Unsupported
+
+        raise Unsupported(f"the {self.name} runtime cannot commit a container's changes")

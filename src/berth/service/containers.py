@@ -7,6 +7,7 @@ action's row; callers that want Docker's synchronous semantics wait for it (`wai
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -28,7 +29,7 @@ from berth.service.specs import (
 )
 from berth.service.volumes import VolumeService
 from berth.store.db import Store
-from berth.store.models import Action, Container
+from berth.store.models import Action, Container, Image
 
 # Statuses in which a container has a live process.
 LIVE = ("running", "paused", "restarting")
@@ -39,8 +40,10 @@ NEEDS = {"pause": Capability.PAUSE, "unpause": Capability.PAUSE, "update": Capab
 
 class ContainerService:
     def __init__(self, store: Store, hub: Hub, host: str, capabilities: frozenset[Capability],
-                 images: ImageService, volumes: VolumeService) -> None:
+                 images: ImageService, volumes: VolumeService,
+                 admit: Callable[[Context, Image], None] | None = None) -> None:
         self.store = store
+        self.admit = admit  # the signature policy's say on a pulled image, at every create
         self.hub = hub
         self.host = host
         self.capabilities = capabilities
@@ -107,6 +110,8 @@ class ContainerService:
         if req.tty and Capability.TTY not in self.capabilities:
             raise InvalidArgument("this host's runtime does not support a tty")
         image = self.images.resolve(ctx, req.image)
+        if self.admit is not None:
+            self.admit(ctx, image)
         for mount in req.mounts:
             if mount.type == "bind":
                 self.volumes.check_bind_source(mount.source)

@@ -8,17 +8,21 @@ references any more are garbage collected by `prune_blobs`.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.image.blobs import BlobStore
+from berth.image.layers import LayerStore
 from berth.image.reference import parse_reference
-from berth.image.types import ImageManifest
+from berth.image.types import ImageManifest, LayerRef
+from berth.service.archives import pipe_stream
 from berth.service.context import Context
 from berth.service.filters import bool_filter, labels_match, reference_matches
+from berth.service.guard import ContentGuard
 from berth.store.db import Store
 from berth.store.models import Container, Image, ImageTag
 
@@ -35,6 +39,13 @@ def _labels(img: Image) -> dict[str, str]:
     return (img.config.get("config") or {}).get("Labels") or {}
 
 
+def as_manifest(image: Image, tags: list[str] | None = None) -> ImageManifest:
+    return ImageManifest(id=image.id, manifest_digest=image.manifest_digest,
+                         config=image.config,
+                         layers=[LayerRef(**layer) for layer in image.layers],
+                         repo_tags=tags or [])
+
+
 def _tag_name(ref: str) -> str | None:
     """The familiar tag a reference names, or None when it cannot be one (an id)."""
     try:
@@ -44,9 +55,11 @@ def _tag_name(ref: str) -> str | None:
 
 
 class ImageService:
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, layers: LayerStore | None = None) -> None:
         self.store = store
         self.blobs = blobs
+        self.layers = layers
+        self.content = ContentGuard()
 
     def resolve(self, ctx: Context, ref: str) -> Image:
         """A tag, a full or short image id (with or without 'sha256:')."""
@@ -76,19 +89,44 @@ class ImageService:
                                             ImageTag.image_id == image_id)
             return sorted(s.scalars(q).all())
 
-    def record(self, ctx: Context, manifest: ImageManifest, tags: list[str]) -> Image:
-        """Give the project this image (stored blobs) under these names."""
+    def record(self, ctx: Context, manifest: ImageManifest, tags: list[str], *,
+               source: str | None = None, source_digest: str | None = None,
+               repo_digest: str | None = None,
+               signatures: list[dict[str, Any]] | None = None) -> Image:
+        """Give the project this image (stored blobs) under these names. A pull also says
+        where it came from, under which digest, and with which signatures."""
         with self.store.session() as s:
             image = s.get(Image, (ctx.project_id, manifest.id))
             if image is None:
                 image = Image(project_id=ctx.project_id, id=manifest.id,
                               manifest_digest=manifest.manifest_digest, config=manifest.config,
                               layers=[vars(layer) for layer in manifest.layers],
-                              size=manifest.size, created_at=time.time())
+                              size=manifest.size, created_at=time.time(), repo_digests=[],
+                              signatures=[])
                 s.add(image)
+            if source is not None:
+                # The newest pull decides what the policy checks at create time.
+                image.source, image.source_digest = source, source_digest
+                image.manifest_digest = manifest.manifest_digest
+                image.signatures = list(signatures or [])
+            if repo_digest is not None and repo_digest not in image.repo_digests:
+                image.repo_digests = [*image.repo_digests, repo_digest]
             for name in tags:
                 self._set_tag(s, ctx, familiar(name), manifest.id)
         return image
+
+    def add_repo_digest(self, ctx: Context, image_id: str, repo_digest: str) -> None:
+        with self.store.session() as s:
+            image = s.get(Image, (ctx.project_id, image_id))
+            if image is not None and repo_digest not in image.repo_digests:
+                image.repo_digests = [*image.repo_digests, repo_digest]
+
+    def manifest_of(self, ctx: Context, image_id: str) -> ImageManifest:
+        with self.store.session() as s:
+            image = s.get(Image, (ctx.project_id, image_id))
+        if image is None:
+            raise NotFound(f"no such image: {image_id}")
+        return as_manifest(image)
 
     @staticmethod
     def _set_tag(s, ctx: Context, name: str, image_id: str) -> None:  # noqa: ANN001
@@ -102,9 +140,10 @@ class ImageService:
         from berth.image.archive import import_archive
 
         out = []
-        for manifest in import_archive(stream, self.blobs):
-            image = self.record(ctx, manifest, manifest.repo_tags)
-            out.append((image, self.tags_of(ctx, image.id)))
+        with self.content.using():
+            for manifest in import_archive(stream, self.blobs):
+                image = self.record(ctx, manifest, manifest.repo_tags)
+                out.append((image, self.tags_of(ctx, image.id)))
         return out
 
     def build_base(self, ctx: Context, kind: str, tag: str | None = None,
@@ -113,8 +152,9 @@ class ImageService:
             raise InvalidArgument(f"unknown base image kind {kind!r}: only busybox is built in")
         from berth.image.base import build_busybox_image
 
-        manifest = build_busybox_image(self.blobs, busybox)
-        return self.record(ctx, manifest, [tag or "busybox:latest"])
+        with self.content.using():
+            manifest = build_busybox_image(self.blobs, busybox)
+            return self.record(ctx, manifest, [tag or "busybox:latest"])
 
     def tag(self, ctx: Context, ref: str, new: str) -> None:
         image = self.resolve(ctx, ref)
@@ -179,6 +219,11 @@ class ImageService:
             if users and not force:
                 raise Conflict(f"image {ref} is in use by container {users[0]}: remove the "
                                "container or use force")
+            if users:  # forced: untag, but the container still runs on its layers (Docker)
+                for t in tags:
+                    s.delete(t)
+                    done.append(f"untagged: {t.name}")
+                return done
             if len(tags) > 1 and not force:
                 raise Conflict(f"image {image.id[7:19]} has several tags "
                                f"({', '.join(t.name for t in tags)}): remove them by name or "
@@ -199,4 +244,70 @@ class ImageService:
             keep.add(img.id)
             keep.add(img.manifest_digest)
             keep.update(layer["digest"] for layer in img.layers)
+            keep.update(sig["blob"] for sig in img.signatures or [])
         return keep
+
+    def referenced_diff_ids(self) -> set[str]:
+        with self.store.session() as s:
+            images = s.scalars(select(Image)).all()
+        return {layer["diff_id"] for img in images for layer in img.layers}
+
+    def history(self, ctx: Context, ref: str) -> list[dict[str, Any]]:
+        from berth.image.history import image_history
+
+        image = self.resolve(ctx, ref)
+        entries = image_history(image.config, [LayerRef(**la) for la in image.layers])
+        out = [dict(vars(e)) for e in entries]
+        if out:
+            out[0]["id"] = image.id  # the newest step is the image itself, as docker shows it
+        return out
+
+    def save(self, ctx: Context, refs: list[str], fmt: str) -> Iterator[bytes]:
+        """Resolve every name first (so a typo is a 404, not a broken stream), then stream."""
+        from berth.image.export import export_docker_archive, export_oci_layout
+
+        writers = {"docker-archive": export_docker_archive, "oci-archive": export_oci_layout}
+        if fmt not in writers:
+            raise InvalidArgument(f"unknown archive format {fmt!r}: use docker-archive or "
+                                  "oci-archive")
+        if not refs or len(refs) > 1000:
+            raise InvalidArgument("name 1 to 1000 images to save")
+        chosen: dict[str, tuple[ImageManifest, list[str]]] = {}
+        for ref in refs:
+            image = self.resolve(ctx, ref)
+            name = _tag_name(ref)
+            tags = [name] if name and name in self.tags_of(ctx, image.id) else []
+            if image.id in chosen:
+                chosen[image.id][1].extend(t for t in tags if t not in chosen[image.id][1])
+            else:
+                chosen[image.id] = (as_manifest(image), tags)
+        return pipe_stream(lambda out: writers[fmt](list(chosen.values()), self.blobs, out))
+
+    def prune(self, ctx: Context, all_: bool) -> dict[str, Any]:
+        """Remove the project's dangling images (all_: every image no container uses), then
+        collect host content no image of any project needs."""
+        from berth.image.gc import collect
+
+        removed: list[str] = []
+        with self.store.session() as s:
+            used = set(s.scalars(select(Container.image_id).where(
+                Container.project_id == ctx.project_id)).all())
+            images = s.scalars(select(Image).where(Image.project_id == ctx.project_id)).all()
+            tagged = set(s.scalars(select(ImageTag.image_id).where(
+                ImageTag.project_id == ctx.project_id)).all())
+            for img in images:
+                if img.id in used or (img.id in tagged and not all_):
+                    continue
+                for t in s.scalars(select(ImageTag).where(ImageTag.project_id == ctx.project_id,
+                                                          ImageTag.image_id == img.id)).all():
+                    s.delete(t)
+                    removed.append(f"untagged: {t.name}")
+                s.delete(img)
+                removed.append(f"deleted: {img.id}")
+        if self.layers is None:
+            return {"removed": removed, "reclaimed": 0}
+        with self.content.collecting():
+            report = collect(self.blobs, self.layers, self.referenced_digests(),
+                             self.referenced_diff_ids())
+        return {"removed": removed, "reclaimed": report.bytes_freed,
+                "blobs_removed": report.blobs_removed, "layers_removed": report.layers_removed}

@@ -40,6 +40,9 @@ class Image(Base):
     created_at: Mapped[float] = mapped_column(Float)
     # Where it was pulled from ("registry/repo:tag" in full), None for built or imported images.
     source: Mapped[str | None] = mapped_column(String(400), nullable=True)
+    # The digest of the manifest the policy was checked on (the index, when the tag names
+    # one): what every create re-checks.
+    source_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
     repo_digests: Mapped[list[str]] = mapped_column(JSON, default=list)  # "name@sha256:…"
     # Signatures fetched at pull time, kept so every create re-checks them against the policy
     # in force then, offline: {"kind": "simple", "blob": digest} or

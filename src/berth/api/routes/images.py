@@ -1,4 +1,5 @@
-"""/v1/images: import an archive, build the offline base, tag, list, inspect, remove."""
+"""/v1/images: list, inspect, history, tag, untag, remove, prune, import, save, commit, and
+the offline base image. Registry work (pull, push, sign) is in routes/registries.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import tempfile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from berth.api import views
 from berth.api.deps import Services, context, services
@@ -27,6 +29,17 @@ class BuildBase(BaseModel):
 
     kind: str = "busybox"
     tag: str | None = None
+
+
+class CommitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    container: str = Field(min_length=1, max_length=128)
+    reference: str | None = Field(default=None, max_length=512)
+    changes: list[str] = Field(default_factory=list, max_length=100)
+    message: str = Field(default="", max_length=4096)
+    author: str = Field(default="", max_length=512)
+    pause: bool = True
 
 
 class TagRequest(BaseModel):
@@ -67,6 +80,38 @@ async def import_archive(request: Request, svc: Svc, ctx: Ctx) -> list[dict]:
 async def build_base(body: BuildBase, svc: Svc, ctx: Ctx) -> dict:
     img = await asyncio.to_thread(svc.images.build_base, ctx, body.kind, body.tag)
     return views.image(img, svc.images.tags_of(ctx, img.id))
+
+
+@router.get("/save", response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-tar": {}}}})
+def save(svc: Svc, ctx: Ctx, ref: Annotated[list[str], Query(min_length=1)],
+         format: str = "docker-archive") -> StreamingResponse:
+    """Several images in one docker-archive (``docker save``) or OCI-layout archive."""
+    chunks = svc.images.save(ctx, ref, format)
+    return StreamingResponse(chunks, media_type="application/x-tar")
+
+
+@router.post("/commit", status_code=201)
+async def commit(body: CommitRequest, svc: Svc, ctx: Ctx) -> dict:
+    img = await asyncio.to_thread(svc.commits.commit, ctx, body)
+    return views.image(img, svc.images.tags_of(ctx, img.id))
+
+
+@router.post("/prune")
+def prune(svc: Svc, ctx: Ctx, all: bool = False) -> dict[str, Any]:
+    """Drop dangling images (all=true: every image no container uses), then collect the host's
+    blobs and layers that no image of any project needs any more."""
+    return svc.images.prune(ctx, all)
+
+
+@router.get("/{ref:path}/history")
+def history(ref: str, svc: Svc, ctx: Ctx) -> list[dict[str, Any]]:
+    return svc.images.history(ctx, ref)
+
+
+@router.post("/{ref:path}/untag")
+def untag(ref: str, svc: Svc, ctx: Ctx) -> dict[str, str]:
+    return {"untagged": svc.images.untag(ctx, ref)}
 
 
 @router.get("/{ref:path}/json")

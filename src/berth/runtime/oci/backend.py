@@ -163,6 +163,12 @@ class OciBackend(RuntimeBackend):
         self._require_running(cid)
         self.runc.run("resume", cid)
 
+    def changes_dir(self, cid: str) -> Path:
+        upper = self._layout(cid).upper
+        if not upper.is_dir():
+            raise NotFound(f"container {cid} has no filesystem on this host")
+        return upper
+
     def state(self, cid: str) -> Observed:
         lay = self._layout(cid)
         if not self.runc.known(cid):

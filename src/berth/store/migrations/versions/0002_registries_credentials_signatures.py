@@ -29,6 +29,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('images', schema=None) as batch_op:
         batch_op.add_column(sa.Column('source', sa.String(length=400), nullable=True))
+        batch_op.add_column(sa.Column('source_digest', sa.String(length=80), nullable=True))
         batch_op.add_column(sa.Column('repo_digests', sa.JSON(), nullable=False,
                                       server_default=sa.text("'[]'")))
         batch_op.add_column(sa.Column('signatures', sa.JSON(), nullable=False,
@@ -48,6 +49,7 @@ def downgrade() -> None:
     with op.batch_alter_table('images', schema=None) as batch_op:
         batch_op.drop_column('signatures')
         batch_op.drop_column('repo_digests')
+        batch_op.drop_column('source_digest')
         batch_op.drop_column('source')
 
     op.drop_table('registry_credentials')

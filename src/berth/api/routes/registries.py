@@ -1,0 +1,130 @@
+"""Registries: pull, push, sign, verify, the project's logins and its signature policy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from berth.api import views
+from berth.api.deps import Services, context, services
+from berth.api.progress import progress_response
+from berth.errors import InvalidArgument
+from berth.service.context import Context
+
+router = APIRouter(tags=["registries"])
+Svc = Annotated[Services, Depends(services)]
+Ctx = Annotated[Context, Depends(context)]
+MAX_POLICY = 1 << 20
+
+
+class PullRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str = Field(min_length=1, max_length=512)
+    platform: str | None = Field(default=None, max_length=64,
+                                 description="os/arch[/variant]; default: this host's")
+
+
+class PushRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    destination: str | None = Field(default=None, max_length=512)
+    sign_by: str | None = Field(default=None, max_length=128,
+                                description="GPG key fingerprint in the daemon's keyring")
+    sign_by_sigstore_key: str | None = Field(default=None, max_length=4096,
+                                             description="private key file on the daemon host")
+
+
+class SignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sign_by: str | None = Field(default=None, max_length=128)
+    sign_by_sigstore_key: str | None = Field(default=None, max_length=4096)
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    registry: str = Field(min_length=1, max_length=255)
+    username: str = Field(min_length=1, max_length=4096)
+    password: str = Field(min_length=1, max_length=4096)
+
+
+@router.post("/v1/images/pull", response_class=StreamingResponse,
+             responses={200: {"content": {"application/x-ndjson": {}},
+                              "description": "progress events, one JSON object per line"}})
+async def pull(body: PullRequest, svc: Svc, ctx: Ctx) -> StreamingResponse:
+    def work(report: Any) -> dict[str, Any]:
+        image, info = svc.registry.pull(ctx, body.reference, body.platform, report)
+        return {**info, "image": views.image(image, svc.images.tags_of(ctx, image.id))}
+
+    return await progress_response(work)
+
+
+@router.post("/v1/images/{ref:path}/push", response_class=StreamingResponse,
+             responses={200: {"content": {"application/x-ndjson": {}},
+                              "description": "progress events, one JSON object per line"}})
+async def push(ref: str, body: PushRequest, svc: Svc, ctx: Ctx) -> StreamingResponse:
+    def work(report: Any) -> dict[str, Any]:
+        return svc.registry.push(ctx, ref, body.destination, report, sign_by=body.sign_by,
+                                 sigstore_key=body.sign_by_sigstore_key)
+
+    return await progress_response(work)
+
+
+@router.post("/v1/images/{ref:path}/sign")
+def sign(ref: str, body: SignRequest, svc: Svc, ctx: Ctx) -> dict[str, Any]:
+    if not body.sign_by and not body.sign_by_sigstore_key:
+        raise InvalidArgument("give sign_by (a GPG fingerprint) or sign_by_sigstore_key")
+    return svc.registry.sign(ctx, ref, sign_by=body.sign_by,
+                             sigstore_key=body.sign_by_sigstore_key)
+
+
+@router.post("/v1/images/{ref:path}/verify")
+def verify(ref: str, svc: Svc, ctx: Ctx) -> dict[str, Any]:
+    """Check an image against the policy in force (host and project), with fresh signatures."""
+    return svc.registry.verify(ctx, ref)
+
+
+@router.get("/v1/registries/logins")
+def logins(svc: Svc, ctx: Ctx) -> list[dict[str, Any]]:
+    return svc.credentials.list(ctx)
+
+
+@router.post("/v1/registries/logins", status_code=201)
+def login(body: LoginRequest, svc: Svc, ctx: Ctx) -> dict[str, Any]:
+    """Check the credentials with the registry, then keep them (sealed) for the project."""
+    host = svc.registry.login(ctx, body.registry, body.username, body.password)
+    return {"registry": host, "username": body.username}
+
+
+@router.delete("/v1/registries/logins/{registry}", status_code=204)
+def logout(registry: str, svc: Svc, ctx: Ctx) -> None:
+    svc.credentials.remove(ctx, registry)
+
+
+@router.get("/v1/signature-policy")
+def get_policy(svc: Svc, ctx: Ctx) -> dict[str, Any]:
+    """The host's policy and the project's own (both must accept an image)."""
+    return svc.trust.describe(ctx)
+
+
+@router.put("/v1/signature-policy")
+async def set_policy(request: Request, svc: Svc, ctx: Ctx) -> dict[str, Any]:
+    """The body is a containers-policy.json(5) document, parsed as strictly as the spec asks
+    (so it is read raw: a duplicated key must not vanish in a JSON decoder first)."""
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_POLICY:
+            raise InvalidArgument("policy larger than 1 MiB")
+    svc.trust.set_project_policy(ctx, data)
+    return svc.trust.describe(ctx)
+
+
+@router.delete("/v1/signature-policy", status_code=204)
+def unset_policy(svc: Svc, ctx: Ctx) -> None:
+    svc.trust.set_project_policy(ctx, None)

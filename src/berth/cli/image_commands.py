@@ -1,0 +1,313 @@
+"""`berth image …` and its docker-style aliases (pull, push, login, save, load, commit, …)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from berth.cli.convert import UsageError
+from berth.cli.output import ago, emit, human_size
+from berth.client import APIError, Client
+
+TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+IMAGE_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
+    ("REPOSITORY", lambda r: r["repo"]), ("TAG", lambda r: r["tag"]),
+    ("IMAGE ID", lambda r: r["id"][7:19]), ("CREATED", lambda r: ago(r["created"])),
+    ("SIZE", lambda r: human_size(r["size"])),
+]
+
+
+def _fmt(args: argparse.Namespace) -> str:
+    return getattr(args, "output", "table") or "table"
+
+
+def cmd_images(client: Client, args: argparse.Namespace) -> int:
+    images = client.images.list(getattr(args, "filter", None))
+    if getattr(args, "quiet", False):
+        for img in images:
+            print(img["id"][7:19])
+        return 0
+    if _fmt(args) != "table":
+        emit(images, _fmt(args))
+        return 0
+    rows = []
+    for img in images:
+        for tag in img["tags"] or ["<none>:<none>"]:
+            repo, _, t = tag.rpartition(":")
+            rows.append({**img, "repo": repo, "tag": t})
+    columns = list(IMAGE_COLUMNS)
+    if getattr(args, "digests", False):
+        columns.insert(2, ("DIGEST", lambda r: next(
+            (d.split("@")[1] for d in r["repo_digests"] if d.startswith(r["repo"] + "@")),
+            "<none>")))
+    emit(rows, "table", columns)
+    return 0
+
+
+# -- registries -----------------------------------------------------------------------------
+
+def show_progress(events: Iterator[dict[str, Any]], quiet: bool) -> dict[str, Any]:
+    """Draw a bar per layer on a terminal, docker-like lines otherwise; return the last event."""
+    last: dict[str, Any] = {}
+    if quiet:
+        for last in events:  # noqa: B007 - the last event carries the result
+            pass
+        return last
+    if not sys.stderr.isatty():
+        for last in events:
+            if last.get("status") in ("exists", "done", "pushed", "mounted") and last.get("id"):
+                word = {"exists": "Already exists", "done": "Complete",
+                        "mounted": "Mounted"}.get(last["status"], "Pushed")
+                sys.stderr.write(f"{last['id']}: {word}\n")
+            elif last.get("message"):
+                sys.stderr.write(f"{last['message']}\n")
+        return last
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  transient=False, console=_stderr_console()) as bars:
+        for last in events:
+            layer = last.get("id")
+            if not layer:
+                if last.get("message"):
+                    bars.console.print(last["message"])
+                continue
+            total = last.get("total") or None
+            if layer not in tasks:
+                tasks[layer] = bars.add_task(layer, total=total)
+            word = last.get("status", "")
+            bars.update(tasks[layer], description=f"{layer} {word}", total=total,
+                        completed=last.get("current") or 0)
+            if word in ("exists", "done", "pushed", "mounted"):
+                bars.update(tasks[layer], completed=total or 1, total=total or 1)
+    return last
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(file=sys.stderr)
+
+
+def cmd_pull(client: Client, args: argparse.Namespace) -> int:
+    last = show_progress(client.images.pull(args.image, args.platform), args.quiet)
+    image = last["image"]
+    if args.quiet:
+        print(image["id"])
+    else:
+        digest = last.get("digest", "")
+        if digest:
+            print(f"Digest: {digest}")
+        print(f"Status: Downloaded image for {last.get('reference', args.image)}")
+        print(image["id"])
+    return 0
+
+
+def cmd_push(client: Client, args: argparse.Namespace) -> int:
+    last = show_progress(client.images.push(args.image, args.destination, args.sign_by,
+                                            args.sign_by_sigstore_key), args.quiet)
+    print(f"{last.get('reference', args.image)}: digest: {last.get('digest')}")
+    return 0
+
+
+def cmd_login(client: Client, args: argparse.Namespace) -> int:
+    username = args.username
+    if username is None:
+        if not sys.stdin.isatty():
+            raise UsageError("give --username (stdin is not a terminal)")
+        username = input("Username: ")
+    if args.password_stdin:
+        if args.password is not None:
+            raise UsageError("--password and --password-stdin are mutually exclusive")
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif args.password is not None:
+        sys.stderr.write("berth: warning: --password is visible to other users of this host; "
+                         "use --password-stdin\n")
+        password = args.password
+    else:
+        if not sys.stdin.isatty():
+            raise UsageError("give --password-stdin (stdin is not a terminal)")
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    if not password:
+        raise UsageError("empty password")
+    answer = client.registries.login(args.registry, username, password)
+    print(f"Login Succeeded ({answer['registry']})")
+    return 0
+
+
+def cmd_logout(client: Client, args: argparse.Namespace) -> int:
+    client.registries.logout(args.registry)
+    print(f"Removing login credentials for {args.registry}")
+    return 0
+
+
+# -- archives and commits -------------------------------------------------------------------
+
+def cmd_save(client: Client, args: argparse.Namespace) -> int:
+    if args.file is None and sys.stdout.isatty():
+        raise UsageError("refusing to write an archive to a terminal: use -o FILE or redirect")
+    chunks = client.images.save(args.images, args.format)
+    if args.file is None:
+        out = sys.stdout.buffer
+        for chunk in chunks:
+            out.write(chunk)
+        out.flush()
+        return 0
+    tmp = f"{args.file}.berth-partial"
+    try:
+        with open(tmp, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+        os.replace(tmp, args.file)  # never leave a truncated archive under the real name
+    except OSError as e:
+        raise UsageError(f"cannot write {args.file}: {e.strerror}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return 0
+
+
+def cmd_load(client: Client, args: argparse.Namespace) -> int:
+    source = getattr(args, "input", None) or getattr(args, "file", "-")
+    if source == "-":
+        imported = client.images.import_archive(sys.stdin.buffer)
+    else:
+        try:
+            with open(source, "rb") as f:
+                imported = client.images.import_archive(f)
+        except OSError as e:
+            raise UsageError(f"cannot read {source}: {e.strerror}") from None
+    for img in imported:
+        if getattr(args, "quiet", False):
+            print(img["id"])
+        else:
+            print(f"Loaded image: {', '.join(img['tags']) or img['id']}")
+    return 0
+
+
+def cmd_commit(client: Client, args: argparse.Namespace) -> int:
+    img = client.images.commit(args.container, args.repository, args.change, args.message,
+                               args.author, args.pause == "true")
+    print(img["id"])
+    return 0
+
+
+def cmd_history(client: Client, args: argparse.Namespace) -> int:
+    entries = client.images.history(args.image)
+    if args.quiet:
+        for e in entries:
+            print(e["id"] or "<missing>")
+        return 0
+    if _fmt(args) != "table":
+        emit(entries, _fmt(args))
+        return 0
+    width = None if args.no_trunc else 45
+
+    def created_by(e: dict[str, Any]) -> str:
+        text = e["created_by"]
+        return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+    emit(entries, "table", [
+        ("IMAGE", lambda e: (e["id"] or "<missing>")[: None if args.no_trunc else 19]
+         .removeprefix("sha256:")),
+        ("CREATED", lambda e: ago(e["created"]) if e["created"] else "N/A"),
+        ("CREATED BY", created_by), ("SIZE", lambda e: human_size(e["size"])),
+        ("COMMENT", lambda e: e["comment"])])
+    return 0
+
+
+# -- trust ----------------------------------------------------------------------------------
+
+def cmd_sign(client: Client, args: argparse.Namespace) -> int:
+    if not args.sign_by and not args.sign_by_sigstore_key:
+        raise UsageError("give --sign-by FINGERPRINT or --sign-by-sigstore-key PATH")
+    answer = client.images.sign(args.image, args.sign_by, args.sign_by_sigstore_key)
+    print(f"Signed {answer['reference']} ({answer['digest']}): {answer['where']}")
+    return 0
+
+
+def cmd_verify(client: Client, args: argparse.Namespace) -> int:
+    answer = client.images.verify(args.image)
+    if _fmt(args) != "table":
+        emit(answer, _fmt(args))
+    else:
+        print(f"{answer['reference']}: {answer['result']}")
+    return 0
+
+
+def cmd_policy(client: Client, args: argparse.Namespace) -> int:
+    if args.set:
+        try:
+            with open(args.set, "rb") as f:
+                doc = json.loads(f.read())
+        except OSError as e:
+            raise UsageError(f"cannot read {args.set}: {e.strerror}") from None
+        except ValueError as e:
+            raise UsageError(f"{args.set} is not JSON: {e}") from None
+        client.images.set_policy(doc)
+        return 0
+    if args.unset:
+        client.images.unset_policy()
+        return 0
+    emit(client.images.policy(), "yaml" if _fmt(args) == "yaml" else "json")
+    return 0
+
+
+# -- the simple ones ------------------------------------------------------------------------
+
+def _each_result(refs: list[str], fn: Callable[[str], list[str]]) -> int:
+    failed = 0
+    for ref in refs:
+        try:
+            for line in fn(ref):
+                print(line)
+        except APIError as e:
+            sys.stderr.write(f"berth: {e.message}\n")
+            failed = 1
+    return failed
+
+
+def cmd_image(client: Client, args: argparse.Namespace) -> int:
+    sub = args.image_cmd
+    handler = IMAGE_HANDLERS.get(sub)
+    if handler is not None:
+        return handler(client, args)
+    if sub == "build-base":
+        img = client.images.build_base(args.kind, args.tag)
+        print(f"{', '.join(img['tags'])} {img['id']}")
+    elif sub == "inspect":
+        found = [client.images.get(ref) for ref in args.images]
+        emit(found[0] if len(found) == 1 else found, "json" if _fmt(args) == "table"
+             else _fmt(args))
+    elif sub == "rm":
+        return _each_result(args.images, lambda r: [
+            line["result"] for line in client.images.remove(r, args.force)])
+    elif sub == "untag":
+        return _each_result(args.images, lambda r: [
+            f"untagged: {client.images.untag(r)['untagged']}"])
+    elif sub == "tag":
+        client.images.tag(args.source, args.target)
+    elif sub == "prune":
+        answer = client.images.prune(args.all)
+        for line in answer["removed"]:
+            print(line)
+        print(f"Total reclaimed space: {human_size(answer['reclaimed'])}")
+    else:
+        raise UsageError(f"unknown image command {sub}")
+    return 0
+
+
+IMAGE_HANDLERS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
+    "ls": cmd_images, "pull": cmd_pull, "push": cmd_push, "save": cmd_save, "load": cmd_load,
+    "import": cmd_load, "commit": cmd_commit, "history": cmd_history, "sign": cmd_sign,
+    "verify": cmd_verify, "policy": cmd_policy,
+}

@@ -1,0 +1,440 @@
+"""Turn a container's overlayfs upper dir into an image layer, and a layer into a new image.
+
+The upper dir is written by the container, so it is read as hostile: nothing is followed (every
+lookup is relative to a directory fd with O_NOFOLLOW; symlink targets are data), ids are shifted
+back from the host range, sizes and counts are bounded. overlayfs' own markers become OCI ones:
+a 0/0 character device is a ``.wh.<name>`` whiteout, an opaque directory gets ``.wh..wh..opq``.
+The tar is deterministic for a given tree: sorted entries, no user names, mtimes as on disk.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import gzip
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shlex
+import stat
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from berth.errors import Conflict, InvalidArgument, Unsupported
+from berth.image.archive import LAYER_GZIP, oci_manifest_bytes
+from berth.image.blobs import BlobStore, SpooledBlob
+from berth.image.runconfig import image_env, image_workdir, merge_env
+from berth.image.types import ImageManifest, LayerRef
+from berth.image.unpack import CAPS_PAX, DIR_FLAGS
+from berth.runtime.base import IdMapping
+
+OPAQUE_WHITEOUT = ".wh..wh..opq"
+_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+# A redirected dir or a metacopy file keeps its real content in a lower layer: the upper dir
+# alone does not describe the change, so such a tree is refused rather than committed wrongly.
+_FOREIGN_XATTRS = ("trusted.overlay.redirect", "user.overlay.redirect",
+                   "trusted.overlay.metacopy", "user.overlay.metacopy")
+_CAPS_XATTR = "security.capability"
+_CAP_REV_MASK, _CAP_REV2, _CAP_REV3 = 0xFF000000, 0x02000000, 0x03000000
+
+
+@dataclass(frozen=True)
+class CommitLimits:
+    max_entries: int = 1_000_000
+    max_bytes: int = 16 << 30  # regular file data, uncompressed
+    max_depth: int = 128
+
+
+class _Hashing:
+    """A write-only stream that hashes and counts what passes through to ``dest``."""
+
+    def __init__(self, dest: BinaryIO) -> None:
+        self.dest = dest
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.dest.write(data)
+
+    def flush(self) -> None:
+        self.dest.flush()
+
+    def digest(self) -> str:
+        return "sha256:" + self.sha.hexdigest()
+
+
+class _Exact:
+    """A regular file's data, exactly ``size`` bytes: a file that shrank under us is refused
+    (the container is running), one that grew is cut at the size its header announced."""
+
+    def __init__(self, fd: int, size: int, path: str) -> None:
+        self.fd, self.left, self.path = fd, size, path
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        data = os.read(self.fd, n) if n else b""
+        if len(data) < n:
+            raise Conflict(f"{self.path} changed while it was committed; pause the container")
+        self.left -= len(data)
+        return data
+
+
+def _caps(fd: int) -> str | None:
+    """File capabilities as a v2 xattr (a v3 one names a namespace root id, dropped here)."""
+    try:
+        raw = os.getxattr(fd, _CAPS_XATTR)
+    except OSError:
+        return None
+    if len(raw) < 20:
+        return None
+    magic = int.from_bytes(raw[:4], "little")
+    if magic & _CAP_REV_MASK not in (_CAP_REV2, _CAP_REV3):
+        return None
+    magic = (magic & ~_CAP_REV_MASK) | _CAP_REV2
+    return (magic.to_bytes(4, "little") + raw[4:20]).decode("utf-8", "surrogateescape")
+
+
+def _xattr(fd: int, name: str) -> bytes | None:
+    try:
+        return os.getxattr(fd, name)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return None
+        raise
+
+
+class _LayerWriter:
+    def __init__(self, tf: tarfile.TarFile, idmap: IdMapping | None,
+                 limits: CommitLimits) -> None:
+        self.tf, self.idmap, self.limits = tf, idmap, limits
+        self.entries = 0
+        self.data_bytes = 0
+        self.links: dict[tuple[int, int], str] = {}
+
+    def _info(self, name: str, st: os.stat_result, kind: bytes,
+              owner: tuple[int, int] | None = None) -> tarfile.TarInfo:
+        self.entries += 1
+        if self.entries > self.limits.max_entries:
+            raise InvalidArgument(f"the container's changes exceed {self.limits.max_entries} "
+                                  "files")
+        info = tarfile.TarInfo(name)
+        info.type, info.mode = kind, stat.S_IMODE(st.st_mode)
+        info.uid, info.gid = owner or self._owner(st, name)
+        info.mtime = max(0, st.st_mtime_ns // 1_000_000_000)
+        info.uname = info.gname = ""
+        return info
+
+    def _owner(self, st: os.stat_result, name: str) -> tuple[int, int]:
+        if self.idmap is None:
+            return st.st_uid, st.st_gid
+        base, size = self.idmap.host_base, self.idmap.size
+        if not (base <= st.st_uid < base + size and base <= st.st_gid < base + size):
+            raise InvalidArgument(f"{name} is owned by host ids {st.st_uid}:{st.st_gid}, "
+                                  "outside the container's user namespace")
+        return st.st_uid - base, st.st_gid - base
+
+    def walk(self, dir_fd: int, prefix: str, depth: int) -> None:
+        if depth > self.limits.max_depth:
+            raise InvalidArgument(f"the container's changes nest deeper than "
+                                  f"{self.limits.max_depth} directories")
+        for name in sorted(os.listdir(dir_fd)):
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            self._entry(dir_fd, name, prefix + name, st, depth)
+
+    def _entry(self, dir_fd: int, name: str, path: str, st: os.stat_result, depth: int) -> None:
+        mode = st.st_mode
+        if name.startswith(".wh."):
+            raise InvalidArgument(f"cannot commit {path}: layers reserve the .wh. prefix for "
+                                  "deletions")
+        if stat.S_ISCHR(mode) and st.st_rdev == os.makedev(0, 0):
+            # overlayfs makes whiteouts as the mounter (host root): their owner is moot.
+            wh_name = posixpath.join(posixpath.dirname(path), ".wh." + name)
+            self.tf.addfile(self._info(wh_name, st, tarfile.REGTYPE, owner=(0, 0)))
+        elif stat.S_ISDIR(mode):
+            self._dir(dir_fd, name, path, st, depth)
+        elif stat.S_ISREG(mode):
+            self._file(dir_fd, name, path, st)
+        elif stat.S_ISLNK(mode):
+            info = self._info(path, st, tarfile.SYMTYPE)
+            info.linkname = os.readlink(name, dir_fd=dir_fd)
+            self.tf.addfile(info)
+        elif stat.S_ISFIFO(mode):
+            self.tf.addfile(self._info(path, st, tarfile.FIFOTYPE))
+        # Sockets belong to a running process, and device nodes are refused by every unpack
+        # (ours included): neither is part of an image.
+
+    def _dir(self, dir_fd: int, name: str, path: str, st: os.stat_result, depth: int) -> None:
+        fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+        try:
+            for attr in _FOREIGN_XATTRS:
+                if _xattr(fd, attr) is not None:
+                    raise Unsupported(f"{path} carries {attr}: overlayfs redirect_dir/metacopy "
+                                      "layers cannot be committed")
+            self.tf.addfile(self._info(path, st, tarfile.DIRTYPE))
+            if any(_xattr(fd, a) == b"y" for a in _OPAQUE_XATTRS):
+                opq = self._info(f"{path}/{OPAQUE_WHITEOUT}", st, tarfile.REGTYPE)
+                opq.mode = 0o600
+                self.tf.addfile(opq)
+            self.walk(fd, path + "/", depth + 1)
+        finally:
+            os.close(fd)
+
+    def _file(self, dir_fd: int, name: str, path: str, st: os.stat_result) -> None:
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in self.links:
+            info = self._info(path, st, tarfile.LNKTYPE)
+            info.linkname = self.links[key]
+            self.tf.addfile(info)
+            return
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+        try:
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != key or not stat.S_ISREG(now.st_mode):
+                raise Conflict(f"{path} was replaced while it was committed; pause the "
+                               "container")
+            if any(_xattr(fd, a) is not None for a in _FOREIGN_XATTRS[2:]):
+                raise Unsupported(f"{path} is an overlayfs metacopy file and cannot be committed")
+            self.data_bytes += now.st_size
+            if self.data_bytes > self.limits.max_bytes:
+                raise InvalidArgument(f"the container's changes exceed {self.limits.max_bytes} "
+                                      "bytes")
+            info = self._info(path, now, tarfile.REGTYPE)
+            info.size = now.st_size
+            caps = _caps(fd)
+            if caps is not None:
+                info.pax_headers = {CAPS_PAX: caps}
+            self.tf.addfile(info, _Exact(fd, now.st_size, path))  # type: ignore[arg-type]
+        finally:
+            os.close(fd)
+        if st.st_nlink > 1:
+            self.links[key] = path
+
+
+def commit_layer(upper: Path, blobs: BlobStore, *, idmap: IdMapping | None,
+                 limits: CommitLimits = CommitLimits()) -> LayerRef | None:
+    """Store the changes in an overlayfs upper dir as a gzip'd layer blob.
+
+    Returns None when the upper dir holds no changes: like Docker (whose image builder drops an
+    empty diff), the caller then commits an image with an ``empty_layer`` history entry.
+    """
+    fd, name = tempfile.mkstemp(dir=blobs.tmp_dir, prefix="commit-")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            packed = _Hashing(raw)  # type: ignore[arg-type]
+            with gzip.GzipFile(filename="", mode="wb", fileobj=packed,  # type: ignore[arg-type]
+                               compresslevel=6, mtime=0) as gz:
+                plain = _Hashing(gz)  # type: ignore[arg-type]
+                root = os.open(upper, DIR_FLAGS)
+                try:
+                    with tarfile.open(fileobj=plain, mode="w|",  # type: ignore[call-overload]
+                                      format=tarfile.PAX_FORMAT, encoding="utf-8",
+                                      errors="surrogateescape") as tf:
+                        writer = _LayerWriter(tf, idmap, limits)
+                        writer.walk(root, "", 1)
+                finally:
+                    os.close(root)
+            raw.flush()
+            os.fsync(raw.fileno())
+        if writer.entries == 0:
+            tmp.unlink()
+            return None
+        digest = blobs.commit(SpooledBlob(tmp, packed.digest(), packed.size))
+        return LayerRef(digest, plain.digest(), packed.size, LAYER_GZIP)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _timestamp(created: datetime | str | None) -> str:
+    if isinstance(created, str):
+        return created
+    when = created or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def commit_image(base: ImageManifest, layer: LayerRef | None, blobs: BlobStore, *,
+                 changes: dict[str, Any] | None = None, author: str = "", comment: str = "",
+                 created: datetime | str | None = None,
+                 created_by: str = "") -> ImageManifest:
+    """A new image: ``base`` plus ``layer`` (None: no filesystem change), its run config
+    edited by ``changes`` (from ``parse_changes``), with one more history entry."""
+    config = copy.deepcopy(base.config)
+    # Fields describing the base's own build container would be wrong for this image.
+    for stale in ("container", "container_config", "parent", "id"):
+        config.pop(stale, None)
+    rootfs = config.get("rootfs") if isinstance(config.get("rootfs"), dict) else {}
+    diff_ids = list(rootfs.get("diff_ids") or [])
+    if diff_ids != [la.diff_id for la in base.layers]:
+        raise InvalidArgument(f"image {base.id}: its config's diff_ids do not match its layers")
+    if layer is not None:
+        if not blobs.has(layer.digest):
+            raise InvalidArgument(f"layer {layer.digest} is not in the blob store")
+        diff_ids.append(layer.diff_id)
+    when = _timestamp(created)
+    inner = config.get("config") if isinstance(config.get("config"), dict) else {}
+    config["config"] = apply_changes(inner, changes or {})
+    config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+    config["created"] = when
+    if author:
+        config["author"] = author
+    else:
+        config.pop("author", None)
+    entry: dict[str, Any] = {"created": when, "created_by": created_by}
+    if author:
+        entry["author"] = author
+    if comment:
+        entry["comment"] = comment
+    if layer is None:
+        entry["empty_layer"] = True
+    history = config.get("history") if isinstance(config.get("history"), list) else []
+    config["history"] = [*history, entry]
+    config_bytes = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+    config_digest, config_size = blobs.put_bytes(config_bytes)
+    layers = [*base.layers, *([layer] if layer else [])]
+    manifest_digest, _ = blobs.put_bytes(oci_manifest_bytes(config_digest, config_size, layers))
+    return ImageManifest(id=config_digest, manifest_digest=manifest_digest, config=config,
+                         layers=layers)
+
+
+# -- Docker's --change instructions -----------------------------------------------------------
+
+CHANGE_INSTRUCTIONS = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "STOPSIGNAL", "USER",
+                       "VOLUME", "WORKDIR")
+MAX_CHANGES = 1_000
+MAX_CHANGE_LEN = 64 << 10
+_INSTRUCTION = re.compile(r"(\S+)\s*(.*)", re.S)
+_SIGNAL = re.compile(r"(SIG)?[A-Z][A-Z0-9]*([+-][0-9]+)?|[0-9]{1,2}")
+_PORT = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?(?:/(tcp|udp|sctp))?")
+
+
+def _json_list(rest: str) -> list[str] | None:
+    """The exec (JSON array) form of an argument, or None when it is not one."""
+    if not rest.startswith("["):
+        return None
+    try:
+        value = json.loads(rest)
+    except ValueError:
+        return None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
+
+
+def _pairs(inst: str, rest: str) -> list[tuple[str, str]]:
+    """KEY=VALUE words (shell quoting), or the legacy single ``KEY value with spaces``."""
+    try:
+        words = shlex.split(rest)
+    except ValueError as exc:
+        raise InvalidArgument(f"{inst} {rest!r}: {exc}") from None
+    if words and "=" not in words[0]:
+        key, *value = rest.split(None, 1)
+        if not value:
+            raise InvalidArgument(f"{inst} {rest!r}: expected KEY=VALUE")
+        return [(key, value[0])]
+    pairs = []
+    for word in words:
+        key, eq, value = word.partition("=")
+        if not key or not eq:
+            raise InvalidArgument(f"{inst}: {word!r} is not KEY=VALUE")
+        pairs.append((key, value))
+    return pairs
+
+
+def _ports(spec: str) -> list[str]:
+    m = _PORT.fullmatch(spec.lower())
+    if not m:
+        raise InvalidArgument(f"EXPOSE: invalid port {spec!r} (expected PORT[-END][/PROTO])")
+    start = int(m.group(1))
+    end = int(m.group(2) or start)
+    if not 1 <= start <= end <= 65535:
+        raise InvalidArgument(f"EXPOSE: invalid port range {spec!r}")
+    return [f"{p}/{m.group(3) or 'tcp'}" for p in range(start, end + 1)]
+
+
+def parse_changes(lines: list[str]) -> dict[str, Any]:
+    """Docker's ``commit --change`` instructions as image config fields (Cmd, Env, ...).
+
+    Env entries accumulate as "KEY=VALUE" strings; Labels, ExposedPorts and Volumes as maps;
+    the other fields take the last value given. A relative WORKDIR is kept relative (it is
+    resolved against the image's own working directory by ``apply_changes``).
+    """
+    if len(lines) > MAX_CHANGES:
+        raise InvalidArgument(f"more than {MAX_CHANGES} changes")
+    out: dict[str, Any] = {}
+    for line in lines:
+        if not isinstance(line, str) or len(line) > MAX_CHANGE_LEN:
+            raise InvalidArgument("a change must be a string of at most 64 KiB")
+        m = _INSTRUCTION.fullmatch(line.strip())
+        if m is None:
+            continue  # a blank line
+        word, rest = m.group(1), m.group(2).strip()
+        inst = word.upper()
+        if inst not in CHANGE_INSTRUCTIONS:
+            raise InvalidArgument(f"{word} is not supported as a commit change (supported: "
+                                  f"{', '.join(CHANGE_INSTRUCTIONS)})")
+        if not rest:
+            raise InvalidArgument(f"{inst} needs an argument")
+        if inst in ("CMD", "ENTRYPOINT"):
+            exec_form = _json_list(rest)
+            out[inst.title()] = exec_form if exec_form is not None else ["/bin/sh", "-c", rest]
+        elif inst == "ENV":
+            out.setdefault("Env", []).extend(f"{k}={v}" for k, v in _pairs(inst, rest))
+        elif inst == "LABEL":
+            out.setdefault("Labels", {}).update(_pairs(inst, rest))
+        elif inst == "EXPOSE":
+            for spec in rest.split():
+                out.setdefault("ExposedPorts", {}).update(dict.fromkeys(_ports(spec), {}))
+        elif inst == "VOLUME":
+            vols = _json_list(rest)
+            for vol in rest.split() if vols is None else vols:
+                if not vol.strip():
+                    raise InvalidArgument("VOLUME: a volume path cannot be empty")
+                out.setdefault("Volumes", {})[vol] = {}
+        elif inst == "USER":
+            if len(rest.split()) != 1:
+                raise InvalidArgument(f"USER takes exactly one argument, not {rest!r}")
+            out["User"] = rest
+        elif inst == "WORKDIR":
+            out["WorkingDir"] = posixpath.normpath(posixpath.join(out.get("WorkingDir", ""),
+                                                                  rest))
+        elif not _SIGNAL.fullmatch(rest.upper()):
+            raise InvalidArgument(f"STOPSIGNAL: invalid signal {rest!r}")
+        else:
+            out["StopSignal"] = rest
+    return out
+
+
+def apply_changes(run: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """An image's run config (the config's "config" object) with ``changes`` applied."""
+    unknown = set(changes) - {"Cmd", "Entrypoint", "Env", "Labels", "ExposedPorts", "User",
+                              "WorkingDir", "Volumes", "StopSignal"}
+    if unknown:
+        raise InvalidArgument(f"unsupported config changes: {', '.join(sorted(unknown))}")
+    out = copy.deepcopy(run)
+    for key in ("Cmd", "Entrypoint", "User", "StopSignal"):
+        if key in changes:
+            out[key] = changes[key]
+    if "Entrypoint" in changes and "Cmd" not in changes:
+        out.pop("Cmd", None)  # as a Dockerfile ENTRYPOINT does, and docker commit --change
+    if "WorkingDir" in changes:
+        out["WorkingDir"] = posixpath.normpath(posixpath.join(image_workdir(out),
+                                                              changes["WorkingDir"]))
+    if "Env" in changes:
+        out["Env"] = merge_env(image_env(out), changes["Env"])
+    for key in ("Labels", "ExposedPorts", "Volumes"):
+        if key in changes:
+            old = out.get(key)
+            out[key] = {**(old if isinstance(old, dict) else {}), **changes[key]}
+    return out

@@ -1,0 +1,44 @@
+"""Commit: a container's filesystem changes and config edits become a new image."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from berth.errors import Conflict
+from berth.image.blobs import BlobStore
+from berth.image.reference import normalize_tag_reference
+from berth.runtime.base import IdMapping
+from berth.service.context import Context
+from berth.service.images import ImageService
+
+if TYPE_CHECKING:
+    from berth.agent.hostops import HostOps
+    from berth.api.routes.images import CommitRequest
+    from berth.service.containers import ContainerService
+    from berth.store.models import Image
+
+
+class CommitService:
+    def __init__(self, containers: ContainerService, images: ImageService, hostops: HostOps,
+                 blobs: BlobStore, idmap: IdMapping | None) -> None:
+        self.containers = containers
+        self.images = images
+        self.hostops = hostops
+        self.blobs = blobs
+        self.idmap = idmap
+
+    def commit(self, ctx: Context, req: CommitRequest) -> Image:
+        from berth.image.commit import commit_image, parse_changes
+
+        changes = parse_changes(req.changes)  # refuse a bad --change before any work
+        tag = normalize_tag_reference(req.reference) if req.reference else None
+        row = self.containers.get(ctx, req.container)
+        if row.status in ("creating", "removing"):
+            raise Conflict(f"container {row.name} is {row.status}: try again when it is done")
+        base = self.images.manifest_of(ctx, row.image_id)
+        with self.images.content.using():
+            layer = self.hostops.commit_changes(row.id, self.blobs, self.idmap, req.pause)
+            manifest = commit_image(base, layer, self.blobs, changes=changes,
+                                    author=req.author, comment=req.message,
+                                    created_by=f"berth commit {row.name}")
+            return self.images.record(ctx, manifest, [tag] if tag else [])

@@ -1,0 +1,280 @@
+"""Images to and from registries: pull (policy first, then layers), push, sign, verify, login.
+
+A pull resolves the reference to a manifest, checks it against the signature policy, and only
+then downloads layers, by digest, so what is stored is exactly what was checked. Layers are
+unpacked as part of the pull (as docker does), so the first container starts at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from berth.errors import InvalidArgument, NotFound
+from berth.image.layers import LayerStore
+from berth.image.reference import Reference, parse_reference
+from berth.image.registry import (
+    Credentials,
+    CredentialsFn,
+    RegistryClient,
+    RegistryConfig,
+    host_platform,
+)
+from berth.image.registry import pull as registry_pull
+from berth.image.registry import push as registry_push
+from berth.image.signature import (
+    MAX_SIGNATURE_SIZE,
+    SigstoreSig,
+    add_signature,
+    build_cosign_artifact,
+    cosign_signature_tag,
+    parse_cosign_manifest,
+    sign_sigstore,
+    sign_simple,
+    sigstore_sig_from_blob,
+)
+from berth.image.types import LayerRef
+from berth.runtime.base import IdMapping
+from berth.service.context import Context
+from berth.service.credentials import CredentialService
+from berth.service.images import ImageService, as_manifest
+from berth.service.trust import FetchedSignatures, TrustService
+from berth.store.models import Image
+
+log = logging.getLogger("berth.registry")
+Report = Callable[[dict[str, Any]], None]
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def parse_platform(text: str | None) -> tuple[str, str, str | None]:
+    if not text:
+        return host_platform()
+    parts = text.strip().lower().split("/")
+    if len(parts) not in (2, 3) or not all(p.isalnum() for p in parts):
+        raise InvalidArgument(f"invalid platform {text!r}: use OS/ARCH[/VARIANT], e.g. "
+                              "linux/amd64")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def registry_reference(text: str) -> Reference:
+    ref = parse_reference(text)
+    return ref if ref.digest else ref.with_default_tag()
+
+
+class RegistryService:
+    def __init__(self, images: ImageService, layers: LayerStore,
+                 credentials: CredentialService, trust: TrustService,
+                 idmap: IdMapping | None, insecure: frozenset[str] = frozenset()) -> None:
+        self.images = images
+        self.blobs = images.blobs
+        self.layers = layers
+        self.credentials = credentials
+        self.trust = trust
+        self.idmap = idmap
+        self.config = RegistryConfig(insecure=insecure)
+
+    def _creds(self, ctx: Context) -> CredentialsFn:
+        lookup = self.credentials.lookup(ctx)
+
+        def credentials_for(host: str) -> Credentials | None:
+            found = lookup(host)
+            return None if found is None else Credentials(*found)
+
+        return credentials_for
+
+    def _client(self, ctx: Context, ref: Reference) -> RegistryClient:
+        return RegistryClient(ref.domain, self.config, self._creds(ctx))
+
+    # -- pull -----------------------------------------------------------------------------
+
+    def pull(self, ctx: Context, reference: str, platform: str | None,
+             report: Report) -> tuple[Image, dict[str, Any]]:
+        ref = registry_reference(reference)
+        wanted = parse_platform(platform)
+        with self.images.content.using():
+            with self._client(ctx, ref) as client:
+                data, _media_type, digest = client.get_manifest(ref.repository,
+                                                                ref.digest or ref.tag or "")
+                source = self._signatures(client, ref, digest)
+                self.trust.check(ctx, ref, data, digest, source)
+                kept = self.trust.keep(source)
+            report({"status": "resolved", "digest": digest,
+                    "message": f"{ref.familiar()}: pulling from {ref.domain}"})
+            pulled = registry_pull(replace(ref, digest=digest), self.blobs, config=self.config,
+                                   credentials_for=self._creds(ctx), platform=wanted,
+                                   progress=report)
+            manifest = pulled.image
+            self._touch([manifest.id, manifest.manifest_digest, digest,
+                         *(la.digest for la in manifest.layers)])
+            self._unpack(manifest.layers, report)
+            tags = [ref.familiar()] if ref.tag else []
+            image = self.images.record(ctx, manifest, tags, source=str(ref),
+                                       source_digest=digest, repo_digest=f"{ref.name}@{digest}",
+                                       signatures=kept)
+        return image, {"digest": digest, "reference": ref.familiar()}
+
+    def _signatures(self, client: RegistryClient, ref: Reference,
+                    digest: str) -> FetchedSignatures:
+        def sigstore() -> list[SigstoreSig]:
+            return self._read_sigstore(client, ref, digest)
+
+        return FetchedSignatures(self.trust.simple_fetcher(ref, digest), sigstore)
+
+    @staticmethod
+    def _read_sigstore(client: RegistryClient, ref: Reference, digest: str
+                       ) -> list[SigstoreSig]:
+        """The cosign signature artifact stored beside the image (tag sha256-<hex>.sig)."""
+        try:
+            data, _, _ = client.get_manifest(ref.repository, cosign_signature_tag(digest))
+        except NotFound:
+            return []
+        return [sigstore_sig_from_blob(layer, client.get_blob_bytes(
+            ref.repository, layer.digest, MAX_SIGNATURE_SIZE))
+            for layer in parse_cosign_manifest(data)]
+
+    def _touch(self, digests: list[str]) -> None:
+        """Blobs a pull reuses count as fresh, so a concurrent prune's grace period spares
+        them until the image row that needs them exists."""
+        for digest in dict.fromkeys(digests):
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self.blobs.path(digest))
+
+    def _unpack(self, layers: list[LayerRef], report: Report) -> None:
+        def one(layer: LayerRef) -> None:
+            short = layer.digest[7:19]
+            if self.layers.path(layer.diff_id, self.idmap) is None:
+                report({"id": short, "digest": layer.digest, "status": "extracting"})
+                self.layers.ensure(layer, self.idmap)
+            report({"id": short, "digest": layer.digest, "status": "extracted",
+                    "current": layer.size, "total": layer.size})
+
+        with ThreadPoolExecutor(max_workers=min(4, max(1, len(layers)))) as pool:
+            for future in [pool.submit(one, layer) for layer in layers]:
+                future.result()
+
+    # -- push -----------------------------------------------------------------------------
+
+    def push(self, ctx: Context, ref_text: str, destination: str | None, report: Report, *,
+             sign_by: str | None = None, sigstore_key: str | None = None) -> dict[str, Any]:
+        image = self.images.resolve(ctx, ref_text)
+        target = parse_reference(destination or ref_text)
+        if target.digest is not None:
+            raise InvalidArgument(f"cannot push to {target.familiar()}: name a tag, not a "
+                                  "digest")
+        target = target.with_default_tag()
+        data = self.blobs.read_bytes(image.manifest_digest)
+        media_type = _media_type(data)
+        mount_from = [parse_reference(d.split("@")[0]).repository
+                      for d in image.repo_digests or []
+                      if parse_reference(d.split("@")[0]).domain == target.domain]
+        with self.images.content.using():
+            digest = registry_push(target, as_manifest(image), data, media_type, self.blobs,
+                                   config=self.config, credentials_for=self._creds(ctx),
+                                   progress=report, mount_from=mount_from)
+        self.images.add_repo_digest(ctx, image.id, f"{target.name}@{digest}")
+        signed = self._sign(ctx, target, digest, sign_by, sigstore_key)
+        return {"reference": target.familiar(), "digest": digest, "signed": signed}
+
+    # -- sign and verify ------------------------------------------------------------------
+
+    def sign(self, ctx: Context, ref_text: str, *, sign_by: str | None,
+             sigstore_key: str | None) -> dict[str, Any]:
+        """Sign the manifest the registry serves for ``ref_text`` now."""
+        ref = registry_reference(ref_text)
+        with self._client(ctx, ref) as client:
+            _, _, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "")
+        where = self._sign(ctx, ref, digest, sign_by, sigstore_key)
+        return {"reference": ref.familiar(), "digest": digest, "where": ", ".join(where)}
+
+    def _sign(self, ctx: Context, ref: Reference, digest: str, sign_by: str | None,
+              sigstore_key: str | None) -> list[str]:
+        where: list[str] = []
+        identity = str(replace(ref, digest=None)) if ref.tag else str(ref)
+        if sign_by:
+            staging = self.trust.lookaside(ref, write=True)
+            if staging is None or not staging.startswith("file://"):
+                raise InvalidArgument(f"no writable lookaside for {ref.familiar()}: set "
+                                      "lookaside-staging (file://…) in registries.d")
+            home = self.trust.gpg_home or Path(os.environ.get("GNUPGHOME")
+                                               or Path.home() / ".gnupg")
+            sig = sign_simple(digest, identity, sign_by, home)
+            where.append(str(add_signature(staging, ref, digest, sig)))
+        if sigstore_key:
+            where.append(self._sign_sigstore(ctx, ref, digest, identity, Path(sigstore_key)))
+        return where
+
+    def _sign_sigstore(self, ctx: Context, ref: Reference, digest: str, identity: str,
+                       key_file: Path) -> str:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            key = load_pem_private_key(key_file.read_bytes()[:1 << 16], password=None)
+        except (OSError, ValueError, TypeError) as e:
+            raise InvalidArgument(f"cannot use sigstore key {key_file}: {e}") from None
+        payload, signature = sign_sigstore(digest, identity, key)  # type: ignore[arg-type]
+        with self._client(ctx, ref) as client:
+            existing = self._read_sigstore(client, ref, digest)
+        artifact = build_cosign_artifact(digest, [*existing, SigstoreSig(payload, signature)])
+        for blob in artifact.blobs.values():
+            self.blobs.put_bytes(blob)
+        target = replace(ref, tag=artifact.tag, digest=None)
+        self._push_artifact(ctx, target, artifact.manifest)
+        return f"{target.familiar()}"
+
+    def _push_artifact(self, ctx: Context, target: Reference, manifest: bytes) -> None:
+        from berth.image.registry.manifest import load_json, parse_image_manifest
+
+        with self._client(ctx, target) as client:
+            limits = client.config.limits
+            config, layers = parse_image_manifest(load_json(manifest, limits.max_json_depth,
+                                                            "signature"), limits, "signature")
+        from berth.image.registry.progress import Progress
+        from berth.image.registry.upload import upload_blob
+
+        with self._client(ctx, target) as client:
+            sink = Progress(None)
+            for desc in [*layers, config]:
+                upload_blob(client, target.repository, desc.digest, desc.size, self.blobs,
+                            sink.blob(desc.digest, desc.size), [])
+            client.put_manifest(target.repository, target.tag or "", manifest, OCI_MANIFEST)
+
+    def verify(self, ctx: Context, ref_text: str) -> dict[str, Any]:
+        """Check what the registry serves for ``ref_text`` against the policy, now."""
+        ref = registry_reference(ref_text)
+        with self._client(ctx, ref) as client:
+            data, _, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "")
+            source = self._signatures(client, ref, digest)
+            self.trust.check(ctx, ref, data, digest, source)
+        found = len(source.simple or []) + len(source.sigstore or [])
+        return {"reference": ref.familiar(), "digest": digest,
+                "result": f"accepted by the policy ({found} signature(s) checked)"}
+
+    # -- login ----------------------------------------------------------------------------
+
+    def login(self, ctx: Context, host: str, username: str, password: str) -> str:
+        """Ask the registry to accept the credentials (its /v2/ endpoint, through whatever
+        auth it asks for) before keeping them."""
+        from berth.service.credentials import normalize_host
+
+        key = normalize_host(host)
+        creds = Credentials(username, password)
+        with RegistryClient(key, self.config, lambda h: creds if h == key else None) as client:
+            client.request("GET", "/v2/", scopes=[], what="login").close()
+        return self.credentials.save(ctx, key, username, password)
+
+
+def _media_type(manifest: bytes) -> str:
+    import json
+
+    try:
+        doc = json.loads(manifest)
+    except ValueError:
+        raise InvalidArgument("the stored manifest is not JSON") from None
+    media_type = doc.get("mediaType") if isinstance(doc, dict) else None
+    return media_type if isinstance(media_type, str) else OCI_MANIFEST

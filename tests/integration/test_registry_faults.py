@@ -1,0 +1,471 @@
+"""The registry client against a real registry behind a fault-injecting proxy.
+
+Every fault must end in a clear error (or a recovery), with nothing committed to the blob store
+under a digest that was not verified and no temp files left behind.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth.errors import NotFound, UnsafeContent, UpstreamFailure
+from berth.image.blobs import BlobStore
+from berth.image.reference import parse_reference
+from berth.image.registry import Credentials, RegistryClient, RegistryConfig, inflight, pull
+from tests.integration.registry import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    BuiltImage,
+    Registry,
+    have_registry,
+    push_built,
+    start_registry,
+    three_layer_image,
+)
+
+pytestmark = pytest.mark.skipif(not have_registry(), reason="docker-registry not installed")
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
+              "proxy-connection", "te", "upgrade"}
+
+
+@dataclass
+class Fault:
+    """What the proxy does to one request instead of passing it through untouched."""
+
+    status: int | None = None  # answer with this (and body/headers) instead of forwarding
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # before forwarding
+    strip_range: bool = False  # forward without Range, like a server that ignores it
+    mutate: Callable[[bytes], bytes] | None = None  # rewrite the body (length follows it)
+    cut_after: int | None = None  # send the full Content-Length but only this many bytes
+    stall: float = 0.0  # after a cut, hold the connection open this long before dropping
+    no_length: bool = False  # a close-delimited body (no Content-Length)
+
+
+Rule = Callable[[str, str, int], Fault | None]  # (method, path, nth time seen) -> fault
+
+
+class FaultProxy:
+    """A threaded loopback HTTP proxy in front of ``upstream`` (or, without one, a server
+    that only answers from its rules). It records every request's headers."""
+
+    def __init__(self, upstream: str | None, rules: list[Rule] | None = None) -> None:
+        self.upstream = upstream
+        self.rules = list(rules or [])
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._counts: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def seen(self, method: str, path_part: str) -> list[dict[str, str]]:
+        """Headers of the requests whose path contains ``path_part``."""
+        return [h for m, p, h in self.requests if m == method and path_part in p]
+
+    def _decide(self, method: str, path: str, headers: dict[str, str]) -> Fault:
+        with self._lock:
+            self.requests.append((method, path, headers))
+            key = (method, path.split("?")[0])
+            self._counts[key] = n = self._counts.get(key, 0) + 1
+        for rule in self.rules:
+            fault = rule(method, path, n)
+            if fault is not None:
+                return fault
+        return Fault()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def handle_one(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items()}
+                fault = proxy._decide(self.command, self.path, headers)
+                if fault.delay:
+                    time.sleep(fault.delay)
+                if fault.status is not None:
+                    status, out_headers, data = fault.status, list(fault.headers.items()), \
+                        fault.body
+                else:
+                    status, out_headers, data = self.forward(body, headers, fault)
+                if fault.mutate is not None:
+                    data = fault.mutate(data)
+                self.send_response(status)
+                for k, v in out_headers:
+                    if k.lower() not in HOP_BY_HOP or self.command == "HEAD" \
+                            and k.lower() == "content-length":
+                        self.send_header(k, v)
+                if fault.no_length:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                elif self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if fault.cut_after is None:
+                    self.wfile.write(data)
+                    return
+                self.wfile.write(data[:fault.cut_after])
+                self.wfile.flush()
+                time.sleep(fault.stall)
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+            def forward(self, body: bytes, headers: dict[str, str],
+                        fault: Fault) -> tuple[int, list[tuple[str, str]], bytes]:
+                assert proxy.upstream is not None, "no rule answered and no upstream"
+                send = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP
+                        and not (fault.strip_range and k.lower() == "range")}
+                if body or self.command in ("PUT", "POST", "PATCH"):
+                    send["Content-Length"] = str(len(body))
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
+                try:
+                    conn.request(self.command, self.path, body=body or None, headers=send)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    return resp.status, resp.getheaders(), data
+                finally:
+                    conn.close()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_one  # noqa: N815
+
+        return Handler
+
+
+# --- fixtures --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with start_registry(tmp_path_factory.mktemp("reg-open"), "open") as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def img(reg: Registry, tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
+    image = three_layer_image("faults", size=300_000)
+    push_built(reg, tmp_path_factory.mktemp("src"), "fault/app:1", image)
+    return image
+
+
+@pytest.fixture
+def proxy(reg: Registry) -> Iterator[FaultProxy]:
+    with FaultProxy(reg.host) as p:
+        yield p
+
+
+def cfg(host: str, **kw: Any) -> RegistryConfig:
+    return RegistryConfig(insecure=frozenset({host}), backoff=0.01, **kw)
+
+
+def pull_via(p: FaultProxy, blobs: BlobStore, name: str = "fault/app:1", **kw: Any) -> Any:
+    return pull(parse_reference(f"{p.host}/{name}"), blobs, config=cfg(p.host), **kw)
+
+
+def blob_rule(digest: str, make: Callable[[int], Fault | None], method: str = "GET") -> Rule:
+    def rule(m: str, path: str, n: int) -> Fault | None:
+        return make(n) if m == method and path.endswith(f"/blobs/{digest}") else None
+    return rule
+
+
+def assert_clean(blobs: BlobStore, *absent: str) -> None:
+    """No listed digest in the store, nothing in its temp area, no download in flight."""
+    for digest in absent:
+        assert not blobs.has(digest)
+    assert list(blobs.tmp_dir.iterdir()) == []
+    assert inflight.in_flight() == 0
+
+
+def assert_complete(blobs: BlobStore, image: BuiltImage) -> None:
+    for digest, data in image.blobs().items():
+        assert blobs.path(digest).read_bytes() == data
+    assert_clean(blobs)
+
+
+# --- downloads -------------------------------------------------------------------------------
+
+def test_dropped_connection_resumes_with_range(proxy: FaultProxy, img: BuiltImage,
+                                               tmp_path: Path) -> None:
+    layer = img.layer_digests()[0]
+    half = len(img.blobs()[layer]) // 2
+    proxy.rules.append(blob_rule(layer, lambda n: Fault(cut_after=half) if n == 1 else None))
+    blobs = BlobStore(tmp_path)
+    pull_via(proxy, blobs)
+    assert_complete(blobs, img)
+    gets = proxy.seen("GET", f"/blobs/{layer}")
+    assert len(gets) == 2 and "Range" not in gets[0]
+    assert gets[1]["Range"] == f"bytes={half}-"
+
+
+def test_range_ignoring_server_restarts_from_zero(proxy: FaultProxy, img: BuiltImage,
+                                                  tmp_path: Path) -> None:
+    layer = img.layer_digests()[1]
+    size = len(img.blobs()[layer])
+    proxy.rules.append(blob_rule(layer, lambda n: Fault(
+        strip_range=True, cut_after=size // 3 if n == 1 else None)))
+    blobs = BlobStore(tmp_path)
+    pull_via(proxy, blobs)
+    assert_complete(blobs, img)
+    assert [h.get("Range") for h in proxy.seen("GET", f"/blobs/{layer}")] == \
+        [None, f"bytes={size // 3}-"]
+
+
+def test_drops_every_time_give_up(proxy: FaultProxy, img: BuiltImage, tmp_path: Path) -> None:
+    layer = img.layer_digests()[2]
+    proxy.rules.append(blob_rule(layer, lambda n: Fault(cut_after=1000, strip_range=True)))
+    blobs = BlobStore(tmp_path)
+    with pytest.raises(UpstreamFailure, match=rf"{proxy.host}/fault/app@{layer}.*4 times"):
+        pull_via(proxy, blobs)
+    assert_clean(blobs, layer, img.config_digest, img.manifest_digest)
+
+
+@pytest.mark.parametrize("fault,words", [
+    (Fault(mutate=lambda b: b[:-1] + bytes([b[-1] ^ 1])), "the content has digest"),
+    (Fault(mutate=lambda b: b + b"extra"), "sends \\d+ bytes but the manifest says"),
+    (Fault(mutate=lambda b: b + b"extra", no_length=True), "more bytes than the"),
+    (Fault(mutate=lambda b: b[:-100]), "sends \\d+ bytes but the manifest says"),
+])
+def test_bad_blob_content_is_refused(proxy: FaultProxy, img: BuiltImage, tmp_path: Path,
+                                     fault: Fault, words: str) -> None:
+    layer = img.layer_digests()[0]
+    proxy.rules.append(blob_rule(layer, lambda n: fault))
+    blobs = BlobStore(tmp_path)
+    with pytest.raises(UnsafeContent, match=words) as exc:
+        pull_via(proxy, blobs)
+    assert layer in str(exc.value) and "fault/app" in str(exc.value)
+    assert_clean(blobs, layer, img.config_digest, img.manifest_digest)
+
+
+def test_short_close_delimited_body_fails_cleanly(proxy: FaultProxy, img: BuiltImage,
+                                                  tmp_path: Path) -> None:
+    layer = img.layer_digests()[0]
+    proxy.rules.append(blob_rule(layer, lambda n: Fault(mutate=lambda b: b[:-100],
+                                                        no_length=True)))
+    blobs = BlobStore(tmp_path)
+    with pytest.raises((UnsafeContent, UpstreamFailure), match=layer):
+        pull_via(proxy, blobs)
+    assert_clean(blobs, layer, img.config_digest, img.manifest_digest)
+
+
+def test_server_errors_are_retried(proxy: FaultProxy, img: BuiltImage, tmp_path: Path) -> None:
+    layer = img.layer_digests()[0]
+    proxy.rules.append(blob_rule(layer, lambda n: Fault(status=503) if n <= 2 else None))
+    proxy.rules.append(lambda m, p, n: Fault(status=500) if "/manifests/" in p and n == 1
+                       else None)
+    blobs = BlobStore(tmp_path)
+    pull_via(proxy, blobs)
+    assert_complete(blobs, img)
+    assert len(proxy.seen("GET", f"/blobs/{layer}")) == 3
+
+
+def test_persistent_server_errors_fail_clearly(proxy: FaultProxy, img: BuiltImage,
+                                               tmp_path: Path) -> None:
+    layer = img.layer_digests()[1]
+    proxy.rules.append(blob_rule(layer, lambda n: Fault(status=503)))
+    blobs = BlobStore(tmp_path)
+    with pytest.raises(UpstreamFailure, match=rf"registry {proxy.host} failed.*HTTP 503"):
+        pull_via(proxy, blobs)
+    assert len(proxy.seen("GET", f"/blobs/{layer}")) == 4
+    assert_clean(blobs, layer, img.config_digest, img.manifest_digest)
+
+
+def test_concurrent_pulls_share_one_download(proxy: FaultProxy, img: BuiltImage,
+                                             tmp_path: Path) -> None:
+    proxy.rules.append(lambda m, p, n: Fault(delay=0.4) if "/blobs/" in p else None)
+    blobs = BlobStore(tmp_path)
+    events: list[list[dict[str, Any]]] = [[], [], []]
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            pull_via(proxy, blobs, progress=events[i].append)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert_complete(blobs, img)
+    for layer in img.layer_digests():
+        assert len(proxy.seen("GET", f"/blobs/{layer}")) == 1
+    for evs in events:  # every pull hears about every layer until it is done
+        assert {e["digest"] for e in evs if e["status"] == "done"} == set(img.layer_digests())
+
+
+def test_killed_pull_leaves_only_temp_files(proxy: FaultProxy, img: BuiltImage,
+                                            tmp_path: Path) -> None:
+    layer = img.layer_digests()[0]
+    proxy.rules.append(blob_rule(layer, lambda n: Fault(cut_after=100_000, stall=30)))
+    blobs = BlobStore(tmp_path / "store")
+    code = ("import sys; from pathlib import Path; from berth.image.blobs import BlobStore;"
+            "from berth.image.reference import parse_reference;"
+            "from berth.image.registry import RegistryConfig, pull;"
+            f"pull(parse_reference('{proxy.host}/fault/app:1'), BlobStore(Path(sys.argv[1])),"
+            f"config=RegistryConfig(insecure=frozenset({{'{proxy.host}'}})))")
+    child = subprocess.Popen([sys.executable, "-c", code, str(blobs.root)],
+                             env={**os.environ, "PYTHONPATH": "src"})
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            partial = [p for p in blobs.tmp_dir.iterdir() if p.stat().st_size >= 100_000]
+            if partial:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the pull never got half way")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert not blobs.has(layer)
+    assert not blobs.has(img.manifest_digest) and not blobs.has(img.config_digest)
+    blobs.cleanup_tmp()
+    assert list(blobs.tmp_dir.iterdir()) == []
+
+
+# --- manifests -------------------------------------------------------------------------------
+
+def manifest_reply(doc: dict[str, Any] | bytes, media_type: str = OCI_MANIFEST, **kw: Any
+                   ) -> Rule:
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+
+    def rule(m: str, path: str, n: int) -> Fault | None:
+        if m == "GET" and path.endswith("/manifests/evil"):
+            return Fault(status=200, body=body, headers={"Content-Type": media_type}, **kw)
+        return None
+    return rule
+
+
+@pytest.mark.parametrize("no_length", [False, True])
+def test_oversized_manifest(proxy: FaultProxy, tmp_path: Path, no_length: bool) -> None:
+    proxy.rules.append(manifest_reply(b" " * (5 << 20), no_length=no_length))
+    blobs = BlobStore(tmp_path)
+    with pytest.raises(UnsafeContent, match="manifest .*fault/app:evil.* limit of 4194304"):
+        pull_via(proxy, blobs, "fault/app:evil")
+    assert list(blobs.iter_digests()) == []
+
+
+@pytest.mark.parametrize("layer_extra,words", [
+    ({"urls": ["http://elsewhere.invalid/layer.tgz"]}, "external 'urls'"),
+    ({"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+      "urls": ["http://elsewhere.invalid/x"]}, "external 'urls'"),
+    ({"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"}, "foreign"),
+])
+def test_foreign_layers_are_refused(proxy: FaultProxy, img: BuiltImage, tmp_path: Path,
+                                    layer_extra: dict[str, Any], words: str) -> None:
+    doc = json.loads(img.manifest)
+    doc["layers"][1].update(layer_extra)
+    proxy.rules.append(manifest_reply(doc))
+    blobs = BlobStore(tmp_path)
+    with pytest.raises(UnsafeContent, match=words):
+        pull_via(proxy, blobs, "fault/app:evil")
+    assert list(blobs.iter_digests()) == []
+    assert not any(h for m, p, h in proxy.requests if "/blobs/" in p)
+
+
+def test_manifest_with_wrong_digest_by_digest(proxy: FaultProxy, img: BuiltImage,
+                                              tmp_path: Path) -> None:
+    proxy.rules.append(lambda m, p, n: Fault(mutate=lambda b: b + b"\n")
+                       if "/manifests/" in p else None)
+    blobs = BlobStore(tmp_path)
+    with pytest.raises(UnsafeContent, match=f"{img.manifest_digest}: the registry sent"):
+        pull_via(proxy, blobs, f"fault/app@{img.manifest_digest}")
+    assert list(blobs.iter_digests()) == []
+
+
+def test_config_with_wrong_digest(proxy: FaultProxy, img: BuiltImage, tmp_path: Path) -> None:
+    proxy.rules.append(blob_rule(img.config_digest,
+                                 lambda n: Fault(mutate=lambda b: b.replace(b"linux", b"Linux"))))
+    blobs = BlobStore(tmp_path)
+    with pytest.raises(UnsafeContent, match="does not match its digest"):
+        pull_via(proxy, blobs)
+    assert list(blobs.iter_digests()) == []
+
+
+def test_deeply_nested_index(reg: Registry, img: BuiltImage, tmp_path: Path) -> None:
+    """Real nested indexes pushed to the registry: each names the one below for linux/amd64."""
+    with RegistryClient(reg.host, cfg(reg.host)) as client:
+        data, size, media_type = img.manifest, len(img.manifest), OCI_MANIFEST
+        digest = client.put_manifest("fault/app", "1", data, OCI_MANIFEST)
+        for level in range(5):
+            data = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{
+                "mediaType": media_type, "digest": digest, "size": size,
+                "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+            digest = client.put_manifest("fault/app", f"nested{level}", data, OCI_INDEX)
+            size, media_type = len(data), OCI_INDEX
+    blobs = BlobStore(tmp_path)
+    ok = pull(parse_reference(f"{reg.host}/fault/app:nested1"), blobs, config=cfg(reg.host),
+              platform=("linux", "amd64", None))
+    assert ok.image.id == img.config_digest
+    fresh = BlobStore(tmp_path / "fresh")
+    with pytest.raises(UnsafeContent, match="nested more than 3 deep"):
+        pull(parse_reference(f"{reg.host}/fault/app:nested4"), fresh, config=cfg(reg.host),
+             platform=("linux", "amd64", None))
+    assert list(fresh.iter_digests()) == []
+
+
+def test_missing_manifest_is_not_found(proxy: FaultProxy, tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match=f"{proxy.host}.*fault/app:missing"):
+        pull_via(proxy, BlobStore(tmp_path), "fault/app:missing")
+
+
+# --- redirects and credentials ---------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["basic", "token"])
+def test_redirect_to_another_host_drops_authorization(mode: str, tmp_path: Path) -> None:
+    image = three_layer_image("redirect")
+    with start_registry(tmp_path / "reg", mode) as auth_reg, \
+            FaultProxy(None) as storage, FaultProxy(auth_reg.host) as front:
+        push_built(auth_reg, tmp_path / "src", "private/app:1", image)
+        blobs_by_path = {f"/storage/{d[7:]}": data for d, data in image.blobs().items()}
+        storage.rules.append(lambda m, p, n: Fault(status=200, body=blobs_by_path[p])
+                             if p in blobs_by_path else Fault(status=404))
+        front.rules.append(lambda m, p, n: Fault(status=307, headers={
+            "Location": f"http://{storage.host}/storage/{p.rsplit(':', 1)[1]}"})
+            if m == "GET" and "/blobs/sha256:" in p else None)
+        creds = Credentials(auth_reg.username or "", auth_reg.password or "")
+        blobs = BlobStore(tmp_path / "dst")
+        pull(parse_reference(f"{front.host}/private/app:1"), blobs, config=cfg(front.host),
+             credentials_for=lambda h: creds if h == front.host else None)
+        assert_complete(blobs, image)
+        assert len(storage.requests) == 4  # three layers and the config
+        assert all("Authorization" not in h for _, _, h in storage.requests)
+        assert all("Authorization" in h for h in front.seen("GET", "/blobs/"))
