@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per registry request is noise at info level (and URLs carry upload states).
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if os.geteuid() != 0:
         sys.exit("berthd: must run as root (it creates namespaces, mounts and cgroups)")
     with contextlib.suppress(KeyboardInterrupt):

@@ -17,11 +17,13 @@ import datetime
 import gzip
 import hashlib
 import io
+import ipaddress
 import json
 import re
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import tarfile
 import threading
@@ -40,6 +42,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from berth.image.blobs import BlobStore
+from berth.image.reference import parse_reference
+from berth.image.registry import Credentials, RegistryConfig, push
 from berth.image.types import ImageManifest, LayerRef
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
@@ -69,12 +73,36 @@ def libtrust_key_id(public_key: ec.EllipticCurvePublicKey) -> str:
     return ":".join(text[i:i + 4] for i in range(0, len(text), 4))
 
 
+def make_tls_cert(workdir: Path, ip: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate (also its own CA) for ``ip``: (cert.pem, key.pem); clients
+    trust it by using cert.pem as their CA bundle."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(
+                ipaddress.ip_address(ip))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = workdir / "tls-cert.pem", workdir / "tls-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 class TokenIssuer:
     """The token endpoint: checks basic credentials, grants only the allowed actions."""
 
     def __init__(self, workdir: Path, users: dict[str, str],
-                 grants: dict[str, dict[str, set[str]]], ttl: int = 300) -> None:
+                 grants: dict[str, dict[str, set[str]]], ttl: int = 300,
+                 token_field: str = "token") -> None:
         self.users = users
+        self.token_field = token_field  # "token" or "access_token": clients must take both
         self.grants = grants  # user -> repository ("*" for any) -> allowed actions
         self.ttl = ttl
         self.requests: list[dict[str, Any]] = []  # what each token request asked and got
@@ -151,7 +179,7 @@ class TokenIssuer:
                     self.end_headers()
                     return
                 token = issuer.issue(user, query.get("scope", []))
-                body = json.dumps({"token": token, "expires_in": issuer.ttl,
+                body = json.dumps({issuer.token_field: token, "expires_in": issuer.ttl,
                                    "issued_at": datetime.datetime.now(
                                        datetime.UTC).isoformat()}).encode()
                 self.send_response(200)
@@ -191,10 +219,27 @@ class Registry:
     password: str | None = None
     issuer: TokenIssuer | None = None
     users: dict[str, str] = field(default_factory=dict)
+    ca_cert: Path | None = None  # set when the registry serves HTTPS (tls=True)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.ca_cert else 'http'}://{self.host}"
+
+    def client_config(self, **kw: Any) -> RegistryConfig:
+        """A RegistryConfig that reaches this registry: plain HTTP allowed for it (and for the
+        token issuer), or its CA trusted when it serves HTTPS. ``kw`` overrides fields."""
+        insecure = set() if self.ca_cert else {self.host}
+        if self.issuer is not None:
+            insecure.add(urllib.parse.urlsplit(self.issuer.realm).netloc)
+        kw.setdefault("insecure", frozenset(insecure))
+        kw.setdefault("ca_bundle", self.ca_cert)
+        return RegistryConfig(**kw)
+
+    def credentials_for(self, host: str) -> Credentials | None:
+        """The credential lookup a daemon would do: this registry's login, for its host only."""
+        if host != self.host or self.username is None:
+            return None
+        return Credentials(self.username, self.password or "")
 
     @property
     def storage(self) -> Path:
@@ -242,12 +287,14 @@ def _htpasswd_line(user: str, password: str) -> str:
 def start_registry(workdir: Path, mode: str = "open", *, username: str = "berth",
                    password: str | None = None, users: dict[str, str] | None = None,
                    grants: dict[str, dict[str, set[str]]] | None = None,
-                   token_ttl: int = 300) -> Registry:
+                   token_ttl: int = 300, token_field: str = "token",
+                   tls: bool = False) -> Registry:
     """Start a registry in ``workdir`` (config, storage, log) and wait until it answers.
 
     ``users`` adds accounts beside ``username``; ``grants`` (token mode) maps a user to
     repository -> allowed actions, "*" matching any repository; by default every user may pull
-    and push everything.
+    and push everything. ``tls`` serves HTTPS with a self-signed certificate
+    (``Registry.ca_cert``); otherwise the registry speaks plain HTTP.
     """
     if mode not in ("open", "basic", "token"):
         raise ValueError(f"unknown registry mode {mode!r}")
@@ -274,9 +321,13 @@ def start_registry(workdir: Path, mode: str = "open", *, username: str = "berth"
     elif mode == "token":
         if grants is None:
             grants = {u: {"*": {"pull", "push"}} for u in accounts}
-        issuer = TokenIssuer(workdir, accounts, grants, ttl=token_ttl)
+        issuer = TokenIssuer(workdir, accounts, grants, ttl=token_ttl, token_field=token_field)
         config["auth"] = {"token": {"realm": issuer.realm, "service": SERVICE,
                                     "issuer": ISSUER, "rootcertbundle": str(issuer.cert_path)}}
+    ca_cert = None
+    if tls:
+        ca_cert, tls_key = make_tls_cert(workdir)
+        config["http"]["tls"] = {"certificate": str(ca_cert), "key": str(tls_key)}
     config_path = workdir / "config.yml"
     config_path.write_text(json.dumps(config, indent=1))  # YAML is a superset of JSON
     log = open(workdir / "registry.log", "ab")  # noqa: SIM115 - handed to the child
@@ -288,7 +339,7 @@ def start_registry(workdir: Path, mode: str = "open", *, username: str = "berth"
     reg = Registry(host=f"127.0.0.1:{port}", mode=mode, workdir=workdir, proc=proc,
                    username=None if mode == "open" else username,
                    password=None if mode == "open" else password, issuer=issuer,
-                   users=accounts)
+                   users=accounts, ca_cert=ca_cert)
     try:
         _wait_ready(reg)
     except BaseException:
@@ -299,12 +350,15 @@ def start_registry(workdir: Path, mode: str = "open", *, username: str = "berth"
 
 def _wait_ready(reg: Registry) -> None:
     deadline = time.monotonic() + START_TIMEOUT
+    verify: ssl.SSLContext | bool = True
+    if reg.ca_cert is not None:
+        verify = ssl.create_default_context(cafile=str(reg.ca_cert))
     while time.monotonic() < deadline:
         if reg.proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited ({reg.proc.returncode}):\n"
                                + reg.log_text()[-2000:])
         with contextlib.suppress(httpx.TransportError):
-            httpx.get(f"{reg.url}/v2/", timeout=1.0)
+            httpx.get(f"{reg.url}/v2/", timeout=1.0, verify=verify)
             return
         time.sleep(0.05)
     raise RuntimeError("docker-registry did not answer in time:\n" + reg.log_text()[-2000:])
@@ -460,11 +514,7 @@ def store_image(blobs: BlobStore, img: BuiltImage) -> ImageManifest:
 def push_built(reg: Registry, workdir: Path, name: str, img: BuiltImage, **kw: Any) -> str:
     """Push ``img`` to ``reg`` as ``name`` ("repo:tag") with Berth's own push(); returns the
     manifest digest. ``kw`` goes to push() (progress, mount_from, ...)."""
-    from berth.image.reference import parse_reference
-    from berth.image.registry import Credentials, RegistryConfig, push
-
     src = BlobStore(Path(workdir) / ("src-" + name.replace("/", "_").replace(":", "_")))
-    creds = Credentials(reg.username, reg.password or "") if reg.username else None
     return push(parse_reference(f"{reg.host}/{name}"), store_image(src, img), img.manifest,
-                OCI_MANIFEST, src, config=RegistryConfig(insecure=frozenset({reg.host})),
-                credentials_for=lambda host: creds if host == reg.host else None, **kw)
+                OCI_MANIFEST, src, config=reg.client_config(),
+                credentials_for=reg.credentials_for, **kw)

@@ -23,7 +23,8 @@ from berth.errors import InvalidArgument, Unsupported
 from berth.image.archive import LAYER_GZIP, LAYER_TAR
 from berth.image.base import build_busybox_image
 from berth.image.blobs import BlobStore
-from berth.image.commit import CommitLimits, commit_image, commit_layer, parse_changes
+from berth.image.changes import parse_changes
+from berth.image.commit import CommitLimits, commit_image, commit_layer
 from berth.image.layers import LayerStore
 from berth.image.types import LayerRef
 from berth.runtime.base import IdMapping

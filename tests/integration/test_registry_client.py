@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from berth.errors import NotFound, Unauthorized, UnsafeContent
+from berth.errors import NotFound, Unauthorized, UnsafeContent, UpstreamFailure
 from berth.image.blobs import BlobStore
 from berth.image.reference import parse_reference
 from berth.image.registry import Credentials, RegistryClient, RegistryConfig, inflight, pull, push
@@ -280,3 +280,23 @@ def test_pushed_index_by_client(reg: Registry, tmp_path: Path) -> None:
                   config=config_for(reg), credentials_for=creds_for(reg),
                   platform=("linux", "amd64", None))
     assert pulled.repo_digest == top and pulled.image.id == amd.config_digest
+
+
+def test_tls_registry_and_token_realm_over_http(tmp_path: Path) -> None:
+    """A registry on HTTPS: trusted through ca_bundle; a plain-HTTP token realm named by it is
+    refused unless that realm host is explicitly listed as insecure."""
+    img = three_layer_image("tls")
+    with start_registry(tmp_path / "reg", "token", tls=True,
+                        token_field="access_token") as tls_reg:
+        assert tls_reg.url.startswith("https://")
+        push_built(tls_reg, tmp_path, "secure/app:1", img)
+        ref = parse_reference(f"{tls_reg.host}/secure/app:1")
+        blobs = BlobStore(tmp_path / "dst")
+        pull(ref, blobs, config=tls_reg.client_config(), credentials_for=tls_reg.credentials_for)
+        assert_pulled(blobs, img)
+        with pytest.raises(UpstreamFailure, match="plain HTTP token realm"):
+            pull(ref, blobs, config=RegistryConfig(ca_bundle=tls_reg.ca_cert),
+                 credentials_for=tls_reg.credentials_for)
+        with pytest.raises(UpstreamFailure, match=f"cannot reach registry {tls_reg.host}"):
+            pull(ref, blobs, config=RegistryConfig(backoff=0.01),
+                 credentials_for=tls_reg.credentials_for)
