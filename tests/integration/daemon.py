@@ -38,6 +38,7 @@ class Daemon:
     root: Path
     run_root: Path
     proc: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)  # extra berthd options
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -59,7 +60,7 @@ class Daemon:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(BIN / "berthd"), "--root", str(self.root), "--run-root", str(self.run_root),
-                 "--log-level", "info"],
+                 "--log-level", "info", *self.args],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         client = Client(self.host)

@@ -14,7 +14,8 @@ import pytest
 from berth.errors import NotFound, Unauthorized, UnsafeContent, UpstreamFailure
 from berth.image.blobs import BlobStore
 from berth.image.reference import parse_reference
-from berth.image.registry import Credentials, RegistryClient, RegistryConfig, inflight, pull, push
+from berth.image.registry import Credentials, RegistryClient, RegistryConfig, pull, push
+from berth.image.registry.inflight import in_flight
 from tests.integration.registry import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -167,16 +168,18 @@ def test_token_grants_only_allowed_scopes(reg: Registry, tmp_path: Path) -> None
     push_image(reg, tmp_path, "shared/app:1", img)
     reader = creds_for(reg, "reader", "reader-pass-9")
     blobs = BlobStore(tmp_path / "dst")
+    assert reg.issuer is not None
+    before = len(reg.issuer.requests)
     pull(parse_reference(f"{reg.host}/shared/app:1"), blobs, config=config_for(reg),
          credentials_for=reader)
     assert_pulled(blobs, img)
+    assert len(reg.issuer.requests) == before + 1  # one token, cached for all five GETs
     with pytest.raises(Unauthorized, match="insufficient scope|refused"):
         push(parse_reference(f"{reg.host}/shared/app:2"), store_image(blobs, img),
              img.manifest, OCI_MANIFEST, blobs, config=config_for(reg), credentials_for=reader)
-    with pytest.raises(Unauthorized):
+    with pytest.raises(Unauthorized, match="'reader'"):
         pull(parse_reference(f"{reg.host}/team/other:1"), blobs, config=config_for(reg),
              credentials_for=reader)
-    assert reg.issuer is not None
     asked = [q.get("scope") for q in (r["query"] for r in reg.issuer.requests)]
     assert ["repository:shared/app:pull"] in asked
     assert all(r["authorization"] is None or r["user"] for r in reg.issuer.requests
@@ -265,7 +268,7 @@ def test_concurrent_pulls_in_one_process(reg: Registry, tmp_path: Path) -> None:
         t.join(30)
     assert errors == []
     assert_pulled(blobs, img)
-    assert inflight.in_flight() == 0
+    assert in_flight() == 0
 
 
 def test_pushed_index_by_client(reg: Registry, tmp_path: Path) -> None:

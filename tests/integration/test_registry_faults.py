@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,15 +27,18 @@ import pytest
 from berth.errors import NotFound, UnsafeContent, UpstreamFailure
 from berth.image.blobs import BlobStore
 from berth.image.reference import parse_reference
-from berth.image.registry import Credentials, RegistryClient, RegistryConfig, inflight, pull
+from berth.image.registry import Credentials, RegistryClient, RegistryConfig, pull, push
+from berth.image.registry.inflight import in_flight
 from tests.integration.registry import (
     OCI_INDEX,
     OCI_MANIFEST,
     BuiltImage,
     Registry,
     have_registry,
+    make_tls_cert,
     push_built,
     start_registry,
+    store_image,
     three_layer_image,
 )
 
@@ -56,6 +60,7 @@ class Fault:
     cut_after: int | None = None  # send the full Content-Length but only this many bytes
     stall: float = 0.0  # after a cut, hold the connection open this long before dropping
     no_length: bool = False  # a close-delimited body (no Content-Length)
+    rewrite: Callable[[list[tuple[str, str]]], list[tuple[str, str]]] | None = None  # headers
 
 
 Rule = Callable[[str, str, int], Fault | None]  # (method, path, nth time seen) -> fault
@@ -65,7 +70,8 @@ class FaultProxy:
     """A threaded loopback HTTP proxy in front of ``upstream`` (or, without one, a server
     that only answers from its rules). It records every request's headers."""
 
-    def __init__(self, upstream: str | None, rules: list[Rule] | None = None) -> None:
+    def __init__(self, upstream: str | None, rules: list[Rule] | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.upstream = upstream
         self.rules = list(rules or [])
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -73,6 +79,10 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)
@@ -126,6 +136,8 @@ class FaultProxy:
                     status, out_headers, data = self.forward(body, headers, fault)
                 if fault.mutate is not None:
                     data = fault.mutate(data)
+                if fault.rewrite is not None:
+                    out_headers = fault.rewrite(out_headers)
                 self.send_response(status)
                 for k, v in out_headers:
                     if k.lower() not in HOP_BY_HOP or self.command == "HEAD" \
@@ -209,7 +221,7 @@ def assert_clean(blobs: BlobStore, *absent: str) -> None:
     for digest in absent:
         assert not blobs.has(digest)
     assert list(blobs.tmp_dir.iterdir()) == []
-    assert inflight.in_flight() == 0
+    assert in_flight() == 0
 
 
 def assert_complete(blobs: BlobStore, image: BuiltImage) -> None:
@@ -469,3 +481,65 @@ def test_redirect_to_another_host_drops_authorization(mode: str, tmp_path: Path)
         assert len(storage.requests) == 4  # three layers and the config
         assert all("Authorization" not in h for _, _, h in storage.requests)
         assert all("Authorization" in h for h in front.seen("GET", "/blobs/"))
+
+
+def test_https_redirect_to_plain_http_is_refused(tmp_path: Path) -> None:
+    cert, key = make_tls_cert(tmp_path)
+    with FaultProxy(None) as plain, FaultProxy(None, tls=(cert, key)) as secure:
+        secure.rules.append(lambda m, p, n: Fault(status=302, headers={
+            "Location": f"http://{plain.host}/v2/x/manifests/1"}))
+        with pytest.raises(UpstreamFailure, match="redirect from HTTPS to plain HTTP"):
+            pull(parse_reference(f"{secure.host}/x:1"), BlobStore(tmp_path / "b"),
+                 config=RegistryConfig(ca_bundle=cert, backoff=0.01))
+        assert len(secure.requests) == 1 and plain.requests == []
+
+
+def test_too_many_redirects(proxy: FaultProxy, tmp_path: Path) -> None:
+    proxy.rules.append(lambda m, p, n: Fault(status=307, headers={"Location": p}))
+    with pytest.raises(UpstreamFailure, match="more than 5 redirects"):
+        pull_via(proxy, BlobStore(tmp_path))
+
+
+# --- push ------------------------------------------------------------------------------------
+
+def location_rule(change: Callable[[str], str]) -> Rule:
+    """Rewrite the Location of upload-session answers."""
+    def rewrite(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(k, change(v) if k.lower() == "location" else v) for k, v in headers]
+
+    def rule(m: str, path: str, n: int) -> Fault | None:
+        return Fault(rewrite=rewrite) if "/blobs/uploads/" in path else None
+    return rule
+
+
+def push_via(p: FaultProxy, image: BuiltImage, tmp_path: Path, name: str) -> str:
+    src = BlobStore(tmp_path / "src")
+    return push(parse_reference(f"{p.host}/{name}"), store_image(src, image), image.manifest,
+                OCI_MANIFEST, src, config=cfg(p.host))
+
+
+def test_push_follows_relative_upload_locations(proxy: FaultProxy, tmp_path: Path) -> None:
+    image = three_layer_image("relative")
+    proxy.rules.append(location_rule(lambda v: "/" + v.split("/", 3)[3]))
+    assert push_via(proxy, image, tmp_path, "rel/app:1") == image.manifest_digest
+    assert proxy.seen("PUT", "/v2/rel/app/blobs/uploads/")
+    blobs = BlobStore(tmp_path / "dst")
+    pull_via(proxy, blobs, "rel/app:1")
+    assert_complete(blobs, image)
+
+
+def test_push_refuses_upload_location_on_another_host(proxy: FaultProxy,
+                                                      tmp_path: Path) -> None:
+    with FaultProxy(None) as elsewhere:
+        proxy.rules.append(location_rule(
+            lambda v: f"http://{elsewhere.host}/" + v.split("/", 3)[3]))
+        with pytest.raises(UpstreamFailure, match="points to another host"):
+            push_via(proxy, three_layer_image("foreign"), tmp_path, "far/app:1")
+        assert elsewhere.requests == []
+
+
+def test_push_retries_a_failed_upload(proxy: FaultProxy, tmp_path: Path) -> None:
+    image = three_layer_image("retry-push")
+    proxy.rules.append(lambda m, p, n: Fault(status=503)
+                       if m == "POST" and "/blobs/uploads/" in p and n == 1 else None)
+    assert push_via(proxy, image, tmp_path, "retry/app:1") == image.manifest_digest

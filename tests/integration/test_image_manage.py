@@ -1,0 +1,152 @@
+"""Image management through the CLI: commit, history, save/load, filters, untag, prune."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.daemon import Daemon
+
+pytestmark = pytest.mark.integration
+
+
+def _image(d: Daemon, ref: str) -> dict:
+    return json.loads(d.cli("image", "inspect", ref).stdout)
+
+
+def test_commit_keeps_changes_config_and_history(daemon: Daemon) -> None:
+    daemon.cli("run", "--name", "to-commit", "-e", "FROM_RUN=1", "busybox", "sh", "-c",
+               "mkdir -p /data && echo committed > /data/file && rm /bin/vi")
+    img_id = daemon.cli("commit", "-c", "ENV MODE=prod", "-c", "LABEL team=core",
+                        "-c", 'CMD ["cat", "/data/file"]', "-m", "first commit",
+                        "to-commit", "committed:1").stdout.strip()
+    info = _image(daemon, "committed:1")
+    assert info["id"] == img_id
+    assert "MODE=prod" in info["config"]["Env"] and "FROM_RUN=1" in info["config"]["Env"]
+    assert info["labels"]["team"] == "core"
+    assert len(info["layers"]) == len(_image(daemon, "busybox")["layers"]) + 1
+    # the image runs with its new CMD and sees the committed file, and the deletion
+    assert daemon.cli("run", "--rm", "committed:1").stdout == "committed\n"
+    assert daemon.cli("run", "--rm", "committed:1", "sh", "-c",
+                      "test -e /bin/vi || echo gone").stdout == "gone\n"
+    history = json.loads(daemon.cli("history", "-o", "json", "committed:1").stdout)
+    assert history[0]["comment"] == "first commit" and history[0]["size"] > 0
+    assert history[0]["id"] == img_id
+    daemon.cli("rm", "to-commit")
+
+
+def test_commit_of_a_running_container_and_bad_changes(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "live", "busybox", "sh", "-c",
+               "echo state > /state; sleep 300")
+    daemon.wait_for(lambda: daemon.cli("exec", "live", "cat", "/state", check=False)
+                    .stdout == "state\n", what="file written")
+    daemon.cli("commit", "live", "live-snap:1")
+    assert daemon.inspect("live")["state"]["status"] == "running"  # paused and resumed, not stopped
+    assert daemon.cli("run", "--rm", "live-snap:1", "cat", "/state").stdout == "state\n"
+    res = daemon.cli("commit", "-c", "RUN rm -rf /", "live", "x:1", check=False)
+    assert res.returncode == 125 and "RUN" in res.stderr
+    res = daemon.cli("commit", "no-such-container", check=False)
+    assert res.returncode == 125 and "no-such-container" in res.stderr
+    daemon.cli("rm", "-f", "live")
+
+
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+def test_save_and_load_several_images(daemon: Daemon, tmp_path: Path, fmt: str) -> None:
+    daemon.cli("tag", "busybox", f"saved-a-{fmt}:1")
+    daemon.cli("run", "--name", f"mk-{fmt}", "busybox", "sh", "-c", "echo b > /b")
+    daemon.cli("commit", f"mk-{fmt}", f"saved-b-{fmt}:1")
+    daemon.cli("rm", f"mk-{fmt}")
+    ids = {_image(daemon, f"saved-{x}-{fmt}:1")["id"] for x in "ab"}
+    archive = tmp_path / "images.tar"
+    daemon.cli("save", "--format", fmt, "-o", str(archive), f"saved-a-{fmt}:1",
+               f"saved-b-{fmt}:1")
+    with tarfile.open(archive) as tf:
+        names = tf.getnames()
+    assert len(names) == len(set(names))  # the shared busybox layer is written once
+    for x in "ab":
+        daemon.cli("rmi", f"saved-{x}-{fmt}:1")
+    out = daemon.cli("load", "-i", str(archive)).stdout
+    assert f"saved-a-{fmt}:1" in out and f"saved-b-{fmt}:1" in out
+    assert {_image(daemon, f"saved-{x}-{fmt}:1")["id"] for x in "ab"} == ids
+    assert daemon.cli("run", "--rm", f"saved-b-{fmt}:1", "cat", "/b").stdout == "b\n"
+    for x in "ab":
+        daemon.cli("rmi", f"saved-{x}-{fmt}:1")
+
+
+def test_save_refuses_unknown_images_and_a_terminal(daemon: Daemon, tmp_path: Path) -> None:
+    res = daemon.cli("save", "-o", str(tmp_path / "x.tar"), "busybox", "nope:1", check=False)
+    assert res.returncode == 125 and "nope:1" in res.stderr
+    assert not (tmp_path / "x.tar").exists()
+    piped = subprocess.run(["bash", "-c", "berth save busybox | tar -t | head -3"],
+                           env=daemon.env, capture_output=True, text=True, timeout=60)
+    assert "manifest.json" in piped.stdout or piped.stdout.count("\n") == 3
+
+
+def test_filters_untag_and_dangling(daemon: Daemon) -> None:
+    daemon.cli("tag", "busybox", "filt/one:1")
+    daemon.cli("tag", "busybox", "filt/two:1")
+    refs = json.loads(daemon.cli("images", "-o", "json", "-f", "reference=filt/*").stdout)
+    assert {t for img in refs for t in img["tags"] if t.startswith("filt/")} == {
+        "filt/one:1", "filt/two:1"}
+    assert daemon.cli("images", "-f", "bogus=1", check=False).returncode == 125
+    assert daemon.cli("images", "-f", "dangling=maybe", check=False).returncode == 125
+    daemon.cli("run", "--name", "dang", "busybox", "sh", "-c", "echo > /x")
+    daemon.cli("commit", "dang", "dangle:1")
+    daemon.cli("rm", "dang")
+    dangle_id = _image(daemon, "dangle:1")["id"]
+    assert daemon.cli("image", "untag", "dangle:1").stdout == "untagged: dangle:1\n"
+    dangling = json.loads(daemon.cli("images", "-o", "json", "-f", "dangling=true").stdout)
+    assert [img["id"] for img in dangling] == [dangle_id]
+    labelled = json.loads(daemon.cli("images", "-o", "json", "-f",
+                                     "label=no.such=label").stdout)
+    assert labelled == []
+    for name in ("filt/one:1", "filt/two:1"):
+        daemon.cli("image", "untag", name)
+    res = daemon.cli("image", "untag", "never:1", check=False)
+    assert res.returncode == 1 and "never:1" in res.stderr  # multi-target: docker's exit 1
+
+
+def test_forced_removal_of_an_image_in_use_keeps_it_for_the_container(
+        daemon: Daemon) -> None:
+    daemon.cli("run", "--name", "maker", "busybox", "sh", "-c", "echo x > /x")
+    daemon.cli("commit", "maker", "inuse:1")
+    daemon.cli("rm", "maker")
+    daemon.cli("run", "-d", "--name", "user", "inuse:1", "sleep", "300")
+    out = daemon.cli("rmi", "-f", "inuse:1").stdout
+    assert "untagged: inuse:1" in out and "deleted" not in out
+    daemon.cli("exec", "user", "cat", "/x")  # its layers are still there
+    # prune spares images a container uses, even dangling ones
+    daemon.cli("image", "prune")
+    assert daemon.cli("exec", "user", "cat", "/x").stdout == "x\n"
+    daemon.cli("rm", "-f", "user")
+
+
+def test_prune_removes_dangling_images_and_reclaims_space(own_daemon: Daemon) -> None:
+    d = own_daemon
+    d.cli("run", "--name", "big", "busybox", "sh", "-c",
+          "dd if=/dev/urandom of=/blob bs=1M count=4 2>/dev/null")
+    d.cli("commit", "big", "big:1")
+    d.cli("rm", "big")
+    d.cli("image", "untag", "big:1")
+    blobs = d.root / "blobs" / "sha256"
+    before = len(list(blobs.iterdir()))
+    out = d.cli("image", "prune").stdout
+    assert "deleted: sha256:" in out
+    # blobs written in the last minutes are spared (a pull may be about to record them),
+    # so the store keeps them until they are older than the grace period
+    assert len(list(blobs.iterdir())) == before
+    images = json.loads(d.cli("images", "-o", "json").stdout)
+    assert all(img["tags"] for img in images)
+    old = time.time() - 3600
+    for path in [*blobs.iterdir(), *(d.root / "layers").glob("*/*")]:
+        os.utime(path, (old, old), follow_symlinks=False)
+    out = d.cli("image", "prune").stdout
+    assert "Total reclaimed space: 0B" not in out
+    assert len(list(blobs.iterdir())) < before
+    assert d.cli("run", "--rm", "busybox", "echo", "still fine").stdout == "still fine\n"
