@@ -329,23 +329,31 @@ def start_registry(workdir: Path, mode: str = "open", *, username: str = "berth"
         ca_cert, tls_key = make_tls_cert(workdir)
         config["http"]["tls"] = {"certificate": str(ca_cert), "key": str(tls_key)}
     config_path = workdir / "config.yml"
-    config_path.write_text(json.dumps(config, indent=1))  # YAML is a superset of JSON
-    log = open(workdir / "registry.log", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config_path)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    finally:
-        log.close()
-    reg = Registry(host=f"127.0.0.1:{port}", mode=mode, workdir=workdir, proc=proc,
-                   username=None if mode == "open" else username,
-                   password=None if mode == "open" else password, issuer=issuer,
-                   users=accounts, ca_cert=ca_cert)
-    try:
-        _wait_ready(reg)
-    except BaseException:
-        reg.stop()
-        raise
-    return reg
+    for _ in range(3):  # another process may take the free port before the registry binds it
+        config_path.write_text(json.dumps(config, indent=1))  # YAML is a superset of JSON
+        log = open(workdir / "registry.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config_path)], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            log.close()
+        reg = Registry(host=config["http"]["addr"], mode=mode, workdir=workdir, proc=proc,
+                       username=None if mode == "open" else username,
+                       password=None if mode == "open" else password, issuer=issuer,
+                       users=accounts, ca_cert=ca_cert)
+        try:
+            _wait_ready(reg)
+            return reg
+        except RuntimeError:
+            if reg.proc.poll() is None or "address already in use" not in reg.log_text():
+                reg.stop()
+                raise
+            config["http"]["addr"] = f"127.0.0.1:{free_port()}"
+        except BaseException:
+            reg.stop()
+            raise
+    reg.stop()
+    raise RuntimeError("docker-registry could not bind a free port")
 
 
 def _wait_ready(reg: Registry) -> None:

@@ -543,3 +543,12 @@ def test_push_retries_a_failed_upload(proxy: FaultProxy, tmp_path: Path) -> None
     proxy.rules.append(lambda m, p, n: Fault(status=503)
                        if m == "POST" and "/blobs/uploads/" in p and n == 1 else None)
     assert push_via(proxy, image, tmp_path, "retry/app:1") == image.manifest_digest
+
+
+def test_manifest_read_dropped_then_retried(proxy: FaultProxy, img: BuiltImage,
+                                            tmp_path: Path) -> None:
+    proxy.rules.append(lambda m, p, n: Fault(cut_after=50)
+                       if "/manifests/" in p and n == 1 else None)
+    blobs = BlobStore(tmp_path)
+    assert pull_via(proxy, blobs).image.manifest_digest == img.manifest_digest
+    assert len(proxy.seen("GET", "/manifests/1")) == 2

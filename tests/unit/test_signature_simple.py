@@ -5,14 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from berth.errors import PolicyDenied
+from berth.errors import BerthError, InvalidArgument, PolicyDenied
 from berth.image.reference import parse_reference
 from berth.image.signature import (
     GpgKeyring,
@@ -24,54 +21,13 @@ from berth.image.signature import (
 )
 from berth.image.signature.common import SignatureRejected
 from berth.image.signature.payload import SIMPLE_TYPE, build_payload
+from tests.gpghome import GpgHome
 
 pytestmark = pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed")
 
 MANIFEST = b'{"schemaVersion":2,"layers":[]}'
 DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 REF = "registry.example.com/team/app:v1"
-
-
-class GpgHome:
-    """A throw-away GNUPGHOME (short path: gpg-agent's socket lives in it)."""
-
-    def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="bsg-", dir="/tmp"))
-
-    def run(self, *args: str, data: bytes = b"", faked_time: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        cmd = ["gpg", "--homedir", str(self.path), "--batch", "--no-tty"]
-        if faked_time:
-            cmd += ["--faked-system-time", faked_time]
-        return subprocess.run([*cmd, *args], input=data, capture_output=True, timeout=60,
-                              check=check)
-
-    def gen_key(self, uid: str, *, expire: str = "1y", faked_time: str | None = None) -> str:
-        out = self.run("--status-fd", "1", "--pinentry-mode", "loopback", "--passphrase", "",
-                       "--quick-gen-key",
-                       uid, "ed25519", "sign", expire, faked_time=faked_time).stdout.decode()
-        return next(line.split()[3] for line in out.splitlines() if " KEY_CREATED " in line)
-
-    def add_signing_subkey(self, fpr: str) -> None:
-        self.run("--pinentry-mode", "loopback", "--passphrase", "", "--quick-add-key", fpr,
-                 "ed25519", "sign", "1y")
-
-    def export(self, fpr: str) -> bytes:
-        return self.run("--export", fpr).stdout
-
-    def sign(self, data: bytes, *fprs: str, mode: str = "--sign",
-             faked_time: str | None = None) -> bytes:
-        users = [arg for fpr in fprs for arg in ("--local-user", fpr)]
-        return self.run(*users, mode, "--output", "-", data=data, faked_time=faked_time).stdout
-
-    def revoke(self, fpr: str) -> None:
-        cert = (self.path / "openpgp-revocs.d" / f"{fpr}.rev").read_text()
-        self.run("--import", data=cert.replace(":-----BEGIN", "-----BEGIN").encode())
-
-    def close(self) -> None:
-        subprocess.run(["gpgconf", "--homedir", str(self.path), "--kill", "gpg-agent"],
-                       capture_output=True, timeout=30, check=False)
-        shutil.rmtree(self.path, ignore_errors=True)
 
 
 class Keys:
@@ -137,8 +93,9 @@ def test_signing_subkey_is_trusted_through_its_primary(keys: Keys) -> None:
     ("clearsigned", "unexpected OpenPGP signature class"),
     ("detached", ""),
     ("two-signers", "expected exactly one signature"),
-    ("garbage", ""),
-    ("empty", ""),
+    ("garbage", "gpg refused the signature"),
+    ("empty", "gpg refused the signature"),
+    ("bomb", "gpg refused the signature"),  # decompresses past the 4 MiB bound
 ])
 def test_bad_signatures_are_refused(keys: Keys, case: str, reason: str) -> None:
     home = keys.home
@@ -164,6 +121,8 @@ def test_bad_signatures_are_refused(keys: Keys, case: str, reason: str) -> None:
         sig = home.sign(payload(), keys.trusted, keys.other)
     elif case == "garbage":
         sig = b"\x00not a signature" * 10
+    elif case == "bomb":
+        sig = home.sign(b" " * (6 << 20), keys.trusted)
     else:
         sig = b""
     fprs = [keys.trusted, keys.other] if case == "two-signers" else [keys.trusted]
@@ -228,3 +187,18 @@ def test_check_image_with_signed_by(keys: Keys) -> None:
     matching_repo = parse_policy(_policy(keys, keys.trusted, '{"type": "matchRepository"}'))
     check_image([matching_repo], parse_reference("registry.example.com/team/app:v2"), MANIFEST,
                 DIGEST, StaticSignatures(simple=[good]))
+
+
+def test_keyring_without_usable_keys_refuses_everything(keys: Keys) -> None:
+    with GpgKeyring([b"not a keyring"]) as ring, pytest.raises(SignatureRejected,
+                                                               match="no usable public key"):
+        verify_simple(ring, keys.home.sign(payload(), keys.trusted))
+
+
+def test_sign_simple_refusals(keys: Keys) -> None:
+    with pytest.raises(InvalidArgument, match="full fingerprint"):
+        sign_simple(DIGEST, REF, "DEADBEEF", keys.home.path)
+    with pytest.raises(BerthError, match="could not sign"):
+        sign_simple(DIGEST, REF, "A" * 40, keys.home.path)
+    with pytest.raises(InvalidArgument, match="invalid manifest digest"):
+        sign_simple("sha256:x", REF, keys.trusted, keys.home.path)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.image.blobs import BlobStore
@@ -95,6 +96,16 @@ class ImageService:
                signatures: list[dict[str, Any]] | None = None) -> Image:
         """Give the project this image (stored blobs) under these names. A pull also says
         where it came from, under which digest, and with which signatures."""
+        try:
+            return self._record(ctx, manifest, tags, source, source_digest, repo_digest,
+                                signatures)
+        except IntegrityError:  # a concurrent pull of the same image recorded it first
+            return self._record(ctx, manifest, tags, source, source_digest, repo_digest,
+                                signatures)
+
+    def _record(self, ctx: Context, manifest: ImageManifest, tags: list[str],
+                source: str | None, source_digest: str | None, repo_digest: str | None,
+                signatures: list[dict[str, Any]] | None) -> Image:
         with self.store.session() as s:
             image = s.get(Image, (ctx.project_id, manifest.id))
             if image is None:

@@ -149,7 +149,8 @@ class RegistryService:
         def one(layer: LayerRef) -> None:
             short = layer.digest[7:19]
             if self.layers.path(layer.diff_id, self.idmap) is None:
-                report({"id": short, "digest": layer.digest, "status": "extracting"})
+                report({"id": short, "digest": layer.digest, "status": "extracting",
+                        "current": 0, "total": layer.size})
                 self.layers.ensure(layer, self.idmap)
             report({"id": short, "digest": layer.digest, "status": "extracted",
                     "current": layer.size, "total": layer.size})
@@ -224,24 +225,21 @@ class RegistryService:
         for blob in artifact.blobs.values():
             self.blobs.put_bytes(blob)
         target = replace(ref, tag=artifact.tag, digest=None)
-        self._push_artifact(ctx, target, artifact.manifest)
+        self._push_artifact(ctx, target, artifact.manifest,
+                            {d: len(b) for d, b in artifact.blobs.items()})
         return f"{target.familiar()}"
 
-    def _push_artifact(self, ctx: Context, target: Reference, manifest: bytes) -> None:
-        from berth.image.registry.manifest import load_json, parse_image_manifest
-
-        with self._client(ctx, target) as client:
-            limits = client.config.limits
-            config, layers = parse_image_manifest(load_json(manifest, limits.max_json_depth,
-                                                            "signature"), limits, "signature")
+    def _push_artifact(self, ctx: Context, target: Reference, manifest: bytes,
+                       blobs: dict[str, int]) -> None:
+        """A signature artifact: not an image (its layers are JSON), so not push()."""
         from berth.image.registry.progress import Progress
         from berth.image.registry.upload import upload_blob
 
+        sink = Progress(None)
         with self._client(ctx, target) as client:
-            sink = Progress(None)
-            for desc in [*layers, config]:
-                upload_blob(client, target.repository, desc.digest, desc.size, self.blobs,
-                            sink.blob(desc.digest, desc.size), [])
+            for digest, size in blobs.items():
+                upload_blob(client, target.repository, digest, size, self.blobs,
+                            sink.blob(digest, size), [])
             client.put_manifest(target.repository, target.tag or "", manifest, OCI_MANIFEST)
 
     def verify(self, ctx: Context, ref_text: str) -> dict[str, Any]:

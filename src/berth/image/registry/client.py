@@ -12,7 +12,7 @@ import httpx
 
 from berth.errors import InvalidArgument, UnsafeContent, UpstreamFailure
 from berth.image.registry import mediatypes as mt
-from berth.image.registry.httputil import origin_of, read_bounded, resolve_location
+from berth.image.registry.httputil import origin_of, resolve_location
 from berth.image.registry.manifest import document_media_type, load_json
 from berth.image.registry.transport import Transport, scope
 
@@ -70,12 +70,11 @@ class RegistryClient(Transport):
         check_reference(reference)
         where = self.where(repo, reference)
         limits = self.config.limits
-        resp = self.request("GET", f"/v2/{repo}/manifests/{reference}",
-                            scopes=[scope(repo, "pull")], what=f"manifest {where}",
-                            headers={"Accept": mt.ACCEPT})
-        with closing(resp):
-            data = read_bounded(resp, limits.max_manifest_bytes, f"manifest {where}")
-            content_type = resp.headers.get("content-type")
+        data, headers = self.get_bytes(f"/v2/{repo}/manifests/{reference}",
+                                       scopes=[scope(repo, "pull")], what=f"manifest {where}",
+                                       limit=limits.max_manifest_bytes,
+                                       headers={"Accept": mt.ACCEPT})
+        content_type = headers.get("content-type")
         digest = sha256_digest(data)
         if _DIGEST.fullmatch(reference) and digest != reference:
             raise UnsafeContent(f"manifest {where}: the registry sent content with digest "
@@ -143,20 +142,15 @@ class RegistryClient(Transport):
 
     def get_blob_bytes(self, repo: str, digest: str, max_bytes: int) -> bytes:
         """A small blob (a signature, a config) in memory, verified against its digest."""
-        with closing(self.open_blob(repo, digest)) as resp:
-            if resp.status_code != 200:
-                raise UpstreamFailure(f"registry {self.host}: blob {digest}: unexpected "
-                                      f"HTTP {resp.status_code}")
-            data = bytearray()
-            for chunk in resp.iter_raw():
-                data += chunk
-                if len(data) > max_bytes:
-                    raise UnsafeContent(f"blob {self.where(repo)}@{digest} is larger than "
-                                        f"{max_bytes} bytes")
-        if sha256_digest(bytes(data)) != digest:
+        check_repo(repo)
+        check_digest(digest)
+        data, _ = self.get_bytes(f"/v2/{repo}/blobs/{digest}", scopes=[scope(repo, "pull")],
+                                 what=f"blob {self.where(repo)}@{digest}", limit=max_bytes,
+                                 headers={"Accept-Encoding": "identity"}, raw=True)
+        if sha256_digest(data) != digest:
             raise UnsafeContent(f"blob {self.where(repo)}@{digest}: content does not match "
                                 "its digest")
-        return bytes(data)
+        return data
 
     def list_tags(self, repo: str) -> list[str]:
         """All tags of ``repo``, following the Link header's pagination (bounded)."""
@@ -165,11 +159,10 @@ class RegistryClient(Transport):
         url = self.url(f"/v2/{repo}/tags/list?n=1000")
         tags: list[str] = []
         for _ in range(MAX_TAG_PAGES):
-            resp = self.request("GET", url, scopes=[scope(repo, "pull")],
-                                what=f"tags of {self.where(repo)}")
-            with closing(resp):
-                body = read_bounded(resp, limits.max_manifest_bytes, f"tags of {repo}")
-                link = resp.headers.get("link")
+            body, headers = self.get_bytes(url, scopes=[scope(repo, "pull")],
+                                           what=f"tags of {self.where(repo)}",
+                                           limit=limits.max_manifest_bytes)
+            link = headers.get("link")
             try:
                 doc = json.loads(body)
             except ValueError:

@@ -18,13 +18,14 @@ def clean_text(text: str, limit: int = MAX_MESSAGE) -> str:
     return out if len(out) <= limit else out[:limit] + "..."
 
 
-def read_bounded(resp: httpx.Response, limit: int, what: str) -> bytes:
-    """The body of a streamed response, refusing (without reading it all) past ``limit``."""
+def read_bounded(resp: httpx.Response, limit: int, what: str, raw: bool = False) -> bytes:
+    """The body of a streamed response, refusing (without reading it all) past ``limit``.
+    ``raw``: the bytes as sent, without undoing any Content-Encoding (what a digest covers)."""
     length = resp.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise UnsafeContent(f"{what} is {int(length)} bytes, more than the limit of {limit}")
     buf = bytearray()
-    for chunk in resp.iter_bytes():
+    for chunk in resp.iter_raw() if raw else resp.iter_bytes():
         buf += chunk
         if len(buf) > limit:
             raise UnsafeContent(f"{what} is larger than the limit of {limit} bytes")

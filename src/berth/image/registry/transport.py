@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from typing import Union
 
 import httpx
@@ -22,7 +23,13 @@ from berth.image.registry.config import (
     api_host,
     no_credentials,
 )
-from berth.image.registry.httputil import clean_text, error_summary, origin_of, resolve_location
+from berth.image.registry.httputil import (
+    clean_text,
+    error_summary,
+    origin_of,
+    read_bounded,
+    resolve_location,
+)
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
@@ -96,6 +103,25 @@ class Transport:
                 resp.close()
                 continue
             self.raise_for(resp, what)
+        raise AssertionError("unreachable")
+
+    def get_bytes(self, url: str, *, scopes: Iterable[str], what: str, limit: int,
+                  headers: dict[str, str] | None = None,
+                  raw: bool = False) -> tuple[bytes, httpx.Headers]:
+        """GET a small body (bounded) with its headers; a connection dropped while reading
+        the body is retried like one dropped before the answer."""
+        attempts = self.config.attempts
+        for attempt in range(attempts):
+            if attempt:
+                self.sleep_before(attempt)
+            resp = self.request("GET", url, scopes=scopes, what=what, headers=headers)
+            try:
+                with closing(resp):
+                    return read_bounded(resp, limit, what, raw=raw), resp.headers
+            except httpx.TransportError as exc:
+                if attempt + 1 >= attempts:
+                    raise UpstreamFailure(f"registry {self.host}: {what}: connection failed "
+                                          f"while reading: {type(exc).__name__}") from None
         raise AssertionError("unreachable")
 
     def raise_for(self, resp: httpx.Response, what: str) -> None:

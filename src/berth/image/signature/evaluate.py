@@ -107,11 +107,14 @@ def _accept_claims(claims: SignedClaims, identity: SignedIdentity, image: Refere
                                 f"{image_exact(image)} ({identity.type_name})")
 
 
+def _no_signatures(kind: str) -> PolicyDenied:
+    return PolicyDenied(f"no signature from a trusted key (the image has no {kind} signatures)")
+
+
 def _first_accepted(count: int, check: Callable[[int], None], kind: str) -> None:
     """Pass if ``check(i)`` accepts any signature; else PolicyDenied listing every reason."""
     if count == 0:
-        raise PolicyDenied(f"no signature from a trusted key (the image has no {kind} "
-                           "signatures)")
+        raise _no_signatures(kind)
     reasons = []
     for i in range(count):
         try:
@@ -127,8 +130,8 @@ def _first_accepted(count: int, check: Callable[[int], None], kind: str) -> None
 def _check_signed_by(req: SignedBy, sigs: _Fetched, image: Reference, manifest_bytes: bytes,
                      manifest_digest: str) -> None:
     blobs = sigs.simple()
-    if not blobs:
-        _first_accepted(0, lambda i: None, "GPG")
+    if not blobs:  # no need to start gpg
+        raise _no_signatures("GPG")
     with GpgKeyring(req.keyrings) as keyring:
         def check(i: int) -> None:
             claims = verify_simple(keyring, blobs[i])

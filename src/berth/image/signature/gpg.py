@@ -25,7 +25,7 @@ GPG = "gpg"
 TIMEOUT = 30.0
 _FPR = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 _BAD_STATUS = {"BEGIN_DECRYPTION", "DECRYPTION_FAILED", "ENC_TO", "NODATA", "BADMDC",
-               "FAILURE", "DECRYPTION_INFO"}
+               "DECRYPTION_INFO"}
 _ERRSIG_NO_PUBKEY = "9"
 
 
@@ -64,12 +64,15 @@ def parse_status(stdout: bytes) -> list[tuple[str, list[str]]]:
 
 
 def _last_error(stderr: bytes) -> str:
+    """gpg's last complaint, printable and short (it may quote untrusted input)."""
     lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1].removeprefix("gpg: ") if lines else "no message"
+    text = lines[-1].removeprefix("gpg: ") if lines else "no message"
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
 
-def _judge(status: list[tuple[str, list[str]]], trusted: frozenset[str]) -> str:
+def _judge(proc: subprocess.CompletedProcess[bytes], trusted: frozenset[str]) -> str:
     """The fingerprint of the one good signature, or SignatureRejected with the reason."""
+    status = parse_status(proc.stdout)
     keywords = [k for k, _ in status]
     for keyword, reason in (("EXPKEYSIG", "key expired"), ("REVKEYSIG", "key revoked"),
                             ("EXPSIG", "signature expired"),
@@ -82,6 +85,8 @@ def _judge(status: list[tuple[str, list[str]]], trusted: frozenset[str]) -> str:
                 raise SignatureRejected(f"no signature from a trusted key (signed by unknown "
                                         f"key {args[0]})")
             raise SignatureRejected("signature could not be checked")
+    if proc.returncode != 0 or "FAILURE" in keywords:  # e.g. --max-output exceeded
+        raise SignatureRejected(f"gpg refused the signature: {_last_error(proc.stderr)}")
     if _BAD_STATUS.intersection(keywords) or "NEWSIG" not in keywords:
         raise SignatureRejected("not an OpenPGP signed message")
     if keywords.count("NEWSIG") != 1 or keywords.count("PLAINTEXT") != 1:
@@ -139,9 +144,7 @@ class GpgKeyring:
                                     "--no-auto-key-retrieve", "--trust-model", "always",
                                     "--max-output", str(MAX_SIGNATURE_SIZE), "--status-fd", "1",
                                     "--output", str(out), "--decrypt"], signature)
-            fingerprint = _judge(parse_status(proc.stdout), self.fingerprints)
-            if proc.returncode != 0:
-                raise SignatureRejected(f"gpg refused the signature: {_last_error(proc.stderr)}")
+            fingerprint = _judge(proc, self.fingerprints)
             with open(out, "rb") as f:
                 plaintext = f.read(MAX_SIGNATURE_SIZE + 1)
             if len(plaintext) > MAX_SIGNATURE_SIZE:
