@@ -7,6 +7,7 @@
 #
 # Environment:
 #   BERTH_VENV   virtualenv to create/use (default: <repo>/.venv)
+#   BERTH_WITH_TEST_TOOLS=1  also install what the tests talk to (docker-registry, skopeo)
 #   BERTH_PYTHON python interpreter to build the venv with (default: python3 on PATH,
 #                falling back to /usr/bin/python3; must be >= 3.11)
 set -euo pipefail
@@ -15,8 +16,13 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BERTH_VENV="${BERTH_VENV:-$REPO/.venv}"
 STAMP="$BERTH_VENV/.berth-install-stamp"
 
-APT_PACKAGES=(runc crun conmon busybox-static iproute2 nftables python3 python3-venv
+APT_PACKAGES=(runc crun conmon busybox-static iproute2 nftables python3 python3-venv gnupg
               python3-pip util-linux procps ca-certificates git)
+# The test suite's real peers: a registry (distribution), skopeo for interop, htpasswd.
+TEST_APT_PACKAGES=(docker-registry skopeo apache2-utils)
+if [[ "${BERTH_WITH_TEST_TOOLS:-0}" == 1 ]]; then
+    APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
+fi
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -59,6 +65,13 @@ if (( ${#MISSING[@]} > 0 )); then
     if ! apt_lists_fresh; then
         log "apt package lists missing or older than a day: apt-get update"
         apt-get update -q
+    fi
+    # Packages must not start services (docker-registry would listen on :5000): the tests
+    # start their own, on loopback ports. policy-rc.d is Debian's switch for that.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
     if ! apt-get install -y -q --no-install-recommends "${MISSING[@]}"; then
         log "install failed; refreshing package lists and retrying once"

@@ -24,7 +24,7 @@ stage() {  # stage NAME STATUS
 }
 
 echo "==> scripts/setup.sh"
-if ! bash scripts/setup.sh; then
+if ! BERTH_WITH_TEST_TOOLS=1 bash scripts/setup.sh; then
     echo "test.sh: setup failed; not running the tests" >&2
     exit 1
 fi

@@ -251,7 +251,18 @@ class Registry:
 
     def access_log(self) -> list[tuple[str, int]]:
         """(request line, status) of each access-log entry, e.g.
-        ('POST /v2/a/blobs/uploads/?mount=sha256:..&from=b HTTP/1.1', 201)."""
+        ('POST /v2/a/blobs/uploads/?mount=sha256:..&from=b HTTP/1.1', 201).
+
+        The registry writes a line just after sending its answer, so this first waits (up to
+        a second) for the log to stop growing: a request the caller saw answered is listed."""
+        log = self.workdir / "registry.log"
+        size, deadline = -1, time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            now = log.stat().st_size
+            if now == size:
+                break
+            size = now
+            time.sleep(0.05)
         out = []
         for line in self.log_text().splitlines():
             m = _ACCESS.search(line)
@@ -388,9 +399,13 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def make_layer(files: dict[str, bytes | None]) -> tuple[bytes, str]:
+LayerFiles = dict[str, bytes | tuple[bytes, int] | None]
+
+
+def make_layer(files: LayerFiles) -> tuple[bytes, str]:
     """A gzip'd layer tar (deterministic) and its diff_id; a None value is a whiteout
-    (``dir/.wh.name``) deleting that path from the layers below."""
+    (``dir/.wh.name``) deleting that path from the layers below, a (bytes, mode) pair a file
+    with that mode (else 0644)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         dirs = sorted({str(Path(p).parent) for p in files} - {"."})
@@ -398,7 +413,8 @@ def make_layer(files: dict[str, bytes | None]) -> tuple[bytes, str]:
             info = tarfile.TarInfo(d)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
             tar.addfile(info)
-        for path, content in sorted(files.items()):
+        for path, entry in sorted(files.items()):
+            content, mode = entry if isinstance(entry, tuple) else (entry, 0o644)
             if content is None:
                 p = Path(path)
                 name = str(p.parent / f".wh.{p.name}") if str(p.parent) != "." else f".wh.{p}"
@@ -406,7 +422,7 @@ def make_layer(files: dict[str, bytes | None]) -> tuple[bytes, str]:
             else:
                 name = path
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(content), 0o644, 0
+            info.size, info.mode, info.mtime = len(content), mode, 0
             tar.addfile(info, io.BytesIO(content))
     tar_bytes = raw.getvalue()
     blob = gzip.compress(tar_bytes, mtime=0)
@@ -439,7 +455,7 @@ class BuiltImage:
         return [_digest(b) for b, _ in self.layers]
 
 
-def build_image(layer_files: list[dict[str, bytes | None]], arch: str = "amd64",
+def build_image(layer_files: list[LayerFiles], arch: str = "amd64",
                 label: str = "") -> BuiltImage:
     layers = [make_layer(files) for files in layer_files]
     config = json.dumps({
