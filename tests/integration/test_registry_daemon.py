@@ -30,6 +30,7 @@ from tests.integration.registry import (
     index_bytes,
     push_built,
     start_registry,
+    write_oci_layout,
 )
 
 pytestmark = pytest.mark.integration
@@ -270,6 +271,40 @@ def test_skopeo_reads_what_berth_pushes(env: Env) -> None:
                    timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(env.work)})
     index = json.loads((out / "index.json").read_text())
     assert index["manifests"][0]["digest"] == digest
+
+
+def test_berth_pulls_what_skopeo_signed_and_pushed(env: Env, tmp_path: Path) -> None:
+    """skopeo copy --sign-by writes a GPG signature to a lookaside dir; berthd reads that dir
+    (its default lookaside) and accepts the image under a signedBy policy."""
+    d = env.daemon
+    layout = tmp_path / "layout"
+    write_oci_layout(layout, "v1", [runnable_image("from-skopeo")])
+    regd = tmp_path / "registries.d"
+    regd.mkdir()
+    (regd / "berth.yaml").write_text(
+        f"default-docker:\n  lookaside-staging: file://{d.root / 'signatures'}\n")
+    name, unsigned = env.ref("skopeo/signed:1"), env.ref("elsewhere/unsigned:1")
+    for dest, sign in ((name, ["--sign-by", env.signer]), (unsigned, [])):
+        subprocess.run(["skopeo", "--insecure-policy", "--registries.d", str(regd), "copy",
+                        "--dest-tls-verify=false", "--dest-creds",
+                        f"{env.registry.username}:{env.registry.password}", *sign,
+                        f"oci:{layout}:v1", f"docker://{dest}"],
+                       check=True, capture_output=True, timeout=120,
+                       env={"PATH": "/usr/bin:/bin", "GNUPGHOME": str(env.gpg.path),
+                            "HOME": str(tmp_path)})
+    pub = tmp_path / "signer.gpg"
+    pub.write_bytes(env.gpg.export(env.signer))
+    env.set_policy({"default": [{"type": "reject"}], "transports": {"docker": {
+        f"{env.registry.host}/skopeo": [{"type": "signedBy", "keyType": "GPGKeys",
+                                         "keyPath": str(pub)}]}}})
+    try:
+        d.cli("pull", name)
+        assert d.cli("run", "--rm", name, "/bin/busybox", "cat", "/etc/hello").stdout == \
+            "hello from-skopeo\n"
+        res = d.cli("pull", unsigned, check=False)  # the policy's default: reject
+        assert res.returncode == 125 and "reject" in res.stderr.lower()
+    finally:
+        env.set_policy({"default": [{"type": "insecureAcceptAnything"}]})
 
 
 def test_kill9_during_a_pull_leaves_nothing_half_stored(env: Env) -> None:
