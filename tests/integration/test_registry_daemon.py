@@ -126,6 +126,16 @@ def test_push_then_pull_and_run(env: Env) -> None:
     assert res.returncode == 125 and "127.0.0.1:1" in res.stderr
 
 
+def test_run_pulls_a_missing_image_unless_told_not_to(env: Env) -> None:
+    d = env.daemon
+    push_built(env.registry, env.work, "autopull:1", runnable_image("auto"))
+    res = d.cli("run", "--rm", "--pull", "never", env.ref("autopull:1"), "/bin/busybox",
+                "true", check=False)
+    assert res.returncode == 125 and "no such image" in res.stderr
+    res = d.cli("run", "--rm", env.ref("autopull:1"), "/bin/busybox", "cat", "/etc/hello")
+    assert res.stdout == "hello auto\n" and "Unable to find image" in res.stderr
+
+
 def test_pull_multi_layer_image_with_whiteouts_through_an_index(env: Env) -> None:
     d = env.daemon
     amd, arm = runnable_image("amd"), runnable_image("arm", arch="arm64")

@@ -60,15 +60,32 @@ def _each(names: list[str], fn: Callable[[str], Any]) -> int:
 def cmd_run(client: Client, args: argparse.Namespace) -> int:
     spec = convert.container_spec(args)
     if args.detach:
-        box = client.containers.create(spec, start=True)
+        box = _pulling(client, args, lambda: client.containers.create(spec, start=True))
         print(box["id"])
         return 0
     if args.tty or args.interactive:
         from berth.cli.interactive import run_interactive
 
-        box = client.containers.create(spec, start=False)
+        box = _pulling(client, args, lambda: client.containers.create(spec, start=False))
         return run_interactive(client, box, args.tty)
-    return _stream_until_exit(client.containers.run_attached(spec))
+    return _pulling(client, args,
+                    lambda: _stream_until_exit(client.containers.run_attached(spec)))
+
+
+def _pulling(client: Client, args: argparse.Namespace, act: Callable[[], Any]) -> Any:
+    """Docker's --pull: "missing" pulls an image the project lacks, then tries again."""
+    if args.pull == "always":
+        image_commands.show_progress(client.images.pull(args.image), quiet=False)
+        return act()
+    try:
+        return act()
+    except APIError as e:
+        if args.pull == "never" or e.status != 404 or not e.message.startswith(
+                "no such image"):
+            raise
+    sys.stderr.write(f"Unable to find image '{args.image}' locally\n")
+    image_commands.show_progress(client.images.pull(args.image), quiet=False)
+    return act()
 
 
 def _stream_until_exit(frames: Iterator[tuple[int, bytes]]) -> int:
@@ -88,7 +105,8 @@ def _stream_until_exit(frames: Iterator[tuple[int, bytes]]) -> int:
 
 
 def cmd_create(client: Client, args: argparse.Namespace) -> int:
-    print(client.containers.create(convert.container_spec(args), start=False)["id"])
+    spec = convert.container_spec(args)
+    print(_pulling(client, args, lambda: client.containers.create(spec, start=False))["id"])
     return 0
 
 

@@ -40,6 +40,8 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    p.add_argument("--pull", choices=["missing", "always", "never"], default="missing",
+                   help="pull the image from its registry first (default: when missing)")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 

@@ -80,8 +80,8 @@ class ImageService:
             tag = s.get(ImageTag, (ctx.project_id, name))
             image = None if tag is None else s.get(Image, (ctx.project_id, tag.image_id))
         if image is None:
-            raise NotFound(f"no such image: {ref}: build it (berth image build-base) or import "
-                           "it (berth image import) first")
+            raise NotFound(f"no such image: {ref}: pull it (berth pull), import it (berth "
+                           "load) or build it (berth image build-base) first")
         return image
 
     def tags_of(self, ctx: Context, image_id: str) -> list[str]:
