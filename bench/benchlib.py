@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -186,7 +187,8 @@ class Berth:
 class OwnDaemon:
     """A berthd of our own in temporary --root/--run-root dirs; stopped by the pid we started."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_args: Sequence[str] = ()) -> None:
+        self.extra_args = list(extra_args)  # more berthd flags, e.g. --insecure-registry H
         self.root = Path(tempfile.mkdtemp(prefix="berth-bench-root-", dir="/var/tmp"))
         self.run_root = Path(tempfile.mkdtemp(prefix="berth-bench-run-", dir="/run"))
         for d in (self.root, self.run_root):
@@ -202,7 +204,8 @@ class OwnDaemon:
         return self.proc.pid
 
     def start(self, berth: Berth, timeout: float = 30) -> None:
-        argv = [venv_bin("berthd"), "--root", str(self.root), "--run-root", str(self.run_root)]
+        argv = [venv_bin("berthd"), "--root", str(self.root), "--run-root", str(self.run_root),
+                *self.extra_args]
         print(f"bench: starting {' '.join(argv)} (log {self.log_path})", file=sys.stderr)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -258,7 +261,8 @@ class PrivateDockerd:
     its own data, exec root and socket; no bridge, no iptables rules, so it changes nothing
     on the host's network. Stopped by the pid we started."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_args: Sequence[str] = ()) -> None:
+        self.extra_args = list(extra_args)  # more dockerd flags, e.g. --insecure-registry H
         self.dir = Path(tempfile.mkdtemp(prefix="berth-bench-dockerd-", dir="/var/tmp"))
         self.socket = self.dir / "docker.sock"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -268,7 +272,8 @@ class PrivateDockerd:
                 "--exec-root", str(self.dir / "exec"), "-H", f"unix://{self.socket}",
                 "--pidfile", str(self.dir / "dockerd.pid"), "--bridge=none",
                 "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-                "--containerd-namespace", "berth-bench", "--log-level", "error"]
+                "--containerd-namespace", "berth-bench", "--log-level", "error",
+                *self.extra_args]
         with open(self.dir / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)

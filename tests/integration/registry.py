@@ -95,6 +95,28 @@ def make_tls_cert(workdir: Path, ip: str = "127.0.0.1") -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+class LoopbackServer:
+    """A stdlib HTTP server on a free loopback port, served from a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler],
+                 tls: tuple[Path, Path] | None = None) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
 class TokenIssuer:
     """The token endpoint: checks basic credentials, grants only the allowed actions."""
 
@@ -110,17 +132,11 @@ class TokenIssuer:
         self.kid = libtrust_key_id(self.key.public_key())
         self.cert_path = workdir / "token-ca.pem"
         self.cert_path.write_bytes(self._self_signed_cert())
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self.realm = f"http://127.0.0.1:{self._server.server_address[1]}/token"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(self._handler_class())
+        self.realm = f"http://{self._server.host}/token"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def _self_signed_cert(self) -> bytes:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])

@@ -11,14 +11,13 @@ import json
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from tests.integration.registry import (
     OCI_INDEX,
     OCI_MANIFEST,
     BuiltImage,
+    LoopbackServer,
     Registry,
     have_registry,
     make_tls_cert,
@@ -77,21 +77,11 @@ class FaultProxy:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._counts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        if tls is not None:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
-            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
-        self.host = f"127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(self._handler(), tls)
+        self.host = self._server.host
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._server.stop()
 
     def __enter__(self) -> FaultProxy:
         return self
