@@ -173,6 +173,17 @@ class ContainerOps:
             current = s.get(Container, row.id)
             if current is not None:
                 s.delete(current)
+            # Actions still queued for it (a user's rm racing an auto-remove, a stop queued
+            # behind the rm) end now: waiters must not wait for a container that is gone.
+            left = s.scalars(select(Action).where(Action.container_id == row.id,
+                                                  Action.state.in_(("pending", "running"))))
+            for act in left:
+                act.finished_at = time.time()
+                if act.action == "remove":
+                    act.state, act.result = "success", policy.last_exit(row)
+                else:
+                    act.state, act.error_status = "error", 404
+                    act.message = f"the container {row.name} was removed"
             if volumes:
                 for name in anonymous:
                     vol = s.get(Volume, (row.project_id, name))

@@ -112,7 +112,9 @@ def get_policy(svc: Svc, ctx: Ctx) -> dict[str, Any]:
     return svc.trust.describe(ctx)
 
 
-@router.put("/v1/signature-policy")
+@router.put("/v1/signature-policy", openapi_extra={"requestBody": {
+    "required": True, "description": "a containers-policy.json(5) document",
+    "content": {"application/json": {"schema": {"type": "object"}}}}})
 async def set_policy(request: Request, svc: Svc, ctx: Ctx) -> dict[str, Any]:
     """The body is a containers-policy.json(5) document, parsed as strictly as the spec asks
     (so it is read raw: a duplicated key must not vanish in a JSON decoder first)."""
