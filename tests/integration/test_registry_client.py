@@ -143,10 +143,9 @@ def test_index_picks_the_platform(reg: Registry, tmp_path: Path) -> None:
     assert "multi/app" in str(exc.value) and "linux/s390x" in str(exc.value)
 
 
+@pytest.mark.parametrize("reg", ["basic", "token"], indirect=True)  # open takes no password
 def test_wrong_password_is_unauthorized_without_the_password(reg: Registry,
                                                               tmp_path: Path) -> None:
-    if reg.mode == "open":
-        pytest.skip("an open registry takes no password")
     push_image(reg, tmp_path, "private/app:1", three_layer_image("private"))
     secret = "Wr0ng-Secret-Pa55"
     ref = parse_reference(f"{reg.host}/private/app:1")
@@ -161,9 +160,8 @@ def test_wrong_password_is_unauthorized_without_the_password(reg: Registry,
     assert list(blobs.iter_digests()) == [] and list(blobs.tmp_dir.iterdir()) == []
 
 
+@pytest.mark.parametrize("reg", ["token"], indirect=True)  # scopes: a token-mode feature
 def test_token_grants_only_allowed_scopes(reg: Registry, tmp_path: Path) -> None:
-    if reg.mode != "token":
-        pytest.skip("scopes are a token-mode feature")
     img = three_layer_image("shared")
     push_image(reg, tmp_path, "shared/app:1", img)
     reader = creds_for(reg, "reader", "reader-pass-9")
