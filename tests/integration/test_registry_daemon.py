@@ -192,6 +192,23 @@ def test_signed_by_policy_accepts_signed_and_refuses_unsigned(env: Env) -> None:
     d.cli("push", unsigned)
     sigs = list((d.root / "signatures").rglob("signature-1"))
     assert sigs, "push --sign-by stored no signature"
+    # skopeo's own policy check accepts what berthd signed (and refuses the unsigned one)
+    regd = env.work / "skopeo-registries.d"
+    regd.mkdir(exist_ok=True)
+    (regd / "berth.yaml").write_text(
+        f"default-docker:\n  lookaside: file://{d.root / 'signatures'}\n")
+    skopeo_policy = env.work / "skopeo-policy.json"
+    skopeo_policy.write_text(json.dumps({"default": [{"type": "signedBy", "keyType": "GPGKeys",
+                                                      "keyPath": str(pub)}]}))
+    for ref, ok in ((signed, True), (unsigned, False)):
+        res = subprocess.run(["skopeo", "--policy", str(skopeo_policy), "--registries.d",
+                              str(regd), "copy", "--remove-signatures",
+                              "--src-tls-verify=false", "--src-creds",
+                              f"{env.registry.username}:{env.registry.password}",
+                              f"docker://{ref}", f"oci:{env.work / 'skopeo-check'}:x"],
+                             capture_output=True, text=True, timeout=120,
+                             env={"PATH": "/usr/bin:/bin", "HOME": str(env.work)})
+        assert (res.returncode == 0) == ok, res.stderr
     env.set_policy({"default": [{"type": "insecureAcceptAnything"}], "transports": {"docker": {
         f"{env.registry.host}/trusted": [{"type": "signedBy", "keyType": "GPGKeys",
                                           "keyPath": str(pub)}]}}})
