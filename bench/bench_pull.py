@@ -439,7 +439,8 @@ def summarize_profile(raw: Path, top: int = 12) -> None:
         if any(idle in leaf for idle in ("select (", "wait (", "_worker (", "poll (",
                                          "accept (", "_recv_into", "epoll")):
             continue  # idle threads
-        leaves[leaf.split(" (")[0] + " (" + leaf.split("/")[-1].rstrip(")") + ")"] += int(count)
+        func, _, where = leaf.rpartition(" (")
+        leaves[f"{func or leaf} ({where.rstrip(')').rsplit('/', 1)[-1]})"] += int(count)
         total += int(count)
     print(f"py-spy, berthd busy samples ({total}), top self time:")
     for name, n in leaves.most_common(top):

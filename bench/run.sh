@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Run the Berth benchmarks. Needs root (runc, overlayfs, user namespaces).
 #
-#   bench/run.sh                    both benchmarks with defaults
+#   bench/run.sh                    every benchmark with defaults
 #   bench/run.sh run [ARGS...]      only bench_run.py  (e.g. --rounds 50, --only runc,berth)
 #   bench/run.sh idle [ARGS...]     only bench_idle.py (e.g. --count 20)
+#   bench/run.sh pull [ARGS...]     only bench_pull.py (e.g. --rounds 3, --only berth,docker,
+#                                   --size-mb 100, --profile)
 #
 # By default each benchmark starts its own berthd in temporary directories; pass
 # --no-own-daemon [--host URL] to measure an already running one instead.
@@ -16,22 +18,29 @@ export BERTH_VENV
 [[ "$(id -u)" -eq 0 ]] || { echo "bench/run.sh: must run as root" >&2; exit 1; }
 bash "$REPO/scripts/setup.sh"
 PY="$BERTH_VENV/bin/python"
-# The engines to compare with, from Debian (bench_run.py starts a private dockerd itself).
-for pkg in podman docker.io; do
-    if ! dpkg -s "$pkg" >/dev/null 2>&1; then
-        echo "==> installing $pkg for the comparison (apt)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" \
-            >/dev/null || echo "bench/run.sh: $pkg could not be installed; it will be skipped"
-    fi
-done
+apt_install() {  # each missing package, from Debian; a failure only skips that contender
+    local pkg
+    for pkg in "$@"; do
+        if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+            echo "==> installing $pkg for the comparison (apt)"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                "$pkg" >/dev/null || echo "bench/run.sh: $pkg could not be installed; skipped"
+        fi
+    done
+}
+# The engines to compare with, from Debian (the benchmarks start a private dockerd themselves).
+apt_install podman docker.io
 
 which="${1:-all}"
 case "$which" in
-    run|idle) shift ;;
+    run|idle|pull) shift ;;
     all) shift $(( $# > 0 ? 1 : 0 )) ;;
     -*) which=all ;;
-    *) echo "usage: bench/run.sh [run|idle|all] [ARGS...]" >&2; exit 2 ;;
+    *) echo "usage: bench/run.sh [run|idle|pull|all] [ARGS...]" >&2; exit 2 ;;
 esac
+
+# bench_pull: a loopback registry, skopeo to fill it (and to compare with), umoci to compare.
+[[ "$which" == pull || "$which" == all ]] && apt_install docker-registry skopeo umoci
 
 rc=0
 if [[ "$which" == run || "$which" == all ]]; then
@@ -42,5 +51,11 @@ if [[ "$which" == idle || "$which" == all ]]; then
     [[ "$which" == all ]] && set --  # bench_run's arguments do not apply here
     echo "==> bench_idle: memory per idle container"
     "$PY" "$REPO/bench/bench_idle.py" "$@" || rc=1
+fi
+if [[ "$which" == pull || "$which" == all ]]; then
+    [[ "$which" == all ]] && set --  # bench_run's arguments do not apply here
+    echo "==> bench_pull: pull a ~300 MB image from a loopback registry vs skopeo / docker /" \
+         "podman; unpack vs umoci"
+    "$PY" "$REPO/bench/bench_pull.py" "$@" || rc=1
 fi
 exit "$rc"

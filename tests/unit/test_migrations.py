@@ -32,3 +32,28 @@ def test_opening_twice_is_idempotent_and_creates_the_default_project(tmp_path: P
             assert s.get(Project, DEFAULT_PROJECT) is not None
     finally:
         store.close()
+
+
+def test_upgrading_a_store_with_rows_in_it(tmp_path: Path) -> None:
+    """Rows written by the first schema survive every later migration."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from berth.store.db import MIGRATIONS, make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text("INSERT INTO projects VALUES ('default', 'default', 1.0)"))
+        conn.execute(text("INSERT INTO images VALUES ('default', 'sha256:a', 'sha256:m', "
+                          "'{}', '[]', 1, 1.0)"))
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT userns_slot, grants FROM projects")).one() == (0, "[]")
+        assert conn.execute(text("SELECT repo_digests, signatures FROM images")).one() == \
+            ("[]", "[]")
+    engine.dispose()

@@ -39,9 +39,17 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            # SQLite alters a table by copying it; foreign keys must be off meanwhile, and
+            # that pragma only takes effect outside a transaction (so on the raw driver).
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        with conn.begin():
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        if sqlite:
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 class Store:
@@ -65,7 +73,8 @@ class Store:
 
         with self.session() as s:
             if s.get(Project, DEFAULT_PROJECT) is None:
-                s.add(Project(id=DEFAULT_PROJECT, name=DEFAULT_PROJECT, created_at=time.time()))
+                s.add(Project(id=DEFAULT_PROJECT, name=DEFAULT_PROJECT, created_at=time.time(),
+                              userns_slot=0, grants=[], quota_serial=0))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -24,6 +24,56 @@ class Project(Base):
     created_at: Mapped[float] = mapped_column(Float)
     # The project's own containers-policy.json, checked on top of the host's (never instead).
     signature_policy: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Its slot of host uids: container root is userns_base + slot * USERNS_SIZE, so no two
+    # projects ever share a host uid. Unique; slot 0 is the default project.
+    userns_slot: Mapped[int] = mapped_column(Integer, unique=True)
+    # Admin-only features an admin granted this project ("privileged", "host_mounts", …).
+    grants: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Bumped by every create that counts against a quota: the update takes the write lock
+    # (SQLite) or the row lock (PostgreSQL) first, so concurrent creates check in turn.
+    quota_serial: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # the cloud's admins
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Membership(Base):
+    """A user's role in a project: admin, member or reader."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class Token(Base):
+    """An API token: shown once; only a hash of its secret is kept."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public part
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))  # where it acts
+    name: Mapped[str] = mapped_column(String(128))
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Quota(Base):
+    __tablename__ = "quotas"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(32), primary_key=True)
+    limit: Mapped[int] = mapped_column(BigInteger)  # -1: unlimited
 
 
 class Image(Base):
