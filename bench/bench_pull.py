@@ -335,9 +335,9 @@ def run_rounds(candidates: list[Candidate], rounds: int, label: str) -> None:
                 t0 = time.perf_counter()
                 c.once()
                 c.samples.append(time.perf_counter() - t0)
-            except Exception as e:  # noqa: BLE001 - report any failure, keep the others going
-                c.error = str(e)
-                print(f"bench: {c.name} failed: {e}", file=sys.stderr)
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - benchlib.die() included:
+                c.error = str(e) or type(e).__name__  # report it, keep the others going
+                print(f"bench: {c.name} failed: {c.error}", file=sys.stderr)
             finally:
                 try:
                     c.reset()

@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="containers-registries.d(5) directory: where signatures live")
     p.add_argument("--gpg-home", type=Path, default=None,
                    help="GnuPG home with the keys `push --sign-by` signs with")
+    p.add_argument("--no-local-root-admin", dest="local_root_admin", action="store_false",
+                   help="root on the unix socket needs a token like anyone else")
     p.add_argument("--log-level", default="info")
     p.add_argument("--version", action="version", version=f"berthd {__version__}")
     return p.parse_args(argv)
@@ -75,6 +77,7 @@ async def serve(args: argparse.Namespace) -> None:
     from berth.agent.hostops import HostOps
     from berth.api.app import create_app
     from berth.api.deps import Services
+    from berth.api.peercred import PeerCredProtocol, PeerCredWebSocketProtocol
     from berth.image.blobs import BlobStore
     from berth.image.layers import LayerStore
     from berth.runtime.base import IdMapping
@@ -83,6 +86,7 @@ async def serve(args: argparse.Namespace) -> None:
     from berth.service.containers import ContainerService
     from berth.service.credentials import CredentialService
     from berth.service.hub import Hub
+    from berth.service.identity import IdentityService
     from berth.service.images import ImageService
     from berth.service.registry import RegistryService
     from berth.service.trust import TrustService
@@ -99,6 +103,10 @@ async def serve(args: argparse.Namespace) -> None:
     idmap = IdMapping(args.userns_base) if args.userns_base else None
     store = Store(args.store or f"sqlite:///{paths.store_file}")
     hub = Hub()
+    identity = IdentityService(store)
+    written = identity.bootstrap(paths.root / "admin-token")
+    if written:
+        log.warning("first start: the admin's API token is in %s (shown nowhere else)", written)
     backend = OciBackend(paths, args.runtime)
     blobs = BlobStore(paths.blobs)
     blobs.cleanup_tmp()  # an import or pull killed mid-way leaves only temp files
@@ -122,11 +130,13 @@ async def serve(args: argparse.Namespace) -> None:
     services = Services(containers=containers, images=images, volumes=volumes, hub=hub,
                         hostops=hostops, agent=agent, host=host, info=info,
                         commits=CommitService(containers, images, hostops, blobs, idmap),
-                        registry=registry, credentials=credentials, trust=trust)
+                        registry=registry, credentials=credentials, trust=trust,
+                        identity=identity, local_root_admin=args.local_root_admin)
     sock = args.socket or paths.socket
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
     config = uvicorn.Config(create_app(services), uds=str(sock), log_level="warning",
+                            http=PeerCredProtocol, ws=PeerCredWebSocketProtocol,
                             lifespan="off", access_log=False, ws_max_size=1 << 20)
     server = uvicorn.Server(config)
     agent_task = asyncio.create_task(agent.run())

@@ -7,7 +7,15 @@ from fastapi import FastAPI
 from berth import __version__
 from berth.api import errors
 from berth.api.deps import Services
-from berth.api.routes import containers, images, registries, streams, system, volumes
+from berth.api.routes import (
+    containers,
+    identity,
+    images,
+    registries,
+    streams,
+    system,
+    volumes,
+)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -15,6 +23,6 @@ def create_app(services: Services) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
-    for module in (system, containers, streams, registries, images, volumes):
+    for module in (system, identity, containers, streams, registries, images, volumes):
         app.include_router(module.router)
     return app

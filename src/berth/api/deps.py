@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from berth.service.containers import ContainerService
     from berth.service.credentials import CredentialService
     from berth.service.hub import Hub
+    from berth.service.identity import IdentityService
     from berth.service.images import ImageService
     from berth.service.registry import RegistryService
     from berth.service.trust import TrustService
@@ -33,9 +34,11 @@ class Services:
     registry: RegistryService
     credentials: CredentialService
     trust: TrustService
+    identity: IdentityService
     agent: Agent | None
     host: str
     info: dict
+    local_root_admin: bool = True  # root on the unix socket acts as the admin
 
 
 def services(request: Request) -> Services:
@@ -43,7 +46,7 @@ def services(request: Request) -> Services:
 
 
 def context(request: Request) -> Context:
-    # Tenancy (projects, tokens) arrives with the multi-tenant API; until then every caller
-    # of the local socket acts in the default project.
-    rid = request.headers.get("x-request-id")
-    return Context(request_id=rid[:64]) if rid else Context()
+    """The authenticated caller's context (see api/auth.py)."""
+    from berth.api.auth import authenticate, is_write
+
+    return authenticate(request, is_write(request.method, request.url.path))

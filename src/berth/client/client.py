@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+from berth.client.identity import Projects, Tokens, Users
 from berth.client.images import Images, Registries
 from berth.client.transport import DEFAULT_HOST, APIError, Transport, read_frames
 
@@ -142,13 +143,21 @@ class _Volumes:
 
 
 class Client:
-    def __init__(self, host: str | None = None) -> None:
+    def __init__(self, host: str | None = None, token: str | None = None,
+                 project: str | None = None) -> None:
         self.host = host or os.environ.get("BERTH_HOST") or DEFAULT_HOST
-        self.transport = Transport(self.host)
+        self.transport = Transport(self.host, token=token or os.environ.get("BERTH_TOKEN"),
+                                   project=project or os.environ.get("BERTH_PROJECT"))
         self.containers = _Containers(self.transport)
         self.images = Images(self.transport)
         self.registries = Registries(self.transport)
         self.volumes = _Volumes(self.transport)
+        self.projects = Projects(self.transport)
+        self.users = Users(self.transport)
+        self.tokens = Tokens(self.transport)
+
+    def whoami(self) -> dict[str, Any]:
+        return self.transport.call("GET", "/v1/whoami")
 
     def info(self) -> dict[str, Any]:
         return self.transport.call("GET", "/v1/info")

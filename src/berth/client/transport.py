@@ -47,9 +47,16 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class Transport:
-    def __init__(self, host: str = DEFAULT_HOST, timeout: float = TIMEOUT) -> None:
+    def __init__(self, host: str = DEFAULT_HOST, timeout: float = TIMEOUT,
+                 token: str | None = None, project: str | None = None) -> None:
         self.host = host
         self.timeout = timeout
+        # Sent with every request: who we are, and which of our projects we act in.
+        self.auth_headers: dict[str, str] = {}
+        if token:
+            self.auth_headers["Authorization"] = f"Bearer {token}"
+        if project:
+            self.auth_headers["X-Berth-Project"] = project
         parts = urlsplit(host)
         if parts.scheme == "unix":
             self.unix_path: str | None = parts.path
@@ -71,7 +78,7 @@ class Transport:
              headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
         """Send a request; raise APIError for any non-2xx/304 answer."""
         url = quote(path) + ("?" + urlencode(_params(params)) if params else "")
-        hdrs = {"Accept": "application/json", **(headers or {})}
+        hdrs = {"Accept": "application/json", **self.auth_headers, **(headers or {})}
         data: Any = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -118,9 +125,10 @@ class Transport:
         try:
             if self.unix_path is not None:
                 return unix_connect(self.unix_path, url, max_size=1 << 20, compression=None,
-                                    open_timeout=30)
+                                    open_timeout=30, additional_headers=self.auth_headers)
             return connect(url.replace("localhost", self.netloc, 1), max_size=1 << 20,
-                           compression=None, open_timeout=30)
+                           compression=None, open_timeout=30,
+                           additional_headers=self.auth_headers)
         except (FileNotFoundError, ConnectionRefusedError) as e:
             raise ConnectionFailed(0, f"cannot reach berthd at {self.host}: {e}") from None
 

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from berth.agent.hostops import parse_time
+from berth.api.auth import authenticate
 from berth.api.deps import Services, context, services
 from berth.errors import BerthError, Conflict, InvalidArgument
 from berth.runtime.base import ExecSpec
@@ -112,10 +113,12 @@ async def _ws_error(ws: WebSocket, message: str, code: int = 125, close: int = 1
 @router.websocket("/{ref}/exec")
 async def exec_ws(ws: WebSocket, ref: str) -> None:
     svc: Services = ws.app.state.services
-    ctx = context(ws)  # type: ignore[arg-type]
     await ws.accept()
     try:
+        # The request first (the client sends it at once), so a refusal below is read as
+        # an answer rather than breaking the client's send.
         req = ExecRequest.model_validate_json(await ws.receive_text())
+        ctx = authenticate(ws, write=True)
         row = _running(svc, ctx, ref)
         if row.status == "paused":
             raise Conflict(f"container {row.name} is paused: unpause it first")
@@ -218,9 +221,9 @@ async def attach_ws(ws: WebSocket, ref: str, start: bool = False, logs: bool = T
     """Stream a container's output (from its log, so nothing is missed) until it exits;
     forward stdin to its monitor. With start=true the container is started once attached."""
     svc: Services = ws.app.state.services
-    ctx = context(ws)  # type: ignore[arg-type]
     await ws.accept()
     try:
+        ctx = authenticate(ws, write=True)
         row = svc.containers.get(ctx, ref)
         if start:
             act = svc.containers.start(ctx, row.id)
