@@ -13,7 +13,8 @@ import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +24,12 @@ from berth.image.tarstream import CHUNK, BoundedReader, decompressed, iter_tar
 from berth.runtime.base import IdMapping
 
 MAX_ID = (1 << 32) - 2
+FD_CACHE = 64  # directory fds kept open while unpacking one layer
+# Creating a file costs the filesystem far more than writing a small one; files up to
+# SMALL_FILE bytes are written by a few threads at once, holding at most PENDING_BYTES.
+WRITERS = 8
+SMALL_FILE = 1 << 20
+PENDING_BYTES = 64 << 20
 OPAQUE_XATTR = "trusted.overlay.opaque"
 CAPS_PAX = "SCHILY.xattr.security.capability"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -52,9 +59,11 @@ def unpack_layer(stream: BinaryIO, target: Path, *, idmap: IdMapping | None,
         try:
             for member, tf in iter_tar(reader):
                 ex.add(member, tf)
+            ex.finish()
         except tarfile.TarError as exc:
             raise UnsafeContent(f"corrupt layer: {exc}") from None
-        ex.finish()
+        finally:
+            ex.close()
     finally:
         os.close(root_fd)
     return reader.digest()
@@ -70,6 +79,16 @@ class _Extractor:
         # Directory modes and mtimes are applied last: children change a dir's mtime, and a
         # read-only dir must still accept its entries.
         self.dirs: dict[tuple[str, ...], tuple[int, int]] = {}
+        # Open fds of recently used directories (entries of a tar come grouped by directory):
+        # walking every path from the root costs an openat per component per entry. Any
+        # removal drops the whole cache, so a cached fd always names the directory that is at
+        # its path now (never one since replaced by a file or a symlink).
+        self._fds: dict[tuple[str, ...], int] = {}
+        # Small files being written in the background, by path; an entry that touches one of
+        # these paths waits for it, and anything that removes waits for them all.
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[tuple[str, ...], Future[None]] = {}
+        self._pending_bytes = 0
 
     # -- one entry ---------------------------------------------------------------------------
 
@@ -85,6 +104,7 @@ class _Extractor:
             return
         if any(p.startswith(".wh.") for p in parts[:-1]):
             raise UnsafeContent(f"whiteout name used as a directory in {m.name!r}")
+        self._wait_for(tuple(parts))
         try:
             if parts[-1].startswith(".wh."):
                 self._skip_data(m, tf)
@@ -157,30 +177,77 @@ class _Extractor:
     # -- directory walking -------------------------------------------------------------------
 
     def _open_dir(self, parts: Sequence[str], *, create: bool) -> int:
-        """An fd for the directory ``parts`` under the root, never following a symlink."""
-        fd = os.dup(self.root_fd)
+        """An fd (the caller's to close) for the directory ``parts`` under the root, never
+        following a symlink."""
+        key = tuple(parts)
+        cached = self._fds.get(key)
+        if cached is None:
+            cached = self._walk(key, create)
+        return os.dup(cached)
+
+    def _walk(self, key: tuple[str, ...], create: bool) -> int:
+        """Open ``key`` from its nearest cached ancestor, caching what it opens."""
+        if len(self._fds) + len(key) > FD_CACHE:
+            self._drop_fds()  # never evict one by one: an evicted fd may be our parent
+        start = len(key)
+        while start > 0 and key[:start] not in self._fds:
+            start -= 1
+        fd = self._fds[key[:start]] if start else self.root_fd
+        for end in range(start + 1, len(key) + 1):
+            fd = self._open_child(fd, key[:end], create)
+            self._fds[key[:end]] = fd
+        return fd
+
+    def close(self) -> None:
+        """Stop the writers (after an error: wait, ignore their results) and close fds."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending.clear()
+        self._drop_fds()
+
+    def _wait_for(self, path: tuple[str, ...]) -> None:
+        job = self._pending.pop(path, None)
+        if job is not None:
+            self._result(job)
+
+    def _drain(self) -> None:
+        jobs, self._pending = list(self._pending.values()), {}
+        self._pending_bytes = 0
+        for job in jobs:
+            self._result(job)
+
+    @staticmethod
+    def _result(job: Future[None]) -> None:
         try:
-            for i, comp in enumerate(parts):
-                try:
-                    nfd = os.open(comp, DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(comp, 0o755, dir_fd=fd)
-                    nfd = os.open(comp, DIR_FLAGS, dir_fd=fd)
-                    os.fchmod(nfd, 0o755)  # implicit parents: 0755 root, as Docker makes them
-                    os.fchown(nfd, *self._root_owner())
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        where = "/".join(parts[: i + 1])
-                        raise UnsafeContent(f"{where!r} is a symlink or not a directory; "
-                                            "refusing to write through it") from None
-                    raise
-                os.close(fd)
-                fd = nfd
-            return fd
-        except BaseException:
+            job.result()
+        except OSError as exc:
+            if exc.errno in _CONTENT_ERRNOS:
+                raise UnsafeContent(f"cannot extract a file: {exc.strerror}") from None
+            raise
+
+    def _drop_fds(self) -> None:
+        for fd in self._fds.values():
             os.close(fd)
+        self._fds.clear()
+
+    def _open_child(self, parent: int, parts: tuple[str, ...], create: bool) -> int:
+        comp = parts[-1]
+        try:
+            try:
+                return os.open(comp, DIR_FLAGS, dir_fd=parent)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(comp, 0o755, dir_fd=parent)
+                nfd = os.open(comp, DIR_FLAGS, dir_fd=parent)
+                os.fchmod(nfd, 0o755)  # implicit parents: 0755 root, as Docker makes them
+                os.fchown(nfd, *self._root_owner())
+                return nfd
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafeContent(f"{'/'.join(parts)!r} is a symlink or not a directory; "
+                                    "refusing to write through it") from None
             raise
 
     def _root_owner(self) -> tuple[int, int]:
@@ -193,9 +260,11 @@ class _Extractor:
             st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
         except FileNotFoundError:
             return False
+        if stat.S_ISDIR(st.st_mode) and keep_dir:
+            return True
+        self._drain()  # a removal must not race files still being written below it
+        self._drop_fds()  # something goes away: no cached fd may outlive its path
         if stat.S_ISDIR(st.st_mode):
-            if keep_dir:
-                return True
             shutil.rmtree(name, dir_fd=parent_fd)  # fd-based: does not follow symlinks
             prefix = tuple(parts)
             for key in [k for k in self.dirs if k[: len(prefix)] == prefix]:
@@ -215,31 +284,30 @@ class _Extractor:
 
     def _file(self, m: tarfile.TarInfo, parts: list[str], tf: tarfile.TarFile) -> None:
         uid, gid = self._owner(m)
+        meta = (uid, gid, m.mode & 0o7777, m.pax_headers.get(CAPS_PAX), self._mtime_ns(m))
         parent = self._open_dir(parts[:-1], create=True)
         try:
             self._clear(parent, parts[-1], parts, keep_dir=False)
-            fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o600, dir_fd=parent)
-        finally:
+        except BaseException:
             os.close(parent)
-        with os.fdopen(fd, "wb") as out:
-            src = tf.extractfile(m)
-            assert src is not None
-            written = 0
-            while chunk := src.read(CHUNK):
-                written += len(chunk)
-                out.write(chunk)
-            if written != m.size:
+            raise
+        src = tf.extractfile(m)
+        assert src is not None
+        if m.size <= SMALL_FILE:
+            data = src.read(m.size + 1)
+            if len(data) != m.size:
+                os.close(parent)
                 raise UnsafeContent(f"corrupt layer: short data for {m.name!r}")
-            out.flush()
-            # chown clears setuid bits and file capabilities, so it goes first.
-            os.fchown(fd, uid, gid)
-            os.fchmod(fd, m.mode & 0o7777)
-            caps = m.pax_headers.get(CAPS_PAX)
-            if caps is not None:
-                os.setxattr(fd, "security.capability", caps.encode("utf-8", "surrogateescape"))
-            mt = self._mtime_ns(m)
-            os.utime(fd, ns=(mt, mt))
+            if self._pending_bytes + len(data) > PENDING_BYTES:
+                self._drain()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="unpack")
+            self._pending[tuple(parts)] = self._pool.submit(
+                _write_file, parent, parts[-1], [data], meta)  # it closes parent
+            self._pending_bytes += len(data)
+            return
+        chunks = _Counted(src, m.size, m.name)
+        _write_file(parent, parts[-1], chunks, meta)
 
     def _dir(self, m: tarfile.TarInfo, parts: list[str]) -> None:
         uid, gid = self._owner(m)
@@ -276,6 +344,7 @@ class _Extractor:
         src_parts = self._entry_path(m.linkname)
         if not src_parts:
             raise UnsafeContent(f"hard link {m.name!r} has no target")
+        self._wait_for(tuple(src_parts))
         try:
             src_parent = self._open_dir(src_parts[:-1], create=False)
         except FileNotFoundError:
@@ -346,6 +415,8 @@ class _Extractor:
 
     def finish(self) -> None:
         """Apply directory modes and mtimes, deepest first, now that all children exist."""
+        self._drain()
+        self._drop_fds()
         for parts, (mode, mt) in sorted(self.dirs.items(), key=lambda kv: -len(kv[0])):
             try:
                 fd = self._open_dir(parts, create=False)
@@ -356,3 +427,44 @@ class _Extractor:
                 os.utime(fd, ns=(mt, mt))
             finally:
                 os.close(fd)
+        self._drop_fds()
+
+
+class _Counted:
+    """A member's data in chunks, refusing a short read (a truncated layer)."""
+
+    def __init__(self, src: BinaryIO, size: int, name: str) -> None:
+        self.src, self.size, self.name = src, size, name
+
+    def __iter__(self) -> Iterator[bytes]:
+        written = 0
+        while chunk := self.src.read(CHUNK):
+            written += len(chunk)
+            yield chunk
+        if written != self.size:
+            raise UnsafeContent(f"corrupt layer: short data for {self.name!r}")
+
+
+def _write_file(parent: int, name: str, chunks: Iterable[bytes],
+                meta: tuple[int, int, int, str | None, int]) -> None:
+    """Create ``name`` in the directory ``parent`` (an fd this closes) with this data and
+    metadata. O_EXCL and O_NOFOLLOW: it never writes through anything already there."""
+    uid, gid, mode, caps, mtime = meta
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=parent)
+    finally:
+        os.close(parent)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        # chown clears setuid bits and file capabilities, so it goes first.
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+        if caps is not None:
+            os.setxattr(fd, "security.capability", caps.encode("utf-8", "surrogateescape"))
+        os.utime(fd, ns=(mtime, mtime))
+    finally:
+        os.close(fd)
