@@ -7,6 +7,7 @@ committed only once verified, and the config and manifests only after every laye
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from berth.image.registry.manifest import (
     parse_index,
 )
 from berth.image.registry.platforms import host_platform, select
-from berth.image.registry.progress import Progress, ProgressFn
+from berth.image.registry.progress import BlobProgress, Progress, ProgressFn
 from berth.image.types import ImageManifest, LayerRef
 
 PlatformSpec = tuple[str, str, str | None]
@@ -42,8 +43,11 @@ class PulledImage:
 
 def pull(ref: Reference, blobs: BlobStore, *, config: RegistryConfig | None = None,
          credentials_for: CredentialsFn | None = None, platform: PlatformSpec | None = None,
-         progress: ProgressFn | None = None, max_workers: int = 4) -> PulledImage:
-    """Fetch ``ref`` into ``blobs`` and describe it; see the module docstring."""
+         progress: ProgressFn | None = None, max_workers: int = 4,
+         on_layer: Callable[[LayerRef], None] | None = None) -> PulledImage:
+    """Fetch ``ref`` into ``blobs`` and describe it; see the module docstring. ``on_layer``
+    is called (from a download thread) as soon as each layer blob is stored and verified,
+    so a caller can unpack it while the others still download."""
     ref = ref.with_default_tag()
     repo = check_repo(ref.repository)
     reference = check_reference(ref.digest or ref.tag or "")
@@ -78,14 +82,15 @@ def pull(ref: Reference, blobs: BlobStore, *, config: RegistryConfig | None = No
         config_bytes = _config_bytes(client, repo, config_desc, blobs)
         config_doc, diff_ids = parse_image_config(
             config_bytes, len(layers), limits, f"config {client.where(repo)}@{config_desc.digest}")
-        _fetch_layers(client, repo, layers, blobs, sink, max_workers)
+        refs = [LayerRef(la.digest, diff_id, la.size, la.media_type)
+                for la, diff_id in zip(layers, diff_ids, strict=True)]
+        _fetch_layers(client, repo, layers, blobs, sink, max_workers,
+                      on_layer, refs)
         blobs.put_bytes(config_bytes, config_desc.digest)
         for blob, blob_digest in served:
             blobs.put_bytes(blob, blob_digest)
-    image = ImageManifest(
-        id=config_desc.digest, manifest_digest=digest, config=config_doc,
-        layers=[LayerRef(la.digest, diff_id, la.size, la.media_type)
-                for la, diff_id in zip(layers, diff_ids, strict=True)])
+    image = ImageManifest(id=config_desc.digest, manifest_digest=digest, config=config_doc,
+                          layers=refs)
     return PulledImage(image, data, media_type, repo_digest, ref)
 
 
@@ -103,15 +108,21 @@ def _config_bytes(client: RegistryClient, repo: str, desc: Descriptor,
 
 
 def _fetch_layers(client: RegistryClient, repo: str, layers: list[Descriptor],
-                  blobs: BlobStore, sink: Progress, max_workers: int) -> None:
+                  blobs: BlobStore, sink: Progress, max_workers: int,
+                  on_layer: Callable[[LayerRef], None] | None, refs: list[LayerRef]) -> None:
     """Download every missing layer, at most ``max_workers`` at a time; the first failure
     stops the ones not yet started and is raised."""
     trackers = [sink.blob(la.digest, la.size) for la in layers]
     for t in trackers:
         t.status("waiting", 0)
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pull") as pool:
-        futures = [pool.submit(fetch_blob, client, repo, la, blobs, t)
-                   for la, t in zip(layers, trackers, strict=True)]
+        def one(la: Descriptor, t: BlobProgress, ref: LayerRef) -> None:
+            fetch_blob(client, repo, la, blobs, t)
+            if on_layer is not None:
+                on_layer(ref)
+
+        futures = [pool.submit(one, la, t, ref)
+                   for la, t, ref in zip(layers, trackers, refs, strict=True)]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in futures if f.done() and f.exception() is not None]
         if failed:
