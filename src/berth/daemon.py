@@ -15,9 +15,13 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from berth import __version__
 from berth.paths import DEFAULT_ROOT, DEFAULT_RUN_ROOT, HostPaths
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("berth")
 DEFAULT_USERNS_BASE = 1_000_000_000  # far above any uid a distribution hands out
@@ -48,9 +52,69 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="GnuPG home with the keys `push --sign-by` signs with")
     p.add_argument("--no-local-root-admin", dest="local_root_admin", action="store_false",
                    help="root on the unix socket needs a token like anyone else")
+    p.add_argument("--listen", metavar="tcp://HOST:PORT",
+                   help="serve the API on TCP too (with TLS: --tls-cert and --tls-key)")
+    p.add_argument("--tls-cert", type=Path, metavar="FILE", help="the server's certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, metavar="FILE",
+                   help="its private key (PEM; default: in --tls-cert)")
+    p.add_argument("--tls-client-ca", type=Path, metavar="FILE",
+                   help="accept client certificates this CA signed; the subject CN is the user")
+    p.add_argument("--insecure-tcp", action="store_true",
+                   help="allow --listen without TLS (loopback addresses only)")
     p.add_argument("--log-level", default="info")
     p.add_argument("--version", action="version", version=f"berthd {__version__}")
     return p.parse_args(argv)
+
+
+def tcp_listener(args: argparse.Namespace) -> tuple[str, int] | None:
+    """(host, port) of --listen, checked with its TLS options; exits with one line if wrong."""
+    if args.listen is None:
+        if args.tls_cert or args.tls_key or args.tls_client_ca or args.insecure_tcp:
+            sys.exit("berthd: --tls-cert, --tls-key, --tls-client-ca and --insecure-tcp go "
+                     "with --listen tcp://HOST:PORT")
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(args.listen)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if parts.scheme != "tcp" or not host or port is None or parts.path not in ("", "/"):
+        sys.exit(f"berthd: --listen {args.listen}: use tcp://HOST:PORT")
+    if (args.tls_key or args.tls_client_ca) and not args.tls_cert:
+        sys.exit("berthd: --tls-key and --tls-client-ca need --tls-cert")
+    if args.tls_cert and args.insecure_tcp:
+        sys.exit("berthd: --insecure-tcp and --tls-cert contradict each other: choose one")
+    if not args.tls_cert:
+        if not args.insecure_tcp:
+            sys.exit(f"berthd: refusing to serve {args.listen} without TLS: give --tls-cert "
+                     "and --tls-key (or --insecure-tcp, on a loopback address only)")
+        if not _loopback(host):
+            sys.exit(f"berthd: --insecure-tcp serves loopback addresses only, not {host}: "
+                     "anyone on the network could use the API; give --tls-cert and --tls-key")
+        return host, port
+    import ssl
+
+    try:  # here, not in the server: a bad file is one line, before anything starts
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            ctx.load_verify_locations(args.tls_client_ca)
+    except (OSError, ssl.SSLError) as e:
+        sys.exit(f"berthd: cannot use the TLS certificate, key or client CA: {e}")
+    return host, port
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _lock_root(paths: HostPaths) -> int:
@@ -80,14 +144,15 @@ async def serve(args: argparse.Namespace) -> None:
     from berth.api.peercred import PeerCredProtocol, PeerCredWebSocketProtocol
     from berth.image.blobs import BlobStore
     from berth.image.layers import LayerStore
-    from berth.runtime.base import IdMapping
     from berth.runtime.oci import OciBackend
     from berth.service.commits import CommitService
     from berth.service.containers import ContainerService
     from berth.service.credentials import CredentialService
     from berth.service.hub import Hub
     from berth.service.identity import IdentityService
+    from berth.service.idmaps import IdMaps
     from berth.service.images import ImageService
+    from berth.service.quotas import QuotaService
     from berth.service.registry import RegistryService
     from berth.service.trust import TrustService
     from berth.service.volumes import VolumeService
@@ -96,12 +161,13 @@ async def serve(args: argparse.Namespace) -> None:
     paths = HostPaths(args.root.resolve(), args.run_root.resolve())
     paths.create()
     lock = _lock_root(paths)
+    tcp_sock = _bind(args) if args.listen else None
     # Scratch files (gpg homes, spools) stay inside Berth's own directories.
     tempfile.tempdir = str(paths.tmp)
     fresh = _fresh_boot(paths)
     host = socket.gethostname()
-    idmap = IdMapping(args.userns_base) if args.userns_base else None
     store = Store(args.store or f"sqlite:///{paths.store_file}")
+    idmaps = IdMaps(store, args.userns_base)  # each project its own range; base 0: none
     hub = Hub()
     identity = IdentityService(store)
     written = identity.bootstrap(paths.root / "admin-token")
@@ -111,16 +177,18 @@ async def serve(args: argparse.Namespace) -> None:
     blobs = BlobStore(paths.blobs)
     blobs.cleanup_tmp()  # an import or pull killed mid-way leaves only temp files
     layers = LayerStore(paths.layers, blobs)
-    images = ImageService(store, blobs, layers)
+    quotas = QuotaService(store, paths.volumes, backend.changes_dir)
+    images = ImageService(store, blobs, layers, quotas=quotas)
     credentials = CredentialService(store, paths.root / "credentials.key")
     trust = TrustService(store, blobs, args.signature_policy, args.registries_d, args.gpg_home,
                          default_lookaside=paths.root / "signatures")
-    registry = RegistryService(images, layers, credentials, trust, idmap,
+    registry = RegistryService(images, layers, credentials, trust, idmaps,
                                insecure=frozenset(args.insecure_registry))
-    volumes = VolumeService(store, paths.volumes, host, paths.root, idmap)
+    volumes = VolumeService(store, paths.volumes, host, paths.root, idmaps, quotas=quotas)
+    images.hub = volumes.hub = hub  # their events go out on the stream too
     containers = ContainerService(store, hub, host, backend.capabilities, images, volumes,
-                                  admit=trust.admit)
-    agent = Agent(store, hub, backend, layers, host, idmap, paths.volumes, fresh_boot=fresh)
+                                  admit=trust.admit, quotas=quotas)
+    agent = Agent(store, hub, backend, layers, host, idmaps, paths.volumes, fresh_boot=fresh)
     hub.attach_agent(agent.kick)
     info = {"version": __version__, "host": host, "runtime": backend.name,
             "capabilities": sorted(backend.capabilities), "root": str(paths.root),
@@ -129,34 +197,88 @@ async def serve(args: argparse.Namespace) -> None:
     hostops = HostOps(backend)
     services = Services(containers=containers, images=images, volumes=volumes, hub=hub,
                         hostops=hostops, agent=agent, host=host, info=info,
-                        commits=CommitService(containers, images, hostops, blobs, idmap),
+                        commits=CommitService(containers, images, hostops, blobs, idmaps),
                         registry=registry, credentials=credentials, trust=trust,
-                        identity=identity, local_root_admin=args.local_root_admin)
+                        identity=identity, local_root_admin=args.local_root_admin,
+                        quotas=quotas, idmaps=idmaps)
     sock = args.socket or paths.socket
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
-    config = uvicorn.Config(create_app(services), uds=str(sock), log_level="warning",
+    app = create_app(services)
+    config = uvicorn.Config(app, uds=str(sock), log_level="warning",
                             http=PeerCredProtocol, ws=PeerCredWebSocketProtocol,
                             lifespan="off", access_log=False, ws_max_size=1 << 20)
     server = uvicorn.Server(config)
     agent_task = asyncio.create_task(agent.run())
     serve_task = asyncio.create_task(server.serve())
+    tcp = _tcp_server(args, app) if tcp_sock else None
+    tcp_task = asyncio.create_task(tcp.serve(sockets=[tcp_sock])) if tcp and tcp_sock else None
     while not server.started and not serve_task.done():
         await asyncio.sleep(0.01)
     if server.started:
         os.chmod(sock, 0o660)
         log.info("berthd %s listening on %s (root %s)", __version__, sock, paths.root)
-    done, _ = await asyncio.wait({agent_task, serve_task}, return_when=asyncio.FIRST_COMPLETED)
+    while tcp and tcp_task and not tcp.started and not tcp_task.done():
+        await asyncio.sleep(0.01)
+    if tcp and tcp.started:
+        log.info("listening on %s (%s)", args.listen, "insecure: no TLS" if args.insecure_tcp
+                 else "TLS, client certificates" if args.tls_client_ca else "TLS")
+    tasks = {agent_task, serve_task, *([tcp_task] if tcp_task else [])}
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     agent.stop()
     agent_task.cancel()
-    server.should_exit = True
+    for srv in (server, tcp):
+        if srv is not None:
+            srv.should_exit = True
     for task in done:
         if task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
-    with contextlib.suppress(asyncio.CancelledError):
-        await serve_task
+    for task in (serve_task, tcp_task):
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     store.close()
     os.close(lock)
+
+
+def _bind(args: argparse.Namespace) -> socket.socket:
+    """The --listen socket, bound before anything serves: a busy port is one line."""
+    host, port = tcp_listener(args)  # type: ignore[misc]
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError as e:
+        sys.exit(f"berthd: cannot listen on {args.listen}: {e.strerror or e}")
+    sock.set_inheritable(False)
+    return sock
+
+
+def _tcp_server(args: argparse.Namespace, app: Any) -> uvicorn.Server:
+    """The same app on TCP, in the same loop (TLS unless --insecure-tcp on loopback). The unix
+    socket's server owns SIGTERM/SIGINT; this one stops when told."""
+    import ssl
+
+    import uvicorn
+
+    from berth.api.tlspeer import TlsPeerProtocol, TlsPeerWebSocketProtocol
+
+    class TcpServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            yield
+
+    tls = {} if args.tls_cert is None else {
+        "ssl_certfile": str(args.tls_cert),
+        "ssl_keyfile": str(args.tls_key) if args.tls_key else None,
+        "ssl_ca_certs": str(args.tls_client_ca) if args.tls_client_ca else None,
+        # Optional: a client may use a token instead; one it sends must verify.
+        "ssl_cert_reqs": ssl.CERT_OPTIONAL if args.tls_client_ca else ssl.CERT_NONE}
+    config = uvicorn.Config(app, log_level="warning", http=TlsPeerProtocol,
+                            ws=TlsPeerWebSocketProtocol, lifespan="off", access_log=False,
+                            ws_max_size=1 << 20, **tls)
+    return TcpServer(config)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if os.geteuid() != 0:
         sys.exit("berthd: must run as root (it creates namespaces, mounts and cgroups)")
+    tcp_listener(args)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
 

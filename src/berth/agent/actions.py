@@ -22,7 +22,8 @@ async def create(ops: ContainerOps, act: Action) -> None:
     try:
         image = ops.image(row)
         await ops.run(ops.layer_dirs, image)
-        specbuild.build_spec(row.id, row.name, row.spec, image.config, [], ops.idmap)
+        specbuild.build_spec(row.id, row.name, row.spec, image.config, [],
+                             ops.idmaps.for_project(row.project_id))
     except BerthError:
         await ops.delete_row(row, volumes=True)  # roll back: a failed create leaves nothing
         raise

@@ -22,8 +22,9 @@ from berth.agent.exitwatch import ExitWatcher
 from berth.agent.ops import LIVE, ContainerOps
 from berth.errors import BerthError, NotModified
 from berth.image.layers import LayerStore
-from berth.runtime.base import IdMapping, RuntimeBackend
+from berth.runtime.base import RuntimeBackend
 from berth.service.hub import Hub
+from berth.service.idmaps import IdMaps
 from berth.store.db import Store
 from berth.store.models import Action, Container
 
@@ -36,9 +37,9 @@ Outcome = tuple[str, int, dict[str, Any]]  # error message, status, result
 
 class Agent:
     def __init__(self, store: Store, hub: Hub, backend: RuntimeBackend, layers: LayerStore,
-                 host: str, idmap: IdMapping | None, volumes_root: Path,
+                 host: str, idmaps: IdMaps, volumes_root: Path,
                  fresh_boot: bool = False) -> None:
-        self.ops = ContainerOps(store, hub, backend, layers, idmap, volumes_root)
+        self.ops = ContainerOps(store, hub, backend, layers, idmaps, volumes_root)
         self.host = host
         self.fresh_boot = fresh_boot
         self._dirty: set[str] = set()

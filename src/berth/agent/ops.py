@@ -16,8 +16,10 @@ from berth.agent import policy, specbuild
 from berth.errors import BerthError, Conflict, InvalidArgument
 from berth.image.layers import LayerStore
 from berth.image.types import LayerRef
-from berth.runtime.base import IdMapping, Observed, RuntimeBackend, Status
+from berth.runtime.base import Observed, RuntimeBackend, Status
+from berth.service.events import volume_event
 from berth.service.hub import Hub
+from berth.service.idmaps import IdMaps
 from berth.store.db import Store
 from berth.store.models import Action, Container, Image, Volume
 
@@ -28,12 +30,12 @@ KILL_WAIT = 10.0
 
 class ContainerOps:
     def __init__(self, store: Store, hub: Hub, backend: RuntimeBackend, layers: LayerStore,
-                 idmap: IdMapping | None, volumes_root: Path) -> None:
+                 idmaps: IdMaps, volumes_root: Path) -> None:
         self.store = store
         self.hub = hub
         self.backend = backend
         self.layers = layers
-        self.idmap = idmap
+        self.idmaps = idmaps  # each project's own user-namespace range
         self.volumes_root = volumes_root
 
     async def run(self, fn: Any, *args: Any) -> Any:
@@ -64,7 +66,8 @@ class ContainerOps:
     def event(self, row: Container, action: str, **extra: Any) -> None:
         self.hub.publish({"type": "container", "action": action, "id": row.id,
                           "name": row.name, "project_id": row.project_id,
-                          "image": row.image_ref, "time": time.time(), **extra})
+                          "image": row.image_ref, "labels": dict(row.labels or {}),
+                          "time": time.time(), **extra})
 
     def image(self, row: Container) -> Image:
         with self.store.session() as s:
@@ -75,7 +78,8 @@ class ContainerOps:
 
     def layer_dirs(self, image: Image) -> list[Path]:
         """Unpacked layers of the image (each unpacked once per id mapping)."""
-        return [self.layers.ensure(LayerRef(**layer), self.idmap) for layer in image.layers]
+        idmap = self.idmaps.for_project(image.project_id)
+        return [self.layers.ensure(LayerRef(**layer), idmap) for layer in image.layers]
 
     # -- observing -----------------------------------------------------------------------
 
@@ -111,7 +115,8 @@ class ContainerOps:
         """Create and start the container's process from its recorded request."""
         image = self.image(row)
         layers = await self.run(self.layer_dirs, image)
-        spec = specbuild.build_spec(row.id, row.name, row.spec, image.config, layers, self.idmap)
+        spec = specbuild.build_spec(row.id, row.name, row.spec, image.config, layers,
+                                    self.idmaps.for_project(row.project_id))
         try:  # create releases whatever a previous run left
             await self.run(self.backend.create, spec)
             await self.run(self.backend.start, row.id)
@@ -184,15 +189,19 @@ class ContainerOps:
                 else:
                     act.state, act.error_status = "error", 404
                     act.message = f"the container {row.name} was removed"
+            gone = []
             if volumes:
                 for name in anonymous:
                     vol = s.get(Volume, (row.project_id, name))
                     if vol is not None:
                         s.delete(vol)
+                        gone.append(vol)
         if volumes:
             for name in anonymous:
                 shutil.rmtree(self.volumes_root / row.project_id / name, ignore_errors=True)
         self.event(row, "destroy")
+        for vol in gone:
+            self.hub.publish(volume_event(vol.project_id, "destroy", vol.name, vol.labels))
 
     async def auto_remove(self, row: Container) -> None:
         await self.run(self.backend.delete, row.id)

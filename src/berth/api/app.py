@@ -11,6 +11,7 @@ from berth.api.routes import (
     containers,
     identity,
     images,
+    quotas,
     registries,
     streams,
     system,
@@ -23,6 +24,7 @@ def create_app(services: Services) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
-    for module in (system, identity, containers, streams, registries, images, volumes):
-        app.include_router(module.router)
+    for module in (system, identity, quotas, containers, streams, registries, images,
+                   volumes):
+        app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     return app

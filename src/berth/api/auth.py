@@ -1,7 +1,8 @@
 """Every request is authenticated, then acts in one project with one role.
 
-``Authorization: Bearer berth_<id>_<secret>`` names the caller; without it, root on the local
-unix socket is the admin when the daemon allows that (``--no-local-root-admin`` turns it off).
+``Authorization: Bearer berth_<id>_<secret>`` names the caller; without it, a verified TLS client
+certificate names a user by its subject CN (api/tlspeer.py), and root on the local unix socket
+is the admin when the daemon allows that (``--no-local-root-admin`` turns it off).
 ``X-Berth-Project`` picks another project the caller belongs to; ``all_projects=true`` lets
 an admin list across projects. Reading needs the reader role; anything else needs member.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from starlette.requests import HTTPConnection
 
 from berth.api.peercred import PEER_UID
+from berth.api.tlspeer import PEER_CN
 from berth.errors import Unauthorized
 from berth.service.context import Context
 
@@ -28,6 +30,8 @@ def authenticate(conn: HTTPConnection, write: bool) -> Context:
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("use Authorization: Bearer <token>")
         who = svc.identity.authenticate(token)
+    elif conn.scope.get(PEER_CN):
+        who = svc.identity.certificate_user(conn.scope[PEER_CN])
     elif conn.scope.get(PEER_UID) == 0 and svc.local_root_admin:
         who = svc.identity.local_admin()
     else:

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from berth.service.credentials import CredentialService
     from berth.service.hub import Hub
     from berth.service.identity import IdentityService
+    from berth.service.idmaps import IdMaps
     from berth.service.images import ImageService
+    from berth.service.quotas import QuotaService
     from berth.service.registry import RegistryService
     from berth.service.trust import TrustService
     from berth.service.volumes import VolumeService
@@ -39,6 +41,8 @@ class Services:
     host: str
     info: dict
     local_root_admin: bool = True  # root on the unix socket acts as the admin
+    quotas: QuotaService | None = None
+    idmaps: IdMaps | None = None  # each project's user-namespace range
 
 
 def services(request: Request) -> Services:

@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from berth.errors import BerthError
 
 log = logging.getLogger("berth.api")
+
+
+class ErrorBody(BaseModel):
+    """A refusal: its message names the problem (a failed action adds its result's fields)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# Declared on every route (app.include_router), so the OpenAPI document says what a client
+# may get back: schemathesis checks every answer against it.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("bad input: the message names the field and the problem"),
+    401: _error("no credentials, or credentials refused"),
+    403: _error("the caller's role (or the operator's policy) does not allow it"),
+    404: _error("no such object (or project) for this caller"),
+    409: _error("the object's state forbids it: name taken, not running, in use"),
+}
 
 
 def _field(loc: tuple) -> str:
@@ -32,7 +57,28 @@ def validation_message(errors: list[dict]) -> str:
     return msg if field == "body" else f"{field}: {msg}"
 
 
+def _openapi_without_422(app: FastAPI) -> None:
+    """Invalid input is answered 400 (below), so FastAPI's stock 422 is never sent: the
+    document must not promise it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = generate()  # FastAPI keeps it in app.openapi_schema
+            for ops in doc.get("paths", {}).values():
+                for op in ops.values():
+                    op.get("responses", {}).pop("422", None)
+            schemas = doc.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _openapi_without_422(app)
+
     @app.exception_handler(BerthError)
     async def _berth(_request: Request, exc: BerthError) -> Response:
         if exc.status == 304:

@@ -63,6 +63,7 @@ def image(img: Image, tags: list[str]) -> dict[str, Any]:
     cfg = img.config.get("config") or {}
     return {
         "id": img.id,
+        "project_id": img.project_id,
         "tags": tags,
         "manifest_digest": img.manifest_digest,
         "repo_digests": list(img.repo_digests or []),
@@ -80,5 +81,6 @@ def image(img: Image, tags: list[str]) -> dict[str, Any]:
 
 
 def volume(vol: Volume, mountpoint: str) -> dict[str, Any]:
-    return {"name": vol.name, "driver": vol.driver, "labels": vol.labels, "host": vol.host,
-            "mountpoint": mountpoint, "created": iso(vol.created_at)}
+    return {"name": vol.name, "project_id": vol.project_id, "driver": vol.driver,
+            "labels": vol.labels, "host": vol.host, "mountpoint": mountpoint,
+            "created": iso(vol.created_at)}

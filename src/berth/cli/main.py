@@ -32,12 +32,21 @@ def main(argv: list[str] | None = None) -> None:
     if not args.cmd:
         build().print_help()
         sys.exit(0)
-    from berth.cli import commands
-    from berth.client import APIError, Client
+    from berth.client import APIError
 
     try:
-        client = Client(args.host)
-        code = commands.dispatch(client, args)
+        if args.cmd in LOCAL:  # no daemon involved
+            code = _local(args)
+        else:
+            client = _client(args)
+            if args.cmd in IDENTITY:
+                from berth.cli.identity_commands import COMMANDS
+
+                code = COMMANDS[args.cmd](client, args)
+            else:
+                from berth.cli import commands
+
+                code = commands.dispatch(client, args)
     except APIError as e:
         _fail(e.message, e.body.get("exit_code") if e.body else None)
     except UsageError as e:
@@ -49,6 +58,34 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
     sys.exit(code or 0)
+
+
+LOCAL = ("context", "completion")
+IDENTITY = ("project", "user", "token", "whoami", "quota")
+
+
+def _local(args: Any) -> int:
+    if args.cmd == "context":
+        from berth.cli.contexts import cmd_context
+
+        return cmd_context(args)
+    from berth.cli.completion import cmd_completion
+
+    return cmd_completion(args)
+
+
+def _client(args: Any) -> Any:
+    """The SDK client, its settings from flags > environment > context > defaults."""
+    from berth.cli.contexts import resolve
+    from berth.client import Client
+
+    settings = resolve({"host": args.host, "token": args.token, "project": args.project,
+                        "tls_ca": args.tls_ca, "tls_cert": args.tls_cert,
+                        "tls_key": args.tls_key}, args.context)
+    try:
+        return Client(**settings)
+    except ValueError as e:  # a host or TLS file that cannot be used
+        raise UsageError(str(e)) from None
 
 
 def _fail(message: str, exit_code: Any = None) -> None:

@@ -81,8 +81,16 @@ COMMAND_HELP: dict[str, str] = {
     "tag": "name an image",
     "rmi": "remove images",
     "volume": "manage volumes",
+    "project": "manage projects, their members and grants",
+    "user": "manage users",
+    "token": "manage API tokens",
+    "whoami": "show who the credentials name and the project they act in",
+    "quota": "show or set the project's quotas",
+    "context": "manage named endpoints and credentials (like docker contexts)",
+    "completion": "print a bash or zsh completion script",
 }
-_GLOBAL_WITH_VALUE = ("-H", "--host", "-o", "--output")
+_GLOBAL_WITH_VALUE = ("-H", "--host", "-o", "--output", "--token", "--project", "--context",
+                      "--tls-ca", "--tls-cert", "--tls-key")
 
 
 def _selected(argv: list[str]) -> str | None:
@@ -112,6 +120,14 @@ def build(argv: list[str] | None = None) -> argparse.ArgumentParser:
     root.add_argument("-H", "--host", help="daemon address (BERTH_HOST; default "
                       "unix:///run/berth/berth.sock)")
     root.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    root.add_argument("--token", help="API token (BERTH_TOKEN)")
+    root.add_argument("--project", help="act in this project (BERTH_PROJECT)")
+    root.add_argument("--context", help="take host and credentials from this named context "
+                      "(BERTH_CONTEXT; default: the current one, see `berth context`)")
+    for name, what in (("ca", "CA that signed the daemon's certificate"),
+                       ("cert", "client certificate"), ("key", "client certificate's key")):
+        root.add_argument(f"--tls-{name}", metavar="FILE",
+                          help=f"{what} (BERTH_TLS_{name.upper()})")
     root.add_argument("--version", action="store_true")
     # -o/--output also after the command ("berth ps -o json"), as users type it.
     common = argparse.ArgumentParser(add_help=False)
@@ -123,8 +139,14 @@ def build(argv: list[str] | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, parents=[] if name == "save" else [common],
                            add_help=name not in ("run", "create"))
         if only is None or only == name:
-            _ARGS[name](p, common)
+            (_ARGS.get(name) or _more_args(name))(p, common)
     return root
+
+
+def _more_args(name: str) -> Callable[[argparse.ArgumentParser, argparse.ArgumentParser], None]:
+    from berth.cli.parser_identity import ARGS
+
+    return ARGS[name]
 
 
 def _run(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ import os
 
 from berth.client.identity import Projects, Tokens, Users
 from berth.client.images import Images, Registries
+from berth.client.paging import Page, fetch
 from berth.client.transport import DEFAULT_HOST, APIError, Transport, read_frames
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -39,8 +40,15 @@ class _Containers:
                             {"start": True, "attach": True, "wait": True}, body=spec)
         return read_frames(resp)
 
-    def list(self, all: bool = False, filters: list[str] | None = None) -> list[dict[str, Any]]:
-        return self._t.call("GET", "/v1/containers", {"all": all, "filter": filters or None})
+    def list(self, all: bool = False, filters: list[str] | None = None, *,
+             selector: str | None = None, limit: int | None = None, marker: str | None = None,
+             sort: str | None = None, all_projects: bool = False) -> Page:
+        """Containers (all: stopped ones too). selector: labels, Kubernetes-style
+        ("app=web,tier!=db"); sort: "name", "created_at:desc", …; limit: one page (its
+        next_marker is the next page's marker), else every page; all_projects: admins."""
+        return fetch(self._t, "/v1/containers",
+                     {"all": all, "filter": filters or None, "all_projects": all_projects or None},
+                     limit=limit, marker=marker, sort=sort, selector=selector)
 
     def get(self, ref: str) -> dict[str, Any]:
         return self._t.call("GET", f"/v1/containers/{ref}")
@@ -84,8 +92,10 @@ class _Containers:
     def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
         return self._t.call("POST", f"/v1/containers/{ref}/wait", {"condition": condition})
 
-    def actions(self, ref: str) -> list[dict[str, Any]]:
-        return self._t.call("GET", f"/v1/containers/{ref}/actions")
+    def actions(self, ref: str, *, limit: int | None = None, marker: str | None = None,
+                sort: str | None = None) -> Page:
+        return fetch(self._t, f"/v1/containers/{ref}/actions", {}, limit=limit, marker=marker,
+                     sort=sort)
 
     def logs(self, ref: str, follow: bool = False, tail: str | int = "all",
              since: str | None = None, until: str | None = None, timestamps: bool = False,
@@ -129,8 +139,12 @@ class _Volumes:
                ) -> dict[str, Any]:
         return self._t.call("POST", "/v1/volumes", body={"name": name, "labels": labels or {}})
 
-    def list(self, filters: list[str] | None = None) -> list[dict[str, Any]]:
-        return self._t.call("GET", "/v1/volumes", {"filter": filters or None})
+    def list(self, filters: list[str] | None = None, *, selector: str | None = None,
+             limit: int | None = None, marker: str | None = None, sort: str | None = None,
+             all_projects: bool = False) -> Page:
+        return fetch(self._t, "/v1/volumes",
+                     {"filter": filters or None, "all_projects": all_projects or None},
+                     limit=limit, marker=marker, sort=sort, selector=selector)
 
     def get(self, name: str) -> dict[str, Any]:
         return self._t.call("GET", f"/v1/volumes/{name}")
@@ -143,11 +157,20 @@ class _Volumes:
 
 
 class Client:
+    """Each argument left out comes from the environment: BERTH_HOST (default: the local
+    unix socket), BERTH_TOKEN, BERTH_PROJECT, BERTH_TLS_CA, BERTH_TLS_CERT, BERTH_TLS_KEY.
+    TLS: ``tcp://host:port`` with a CA or client certificate, or ``https://host:port``."""
+
     def __init__(self, host: str | None = None, token: str | None = None,
-                 project: str | None = None) -> None:
-        self.host = host or os.environ.get("BERTH_HOST") or DEFAULT_HOST
-        self.transport = Transport(self.host, token=token or os.environ.get("BERTH_TOKEN"),
-                                   project=project or os.environ.get("BERTH_PROJECT"))
+                 project: str | None = None, tls_ca: str | None = None,
+                 tls_cert: str | None = None, tls_key: str | None = None) -> None:
+        env = os.environ.get
+        self.host = host or env("BERTH_HOST") or DEFAULT_HOST
+        self.transport = Transport(self.host, token=token or env("BERTH_TOKEN"),
+                                   project=project or env("BERTH_PROJECT"),
+                                   tls_ca=tls_ca or env("BERTH_TLS_CA"),
+                                   tls_cert=tls_cert or env("BERTH_TLS_CERT"),
+                                   tls_key=tls_key or env("BERTH_TLS_KEY"))
         self.containers = _Containers(self.transport)
         self.images = Images(self.transport)
         self.registries = Registries(self.transport)
@@ -162,8 +185,14 @@ class Client:
     def info(self) -> dict[str, Any]:
         return self.transport.call("GET", "/v1/info")
 
-    def events(self, type: str | None = None) -> Iterator[dict[str, Any]]:
-        resp = self.transport.open("GET", "/v1/events", {"type": type})
+    def events(self, type: str | list[str] | None = None, *,
+               object: str | list[str] | None = None, selector: str | None = None,
+               all_projects: bool = False) -> Iterator[dict[str, Any]]:
+        """What happens, as it happens: filtered by type (container, image, volume), object
+        (id or name) and the object's labels (selector); all_projects: admins."""
+        resp = self.transport.open("GET", "/v1/events", {
+            "type": type, "object": object, "selector": selector,
+            "all_projects": all_projects or None})
         for line in resp:
             if line.startswith(b"data: "):
                 yield json.loads(line[6:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from berth.client.paging import Page, fetch
 from berth.client.transport import Transport
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -13,8 +14,9 @@ class Projects:
     def __init__(self, t: Transport) -> None:
         self._t = t
 
-    def list(self) -> list[dict[str, Any]]:
-        return self._t.call("GET", "/v1/projects")
+    def list(self, *, limit: int | None = None, marker: str | None = None,
+             sort: str | None = None) -> Page:
+        return fetch(self._t, "/v1/projects", {}, limit=limit, marker=marker, sort=sort)
 
     def get(self, name: str) -> dict[str, Any]:
         return self._t.call("GET", f"/v1/projects/{name}")
@@ -45,8 +47,10 @@ class Users:
     def __init__(self, t: Transport) -> None:
         self._t = t
 
-    def list(self, all_projects: bool = False) -> list[dict[str, Any]]:
-        return self._t.call("GET", "/v1/users", {"all_projects": all_projects or None})
+    def list(self, all_projects: bool = False, *, limit: int | None = None,
+             marker: str | None = None, sort: str | None = None) -> Page:
+        return fetch(self._t, "/v1/users", {"all_projects": all_projects or None},
+                     limit=limit, marker=marker, sort=sort)
 
     def create(self, name: str, is_admin: bool = False) -> dict[str, Any]:
         return self._t.call("POST", "/v1/users", body={"name": name, "is_admin": is_admin})
@@ -56,8 +60,10 @@ class Tokens:
     def __init__(self, t: Transport) -> None:
         self._t = t
 
-    def list(self, all_projects: bool = False) -> list[dict[str, Any]]:
-        return self._t.call("GET", "/v1/tokens", {"all_projects": all_projects or None})
+    def list(self, all_projects: bool = False, *, limit: int | None = None,
+             marker: str | None = None, sort: str | None = None) -> Page:
+        return fetch(self._t, "/v1/tokens", {"all_projects": all_projects or None},
+                     limit=limit, marker=marker, sort=sort)
 
     def create(self, name: str, expires_in: float | None = None,
                user: str | None = None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from berth.client.paging import Page, fetch
 from berth.client.transport import APIError, Transport
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -32,8 +33,14 @@ class Images:
     def __init__(self, t: Transport) -> None:
         self._t = t
 
-    def list(self, filters: list[str] | None = None) -> list[dict[str, Any]]:
-        return self._t.call("GET", "/v1/images", {"filter": filters or None})
+    def list(self, filters: list[str] | None = None, *, selector: str | None = None,
+             limit: int | None = None, marker: str | None = None, sort: str | None = None,
+             all_projects: bool = False) -> Page:
+        """Images, newest first. selector: their labels; sort: "size", "created_at:asc", …;
+        limit: one page (see Page.next_marker), else every page; all_projects: admins."""
+        return fetch(self._t, "/v1/images",
+                     {"filter": filters or None, "all_projects": all_projects or None},
+                     limit=limit, marker=marker, sort=sort, selector=selector)
 
     def get(self, ref: str) -> dict[str, Any]:
         return self._t.call("GET", f"/v1/images/{ref}/json")

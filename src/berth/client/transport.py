@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 import struct
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -47,10 +48,18 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class Transport:
+    """``unix:///path``; ``tcp://host:port`` (HTTPS when any TLS file is given, else plain
+    HTTP for a loopback ``--insecure-tcp`` daemon); ``https://host:port`` (TLS, trusting the
+    system's CAs unless ``tls_ca``). ``tls_cert``/``tls_key``: a client certificate."""
+
     def __init__(self, host: str = DEFAULT_HOST, timeout: float = TIMEOUT,
-                 token: str | None = None, project: str | None = None) -> None:
+                 token: str | None = None, project: str | None = None,
+                 tls_ca: str | None = None, tls_cert: str | None = None,
+                 tls_key: str | None = None) -> None:
         self.host = host
         self.timeout = timeout
+        self.ssl_context: ssl.SSLContext | None = None
+        self.client_cert = tls_cert
         # Sent with every request: who we are, and which of our projects we act in.
         self.auth_headers: dict[str, str] = {}
         if token:
@@ -61,17 +70,40 @@ class Transport:
         if parts.scheme == "unix":
             self.unix_path: str | None = parts.path
             self.netloc = "localhost"
-        elif parts.scheme in ("tcp", "http"):
+        elif parts.scheme in ("tcp", "http", "https"):
             self.unix_path = None
             self.netloc = parts.netloc
+            if parts.scheme == "https" or (parts.scheme == "tcp" and (tls_ca or tls_cert)):
+                self.ssl_context = _ssl_context(tls_ca, tls_cert, tls_key)
         else:
             raise ValueError(f"unsupported host {host!r}: use unix:///path or tcp://host:port")
+        if (tls_ca or tls_cert) and parts.scheme == "http":  # (a unix socket ignores them)
+            raise ValueError(f"TLS options need a tcp:// or https:// host, not {host}")
+        if token and self.unix_path is None and self.ssl_context is None and \
+                not _loopback(parts.hostname or ""):
+            raise ValueError(f"refusing to send a token in the clear to {host}: give --tls-ca "
+                             "(BERTH_TLS_CA) for TLS, or use https://")
 
     def connection(self) -> http.client.HTTPConnection:
         """A raw http.client connection to berthd (unix socket or TCP)."""
         if self.unix_path is not None:
             return _UnixConnection(self.unix_path, self.timeout)
+        if self.ssl_context is not None:
+            return http.client.HTTPSConnection(self.netloc, timeout=self.timeout,
+                                               context=self.ssl_context)
         return http.client.HTTPConnection(self.netloc, timeout=self.timeout)
+
+    def _hint(self, e: OSError) -> str:
+        """A connection closed on us over TCP: usually TLS spoken to plain HTTP, or the other
+        way, or a client certificate the daemon did not accept."""
+        if self.unix_path is not None or isinstance(e, ssl.SSLCertVerificationError) or \
+                not isinstance(e, ConnectionResetError | ssl.SSLError):
+            return ""
+        if self.ssl_context is None:
+            return " (a TLS port? give --tls-ca, or use https://)"
+        if self.client_cert:
+            return " (was the client certificate refused? berthd's --tls-client-ca must sign it)"
+        return ""
 
     def open(self, method: str, path: str, params: dict[str, Any] | None = None,
              body: Any = None, raw: bytes | Iterator[bytes] | None = None,
@@ -97,7 +129,12 @@ class Transport:
             raise ConnectionFailed(0, f"cannot reach berthd at {self.host}: {e.strerror}. Is "
                                    "berthd running?") from None
         except OSError as e:
-            raise ConnectionFailed(0, f"cannot talk to berthd at {self.host}: {e}") from None
+            raise ConnectionFailed(0, f"cannot talk to berthd at {self.host}: "
+                                   f"{e}{self._hint(e)}") from None
+        except http.client.HTTPException as e:  # not HTTP: a TLS port spoken to in plain HTTP
+            hint = "" if self.ssl_context else " (a TLS port? give --tls-ca or use https://)"
+            raise ConnectionFailed(0, f"cannot talk to berthd at {self.host}: no HTTP answer "
+                                   f"({type(e).__name__}){hint}") from None
         if resp.status >= 400:
             payload = resp.read()
             try:
@@ -119,18 +156,48 @@ class Transport:
     def websocket(self, path: str, params: dict[str, Any] | None = None) -> Any:
         from websockets.sync.client import connect, unix_connect
 
-        url = "ws://localhost" + quote(path)
+        url = quote(path)
         if params:
             url += "?" + urlencode(_params(params))
         try:
             if self.unix_path is not None:
-                return unix_connect(self.unix_path, url, max_size=1 << 20, compression=None,
-                                    open_timeout=30, additional_headers=self.auth_headers)
-            return connect(url.replace("localhost", self.netloc, 1), max_size=1 << 20,
-                           compression=None, open_timeout=30,
-                           additional_headers=self.auth_headers)
+                return unix_connect(self.unix_path, "ws://localhost" + url, max_size=1 << 20,
+                                    compression=None, open_timeout=30,
+                                    additional_headers=self.auth_headers)
+            if self.ssl_context is not None:
+                return connect(f"wss://{self.netloc}{url}", ssl=self.ssl_context,
+                               max_size=1 << 20, compression=None, open_timeout=30,
+                               additional_headers=self.auth_headers)
+            return connect(f"ws://{self.netloc}{url}", max_size=1 << 20, compression=None,
+                           open_timeout=30, additional_headers=self.auth_headers)
         except (FileNotFoundError, ConnectionRefusedError) as e:
             raise ConnectionFailed(0, f"cannot reach berthd at {self.host}: {e}") from None
+        except OSError as e:  # TLS refused, reset, timed out
+            raise ConnectionFailed(0, f"cannot talk to berthd at {self.host}: {e}") from None
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _ssl_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
+    """Verify the daemon against ``ca`` (default: the system's CAs) and its name; present a
+    client certificate when given one."""
+    if key and not cert:
+        raise ValueError("a TLS client key needs its certificate (--tls-cert)")
+    try:
+        ctx = ssl.create_default_context(cafile=ca)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        what = f"{ca or ''} {cert or ''} {key or ''}".split()
+        raise ValueError(f"cannot use TLS files {', '.join(what)}: {e}") from None
+    return ctx
 
 
 def _params(params: dict[str, Any]) -> list[tuple[str, str]]:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from berth.errors import Conflict
 from berth.image.blobs import BlobStore
 from berth.image.reference import normalize_tag_reference
-from berth.runtime.base import IdMapping
 from berth.service.context import Context
+from berth.service.idmaps import IdMaps
 from berth.service.images import ImageService
 
 if TYPE_CHECKING:
@@ -20,12 +20,12 @@ if TYPE_CHECKING:
 
 class CommitService:
     def __init__(self, containers: ContainerService, images: ImageService, hostops: HostOps,
-                 blobs: BlobStore, idmap: IdMapping | None) -> None:
+                 blobs: BlobStore, idmaps: IdMaps) -> None:
         self.containers = containers
         self.images = images
         self.hostops = hostops
         self.blobs = blobs
-        self.idmap = idmap
+        self.idmaps = idmaps
 
     def commit(self, ctx: Context, req: CommitRequest) -> Image:
         from berth.image.changes import parse_changes
@@ -39,7 +39,9 @@ class CommitService:
         base = self.images.manifest_of(ctx, row.image_id)
         changes = combine(from_container(row.spec), asked)
         with self.images.content.using():
-            layer = self.hostops.commit_changes(row.id, self.blobs, self.idmap, req.pause)
+            layer = self.hostops.commit_changes(row.id, self.blobs,
+                                                self.idmaps.for_project(row.project_id),
+                                                req.pause)
             manifest = commit_image(base, layer, self.blobs, changes=changes,
                                     author=req.author, comment=req.message,
                                     created_by=f"berth commit {row.name}")

@@ -10,17 +10,28 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability
+from berth.service import grants
 from berth.service.context import Context
 from berth.service.filters import labels_match
 from berth.service.hub import Hub
 from berth.service.images import ImageService
 from berth.service.names import new_id, random_name
+from berth.service.paging import (
+    Listing,
+    PageRequest,
+    Sort,
+    listing,
+    marker_position,
+    page_rows,
+)
+from berth.service.quotas import QuotaService, container_demand, update_demand
+from berth.service.selectors import Selector, from_label_filters
 from berth.service.specs import (
     ContainerCreate,
     ContainerUpdate,
@@ -29,11 +40,13 @@ from berth.service.specs import (
 )
 from berth.service.volumes import VolumeService
 from berth.store.db import Store
-from berth.store.models import Action, Container, Image
+from berth.store.models import Action, Container, Image, Project
 
 # Statuses in which a container has a live process.
 LIVE = ("running", "paused", "restarting")
 CONTAINER_FILTERS = {"status", "label", "name", "id", "ancestor"}
+CONTAINER_SORT = Sort(("created_at", "name", "status", "id"), "created_at", "desc")
+ACTION_SORT = Sort(("id", "started_at"), "id", "asc")
 # Actions the agent carries out, and the capability each one needs from the backend.
 NEEDS = {"pause": Capability.PAUSE, "unpause": Capability.PAUSE, "update": Capability.UPDATE}
 
@@ -41,8 +54,10 @@ NEEDS = {"pause": Capability.PAUSE, "unpause": Capability.PAUSE, "update": Capab
 class ContainerService:
     def __init__(self, store: Store, hub: Hub, host: str, capabilities: frozenset[Capability],
                  images: ImageService, volumes: VolumeService,
-                 admit: Callable[[Context, Image], None] | None = None) -> None:
+                 admit: Callable[[Context, Image], None] | None = None,
+                 quotas: QuotaService | None = None) -> None:
         self.store = store
+        self.quotas = quotas  # checked in the transaction that inserts the container
         self.admit = admit  # the signature policy's say on a pulled image, at every create
         self.hub = hub
         self.host = host
@@ -76,25 +91,68 @@ class ContainerService:
         return row
 
     def list(self, ctx: Context, all_: bool = False,
-             filters: dict[str, list[str]] | None = None) -> list[Container]:
+             filters: dict[str, list[str]] | None = None, *, selector: Selector | None = None,
+             page: PageRequest | None = None, all_projects: bool = False) -> Listing:
+        """Live containers (all_: every one), newest first unless page says otherwise; with
+        all_projects (admins only) those of every project. Without page: the whole list."""
+        across = all_projects and ctx.is_admin
         filters = filters or {}
         unknown = set(filters) - CONTAINER_FILTERS
         if unknown:
             raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}: use status, label, "
                                   "name, id or ancestor")
+        key, desc = CONTAINER_SORT.choose(page)
+        scope = select(Container)
+        if not across:
+            scope = scope.where(Container.project_id == ctx.project_id)
+        q = scope
+        if "status" in filters:
+            q = q.where(Container.status.in_(filters["status"]))
+        elif not all_:
+            q = q.where(Container.status.in_(LIVE))
+        if "ancestor" in filters:
+            q = q.where(or_(Container.image_ref.in_(filters["ancestor"]),
+                            Container.image_id.in_(filters["ancestor"])))
+        # name and id: LIKE narrows in SQL (case-insensitive in SQLite), Python decides.
+        if "name" in filters:
+            q = q.where(or_(*(Container.name.contains(v.lstrip("/"), autoescape=True)
+                              for v in filters["name"])))
+        if "id" in filters:
+            q = q.where(or_(*(Container.id.startswith(v, autoescape=True)
+                              for v in filters["id"])))
+        by_labels = from_label_filters(filters.get("label", []))
+        for sel in (selector, by_labels):
+            if sel:
+                q = q.where(sel.sql(lambda k: Container.labels[k].as_string()))
+        rest = {k: v for k, v in filters.items()
+                if k in ("name", "id") or (k == "label" and by_labels is None)}
+        keep = (lambda row: _matches(row, rest)) if rest else None
+        order = (Container.id,) if key == "id" else (getattr(Container, key), Container.id)
         with self.store.session() as s:
-            q = select(Container).where(Container.project_id == ctx.project_id)
-            rows = s.scalars(q.order_by(Container.created_at.desc())).all()
-        if not all_ and "status" not in filters:
-            rows = [r for r in rows if r.status in LIVE]
-        return [r for r in rows if _matches(r, filters)]
+            after = None
+            if page is not None and page.marker is not None:
+                marker = page.marker
+                after = marker_position(s, scope, order, or_(Container.id == marker,
+                                                             Container.name == marker), marker)
+            rows, more = page_rows(s, q, order, desc, page.limit if page else None, after, keep)
+        return listing(rows, more, lambda row: row.id)
 
-    def actions(self, ctx: Context, ref: str) -> list[Action]:
+    def actions(self, ctx: Context, ref: str, page: PageRequest | None = None) -> Listing:
+        """The container's actions log, oldest first unless page says otherwise."""
+        key, desc = ACTION_SORT.choose(page)
+        order = (Action.id,) if key == "id" else (getattr(Action, key), Action.id)
         with self.store.session() as s:
             row = self._find(s, ctx, ref)
-            q = select(Action).where(Action.container_id == row.id,
-                                     Action.project_id == ctx.project_id)
-            return list(s.scalars(q.order_by(Action.id)).all())
+            scope = select(Action).where(Action.container_id == row.id,
+                                         Action.project_id == row.project_id)
+            after = None
+            if page is not None and page.marker is not None:
+                if not page.marker.isdigit() or len(page.marker) > 18:
+                    raise InvalidArgument(f"invalid marker {page.marker!r}: an action id")
+                after = marker_position(s, scope, order, Action.id == int(page.marker),
+                                        page.marker)
+            acts, more = page_rows(s, scope, order, desc, page.limit if page else None, after)
+        return listing(acts, more, lambda act: str(act.id))
 
     def action(self, ctx: Context, action_id: int) -> Action:
         with self.store.session() as s:
@@ -109,6 +167,9 @@ class ContainerService:
                ) -> tuple[Container, Action]:
         if req.tty and Capability.TTY not in self.capabilities:
             raise InvalidArgument("this host's runtime does not support a tty")
+        spec = req.model_dump(mode="json")
+        if grants.needed(spec):  # before anything looks at a host path
+            grants.check(ctx, self._grants(ctx.project_id), spec)
         image = self.images.resolve(ctx, req.image)
         if self.admit is not None:
             self.admit(ctx, image)
@@ -120,7 +181,6 @@ class ContainerService:
         name = req.name or random_name()
         with self.store.session() as s:
             self._check_name_free(s, ctx, name)
-        spec = req.model_dump(mode="json")
         spec["mounts"], new_volumes = self.volumes.prepare_mounts(ctx, req.mounts)
         try:
             row, act = self._insert(ctx, req, spec, cid, name, image.id, now, start)
@@ -129,6 +189,11 @@ class ContainerService:
             raise
         self.hub.kick_agent(cid)
         return row, act
+
+    def _grants(self, project_id: str) -> list[str]:
+        with self.store.session() as s:
+            project = s.get(Project, project_id)
+            return list(project.grants or []) if project is not None else []
 
     @staticmethod
     def _check_name_free(s: Session, ctx: Context, name: str, owner: str | None = None) -> None:
@@ -141,7 +206,10 @@ class ContainerService:
 
     def _insert(self, ctx: Context, req: ContainerCreate, spec: dict[str, Any], cid: str,
                 name: str, image_id: str, now: float, start: bool) -> tuple[Container, Action]:
+        disk = self.quotas.measure_disk(ctx.project_id) if self.quotas else None
         with self.store.session() as s:
+            if self.quotas is not None:  # first in the transaction: checks run in turn
+                self.quotas.admit(s, ctx.project_id, container_demand(spec), disk=disk)
             row = Container(
                 id=cid, project_id=ctx.project_id, name=name, host=self.host,
                 image_id=image_id, image_ref=req.image, spec=spec, labels=req.labels,
@@ -205,10 +273,15 @@ class ContainerService:
         needed = NEEDS.get(action)
         if needed is not None and needed not in self.capabilities:
             raise InvalidArgument(f"{action}: this host's runtime lacks the '{needed}' capability")
+        quotas = self.quotas if action == "update" and update_demand(params) else None
         with self.store.session() as s:
+            if quotas is not None:  # first in the transaction: checks run in turn
+                quotas.lock(s, ctx.project_id)
             row = self._find(s, ctx, ref)
             if row.desired == "removed" and action != "remove":
                 raise Conflict(f"container {row.name} is being removed")
+            if quotas is not None:  # the container's new limits in place of its old ones
+                quotas.check(s, ctx.project_id, update_demand(params), replacing=row.id)
             act = self._add_action(s, ctx, row, action, params)
             cid = row.id
         self.hub.kick_agent(cid)
@@ -298,4 +371,5 @@ def _matches(row: Container, filters: dict[str, list[str]]) -> bool:
 
 def _event(row: Container, action: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"type": "container", "action": action, "id": row.id, "name": row.name,
-            "project_id": row.project_id, "time": time.time(), **(extra or {})}
+            "project_id": row.project_id, "labels": dict(row.labels or {}),
+            "time": time.time(), **(extra or {})}

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from berth.errors import Conflict, InvalidArgument, NotFound, Unauthorized
 from berth.service.context import Context
+from berth.service.paging import Listing, PageRequest, Sort, listing, marker_position, page_rows
 from berth.store.db import DEFAULT_PROJECT, Store
 from berth.store.models import (
     Container,
@@ -42,6 +43,9 @@ ADMIN_USER = "admin"
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
 _TOKEN = re.compile(r"berth_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 MAX_TOKEN_LIFETIME = 10 * 365 * 86400
+PROJECT_SORT = Sort(("name", "created_at"), "name", "asc")
+USER_SORT = Sort(("name", "created_at"), "name", "asc")
+TOKEN_SORT = Sort(("created_at", "name", "id"), "created_at", "asc")
 
 
 def check_name(kind: str, name: str) -> str:
@@ -93,6 +97,21 @@ class IdentityService:
         with self.store.session() as s:
             user = s.scalars(select(User).where(User.name == ADMIN_USER)).one()
         return Principal(user.id, user.name, True, DEFAULT_PROJECT, "unix socket (uid 0)")
+
+    def certificate_user(self, name: str) -> Principal:
+        """Who a verified TLS client certificate (subject CN ``name``) is: that user, acting
+        by default in its first project (by name; an admin without one: the default)."""
+        with self.store.session() as s:
+            user = s.scalars(select(User).where(User.name == name)).first()
+            first = None if user is None else s.scalars(
+                select(Membership.project_id).where(Membership.user_id == user.id)
+                .order_by(Membership.project_id)).first()
+        if user is None:
+            raise Unauthorized(f"the client certificate names no Berth user ({name!r})")
+        if first is None and not user.is_admin:
+            raise Unauthorized(f"user {name} (client certificate) is in no project")
+        return Principal(user.id, user.name, user.is_admin, first or DEFAULT_PROJECT,
+                         f"client certificate CN={name}")
 
     # -- authentication ---------------------------------------------------------------------
 
@@ -157,14 +176,21 @@ class IdentityService:
                 "members": sorted(({"user": names.get(m.user_id, m.user_id), "role": m.role}
                                    for m in members), key=lambda m: m["user"])}
 
-    def projects(self, who: Principal) -> list[dict[str, Any]]:
+    def projects(self, who: Principal, page: PageRequest | None = None) -> Listing:
+        """The projects ``who`` may see (admins: all), by name unless page says otherwise."""
+        key, desc = PROJECT_SORT.choose(page)
+        scope = select(Project)
+        if not who.is_admin:
+            scope = scope.join(Membership, Membership.project_id == Project.id).where(
+                Membership.user_id == who.user_id)
+        order = (Project.name,) if key == "name" else (Project.created_at, Project.name)
         with self.store.session() as s:
-            if who.is_admin:
-                ids = s.scalars(select(Project.id).order_by(Project.id)).all()
-            else:
-                ids = s.scalars(select(Membership.project_id).where(
-                    Membership.user_id == who.user_id).order_by(Membership.project_id)).all()
-        return [self.project(pid) for pid in ids]
+            after = None
+            if page is not None and page.marker is not None:
+                after = marker_position(s, scope, order, Project.name == page.marker,
+                                        page.marker)
+            rows, more = page_rows(s, scope, order, desc, page.limit if page else None, after)
+        return listing([self.project(p.id) for p in rows], more, lambda p: p["name"])
 
     def delete_project(self, project_id: str) -> None:
         if project_id == DEFAULT_PROJECT:
@@ -219,18 +245,26 @@ class IdentityService:
         with self.store.session() as s:
             return s.get(Membership, (user_id, project_id)) is not None
 
-    def users(self, project_id: str | None = None) -> list[dict[str, Any]]:
+    def users(self, project_id: str | None = None, page: PageRequest | None = None
+              ) -> Listing:
+        """Every user, or a project's members; by name unless page says otherwise."""
+        key, desc = USER_SORT.choose(page)
+        order = (User.name,) if key == "name" else (User.created_at, User.name)
         with self.store.session() as s:
-            q = select(User).order_by(User.name)
+            q = select(User)
             if project_id is not None:
                 q = q.join(Membership, Membership.user_id == User.id).where(
                     Membership.project_id == project_id)
-            rows = s.scalars(q).all()
+            after = None
+            if page is not None and page.marker is not None:
+                after = marker_position(s, q, order, User.name == page.marker, page.marker)
+            rows, more = page_rows(s, q, order, desc, page.limit if page else None, after)
             roles = {} if project_id is None else {
                 m.user_id: m.role for m in s.scalars(select(Membership).where(
                     Membership.project_id == project_id))}
-        return [{"id": u.id, "name": u.name, "is_admin": u.is_admin,
-                 **({"role": roles[u.id]} if u.id in roles else {})} for u in rows]
+        return listing([{"id": u.id, "name": u.name, "is_admin": u.is_admin,
+                         **({"role": roles[u.id]} if u.id in roles else {})} for u in rows],
+                       more, lambda u: u["name"])
 
     def set_role(self, user_id: str, project_id: str, role: str | None) -> None:
         """Give a user a role in a project (None: take it away)."""
@@ -267,15 +301,22 @@ class IdentityService:
                         expires_at=now + expires_in if expires_in else None))
         return {**self._token_view_by_id(token_id), "token": f"berth_{token_id}_{secret}"}
 
-    def tokens(self, user_id: str | None, project_id: str | None) -> list[dict[str, Any]]:
+    def tokens(self, user_id: str | None, project_id: str | None,
+               page: PageRequest | None = None) -> Listing:
+        """A user's tokens (None: everyone's), oldest first unless page says otherwise."""
+        key, desc = TOKEN_SORT.choose(page)
+        order = (Token.id,) if key == "id" else (getattr(Token, key), Token.id)
         with self.store.session() as s:
-            q = select(Token).order_by(Token.created_at)
+            q = select(Token)
             if user_id is not None:
                 q = q.where(Token.user_id == user_id)
             if project_id is not None:
                 q = q.where(Token.project_id == project_id)
-            rows = s.scalars(q).all()
-        return [_token_view(t) for t in rows]
+            after = None
+            if page is not None and page.marker is not None:
+                after = marker_position(s, q, order, Token.id == page.marker, page.marker)
+            rows, more = page_rows(s, q, order, desc, page.limit if page else None, after)
+        return listing([_token_view(t) for t in rows], more, lambda t: t["id"])
 
     def token(self, token_id: str) -> Token:
         with self.store.session() as s:

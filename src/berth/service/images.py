@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 
 from berth.errors import Conflict, InvalidArgument, NotFound
@@ -22,8 +22,13 @@ from berth.image.reference import parse_reference
 from berth.image.types import ImageManifest, LayerRef
 from berth.service.archives import pipe_stream
 from berth.service.context import Context
+from berth.service.events import image_event
 from berth.service.filters import bool_filter, labels_match, reference_matches
 from berth.service.guard import ContentGuard
+from berth.service.hub import Hub
+from berth.service.paging import Listing, PageRequest, Sort, listing, marker_position, page_rows
+from berth.service.quotas import QuotaService
+from berth.service.selectors import Selector, from_label_filters
 from berth.store.db import Store
 from berth.store.models import Container, Image, ImageTag
 
@@ -34,6 +39,7 @@ def familiar(ref: str) -> str:
 
 
 IMAGE_FILTERS = {"reference", "label", "dangling", "before", "since"}
+IMAGE_SORT = Sort(("created_at", "size", "id"), "created_at", "desc")
 
 
 def _labels(img: Image) -> dict[str, str]:
@@ -47,6 +53,22 @@ def as_manifest(image: Image, tags: list[str] | None = None) -> ImageManifest:
                          repo_tags=tags or [])
 
 
+def _marker(across: bool, project_id: str, key: str) -> str:
+    """An item's marker: its id (or name); across projects, where ids may repeat,
+    "project/id"."""
+    return f"{project_id}/{key}" if across else key
+
+
+def _image_marker(marker: str) -> Any:
+    project, slash, image_id = marker.rpartition("/")
+    if not image_id.startswith("sha256:"):
+        image_id = "sha256:" + image_id
+    where = Image.id == image_id
+    if slash:
+        where = and_(where, Image.project_id == project)
+    return where
+
+
 def _tag_name(ref: str) -> str | None:
     """The familiar tag a reference names, or None when it cannot be one (an id)."""
     try:
@@ -56,10 +78,14 @@ def _tag_name(ref: str) -> str | None:
 
 
 class ImageService:
-    def __init__(self, store: Store, blobs: BlobStore, layers: LayerStore | None = None) -> None:
+    hub: Hub | None = None  # set by the daemon: image events go out through it
+
+    def __init__(self, store: Store, blobs: BlobStore, layers: LayerStore | None = None,
+                 quotas: QuotaService | None = None) -> None:
         self.store = store
         self.blobs = blobs
         self.layers = layers
+        self.quotas = quotas  # a new image counts against the project's images bytes
         self.content = ContentGuard()
 
     def resolve(self, ctx: Context, ref: str) -> Image:
@@ -84,6 +110,13 @@ class ImageService:
                            "load) or build it (berth image build-base) first")
         return image
 
+    def event(self, project_id: str, action: str, image: Image, name: str | None = None,
+              **extra: Any) -> None:
+        """Tell the events stream (pull, push, tag, untag, delete, import)."""
+        if self.hub is not None:
+            self.hub.publish(image_event(project_id, action, image.id, name, _labels(image),
+                                         **extra))
+
     def tags_of(self, ctx: Context, image_id: str) -> list[str]:
         with self.store.session() as s:
             q = select(ImageTag.name).where(ImageTag.project_id == ctx.project_id,
@@ -107,8 +140,12 @@ class ImageService:
                 source: str | None, source_digest: str | None, repo_digest: str | None,
                 signatures: list[dict[str, Any]] | None) -> Image:
         with self.store.session() as s:
+            if self.quotas is not None:
+                self.quotas.lock(s, ctx.project_id)  # first: concurrent checks run in turn
             image = s.get(Image, (ctx.project_id, manifest.id))
             if image is None:
+                if self.quotas is not None:
+                    self.quotas.check(s, ctx.project_id, {"images": manifest.size})
                 image = Image(project_id=ctx.project_id, id=manifest.id,
                               manifest_digest=manifest.manifest_digest, config=manifest.config,
                               layers=[vars(layer) for layer in manifest.layers],
@@ -155,6 +192,7 @@ class ImageService:
             for manifest in import_archive(stream, self.blobs):
                 image = self.record(ctx, manifest, manifest.repo_tags)
                 out.append((image, self.tags_of(ctx, image.id)))
+                self.event(ctx.project_id, "import", image, (out[-1][1] or [None])[0])
         return out
 
     def build_base(self, ctx: Context, kind: str, tag: str | None = None,
@@ -171,34 +209,70 @@ class ImageService:
         image = self.resolve(ctx, ref)
         with self.store.session() as s:
             self._set_tag(s, ctx, familiar(new), image.id)
+        self.event(ctx.project_id, "tag", image, familiar(new))
 
-    def list(self, ctx: Context, filters: dict[str, list[str]] | None = None
-             ) -> list[tuple[Image, list[str]]]:
-        """Newest first; filters as Docker's: reference (glob), label, dangling, before, since."""
+    def list(self, ctx: Context, filters: dict[str, list[str]] | None = None, *,
+             selector: Selector | None = None, page: PageRequest | None = None,
+             all_projects: bool = False) -> Listing:
+        """(image, its tags), newest first unless page says otherwise; with all_projects
+        (admins only) every project's. Filters as Docker's: reference (glob), label, dangling,
+        before, since. Without page: the whole list."""
+        across = all_projects and ctx.is_admin
         filters = filters or {}
-        with self.store.session() as s:
-            images = s.scalars(select(Image).where(Image.project_id == ctx.project_id)
-                               .order_by(Image.created_at.desc())).all()
-            tags = s.scalars(select(ImageTag).where(ImageTag.project_id == ctx.project_id)).all()
-        by_id: dict[str, list[str]] = {}
-        for t in tags:
-            by_id.setdefault(t.image_id, []).append(t.name)
-        out = [(img, sorted(by_id.get(img.id, []))) for img in images]
-        if "dangling" in filters:
-            dangling = bool_filter("dangling", filters["dangling"])
-            out = [(img, names) for img, names in out if (not names) == dangling]
-        if "reference" in filters:
-            out = [(img, names) for img, names in out
-                   if reference_matches(names, filters["reference"])]
-        if "label" in filters:
-            out = [(img, names) for img, names in out
-                   if labels_match(_labels(img), filters["label"])]
-        for key in ("before", "since"):
-            for ref in filters.get(key, []):
+        key, desc = IMAGE_SORT.choose(page)
+        scope = select(Image)
+        if not across:
+            scope = scope.where(Image.project_id == ctx.project_id)
+        q = scope
+        for k in ("before", "since"):
+            for ref in filters.get(k, []):
                 pivot = self.resolve(ctx, ref).created_at
-                out = [(img, names) for img, names in out
-                       if (img.created_at < pivot if key == "before" else img.created_at > pivot)]
-        return out
+                q = q.where(Image.created_at < pivot if k == "before" else
+                            Image.created_at > pivot)
+        by_labels = from_label_filters(filters.get("label", []))
+        for sel in (selector, by_labels):
+            if sel:
+                q = q.where(sel.sql(
+                    lambda label: Image.config[("config", "Labels", label)].as_string()))
+        dangling = bool_filter("dangling", filters["dangling"]) if "dangling" in filters \
+            else None
+        order: tuple[Any, ...] = (Image.id,) if key == "id" else (getattr(Image, key), Image.id)
+        if across:
+            order = (*order, Image.project_id)
+        by_id: dict[tuple[str, str], list[str]] = {}
+
+        def names(img: Image) -> list[str]:
+            return sorted(by_id.get((img.project_id, img.id), []))
+
+        def keep(img: Image) -> bool:
+            tags = names(img)
+            if dangling is not None and (not tags) != dangling:
+                return False
+            if "reference" in filters and not reference_matches(tags, filters["reference"]):
+                return False
+            return by_labels is not None or labels_match(_labels(img), filters.get("label", []))
+
+        tag_q = select(ImageTag.project_id, ImageTag.image_id, ImageTag.name)
+        if not across:
+            tag_q = tag_q.where(ImageTag.project_id == ctx.project_id)
+        by_tags = dangling is not None or "reference" in filters
+        with self.store.session() as s:
+            if by_tags:  # the filters need every image's tags
+                for project_id, image_id, name in s.execute(tag_q).all():
+                    by_id.setdefault((project_id, image_id), []).append(name)
+            after = None
+            if page is not None and page.marker is not None:
+                after = marker_position(s, scope, order, _image_marker(page.marker),
+                                        page.marker)
+            rows, more = page_rows(s, q, order, desc, page.limit if page else None, after,
+                                   keep if by_tags or by_labels is None else None)
+            if not by_tags and rows:  # the tags of these images only (a page's, say)
+                ids = {img.id for img in rows}
+                wanted = tag_q.where(ImageTag.image_id.in_(ids)) if len(ids) <= 1000 else tag_q
+                for project_id, image_id, name in s.execute(wanted).all():
+                    by_id.setdefault((project_id, image_id), []).append(name)
+        return listing([(img, names(img)) for img in rows], more,
+                       lambda item: _marker(across, item[0].project_id, item[0].id))
 
     def untag(self, ctx: Context, ref: str) -> str:
         """Drop one name; the image stays (dangling when it was its last name)."""
@@ -210,12 +284,23 @@ class ImageService:
             if tag is None:
                 raise NotFound(f"no such image tag: {name}")
             s.delete(tag)
+            image = s.get(Image, (ctx.project_id, tag.image_id))
+        if image is not None:
+            self.event(ctx.project_id, "untag", image, name)
         return name
 
     def remove(self, ctx: Context, ref: str, force: bool = False) -> list[str]:
         """Untag ref; delete the image when no tag is left (or when ref is an id).
         Returns what was untagged and deleted, Docker-style ("untagged: x", "deleted: id")."""
         image = self.resolve(ctx, ref)
+        done = self._remove(ctx, ref, image, force)
+        for line in done:
+            kind, _, what = line.partition(": ")
+            self.event(ctx.project_id, "untag" if kind == "untagged" else "delete", image,
+                       what if kind == "untagged" else None)
+        return done
+
+    def _remove(self, ctx: Context, ref: str, image: Image, force: bool) -> list[str]:
         with self.store.session() as s:
             users = s.scalars(select(Container.name).where(
                 Container.project_id == ctx.project_id, Container.image_id == image.id)).all()
@@ -300,6 +385,7 @@ class ImageService:
         from berth.image.gc import collect
 
         removed: list[str] = []
+        events: list[tuple[str, Image, str | None]] = []
         with self.store.session() as s:
             used = set(s.scalars(select(Container.image_id).where(
                 Container.project_id == ctx.project_id)).all())
@@ -313,8 +399,12 @@ class ImageService:
                                                           ImageTag.image_id == img.id)).all():
                     s.delete(t)
                     removed.append(f"untagged: {t.name}")
+                    events.append(("untag", img, t.name))
                 s.delete(img)
                 removed.append(f"deleted: {img.id}")
+                events.append(("delete", img, None))
+        for action, img, name in events:
+            self.event(ctx.project_id, action, img, name)
         if self.layers is None:
             return {"removed": removed, "reclaimed": 0}
         with self.content.collecting():

@@ -43,6 +43,7 @@ from berth.image.types import LayerRef
 from berth.runtime.base import IdMapping
 from berth.service.context import Context
 from berth.service.credentials import CredentialService
+from berth.service.idmaps import IdMaps
 from berth.service.images import ImageService, as_manifest
 from berth.service.trust import FetchedSignatures, TrustService
 from berth.store.models import Image
@@ -70,13 +71,13 @@ def registry_reference(text: str) -> Reference:
 class RegistryService:
     def __init__(self, images: ImageService, layers: LayerStore,
                  credentials: CredentialService, trust: TrustService,
-                 idmap: IdMapping | None, insecure: frozenset[str] = frozenset()) -> None:
+                 idmaps: IdMaps, insecure: frozenset[str] = frozenset()) -> None:
         self.images = images
         self.blobs = images.blobs
         self.layers = layers
         self.credentials = credentials
         self.trust = trust
-        self.idmap = idmap
+        self.idmaps = idmaps  # layers are unpacked in the pulling project's id range
         self.config = RegistryConfig(insecure=insecure)
 
     def _creds(self, ctx: Context) -> CredentialsFn:
@@ -112,11 +113,12 @@ class RegistryService:
             manifest = pulled.image
             self._touch([manifest.id, manifest.manifest_digest, digest,
                          *(la.digest for la in manifest.layers)])
-            self._unpack(manifest.layers, report)
+            self._unpack(manifest.layers, report, self.idmaps.for_project(ctx.project_id))
             tags = [ref.familiar()] if ref.tag else []
             image = self.images.record(ctx, manifest, tags, source=str(ref),
                                        source_digest=digest, repo_digest=f"{ref.name}@{digest}",
                                        signatures=kept)
+        self.images.event(ctx.project_id, "pull", image, ref.familiar(), digest=digest)
         return image, {"digest": digest, "reference": ref.familiar()}
 
     def _signatures(self, client: RegistryClient, ref: Reference,
@@ -145,13 +147,14 @@ class RegistryService:
             with contextlib.suppress(FileNotFoundError):
                 os.utime(self.blobs.path(digest))
 
-    def _unpack(self, layers: list[LayerRef], report: Report) -> None:
+    def _unpack(self, layers: list[LayerRef], report: Report,
+                idmap: IdMapping | None) -> None:
         def one(layer: LayerRef) -> None:
             short = layer.digest[7:19]
-            if self.layers.path(layer.diff_id, self.idmap) is None:
+            if self.layers.path(layer.diff_id, idmap) is None:
                 report({"id": short, "digest": layer.digest, "status": "extracting",
                         "current": 0, "total": layer.size})
-                self.layers.ensure(layer, self.idmap)
+                self.layers.ensure(layer, idmap)
             report({"id": short, "digest": layer.digest, "status": "extracted",
                     "current": layer.size, "total": layer.size})
 
@@ -180,6 +183,7 @@ class RegistryService:
                                    progress=report, mount_from=mount_from)
         self.images.add_repo_digest(ctx, image.id, f"{target.name}@{digest}")
         signed = self._sign(ctx, target, digest, sign_by, sigstore_key)
+        self.images.event(ctx.project_id, "push", image, target.familiar(), digest=digest)
         return {"reference": target.familiar(), "digest": digest, "signed": signed}
 
     # -- sign and verify ------------------------------------------------------------------

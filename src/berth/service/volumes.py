@@ -8,28 +8,37 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.runtime.base import IdMapping
 from berth.service.context import Context
+from berth.service.events import volume_event
 from berth.service.filters import labels_match
+from berth.service.hub import Hub
+from berth.service.idmaps import IdMaps
 from berth.service.names import new_id
+from berth.service.paging import Listing, PageRequest, Sort, listing, marker_position, page_rows
+from berth.service.quotas import QuotaService
+from berth.service.selectors import Selector, from_label_filters
 from berth.service.specs import MountRequest, VolumeCreate
 from berth.store.db import Store
 from berth.store.models import Container, Volume
 
 ANONYMOUS_LABEL = "berth.anonymous"
+VOLUME_SORT = Sort(("name", "created_at"), "name", "asc")
 
 
 class VolumeService:
+    hub: Hub | None = None  # set by the daemon: volume events go out through it
+
     def __init__(self, store: Store, root: Path, host: str, berth_root: Path,
-                 idmap: IdMapping | None) -> None:
+                 idmaps: IdMaps, quotas: QuotaService | None = None) -> None:
         self.store = store
         self.root = root  # <--root>/volumes
         self.host = host
         self.berth_root = berth_root.resolve()
-        self.idmap = idmap
+        self.idmaps = idmaps  # a volume belongs to its project's container root
+        self.quotas = quotas
 
     def data_dir(self, project_id: str, name: str) -> Path:
         return self.root / project_id / name / "_data"
@@ -40,23 +49,34 @@ class VolumeService:
     def _ensure(self, ctx: Context, req: VolumeCreate) -> tuple[Volume, bool]:
         """The volume, and whether this call made it."""
         name = req.name or new_id()
+        disk = self.quotas.measure_disk(ctx.project_id) if self.quotas else None
         with self.store.session() as s:
+            if self.quotas is not None:
+                self.quotas.lock(s, ctx.project_id)  # first: concurrent checks run in turn
             existing = s.get(Volume, (ctx.project_id, name))
             if existing is not None:
                 return existing, False  # Docker: creating an existing volume returns it
+            if self.quotas is not None:
+                self.quotas.check(s, ctx.project_id, {"volumes": 1}, disk=disk)
             vol = Volume(project_id=ctx.project_id, name=name, driver="local", host=self.host,
                          labels=req.labels, created_at=time.time())
             s.add(vol)
             self._make_dir(ctx.project_id, name)
+        self._event("create", vol)
         return vol, True
+
+    def _event(self, action: str, vol: Volume) -> None:
+        if self.hub is not None:
+            self.hub.publish(volume_event(vol.project_id, action, vol.name, vol.labels))
 
     def _make_dir(self, project_id: str, name: str) -> None:
         data = self.data_dir(project_id, name)
         data.mkdir(parents=True, exist_ok=True)
         data.parent.chmod(0o700)
-        if self.idmap is not None:
+        idmap = self.idmaps.for_project(project_id)
+        if idmap is not None:
             # Container root is an unprivileged host uid: give it the volume's top directory.
-            os.chown(data, self.idmap.host_base, self.idmap.host_base)
+            os.chown(data, idmap.host_base, idmap.host_base)
 
     def get(self, ctx: Context, name: str) -> Volume:
         with self.store.session() as s:
@@ -65,13 +85,45 @@ class VolumeService:
             raise NotFound(f"no such volume: {name}")
         return vol
 
-    def list(self, ctx: Context, filters: dict[str, list[str]] | None = None) -> list[Volume]:
+    def list(self, ctx: Context, filters: dict[str, list[str]] | None = None, *,
+             selector: Selector | None = None, page: PageRequest | None = None,
+             all_projects: bool = False) -> Listing:
+        """By name unless page says otherwise; with all_projects (admins only) every
+        project's. Without page: the whole list."""
+        across = all_projects and ctx.is_admin
         filters = filters or {}
+        key, desc = VOLUME_SORT.choose(page)
+        scope = select(Volume)
+        if not across:
+            scope = scope.where(Volume.project_id == ctx.project_id)
+        q = scope
+        by_labels = from_label_filters(filters.get("label", []))
+        for sel in (selector, by_labels):
+            if sel:
+                q = q.where(sel.sql(lambda k: Volume.labels[k].as_string()))
+        for value in filters.get("name", []):  # LIKE narrows (case-insensitive in SQLite)
+            q = q.where(Volume.name.contains(value, autoescape=True))
+
+        def keep(vol: Volume) -> bool:
+            return (by_labels is not None or labels_match(vol.labels, filters.get("label", [])))\
+                and all(v in vol.name for v in filters.get("name", []))
+
+        order: tuple[Any, ...] = (Volume.name,) if key == "name" else \
+            (getattr(Volume, key), Volume.name)
+        if across:
+            order = (*order, Volume.project_id)
         with self.store.session() as s:
-            rows = s.scalars(select(Volume).where(Volume.project_id == ctx.project_id)
-                             .order_by(Volume.name)).all()
-        return [vol for vol in rows if labels_match(vol.labels, filters.get("label", []))
-                and all(v in vol.name for v in filters.get("name", []))]
+            after = None
+            if page is not None and page.marker is not None:
+                project, slash, name = page.marker.rpartition("/")
+                where = Volume.name == name
+                if slash:
+                    where = and_(where, Volume.project_id == project)
+                after = marker_position(s, scope, order, where, page.marker)
+            rows, more = page_rows(s, q, order, desc, page.limit if page else None, after,
+                                   keep if filters else None)
+        return listing(rows, more, lambda vol: f"{vol.project_id}/{vol.name}"
+                       if across else vol.name)
 
     def users(self, ctx: Context, name: str) -> list[str]:
         """Names of the containers that mount this volume."""
@@ -82,7 +134,7 @@ class VolumeService:
                            for m in c.spec.get("mounts", []))]
 
     def remove(self, ctx: Context, name: str, force: bool = False) -> None:
-        self.get(ctx, name)
+        gone = self.get(ctx, name)
         users = self.users(ctx, name)
         if users:
             raise Conflict(f"volume {name} is in use by container {users[0]}: remove the "
@@ -92,6 +144,7 @@ class VolumeService:
             if vol is not None:
                 s.delete(vol)
         shutil.rmtree(self.root / ctx.project_id / name, ignore_errors=True)
+        self._event("destroy", gone)
 
     def prune(self, ctx: Context) -> list[str]:
         removed = []
@@ -111,13 +164,17 @@ class VolumeService:
 
     def discard(self, ctx: Context, names: list[str]) -> None:
         """Undo prepare_mounts' new volumes when the create that asked for them fails."""
+        gone = []
         with self.store.session() as s:
             for name in names:
                 vol = s.get(Volume, (ctx.project_id, name))
                 if vol is not None:
                     s.delete(vol)
+                    gone.append(vol)
         for name in names:
             shutil.rmtree(self.root / ctx.project_id / name, ignore_errors=True)
+        for vol in gone:
+            self._event("destroy", vol)
 
     def prepare_mounts(self, ctx: Context, mounts: list[MountRequest]
                        ) -> tuple[list[dict[str, Any]], list[str]]:

@@ -80,6 +80,7 @@ class Image(Base):
     """An image a project holds. Blobs and layers are host content, shared by digest."""
 
     __tablename__ = "images"
+    __table_args__ = (Index("ix_images_project_created", "project_id", "created_at", "id"),)
 
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
     id: Mapped[str] = mapped_column(String(80), primary_key=True)  # sha256 of config
@@ -127,6 +128,10 @@ class Container(Base):
     __table_args__ = (
         Index("ix_containers_project_name", "project_id", "name", unique=True),
         Index("ix_containers_host", "host"),
+        # Lists are pages in SQL (keyset): each sort key, then the id, in index order.
+        Index("ix_containers_project_created", "project_id", "created_at", "id"),
+        Index("ix_containers_project_status", "project_id", "status", "id"),
+        Index("ix_containers_created", "created_at", "id"),  # an admin's all_projects list
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

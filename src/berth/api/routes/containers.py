@@ -9,11 +9,14 @@ from fastapi.responses import JSONResponse
 
 from berth.api import views
 from berth.api.deps import Services, context, services
+from berth.api.listing import PAGED, SelectorParam, paged, paging
 from berth.api.routes.streams import attached_output
 from berth.errors import BerthError, InvalidArgument, NotModified, RuntimeFailure
-from berth.service.containers import CONTAINER_FILTERS
+from berth.service.containers import ACTION_SORT, CONTAINER_FILTERS, CONTAINER_SORT
 from berth.service.context import Context
 from berth.service.filters import parse_filters
+from berth.service.paging import PageRequest
+from berth.service.selectors import parse_selector
 from berth.service.specs import ContainerCreate, ContainerUpdate
 from berth.store.models import Action
 
@@ -21,6 +24,8 @@ router = APIRouter(prefix="/v1/containers", tags=["containers"])
 Svc = Annotated[Services, Depends(services)]
 Ctx = Annotated[Context, Depends(context)]
 WAIT_LIMIT = 3600.0
+Page = Annotated[PageRequest, Depends(paging(CONTAINER_SORT))]
+ActionPage = Annotated[PageRequest, Depends(paging(ACTION_SORT))]
 
 
 async def _answer(svc: Services, ctx: Context, act: Action, wait: bool,
@@ -61,11 +66,16 @@ async def create(body: ContainerCreate, svc: Svc, ctx: Ctx, start: bool = False,
     return JSONResponse(answer, status_code=201)
 
 
-@router.get("")
-def list_containers(svc: Svc, ctx: Ctx, all: bool = False,
-                    filter: Annotated[list[str] | None, Query()] = None) -> list[dict]:
+@router.get("", response_model=list[dict[str, Any]], responses=PAGED)
+def list_containers(svc: Svc, ctx: Ctx, page: Page, all: bool = False,
+                    filter: Annotated[list[str] | None, Query()] = None,
+                    selector: SelectorParam = None, all_projects: bool = False) -> Any:
+    """Live containers (all=true: every one), newest first; all_projects=true (admins): every
+    project's, each showing its project_id."""
     filters = parse_filters(filter, CONTAINER_FILTERS)
-    return [views.container(r) for r in svc.containers.list(ctx, all_=all, filters=filters)]
+    rows = svc.containers.list(ctx, all_=all, filters=filters, selector=parse_selector(selector),
+                               page=page, all_projects=ctx.all_projects)
+    return paged(rows, views.container)
 
 
 @router.get("/{ref}")
@@ -73,9 +83,10 @@ def inspect(ref: str, svc: Svc, ctx: Ctx) -> dict:
     return views.container(svc.containers.get(ctx, ref))
 
 
-@router.get("/{ref}/actions")
-def actions(ref: str, svc: Svc, ctx: Ctx) -> list[dict]:
-    return [views.action(a) for a in svc.containers.actions(ctx, ref)]
+@router.get("/{ref}/actions", response_model=list[dict[str, Any]], responses=PAGED)
+def actions(ref: str, svc: Svc, ctx: Ctx, page: ActionPage) -> Any:
+    """The container's actions log, oldest first (marker: an action id)."""
+    return paged(svc.containers.actions(ctx, ref, page), views.action)
 
 
 @router.get("/{ref}/actions/{action_id}")

@@ -13,12 +13,18 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth.api.deps import Services, context, services
+from berth.api.listing import PAGED, paged, paging
 from berth.errors import NotFound
 from berth.service.context import Context, Forbidden
+from berth.service.identity import PROJECT_SORT, TOKEN_SORT, USER_SORT
+from berth.service.paging import PageRequest
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 Svc = Annotated[Services, Depends(services)]
 Ctx = Annotated[Context, Depends(context)]
+ProjectPage = Annotated[PageRequest, Depends(paging(PROJECT_SORT))]
+UserPage = Annotated[PageRequest, Depends(paging(USER_SORT))]
+TokenPage = Annotated[PageRequest, Depends(paging(TOKEN_SORT))]
 
 
 class ProjectCreate(BaseModel):
@@ -75,12 +81,13 @@ def whoami(ctx: Ctx) -> dict[str, Any]:
             "role": ctx.role, "is_admin": ctx.is_admin}
 
 
-@router.get("/projects")
-def list_projects(svc: Svc, ctx: Ctx) -> list[dict[str, Any]]:
+@router.get("/projects", response_model=list[dict[str, Any]], responses=PAGED)
+def list_projects(svc: Svc, ctx: Ctx, page: ProjectPage) -> Any:
+    """The projects the caller is in (admins: all), by name."""
     from berth.service.identity import Principal
 
     who = Principal(ctx.user_id, ctx.user, ctx.is_admin, ctx.project_id, "")
-    return svc.identity.projects(who)
+    return paged(svc.identity.projects(who, page))
 
 
 @router.post("/projects", status_code=201)
@@ -100,6 +107,8 @@ def get_project(project: str, svc: Svc, ctx: Ctx) -> dict[str, Any]:
 def delete_project(project: str, svc: Svc, ctx: Ctx) -> None:
     _cloud_admin(ctx)
     svc.identity.delete_project(project)
+    if svc.idmaps is not None:
+        svc.idmaps.forget(project)  # the name may come back with another uid range
 
 
 @router.put("/projects/{project}/grants")
@@ -122,12 +131,13 @@ def remove_member(project: str, user: str, svc: Svc, ctx: Ctx) -> None:
     svc.identity.set_role(svc.identity.user_by_name(user).id, project, None)
 
 
-@router.get("/users")
-def list_users(svc: Svc, ctx: Ctx) -> list[dict[str, Any]]:
-    """Admins with all_projects=true see every user; others, their project's members."""
+@router.get("/users", response_model=list[dict[str, Any]], responses=PAGED)
+def list_users(svc: Svc, ctx: Ctx, page: UserPage, all_projects: bool = False) -> Any:
+    """Admins with all_projects=true see every user; others, their project's members. By
+    name (the marker: a user name)."""
     if ctx.is_admin and ctx.all_projects:
-        return svc.identity.users()
-    return svc.identity.users(ctx.project_id)
+        return paged(svc.identity.users(None, page))
+    return paged(svc.identity.users(ctx.project_id, page))
 
 
 @router.post("/users", status_code=201)
@@ -136,12 +146,13 @@ def create_user(body: UserCreate, svc: Svc, ctx: Ctx) -> dict[str, Any]:
     return svc.identity.create_user(body.name, body.is_admin)
 
 
-@router.get("/tokens")
-def list_tokens(svc: Svc, ctx: Ctx) -> list[dict[str, Any]]:
-    """Your own tokens (admins with all_projects=true: everyone's). Never their secrets."""
+@router.get("/tokens", response_model=list[dict[str, Any]], responses=PAGED)
+def list_tokens(svc: Svc, ctx: Ctx, page: TokenPage, all_projects: bool = False) -> Any:
+    """Your own tokens (admins with all_projects=true: everyone's), oldest first (the
+    marker: a token id). Never their secrets."""
     if ctx.is_admin and ctx.all_projects:
-        return svc.identity.tokens(None, None)
-    return svc.identity.tokens(ctx.user_id, None)
+        return paged(svc.identity.tokens(None, None, page))
+    return paged(svc.identity.tokens(ctx.user_id, None, page))
 
 
 @router.post("/tokens", status_code=201)

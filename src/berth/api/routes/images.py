@@ -13,15 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from berth.api import views
 from berth.api.deps import Services, context, services
+from berth.api.listing import PAGED, SelectorParam, paged, paging
 from berth.errors import InvalidArgument
 from berth.service.context import Context
 from berth.service.filters import parse_filters
-from berth.service.images import IMAGE_FILTERS
+from berth.service.images import IMAGE_FILTERS, IMAGE_SORT
+from berth.service.paging import PageRequest
+from berth.service.selectors import parse_selector
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 Svc = Annotated[Services, Depends(services)]
 Ctx = Annotated[Context, Depends(context)]
 MAX_ARCHIVE = 64 * 1024**3
+Page = Annotated[PageRequest, Depends(paging(IMAGE_SORT))]
 
 
 class BuildBase(BaseModel):
@@ -48,11 +52,16 @@ class TagRequest(BaseModel):
     tag: str
 
 
-@router.get("")
-def list_images(svc: Svc, ctx: Ctx,
-                filter: Annotated[list[str] | None, Query()] = None) -> list[dict]:
+@router.get("", response_model=list[dict[str, Any]], responses=PAGED)
+def list_images(svc: Svc, ctx: Ctx, page: Page,
+                filter: Annotated[list[str] | None, Query()] = None,
+                selector: SelectorParam = None, all_projects: bool = False) -> Any:
+    """Newest first; all_projects=true (admins): every project's, each showing its
+    project_id (the marker is then "project/id")."""
     filters = parse_filters(filter, IMAGE_FILTERS)
-    return [views.image(img, tags) for img, tags in svc.images.list(ctx, filters)]
+    items = svc.images.list(ctx, filters, selector=parse_selector(selector), page=page,
+                            all_projects=ctx.all_projects)
+    return paged(items, lambda item: views.image(*item))
 
 
 @router.post("/import", status_code=201)

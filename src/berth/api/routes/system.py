@@ -6,11 +6,13 @@ import asyncio
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from berth.api.deps import Services, context, services
+from berth.api.listing import SelectorParam
 from berth.service.context import Context
+from berth.service.events import EVENT_TYPES, MAX_OBJECTS, event_filter
 
 router = APIRouter(prefix="/v1", tags=["system"])
 Svc = Annotated[Services, Depends(services)]
@@ -29,8 +31,21 @@ def info(svc: Svc, ctx: Ctx) -> dict[str, Any]:
             "project": ctx.project_id}
 
 
-@router.get("/events")
-async def events(svc: Svc, ctx: Ctx, type: str | None = None) -> StreamingResponse:
+@router.get("/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def events(svc: Svc, ctx: Ctx,
+                 type: Annotated[list[str] | None, Query(
+                     max_length=len(EVENT_TYPES),
+                     description="container, image or volume (repeat for several)")] = None,
+                 object: Annotated[list[str] | None, Query(
+                     max_length=MAX_OBJECTS,
+                     description="an id, id prefix or name (repeat for several)")] = None,
+                 selector: SelectorParam = None,
+                 all_projects: bool = False) -> StreamingResponse:
+    """Server-sent events, one JSON object per ``data:`` line, as things happen: the caller's
+    project's (admins with all_projects=true: every project's), filtered by type, object and
+    the labels of the object (selector)."""
+    wanted = event_filter(ctx, type, object, selector)  # bad input: 400 before streaming
     queue = svc.hub.subscribe()
 
     async def body() -> Any:
@@ -41,11 +56,8 @@ async def events(svc: Svc, ctx: Ctx, type: str | None = None) -> StreamingRespon
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                if event.get("project_id") != ctx.project_id:
-                    continue
-                if type and event.get("type") != type:
-                    continue
-                yield f"data: {json.dumps(event)}\n\n".encode()
+                if wanted.matches(event):
+                    yield f"data: {json.dumps(event)}\n\n".encode()
         finally:
             svc.hub.unsubscribe(queue)
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from berth.api import views
 from berth.api.deps import Services, context, services
+from berth.api.listing import PAGED, SelectorParam, paged, paging
 from berth.service.context import Context
 from berth.service.filters import parse_filters
+from berth.service.paging import PageRequest
+from berth.service.selectors import parse_selector
 from berth.service.specs import VolumeCreate
+from berth.service.volumes import VOLUME_SORT
 from berth.store.models import Volume
 
 router = APIRouter(prefix="/v1/volumes", tags=["volumes"])
 Svc = Annotated[Services, Depends(services)]
 Ctx = Annotated[Context, Depends(context)]
+Page = Annotated[PageRequest, Depends(paging(VOLUME_SORT))]
 
 
 def _view(svc: Services, vol: Volume) -> dict:
@@ -27,11 +32,16 @@ def create(body: VolumeCreate, svc: Svc, ctx: Ctx) -> dict:
     return _view(svc, svc.volumes.create(ctx, body))
 
 
-@router.get("")
-def list_volumes(svc: Svc, ctx: Ctx,
-                 filter: Annotated[list[str] | None, Query()] = None) -> list[dict]:
+@router.get("", response_model=list[dict[str, Any]], responses=PAGED)
+def list_volumes(svc: Svc, ctx: Ctx, page: Page,
+                 filter: Annotated[list[str] | None, Query()] = None,
+                 selector: SelectorParam = None, all_projects: bool = False) -> Any:
+    """By name; all_projects=true (admins): every project's, each showing its project_id
+    (the marker is then "project/name")."""
     filters = parse_filters(filter, {"label", "name"})
-    return [_view(svc, v) for v in svc.volumes.list(ctx, filters)]
+    vols = svc.volumes.list(ctx, filters, selector=parse_selector(selector), page=page,
+                            all_projects=ctx.all_projects)
+    return paged(vols, lambda v: _view(svc, v))
 
 
 @router.get("/{name}")
