@@ -83,8 +83,11 @@ def _pulling(client: Client, args: argparse.Namespace, act: Callable[[], Any]) -
         if args.pull == "never" or e.status != 404 or not e.message.startswith(
                 "no such image"):
             raise
-    sys.stderr.write(f"Unable to find image '{args.image}' locally\n")
-    image_commands.show_progress(client.images.pull(args.image), quiet=False)
+    try:
+        image_commands.show_progress(client.images.pull(args.image), quiet=False)
+    except APIError as e:  # one line: what was missing, and why fetching it failed
+        raise APIError(e.status, f"no such image {args.image} here, and pulling it failed: "
+                       f"{e.message}", e.body) from None
     return act()
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from berth.errors import Conflict, InvalidArgument, NotFound, Unauthorized
 from berth.service.context import Context
@@ -155,13 +156,18 @@ class IdentityService:
 
     def create_project(self, name: str) -> dict[str, Any]:
         check_name("project", name)
-        with self.store.session() as s:
-            if s.get(Project, name) is not None:
-                raise Conflict(f"project {name} exists")
-            slot = (s.scalar(select(func.max(Project.userns_slot))) or 0) + 1
-            s.add(Project(id=name, name=name, created_at=time.time(), userns_slot=slot,
-                          grants=[], quota_serial=0))
-        return self.project(name)
+        for _ in range(5):  # two creates may pick the same next slot: the loser tries again
+            try:
+                with self.store.session() as s:
+                    if s.get(Project, name) is not None:
+                        raise Conflict(f"project {name} exists")
+                    slot = (s.scalar(select(func.max(Project.userns_slot))) or 0) + 1
+                    s.add(Project(id=name, name=name, created_at=time.time(),
+                                  userns_slot=slot, grants=[], quota_serial=0))
+                return self.project(name)
+            except IntegrityError:
+                continue
+        raise Conflict(f"project {name} could not be created (too many at once): try again")
 
     def project(self, project_id: str) -> dict[str, Any]:
         with self.store.session() as s:

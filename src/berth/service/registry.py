@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from berth.store.models import Image
 log = logging.getLogger("berth.registry")
 Report = Callable[[dict[str, Any]], None]
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+UNPACKERS = 4  # layers unpacked at once (each also writes small files from a few threads)
 
 
 def parse_platform(text: str | None) -> tuple[str, str, str | None]:
@@ -107,13 +108,25 @@ class RegistryService:
                 kept = self.trust.keep(source)
             report({"status": "resolved", "digest": digest,
                     "message": f"{ref.familiar()}: pulling from {ref.domain}"})
-            pulled = registry_pull(replace(ref, digest=digest), self.blobs, config=self.config,
-                                   credentials_for=self._creds(ctx), platform=wanted,
-                                   progress=report)
+            # Each layer is unpacked as soon as it is stored, while the others download.
+            idmap = self.idmaps.for_project(ctx.project_id)
+            with ThreadPoolExecutor(max_workers=UNPACKERS, thread_name_prefix="unpack") as pool:
+                unpacks: list[Future[None]] = []
+                try:
+                    pulled = registry_pull(
+                        replace(ref, digest=digest), self.blobs, config=self.config,
+                        credentials_for=self._creds(ctx), platform=wanted, progress=report,
+                        on_layer=lambda la: unpacks.append(
+                            pool.submit(self._unpack_one, la, report, idmap)))
+                except BaseException:
+                    for job in unpacks:
+                        job.cancel()
+                    raise
+                for job in unpacks:
+                    job.result()
             manifest = pulled.image
             self._touch([manifest.id, manifest.manifest_digest, digest,
                          *(la.digest for la in manifest.layers)])
-            self._unpack(manifest.layers, report, self.idmaps.for_project(ctx.project_id))
             tags = [ref.familiar()] if ref.tag else []
             image = self.images.record(ctx, manifest, tags, source=str(ref),
                                        source_digest=digest, repo_digest=f"{ref.name}@{digest}",
@@ -147,20 +160,14 @@ class RegistryService:
             with contextlib.suppress(FileNotFoundError):
                 os.utime(self.blobs.path(digest))
 
-    def _unpack(self, layers: list[LayerRef], report: Report,
-                idmap: IdMapping | None) -> None:
-        def one(layer: LayerRef) -> None:
-            short = layer.digest[7:19]
-            if self.layers.path(layer.diff_id, idmap) is None:
-                report({"id": short, "digest": layer.digest, "status": "extracting",
-                        "current": 0, "total": layer.size})
-                self.layers.ensure(layer, idmap)
-            report({"id": short, "digest": layer.digest, "status": "extracted",
-                    "current": layer.size, "total": layer.size})
-
-        with ThreadPoolExecutor(max_workers=min(4, max(1, len(layers)))) as pool:
-            for future in [pool.submit(one, layer) for layer in layers]:
-                future.result()
+    def _unpack_one(self, layer: LayerRef, report: Report, idmap: IdMapping | None) -> None:
+        short = layer.digest[7:19]
+        if self.layers.path(layer.diff_id, idmap) is None:
+            report({"id": short, "digest": layer.digest, "status": "extracting",
+                    "current": 0, "total": layer.size})
+            self.layers.ensure(layer, idmap)
+        report({"id": short, "digest": layer.digest, "status": "extracted",
+                "current": layer.size, "total": layer.size})
 
     # -- push -----------------------------------------------------------------------------
 

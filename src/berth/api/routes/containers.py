@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -53,7 +54,8 @@ async def _answer(svc: Services, ctx: Context, act: Action, wait: bool,
 async def create(body: ContainerCreate, svc: Svc, ctx: Ctx, start: bool = False,
                  wait: bool = False, attach: bool = False) -> Any:
     """With start&attach: create, start, then stream output and the exit code (one trip)."""
-    row, act = svc.containers.create(ctx, body, start=start)
+    # The store work (and the quota check's write lock) runs off the event loop.
+    row, act = await asyncio.to_thread(svc.containers.create, ctx, body, start)
     if attach:
         if not start:
             raise InvalidArgument("attach needs start=true")
