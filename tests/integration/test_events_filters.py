@@ -5,8 +5,10 @@ events beside the containers' ones."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,8 +53,10 @@ class Stream:
                 return seen
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.resp.close()
+        """End the stream now (closing the response would wait for the reader thread)."""
+        sock = getattr(getattr(self.resp.fp, "raw", None), "_sock", None)
+        with contextlib.suppress(OSError, AttributeError):
+            sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
 
 
 @dataclass
@@ -151,8 +155,6 @@ def test_image_events_tag_untag_delete_import(env: Env) -> None:
     a.images.tag("busybox", "ev/img:2")
     a.images.remove("ev/img:2")  # busybox keeps its other name: an untag
     archive = b"".join(a.images.save(["busybox"]))
-    import io
-
     a.images.import_archive(io.BytesIO(archive))
     seen = stream.until(lambda e: e["action"] == "import")
     assert [(e["action"], e["name"]) for e in seen] == [
@@ -237,3 +239,39 @@ def test_sdk_events_filters(env: Env) -> None:
     assert [(e["name"], e["action"]) for e in got] == [("ev-sdk", "create")]
     a.containers.remove("ev-sdk")
     a.containers.remove("ev-sdk-other")
+
+
+def test_pull_and_push_events(tmp_path: Any) -> None:
+    from tests.integration.conftest import _finish, _require_host
+    from tests.integration.daemon import make_dirs
+    from tests.integration.registry import have_registry, start_registry
+
+    _require_host()
+    if not have_registry():
+        pytest.skip("Debian's docker-registry is not installed (scripts/setup.sh installs it)")
+    registry = start_registry(tmp_path / "registry", "open")
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+    root, run = make_dirs()
+    d = Daemon(root, run, args=["--insecure-registry", registry.host,
+                                "--signature-policy", str(policy),
+                                "--registries-d", str(tmp_path / "no-registries.d")])
+    d.start()
+    try:
+        d.cli("image", "build-base", "busybox")
+        ref = f"{registry.host}/ev/bb:1"
+        stream = Stream(d.client, type="image", object=ref)
+        d.cli("tag", "busybox", ref)
+        d.cli("push", ref)
+        d.cli("rmi", ref)
+        d.cli("pull", ref)
+        seen = stream.until(lambda e: e["action"] == "pull")
+        assert [e["action"] for e in seen] == ["tag", "push", "untag", "pull"]
+        assert seen[1]["digest"] == seen[3]["digest"]
+        assert all(e["name"] == ref for e in seen)
+        stream.close()
+    finally:
+        try:
+            _finish(d)
+        finally:
+            registry.stop()

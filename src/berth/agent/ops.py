@@ -156,8 +156,14 @@ class ContainerOps:
         await self.run(self.backend.kill, row.id, sig)
         current = self.load(row.id)
         if current is not None and current.status == "paused":
-            # A frozen process cannot act on a signal: thaw it (as Docker does).
-            await self.run(self.backend.resume, row.id)
+            # A frozen process cannot act on a signal: thaw it (as Docker does). One that a
+            # fatal signal (SIGKILL) ended already has nothing left to thaw.
+            try:
+                await self.run(self.backend.resume, row.id)
+            except Conflict:
+                if (await self.run(self.backend.state, row.id)).status not in (
+                        Status.STOPPED, Status.MISSING):
+                    raise
 
     async def wait_stopped(self, cid: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

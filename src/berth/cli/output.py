@@ -17,6 +17,8 @@ def emit(data: Any, fmt: str, columns: list[tuple[str, Any]] | None = None) -> N
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
+    if isinstance(data, list):
+        data = list(data)  # an SDK page is a list subclass, which yaml will not write
     if fmt == "yaml":
         import yaml
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -153,6 +153,17 @@ class ContainerService:
                                         page.marker)
             acts, more = page_rows(s, scope, order, desc, page.limit if page else None, after)
         return listing(acts, more, lambda act: str(act.id))
+
+    def counts(self, ctx: Context) -> dict[str, int]:
+        """How many of the project's containers are in each state (one query)."""
+        with self.store.session() as s:
+            rows = s.execute(select(Container.status, func.count()).where(
+                Container.project_id == ctx.project_id).group_by(Container.status)).all()
+        by = {status: n for status, n in rows}
+        total = sum(by.values())
+        running, paused = by.get("running", 0), by.get("paused", 0)
+        return {"containers": total, "running": running, "paused": paused,
+                "stopped": total - running - paused}
 
     def action(self, ctx: Context, action_id: int) -> Action:
         with self.store.session() as s:

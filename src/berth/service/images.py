@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from berth.errors import Conflict, InvalidArgument, NotFound
@@ -273,6 +273,11 @@ class ImageService:
                     by_id.setdefault((project_id, image_id), []).append(name)
         return listing([(img, names(img)) for img in rows], more,
                        lambda item: _marker(across, item[0].project_id, item[0].id))
+
+    def count(self, ctx: Context) -> int:
+        with self.store.session() as s:
+            return s.scalar(select(func.count()).select_from(Image).where(
+                Image.project_id == ctx.project_id)) or 0
 
     def untag(self, ctx: Context, ref: str) -> str:
         """Drop one name; the image stays (dangling when it was its last name)."""

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from berth.api import views
 from berth.api.deps import Services, context, services
 from berth.api.listing import PAGED, SelectorParam, paged, paging
-from berth.api.routes.streams import attached_output
+from berth.api.routes.streams import MULTIPLEXED, attached_output
 from berth.errors import BerthError, InvalidArgument, NotModified, RuntimeFailure
 from berth.service.containers import ACTION_SORT, CONTAINER_FILTERS, CONTAINER_SORT
 from berth.service.context import Context
@@ -27,6 +27,14 @@ Ctx = Annotated[Context, Depends(context)]
 WAIT_LIMIT = 3600.0
 Page = Annotated[PageRequest, Depends(paging(CONTAINER_SORT))]
 ActionPage = Annotated[PageRequest, Depends(paging(ACTION_SORT))]
+# A mutation answers 202 and its action at once, or (wait=true) its outcome; one that had
+# nothing to do (start a running container, stop a stopped one) answers 304.
+QUEUED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "queued: the action, to poll or wait on"},
+    304: {"description": "nothing to do: it is already so (wait=true)"}}
+ATTACHED: dict[int | str, dict[str, Any]] = {**QUEUED, 200: {
+    "description": "attach=true: the output as multiplexed frames, then an exit frame",
+    "content": {MULTIPLEXED: {}}}}
 
 
 async def _answer(svc: Services, ctx: Context, act: Action, wait: bool,
@@ -50,7 +58,7 @@ async def _answer(svc: Services, ctx: Context, act: Action, wait: bool,
     return body
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=ATTACHED)
 async def create(body: ContainerCreate, svc: Svc, ctx: Ctx, start: bool = False,
                  wait: bool = False, attach: bool = False) -> Any:
     """With start&attach: create, start, then stream output and the exit code (one trip)."""
@@ -100,7 +108,7 @@ async def action(ref: str, action_id: int, svc: Svc, ctx: Ctx, wait: bool = Fals
     return views.action(act)
 
 
-@router.post("/{ref}/start")
+@router.post("/{ref}/start", responses=ATTACHED)
 async def start(ref: str, svc: Svc, ctx: Ctx, wait: bool = False, attach: bool = False) -> Any:
     act = svc.containers.start(ctx, ref)
     if attach:
@@ -109,35 +117,35 @@ async def start(ref: str, svc: Svc, ctx: Ctx, wait: bool = False, attach: bool =
     return await _answer(svc, ctx, act, wait, ref)
 
 
-@router.post("/{ref}/stop")
+@router.post("/{ref}/stop", responses=QUEUED)
 async def stop(ref: str, svc: Svc, ctx: Ctx, timeout: int | None = None,
                wait: bool = False) -> Any:
     return await _answer(svc, ctx, svc.containers.stop(ctx, ref, timeout), wait, ref)
 
 
-@router.post("/{ref}/restart")
+@router.post("/{ref}/restart", responses=QUEUED)
 async def restart(ref: str, svc: Svc, ctx: Ctx, timeout: int | None = None,
                   wait: bool = False) -> Any:
     return await _answer(svc, ctx, svc.containers.restart(ctx, ref, timeout), wait, ref)
 
 
-@router.post("/{ref}/kill")
+@router.post("/{ref}/kill", responses=QUEUED)
 async def kill(ref: str, svc: Svc, ctx: Ctx, signal: str = "SIGKILL",
                wait: bool = False) -> Any:
     return await _answer(svc, ctx, svc.containers.kill(ctx, ref, signal), wait, ref)
 
 
-@router.post("/{ref}/pause")
+@router.post("/{ref}/pause", responses=QUEUED)
 async def pause(ref: str, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
     return await _answer(svc, ctx, svc.containers.pause(ctx, ref), wait, ref)
 
 
-@router.post("/{ref}/unpause")
+@router.post("/{ref}/unpause", responses=QUEUED)
 async def unpause(ref: str, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
     return await _answer(svc, ctx, svc.containers.unpause(ctx, ref), wait, ref)
 
 
-@router.post("/{ref}/update")
+@router.post("/{ref}/update", responses=QUEUED)
 async def update(ref: str, body: ContainerUpdate, svc: Svc, ctx: Ctx,
                  wait: bool = False) -> Any:
     return await _answer(svc, ctx, svc.containers.update(ctx, ref, body), wait, ref)
@@ -148,7 +156,7 @@ def rename(ref: str, name: str, svc: Svc, ctx: Ctx) -> dict:
     return views.container(svc.containers.rename(ctx, ref, name))
 
 
-@router.delete("/{ref}")
+@router.delete("/{ref}", responses=QUEUED)
 async def remove(ref: str, svc: Svc, ctx: Ctx, force: bool = False, volumes: bool = False,
                  wait: bool = False) -> Any:
     return await _answer(svc, ctx, svc.containers.remove(ctx, ref, force, volumes), wait)

@@ -40,7 +40,8 @@ def frame(stream: int, data: bytes) -> bytes:
     return struct.pack(">BxxxI", stream, len(data)) + data
 
 
-@router.get("/{ref}/logs")
+@router.get("/{ref}/logs", response_class=StreamingResponse, responses={200: {
+    "content": {MULTIPLEXED: {}}, "description": "the log as multiplexed frames"}})
 async def logs(ref: str, svc: Svc, ctx: Ctx, follow: bool = False, tail: str = "all",
                since: str | None = None, until: str | None = None, timestamps: bool = False,
                stdout: bool = True, stderr: bool = True) -> StreamingResponse:
@@ -80,7 +81,8 @@ async def top(ref: str, svc: Svc, ctx: Ctx) -> dict:
     return {"titles": titles, "processes": procs}
 
 
-@router.get("/{ref}/stats")
+@router.get("/{ref}/stats", responses={200: {
+    "content": {"application/x-ndjson": {}}, "description": "stream=true: one JSON per second"}})
 async def stats(ref: str, svc: Svc, ctx: Ctx, stream: bool = False) -> Any:
     row = _running(svc, ctx, ref)
     if not stream:

@@ -21,13 +21,9 @@ Ctx = Annotated[Context, Depends(context)]
 
 @router.get("/info")
 def info(svc: Svc, ctx: Ctx) -> dict[str, Any]:
-    rows = svc.containers.list(ctx, all_=True)
-    counts = {"containers": len(rows),
-              "running": sum(r.status == "running" for r in rows),
-              "paused": sum(r.status == "paused" for r in rows),
-              "stopped": sum(r.status not in ("running", "paused") for r in rows)}
+    counts = svc.containers.counts(ctx)
     public = {k: v for k, v in svc.info.items() if k != "tmp"}
-    return {**public, **counts, "images": len(svc.images.list(ctx)),
+    return {**public, **counts, "images": svc.images.count(ctx),
             "project": ctx.project_id}
 
 
