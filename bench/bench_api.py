@@ -326,15 +326,15 @@ def main() -> None:
 
         print(f"\nbench: {args.clients} concurrent clients for {args.duration:.0f} s "
               "(1 list : 4 gets, half of them with the member's token)", file=sys.stderr)
-        cpu0 = cpu_seconds(daemon.pid)
+        cpu0, own0 = cpu_seconds(daemon.pid), time.process_time()
         out = asyncio.run(load(sock, args.clients, args.duration, ids, token))
-        cpu = cpu_seconds(daemon.pid) - cpu0
+        cpu, own = cpu_seconds(daemon.pid) - cpu0, time.process_time() - own0
         total = len(out.lists) + len(out.gets)
         print(f"\nload: {args.clients} clients x {out.elapsed:.1f} s: {total} requests, "
               f"{total / out.elapsed:.0f} requests/s ({len(out.lists) / out.elapsed:.0f} "
               f"lists/s, {len(out.gets) / out.elapsed:.0f} gets/s), {out.errors} errors; "
-              f"berthd CPU {cpu / out.elapsed * 100:.0f} % of one core, "
-              f"RSS {rss_mib(daemon.pid):.0f} MiB")
+              f"CPU: berthd {cpu / out.elapsed * 100:.0f} %, this client {own / out.elapsed * 100:.0f} "
+              f"% of one core; berthd RSS {rss_mib(daemon.pid):.0f} MiB")
         table([Result("list under load", out.lists), Result("get under load", out.gets)])
         for kind, count in sorted(out.error_kinds.items(), key=lambda kv: -kv[1])[:5]:
             print(f"  {count} x {kind}")

@@ -152,6 +152,7 @@ async def serve(args: argparse.Namespace) -> None:
     from berth.service.identity import IdentityService
     from berth.service.idmaps import IdMaps
     from berth.service.images import ImageService
+    from berth.service.pulls import PullService
     from berth.service.quotas import QuotaService
     from berth.service.registry import RegistryService
     from berth.service.trust import TrustService
@@ -195,11 +196,14 @@ async def serve(args: argparse.Namespace) -> None:
             "run_root": str(paths.run_root), "store": store.url.split("://")[0],
             "userns_base": args.userns_base, "pid": os.getpid(), "tmp": str(paths.tmp)}
     hostops = HostOps(backend)
+    pulls = PullService(store, hub, registry)
+    if pulls.recover():
+        log.warning("pulls interrupted by the last stop were marked failed")
     services = Services(containers=containers, images=images, volumes=volumes, hub=hub,
                         hostops=hostops, agent=agent, host=host, info=info,
                         commits=CommitService(containers, images, hostops, blobs, idmaps),
                         registry=registry, credentials=credentials, trust=trust,
-                        identity=identity, local_root_admin=args.local_root_admin,
+                        identity=identity, pulls=pulls, local_root_admin=args.local_root_admin,
                         quotas=quotas, idmaps=idmaps)
     sock = args.socket or paths.socket
     with contextlib.suppress(FileNotFoundError):

@@ -156,7 +156,8 @@ def ever_created(d: Daemon) -> set[str]:
 
     db = sqlite3.connect(d.root / "berth.db")
     try:
-        return {row[0] for row in db.execute("SELECT DISTINCT container_id FROM actions")}
+        return {row[0] for row in db.execute(
+            "SELECT DISTINCT container_id FROM actions WHERE container_id != ''")}
     finally:
         db.close()
 

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from berth.client import APIError
 from tests.gpghome import GpgHome
 from tests.integration.conftest import _finish, _require_host
 from tests.integration.daemon import BIN, Daemon, make_dirs
@@ -350,6 +352,13 @@ def test_kill9_during_a_pull_leaves_nothing_half_stored(env: Env) -> None:
         assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
     d.start()
     assert not any(partial.glob("*")), "temp files survived a restart"
+    db = sqlite3.connect(d.root / "berth.db")
+    try:  # the pull's action says it was cut short, rather than "running" forever
+        states = db.execute("SELECT state, message FROM actions WHERE kind = 'image' AND "
+                            "target = ?", (env.ref("big:1"),)).fetchall()
+    finally:
+        db.close()
+    assert states and all(st == "error" and "interrupted" in msg for st, msg in states)
     d.cli("pull", env.ref("big:1"))
     assert d.cli("run", "--rm", env.ref("big:1"), "/bin/busybox", "cat", "/etc/hello") \
         .stdout == "hello big\n"
@@ -364,3 +373,17 @@ def test_pull_progress_is_streamed(env: Env) -> None:
     layer_events = [e for e in events if e.get("digest") in img.layer_digests()]
     assert layer_events and all("total" in e for e in layer_events)
     assert events[-1]["image"]["id"] == img.config_digest
+
+
+def test_a_pull_is_an_action_to_poll_or_wait_on(env: Env) -> None:
+    d = env.daemon
+    push_built(env.registry, env.work, "async:1", runnable_image("async"))
+    act = d.client.images.start_pull(env.ref("async:1"))
+    assert act["kind"] == "image" and act["target"] == env.ref("async:1")
+    done = d.client.action(act["id"], wait=True)
+    assert done["state"] == "success" and done["result"]["image_id"].startswith("sha256:")
+    bad = d.client.images.start_pull(env.ref("async:nope"))
+    with pytest.raises(APIError) as exc:
+        d.client.action(bad["id"], wait=True)
+    assert exc.value.status == 404 and "not found" in exc.value.message
+    assert d.client.action(bad["id"])["state"] == "error"  # and it stays in the log

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from berth.service.identity import IdentityService
     from berth.service.idmaps import IdMaps
     from berth.service.images import ImageService
+    from berth.service.pulls import PullService
     from berth.service.quotas import QuotaService
     from berth.service.registry import RegistryService
     from berth.service.trust import TrustService
@@ -37,6 +38,7 @@ class Services:
     credentials: CredentialService
     trust: TrustService
     identity: IdentityService
+    pulls: PullService
     agent: Agent | None
     host: str
     info: dict
@@ -45,7 +47,9 @@ class Services:
     idmaps: IdMaps | None = None  # each project's user-namespace range
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a plain def dependency in a worker thread, a hop per request for
+    # an attribute read.
     return request.app.state.services
 
 

@@ -46,6 +46,8 @@ def container(row: Container) -> dict[str, Any]:
 def action(act: Action) -> dict[str, Any]:
     return {
         "id": act.id,
+        "kind": act.kind or "container",
+        "target": act.target,
         "container_id": act.container_id,
         "action": act.action,
         "params": act.params,

@@ -179,6 +179,11 @@ class Client:
         self.users = Users(self.transport)
         self.tokens = Tokens(self.transport)
 
+    def action(self, action_id: int, wait: bool = False) -> dict[str, Any]:
+        """Any action of the project; wait=True blocks until it ends (raising if it failed)."""
+        return self.transport.call("GET", f"/v1/actions/{action_id}",
+                                   {"wait": wait or None})["action"]
+
     def whoami(self) -> dict[str, Any]:
         return self.transport.call("GET", "/v1/whoami")
 

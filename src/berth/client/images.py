@@ -50,9 +50,14 @@ class Images:
 
     def pull(self, ref: str, platform: str | None = None) -> Iterator[dict[str, Any]]:
         """Progress events per layer; the last one is {"status": "done", "image": {…}}."""
-        resp = self._t.open("POST", "/v1/images/pull", body={"reference": ref,
-                                                             "platform": platform})
+        resp = self._t.open("POST", "/v1/images/pull", {"stream": True},
+                            body={"reference": ref, "platform": platform})
         yield from _progress(resp)
+
+    def start_pull(self, ref: str, platform: str | None = None) -> dict[str, Any]:
+        """Start a pull in the background; returns its action (see Client.action)."""
+        return self._t.call("POST", "/v1/images/pull",
+                            body={"reference": ref, "platform": platform})["action"]
 
     def pull_image(self, ref: str, platform: str | None = None) -> dict[str, Any]:
         """Pull and return the image (for scripts that do not show progress)."""

@@ -46,6 +46,10 @@ class Hub:
         if self._agent_kick is not None:
             self._in_loop(self._agent_kick, container_id)
 
+    def notify(self) -> None:
+        """changed(), callable from any thread (work done outside the loop, a pull say)."""
+        self._in_loop(lambda: self._loop.create_task(self.changed()))
+
     async def changed(self) -> None:
         """Observed state changed somewhere: wake everyone waiting to look again."""
         async with self._changed:

@@ -180,6 +180,10 @@ class Action(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    # "container" (container_id names it) or "image" (target names it: a pull's reference;
+    # container_id is empty). Image work runs in the api's host, not in an agent.
+    kind: Mapped[str] = mapped_column(String(16), default="container")
+    target: Mapped[str | None] = mapped_column(String(512), nullable=True)
     container_id: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth.api import views
@@ -18,6 +19,7 @@ router = APIRouter(tags=["registries"])
 Svc = Annotated[Services, Depends(services)]
 Ctx = Annotated[Context, Depends(context)]
 MAX_POLICY = 1 << 20
+WAIT_LIMIT = 3600.0
 
 
 class PullRequest(BaseModel):
@@ -53,15 +55,47 @@ class LoginRequest(BaseModel):
     password: str = Field(min_length=1, max_length=4096)
 
 
-@router.post("/v1/images/pull", response_class=StreamingResponse,
+@router.post("/v1/images/pull", status_code=202,
              responses={200: {"content": {"application/x-ndjson": {}},
-                              "description": "progress events, one JSON object per line"}})
-async def pull(body: PullRequest, svc: Svc, ctx: Ctx) -> StreamingResponse:
-    def work(report: Any) -> dict[str, Any]:
-        image, info = svc.registry.pull(ctx, body.reference, body.platform, report)
-        return {**info, "image": views.image(image, svc.images.tags_of(ctx, image.id))}
+                              "description": "with stream=true: progress events, one JSON "
+                              "object per line; with wait=true: the finished action"},
+                        202: {"description": "the pull's action, to poll or wait on"}})
+async def pull(body: PullRequest, svc: Svc, ctx: Ctx, wait: bool = False,
+               stream: bool = False) -> Any:
+    """A pull is an action: 202 at once (poll GET /v1/actions/{id}), or wait=true for its
+    end, or stream=true for per-layer progress as it goes (what `berth pull` shows)."""
+    if stream:
+        act = await asyncio.to_thread(svc.pulls.record, ctx, body.reference, body.platform)
 
-    return await progress_response(work)
+        def work(report: Any) -> dict[str, Any]:
+            done = svc.pulls.run(ctx, act, body.reference, body.platform, report)
+            image = done.pop("image")
+            return {**done, "action": act.id,
+                    "image": views.image(image, svc.images.tags_of(ctx, image.id))}
+
+        return await progress_response(work)
+    act = await asyncio.to_thread(svc.pulls.start, ctx, body.reference, body.platform)
+    if not wait:
+        return JSONResponse({"action": views.action(act)}, status_code=202)
+    return _finished(await svc.pulls.wait(ctx, act.id, WAIT_LIMIT))
+
+
+@router.get("/v1/actions/{action_id}")
+async def get_action(action_id: int, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
+    """Any action of the project (a container's or a pull); wait=true: until it ends."""
+    if wait:
+        return _finished(await svc.pulls.wait(ctx, action_id, WAIT_LIMIT))
+    return {"action": views.action(svc.pulls.action(ctx, action_id))}
+
+
+def _finished(act: Any) -> JSONResponse:
+    """A finished action answers with its outcome's status (an unfinished one: 202)."""
+    body = {"action": views.action(act)}
+    if act.state == "success":
+        return JSONResponse(body, status_code=200)
+    if act.state == "error":
+        return JSONResponse({**body, "message": act.message}, status_code=act.error_status or 500)
+    return JSONResponse(body, status_code=202)
 
 
 @router.post("/v1/images/{ref:path}/push", response_class=StreamingResponse,
