@@ -333,8 +333,9 @@ def main() -> None:
         print(f"\nload: {args.clients} clients x {out.elapsed:.1f} s: {total} requests, "
               f"{total / out.elapsed:.0f} requests/s ({len(out.lists) / out.elapsed:.0f} "
               f"lists/s, {len(out.gets) / out.elapsed:.0f} gets/s), {out.errors} errors; "
-              f"CPU: berthd {cpu / out.elapsed * 100:.0f} %, this client {own / out.elapsed * 100:.0f} "
-              f"% of one core; berthd RSS {rss_mib(daemon.pid):.0f} MiB")
+              f"CPU: berthd {cpu / out.elapsed * 100:.0f} %, this client "
+              f"{own / out.elapsed * 100:.0f} % of one core; "
+              f"berthd RSS {rss_mib(daemon.pid):.0f} MiB")
         table([Result("list under load", out.lists), Result("get under load", out.gets)])
         for kind, count in sorted(out.error_kinds.items(), key=lambda kv: -kv[1])[:5]:
             print(f"  {count} x {kind}")

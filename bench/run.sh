@@ -6,6 +6,8 @@
 #   bench/run.sh idle [ARGS...]     only bench_idle.py (e.g. --count 20)
 #   bench/run.sh pull [ARGS...]     only bench_pull.py (e.g. --rounds 3, --only berth,docker,
 #                                   --size-mb 100, --profile)
+#   bench/run.sh api [ARGS...]      only bench_api.py  (e.g. --rows 10000, --duration 30,
+#                                   --clients 200): list/get latency with 10,000 rows, load
 #
 # By default each benchmark starts its own berthd in temporary directories; pass
 # --no-own-daemon [--host URL] to measure an already running one instead.
@@ -33,10 +35,10 @@ apt_install podman docker.io
 
 which="${1:-all}"
 case "$which" in
-    run|idle|pull) shift ;;
+    run|idle|pull|api) shift ;;
     all) shift $(( $# > 0 ? 1 : 0 )) ;;
     -*) which=all ;;
-    *) echo "usage: bench/run.sh [run|idle|pull|all] [ARGS...]" >&2; exit 2 ;;
+    *) echo "usage: bench/run.sh [run|idle|pull|api|all] [ARGS...]" >&2; exit 2 ;;
 esac
 
 # bench_pull: a loopback registry, skopeo to fill it (and to compare with), umoci to compare.
@@ -57,5 +59,10 @@ if [[ "$which" == pull || "$which" == all ]]; then
     echo "==> bench_pull: pull a ~300 MB image from a loopback registry vs skopeo / docker /" \
          "podman; unpack vs umoci"
     "$PY" "$REPO/bench/bench_pull.py" "$@" || rc=1
+fi
+if [[ "$which" == api || "$which" == all ]]; then
+    [[ "$which" == all ]] && set --  # bench_run's arguments do not apply here
+    echo "==> bench_api: list and get with 10,000 containers in the store; concurrent clients"
+    "$PY" "$REPO/bench/bench_api.py" "$@" || rc=1
 fi
 exit "$rc"

@@ -155,7 +155,9 @@ class Fuzz:
             c.volumes.create("fuzz-vol")
         spare = [t for t in c.tokens.list() if t["name"] == "spare" and not t["revoked"]]
         token_id = spare[0]["id"] if spare else c.tokens.create("spare")["id"]
-        self.refs.update(running=run["id"], stopped=stopped["id"], token=token_id)
+        action = c.containers.actions(run["id"])[-1]["id"]
+        self.refs.update(running=run["id"], stopped=stopped["id"], token=token_id,
+                         action=str(action))
 
     def path_parameters(self, label: str) -> list[dict[str, str]]:
         """Real values for an operation's path parameters (none: only generated ones)."""
@@ -163,7 +165,11 @@ class Fuzz:
         if path.startswith("/v1/containers/{ref}"):
             if path.endswith("/wait"):  # waiting on the running one would never end
                 return [{"ref": self.refs["stopped"]}]
+            if "{action_id}" in path:
+                return [{"ref": self.refs["running"], "action_id": self.refs["action"]}]
             return [{"ref": self.refs["running"]}, {"ref": self.refs["stopped"]}]
+        if path.startswith("/v1/actions/{action_id}"):
+            return [{"action_id": self.refs["action"]}]
         if path.startswith("/v1/images/{ref}"):
             return [{"ref": "busybox"}]
         if path.startswith("/v1/volumes/{name}"):
@@ -211,14 +217,15 @@ def fuzz(daemon: Daemon) -> Iterator[Fuzz]:
 
     @schema.hook
     def flatmap_body(context: Any, body: Any) -> Any:
-        """Sometimes name real objects in the body, so creates and commits get past 404."""
+        """Sometimes name real objects in the body, so creates and commits get past 404. Only
+        in place of a valid name: a negative case must stay invalid."""
         label = context.operation.label if context.operation else ""
-        if not isinstance(body, dict):
-            return st.just(body)
-        if label == "POST /v1/containers":
-            return st.sampled_from([body, {**body, "image": "busybox"}])
-        if label == "POST /v1/images/commit":
-            return st.sampled_from([body, {**body, "container": fz.refs["stopped"]}])
+        key, real = {"POST /v1/containers": ("image", "busybox"),
+                     "POST /v1/images/commit": ("container", fz.refs.get("stopped"))
+                     }.get(label, ("", None))
+        if isinstance(body, dict) and isinstance(body.get(key), str) and \
+                1 <= len(body[key]) <= 128:
+            return st.sampled_from([body, {**body, key: real}])
         return st.just(body)
 
     try:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Path, Request
 
 from berth.service.context import Context
 
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from berth.service.registry import RegistryService
     from berth.service.trust import TrustService
     from berth.service.volumes import VolumeService
+
+
+# An action's id is a store row id: a 64-bit integer (a larger one is a 400, not a 500).
+ActionId = Annotated[int, Path(ge=1, le=2**63 - 1, description="an action's id")]
 
 
 @dataclass

@@ -76,6 +76,7 @@ class Principal:
 class IdentityService:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._local_admin: Principal | None = None  # the admin user is never renamed or removed
 
     # -- bootstrap --------------------------------------------------------------------------
 
@@ -94,10 +95,14 @@ class IdentityService:
         return str(token_file)
 
     def local_admin(self) -> Principal:
-        """Who root on the unix socket is, when the daemon maps it to the admin."""
-        with self.store.session() as s:
-            user = s.scalars(select(User).where(User.name == ADMIN_USER)).one()
-        return Principal(user.id, user.name, True, DEFAULT_PROJECT, "unix socket (uid 0)")
+        """Who root on the unix socket is, when the daemon maps it to the admin (asked on
+        every request over the socket: looked up once)."""
+        if self._local_admin is None:
+            with self.store.session() as s:
+                user = s.scalars(select(User).where(User.name == ADMIN_USER)).one()
+            self._local_admin = Principal(user.id, user.name, True, DEFAULT_PROJECT,
+                                          "unix socket (uid 0)")
+        return self._local_admin
 
     def certificate_user(self, name: str) -> Principal:
         """Who a verified TLS client certificate (subject CN ``name``) is: that user, acting
@@ -142,7 +147,8 @@ class IdentityService:
         project_id = project or who.project_id
         with self.store.session() as s:
             proj = s.get(Project, project_id)
-            member = s.get(Membership, (who.user_id, project_id))
+            # the cloud's admins act in any project: their memberships do not matter here
+            member = None if who.is_admin else s.get(Membership, (who.user_id, project_id))
         if proj is None or (member is None and not who.is_admin):
             raise NotFound(f"no such project: {project_id}")
         role = "admin" if who.is_admin else member.role  # type: ignore[union-attr]

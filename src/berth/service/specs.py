@@ -110,7 +110,7 @@ class MountRequest(BaseModel):
     target: str
     source: str = ""
     readonly: bool = False
-    tmpfs_size: int | None = Field(None, gt=0)
+    tmpfs_size: int | None = Field(None, gt=0, le=MAX_BYTES)
     tmpfs_mode: int | None = Field(None, ge=0, le=0o7777)
 
     @field_validator("target")

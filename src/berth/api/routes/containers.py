@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from berth.api import views
-from berth.api.deps import Services, context, services
+from berth.api.deps import ActionId, Services, context, services
 from berth.api.listing import PAGED, SelectorParam, paged, paging
 from berth.api.routes.streams import MULTIPLEXED, attached_output
 from berth.errors import BerthError, InvalidArgument, NotModified, RuntimeFailure
@@ -100,7 +100,7 @@ def actions(ref: str, svc: Svc, ctx: Ctx, page: ActionPage) -> Any:
 
 
 @router.get("/{ref}/actions/{action_id}")
-async def action(ref: str, action_id: int, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
+async def action(ref: str, action_id: ActionId, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
     svc.containers.get(ctx, ref)
     act = svc.containers.action(ctx, action_id)
     if wait:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth.api import views
-from berth.api.deps import Services, context, services
+from berth.api.deps import ActionId, Services, context, services
 from berth.api.progress import progress_response
 from berth.errors import InvalidArgument
 from berth.service.context import Context
@@ -81,7 +81,7 @@ async def pull(body: PullRequest, svc: Svc, ctx: Ctx, wait: bool = False,
 
 
 @router.get("/v1/actions/{action_id}")
-async def get_action(action_id: int, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
+async def get_action(action_id: ActionId, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
     """Any action of the project (a container's or a pull); wait=true: until it ends."""
     if wait:
         return _finished(await svc.pulls.wait(ctx, action_id, WAIT_LIMIT))
