@@ -222,6 +222,16 @@ def _image_names(key: str, registry: bool = False) -> Callable[[World], list]:
     return pairs
 
 
+def _pull_names(w: World) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """B's image by tag and by its manifest digest (its blobs are on this host already: a
+    pull must still ask the registry, with the caller's own login)."""
+    digest = w.b.image["manifest_digest"]
+    by_digest = f"{w.reg.host}/b-private@{digest}"
+    return [*_image_names("reference", registry=True)(w),
+            ({"reference": by_digest},
+             {"reference": by_digest.replace(digest[7:], _ghost(digest[7:]))})]
+
+
 def _container_names(key: str) -> Callable[[World], list]:
     def pairs(w: World) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         return [({key: b}, {key: g}) for b, g in _container_refs(w)]
@@ -275,7 +285,7 @@ CALLS: dict[str, Call] = {
     "GET /v1/containers/{ref}/top": Call(),
     "GET /v1/containers/{ref}/stats": Call(query={"stream": "false"}),
     "POST /v1/images/pull": Call(query={"wait": "true"}, body={"reference": "placeholder"},
-                                 names=_image_names("reference", registry=True)),
+                                 names=_pull_names),
     "GET /v1/actions/{action_id}": Call(),
     "POST /v1/images/{ref}/push": Call(body={}),
     "POST /v1/images/{ref}/sign": Call(body={"sign_by": "0" * 40}, registry=True,
@@ -676,6 +686,20 @@ def test_tokens_and_actions_of_another_project(world: World) -> None:
         w.alice.transport.call("GET", f"/v1/containers/{w.a.running['id']}/actions/"
                                       f"{w.b.action_id}")
     assert (e.value.status, e.value.message) == (404, f"no such action: {w.b.action_id}")
+
+
+def test_names_are_per_project(world: World) -> None:
+    """B's names are free in A: taking them is no conflict (a 409 would tell they exist)."""
+    w = world
+    box = w.alice.containers.create({"image": "busybox", "name": w.b.running["name"],
+                                     "command": ["true"]})
+    w.alice.containers.rename(box["id"], w.b.stopped["name"])
+    w.alice.containers.remove(box["id"])
+    w.alice.volumes.create(w.b.volume)
+    w.alice.volumes.remove(w.b.volume)
+    w.alice.images.tag("busybox", w.b.image_tag)
+    w.alice.images.untag(w.b.image_tag)
+    w.alice.tokens.revoke(w.alice.tokens.create("b-spare")["id"])
 
 
 def test_a_volume_of_the_same_name_is_another_volume(world: World) -> None:

@@ -165,6 +165,18 @@ def test_pause_freezes_and_unpause_thaws(daemon: Daemon) -> None:
     daemon.cli("rm", "-f", "lc-pause")
 
 
+@pytest.mark.parametrize("verb", ["rm -f", "kill", "stop"])
+def test_a_paused_container_can_be_killed_stopped_and_removed(daemon: Daemon, verb: str) -> None:
+    # SIGKILL ends even a frozen process: the thaw that follows has nothing left to thaw
+    # (it used to fail the action with "container ... is not running").
+    daemon.cli("run", "-d", "--name", "lc-frozen", "busybox", "sleep", "3600")
+    daemon.cli("pause", "lc-frozen")
+    daemon.cli(*verb.split(), *(["-t", "1"] if verb == "stop" else []), "lc-frozen")
+    if verb != "rm -f":
+        assert daemon.inspect("lc-frozen")["state"]["status"] == "exited"
+        daemon.cli("rm", "lc-frozen")
+
+
 def test_rename_and_name_conflicts(daemon: Daemon) -> None:
     daemon.cli("create", "--name", "lc-old", "busybox", "true")
     daemon.cli("create", "--name", "lc-taken", "busybox", "true")

@@ -1,5 +1,6 @@
 """Schemathesis over the native API's OpenAPI document, against a live berthd: no 5xx, and no
-answer outside the document (status code, schema, content type).
+answer outside the document (checks: not_a_server_error, status_code_conformance,
+response_schema_conformance, content_type_conformance, negative_data_rejection).
 
 How it reaches berthd: berthd listens on a unix socket, and schemathesis 4 sends a case with
 ``requests`` (``case.call_and_validate(session=...)``). The session here mounts an adapter
@@ -11,7 +12,8 @@ Each operation is one test: a Hypothesis run with a fixed budget (``MAX_EXAMPLES
 ``derandomize=True``, no database, no shrinking), mixing positive and negative generation, with
 generated path parameters and with the ids of real objects, so the fuzzer gets past "no such
 container". Every case acts as a *member* of a scratch project, never as the admin: it cannot
-touch other projects, and the containers it makes are removed when the module ends.
+touch other projects, and the containers it makes are removed when the module ends. What is
+not fuzzed, or fuzzed with a parameter held, says why beside it (EXCLUDED, FIXED_QUERY, ...).
 """
 
 from __future__ import annotations

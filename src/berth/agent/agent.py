@@ -32,6 +32,9 @@ log = logging.getLogger("berth.agent")
 
 SWEEP_WITH_WATCH = 30.0  # seconds between full sweeps when exits arrive by inotify
 SWEEP_POLLING = 1.0
+ADOPT_AT_ONCE = 32  # containers reconciled together when the agent starts
+# Observed states that need nothing more when nothing on the host says otherwise.
+SETTLED = frozenset({"exited", "created", "dead"})
 Outcome = tuple[str, int, dict[str, Any]]  # error message, status, result
 
 
@@ -76,12 +79,16 @@ class Agent:
     async def run(self) -> None:
         """Adopt everything, then keep watching."""
         self.ops.layers.cleanup_incomplete()
-        with self.ops.store.session() as s:
-            ids = set(s.scalars(select(Container.id).where(Container.host == self.host)))
-            if self.fresh_boot:
-                _forget_manual_stops(s)
-        ids |= set(await self.ops.run(self.ops.backend.list_ids))
-        await asyncio.gather(*(self.reconcile(cid) for cid in ids), return_exceptions=True)
+        traces = set(await self.ops.run(self.ops.backend.list_ids))
+        ids = await self.ops.run(self._needing_adoption, traces)
+        # A few at a time: the api shares this loop and must keep answering meanwhile.
+        gate = asyncio.Semaphore(ADOPT_AT_ONCE)
+
+        async def adopt(cid: str) -> None:
+            async with gate:
+                await self.reconcile(cid)
+
+        await asyncio.gather(*(adopt(cid) for cid in ids), return_exceptions=True)
         self.ready.set()
         await self.ops.hub.changed()
         watch_dir = self.ops.backend.exit_watch_dir()
@@ -96,6 +103,25 @@ class Agent:
                     Container.host == self.host, Container.status.in_(LIVE))).all()
             for cid in live:
                 self.kick(cid)
+
+    def _needing_adoption(self, traces: set[str]) -> set[str]:
+        """Containers a restarted agent must look at: any with traces on the host, queued
+        actions, a process it should have, or a restart policy. A container that stopped
+        for good, with nothing left on the host, needs nothing (a store may hold thousands)."""
+        with self.ops.store.session() as s:
+            if self.fresh_boot:
+                _forget_manual_stops(s)
+            rows = s.execute(select(Container.id, Container.desired, Container.status,
+                                    Container.spec).where(Container.host == self.host)).all()
+            queued = set(s.scalars(select(Action.container_id).where(
+                Action.kind == "container", Action.state.in_(("pending", "running")))))
+        ids = set(traces) | queued
+        for cid, desired, status, spec in rows:
+            restart = (spec.get("restart_policy") or {}).get("name", "no")
+            if (desired not in ("stopped", "created") or status not in SETTLED
+                    or restart != "no" or spec.get("auto_remove")):
+                ids.add(cid)
+        return ids
 
     def stop(self) -> None:
         if self._watcher is not None:
