@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from berth.client import APIError
+from berth.client import APIError, Client
 from tests.gpghome import GpgHome
 from tests.integration.conftest import _finish, _require_host
 from tests.integration.daemon import BIN, Daemon, make_dirs
@@ -387,3 +387,19 @@ def test_a_pull_is_an_action_to_poll_or_wait_on(env: Env) -> None:
         d.client.action(bad["id"], wait=True)
     assert exc.value.status == 404 and "not found" in exc.value.message
     assert d.client.action(bad["id"])["state"] == "error"  # and it stays in the log
+
+
+def test_only_admins_sign_with_the_hosts_keys(env: Env) -> None:
+    d, admin = env.daemon, env.daemon.client
+    admin.projects.create("signers")
+    admin.users.create("mallory")
+    admin.projects.set_member("signers", "mallory", "member")
+    token = Client(d.host, project="signers").tokens.create("t", user="mallory")["token"]
+    member = Client(d.host, token=token, project="signers")
+    member.images.build_base("busybox", env.ref("signers/bb:1"))
+    with pytest.raises(APIError) as exc:
+        list(member.images.push(env.ref("signers/bb:1"), sign_by_sigstore_key="/etc/shadow"))
+    assert exc.value.status == 403 and "admins" in exc.value.message
+    with pytest.raises(APIError) as exc:
+        member.images.sign(env.ref("signers/bb:1"), sign_by=env.signer)
+    assert exc.value.status == 403

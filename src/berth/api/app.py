@@ -9,6 +9,7 @@ from berth.api import errors
 from berth.api.deps import Services
 from berth.api.routes import (
     containers,
+    hosts,
     identity,
     images,
     quotas,
@@ -24,7 +25,7 @@ def create_app(services: Services) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
-    for module in (system, identity, quotas, containers, streams, registries, images,
+    for module in (system, hosts, identity, quotas, containers, streams, registries, images,
                    volumes):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     return app

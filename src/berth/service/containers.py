@@ -154,6 +154,12 @@ class ContainerService:
             acts, more = page_rows(s, scope, order, desc, page.limit if page else None, after)
         return listing(acts, more, lambda act: str(act.id))
 
+    def host_count(self, host: str) -> int:
+        """Containers of every project placed on ``host``."""
+        with self.store.session() as s:
+            return s.scalar(select(func.count()).select_from(Container).where(
+                Container.host == host)) or 0
+
     def counts(self, ctx: Context) -> dict[str, int]:
         """How many of the project's containers are in each state (one query)."""
         with self.store.session() as s:

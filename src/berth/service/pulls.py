@@ -77,8 +77,10 @@ class PullService:
         def work() -> None:
             try:
                 self.run(ctx, act, reference, platform, lambda _e: None)
-            except BaseException:  # noqa: BLE001 - the action holds the outcome
-                log.info("pull %s failed (action %s)", reference, act.id, exc_info=True)
+            except BerthError as e:  # a refusal: the action holds it, no traceback needed
+                log.info("pull %s failed (action %s): %s", reference, act.id, e.message)
+            except BaseException:  # noqa: BLE001 - a bug: keep the traceback
+                log.exception("pull %s failed (action %s)", reference, act.id)
 
         threading.Thread(target=work, name=f"pull-{act.id}", daemon=True).start()
         return act

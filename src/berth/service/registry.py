@@ -41,7 +41,7 @@ from berth.image.signature import (
 )
 from berth.image.types import LayerRef
 from berth.runtime.base import IdMapping
-from berth.service.context import Context
+from berth.service.context import Context, Forbidden
 from berth.service.credentials import CredentialService
 from berth.service.idmaps import IdMaps
 from berth.service.images import ImageService, as_manifest
@@ -173,6 +173,7 @@ class RegistryService:
 
     def push(self, ctx: Context, ref_text: str, destination: str | None, report: Report, *,
              sign_by: str | None = None, sigstore_key: str | None = None) -> dict[str, Any]:
+        _may_sign(ctx, sign_by, sigstore_key)  # before anything is pushed
         image = self.images.resolve(ctx, ref_text)
         target = parse_reference(destination or ref_text)
         if target.digest is not None:
@@ -198,6 +199,7 @@ class RegistryService:
     def sign(self, ctx: Context, ref_text: str, *, sign_by: str | None,
              sigstore_key: str | None) -> dict[str, Any]:
         """Sign the manifest the registry serves for ``ref_text`` now."""
+        _may_sign(ctx, sign_by, sigstore_key)
         ref = registry_reference(ref_text)
         with self._client(ctx, ref) as client:
             _, _, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "")
@@ -207,6 +209,7 @@ class RegistryService:
     def _sign(self, ctx: Context, ref: Reference, digest: str, sign_by: str | None,
               sigstore_key: str | None) -> list[str]:
         where: list[str] = []
+        _may_sign(ctx, sign_by, sigstore_key)
         identity = str(replace(ref, digest=None)) if ref.tag else str(ref)
         if sign_by:
             staging = self.trust.lookaside(ref, write=True)
@@ -276,6 +279,14 @@ class RegistryService:
         with RegistryClient(key, self.config, lambda h: creds if h == key else None) as client:
             client.request("GET", "/v2/", scopes=[], what="login").close()
         return self.credentials.save(ctx, key, username, password)
+
+
+def _may_sign(ctx: Context, sign_by: str | None, sigstore_key: str | None) -> None:
+    """The keys are the daemon host's (its GnuPG home, a key file on its disk): signing is
+    the cloud admins' to do, like any other use of the host's files."""
+    if (sign_by or sigstore_key) and not ctx.is_admin:
+        raise Forbidden("signing uses keys on the daemon's host: only the cloud's admins "
+                        "may sign")
 
 
 def _media_type(manifest: bytes) -> str:

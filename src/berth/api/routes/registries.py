@@ -84,7 +84,8 @@ async def pull(body: PullRequest, svc: Svc, ctx: Ctx, wait: bool = False,
 async def get_action(action_id: ActionId, svc: Svc, ctx: Ctx, wait: bool = False) -> Any:
     """Any action of the project (a container's or a pull); wait=true: until it ends."""
     if wait:
-        return _finished(await svc.pulls.wait(ctx, action_id, WAIT_LIMIT))
+        act = await svc.pulls.wait(ctx, action_id, WAIT_LIMIT)
+        return {"action": views.action(act)}  # reading it succeeded; its state tells the rest
     return {"action": views.action(svc.pulls.action(ctx, action_id))}
 
 
