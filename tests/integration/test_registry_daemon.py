@@ -383,10 +383,13 @@ def test_a_pull_is_an_action_to_poll_or_wait_on(env: Env) -> None:
     done = d.client.action(act["id"], wait=True)
     assert done["state"] == "success" and done["result"]["image_id"].startswith("sha256:")
     bad = d.client.images.start_pull(env.ref("async:nope"))
-    with pytest.raises(APIError) as exc:
-        d.client.action(bad["id"], wait=True)
-    assert exc.value.status == 404 and "not found" in exc.value.message
-    assert d.client.action(bad["id"])["state"] == "error"  # and it stays in the log
+    failed = d.client.action(bad["id"], wait=True)  # reading it works; its state tells
+    assert failed["state"] == "error" and failed["error_status"] == 404
+    assert "not found" in failed["message"]
+    with pytest.raises(APIError) as exc:  # waiting through the pull request itself: its status
+        d.client.transport.call("POST", "/v1/images/pull", {"wait": True},
+                                body={"reference": env.ref("async:nope")})
+    assert exc.value.status == 404
 
 
 def test_only_admins_sign_with_the_hosts_keys(env: Env) -> None:

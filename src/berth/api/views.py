@@ -55,6 +55,7 @@ def action(act: Action) -> dict[str, Any]:
         "user": act.user,
         "state": act.state,
         "message": act.message,
+        "error_status": act.error_status or None,  # the HTTP status its error maps to
         "result": act.result,
         "started_at": iso(act.started_at),
         "finished_at": iso(act.finished_at),
