@@ -13,8 +13,9 @@ import os
 import shutil
 import stat
 import tarfile
+import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -86,7 +87,6 @@ class _Extractor:
         self._fds: dict[tuple[str, ...], int] = {}
         # Small files being written in the background, by path; an entry that touches one of
         # these paths waits for it, and anything that removes waits for them all.
-        self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[tuple[str, ...], Future[None]] = {}
         self._pending_bytes = 0
 
@@ -200,10 +200,10 @@ class _Extractor:
 
     def close(self) -> None:
         """Stop the writers (after an error: wait, ignore their results) and close fds."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        self._pending.clear()
+        jobs, self._pending = list(self._pending.values()), {}
+        for job in jobs:
+            job.cancel()
+        wait(jobs)  # none may still write into a directory the caller is about to remove
         self._drop_fds()
 
     def _wait_for(self, path: tuple[str, ...]) -> None:
@@ -300,9 +300,7 @@ class _Extractor:
                 raise UnsafeContent(f"corrupt layer: short data for {m.name!r}")
             if self._pending_bytes + len(data) > PENDING_BYTES:
                 self._drain()
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="unpack")
-            self._pending[tuple(parts)] = self._pool.submit(
+            self._pending[tuple(parts)] = _writers().submit(
                 _write_file, parent, parts[-1], [data], meta)  # it closes parent
             self._pending_bytes += len(data)
             return
@@ -428,6 +426,20 @@ class _Extractor:
             finally:
                 os.close(fd)
         self._drop_fds()
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _writers() -> ThreadPoolExecutor:
+    """One pool for every unpack in the process: layers unpacked side by side share WRITERS
+    threads instead of each bringing its own (too many creates at once only queue up)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(WRITERS, thread_name_prefix="unpack-write")
+        return _POOL
 
 
 class _Counted:
