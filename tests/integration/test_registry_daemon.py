@@ -406,3 +406,25 @@ def test_only_admins_sign_with_the_hosts_keys(env: Env) -> None:
     with pytest.raises(APIError) as exc:
         member.images.sign(env.ref("signers/bb:1"), sign_by=env.signer)
     assert exc.value.status == 403
+
+
+def test_a_create_that_pulls_answers_with_the_pull_action(env: Env) -> None:
+    d = env.daemon
+    push_built(env.registry, env.work, "cpull:1", runnable_image("cpull"))
+    spec = {"image": env.ref("cpull:1"), "pull": "missing", "command": ["/bin/busybox", "true"]}
+    answer = d.client.transport.call("POST", "/v1/containers", body=spec)
+    act = answer["action"]
+    assert act["kind"] == "image" and act["action"] == "pull"
+    done = d.client.action(act["id"], wait=True)
+    assert done["state"] == "success", done
+    box = d.client.containers.get(done["result"]["container_id"])
+    assert box["image"] == env.ref("cpull:1")
+    # waiting: one call, the container in the answer (the image is there now: no pull)
+    made = d.client.transport.call("POST", "/v1/containers", {"wait": True}, body=spec)
+    assert made["container"]["id"] != box["id"]
+    with pytest.raises(APIError) as exc:
+        d.client.transport.call("POST", "/v1/containers", {"wait": True},
+                                body={**spec, "image": env.ref("cpull:nope")})
+    assert exc.value.status == 404 and "pulling" in exc.value.message
+    for ref in (box["id"], made["container"]["id"]):
+        d.client.containers.remove(ref, force=True)

@@ -274,6 +274,13 @@ class ImageService:
         return listing([(img, names(img)) for img in rows], more,
                        lambda item: _marker(across, item[0].project_id, item[0].id))
 
+    def has(self, ctx: Context, ref: str) -> bool:
+        try:
+            self.resolve(ctx, ref)
+        except NotFound:
+            return False
+        return True
+
     def count(self, ctx: Context) -> int:
         with self.store.session() as s:
             return s.scalar(select(func.count()).select_from(Image).where(

@@ -56,10 +56,13 @@ class PullService:
         return act
 
     def run(self, ctx: Context, act: Action, reference: str, platform: str | None,
-            report: Report) -> dict[str, Any]:
+            report: Report, then: Callable[[], dict[str, Any]] | None = None
+            ) -> dict[str, Any]:
         """Pull (in the calling thread) and finish the action either way."""
         try:
             image, info = self.registry.pull(ctx, reference, platform, report)
+            if then is not None:
+                info = {**info, **then()}
         except BerthError as e:
             self._finish(act.id, "error", e.message, e.status, {})
             raise
@@ -70,13 +73,15 @@ class PullService:
         self._finish(act.id, "success", "", 0, result)
         return {"image": image, **info}
 
-    def start(self, ctx: Context, reference: str, platform: str | None) -> Action:
-        """Record the action and pull in a background thread."""
+    def start(self, ctx: Context, reference: str, platform: str | None,
+              then: Callable[[], dict[str, Any]] | None = None) -> Action:
+        """Record the action and pull in a background thread; ``then`` (a create waiting for
+        this image, say) runs after a successful pull and its answer joins the result."""
         act = self.record(ctx, reference, platform)
 
         def work() -> None:
             try:
-                self.run(ctx, act, reference, platform, lambda _e: None)
+                self.run(ctx, act, reference, platform, lambda _e: None, then)
             except BerthError as e:  # a refusal: the action holds it, no traceback needed
                 log.info("pull %s failed (action %s): %s", reference, act.id, e.message)
             except BaseException:  # noqa: BLE001 - a bug: keep the traceback

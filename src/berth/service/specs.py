@@ -170,6 +170,8 @@ class ContainerCreate(ResourcesRequest):
     model_config = ConfigDict(extra="forbid")
 
     image: str = Field(min_length=1, max_length=300)
+    # "missing": pull the image first when the project lacks it; "always": pull it first.
+    pull: Literal["never", "missing", "always"] = "never"
     name: str | None = None
     command: list[str] | None = None
     entrypoint: list[str] | None = None

@@ -61,7 +61,26 @@ async def _answer(svc: Services, ctx: Context, act: Action, wait: bool,
 @router.post("", status_code=201, responses=ATTACHED)
 async def create(body: ContainerCreate, svc: Svc, ctx: Ctx, start: bool = False,
                  wait: bool = False, attach: bool = False) -> Any:
-    """With start&attach: create, start, then stream output and the exit code (one trip)."""
+    """With start&attach: create, start, then stream output and the exit code (one trip).
+    With pull=missing|always the image is pulled first: without wait that is a 202 with the
+    pull's action, whose result names the container once it is made."""
+    if body.pull != "never" and (body.pull == "always" or not await asyncio.to_thread(
+            svc.images.has, ctx, body.image)):
+        if attach:
+            raise InvalidArgument("attach cannot wait for a pull: pull first, or use wait")
+        if not wait:
+            def create_after() -> dict[str, Any]:
+                made, _ = svc.containers.create(ctx, body, start)
+                return {"container_id": made.id}
+
+            act = await asyncio.to_thread(svc.pulls.start, ctx, body.image, None, create_after)
+            return JSONResponse({"action": views.action(act)}, status_code=202)
+        pulled = await svc.pulls.wait(ctx, (await asyncio.to_thread(
+            svc.pulls.start, ctx, body.image, None)).id, WAIT_LIMIT)
+        if pulled.state != "success":
+            err = BerthError(f"pulling {body.image} failed: {pulled.message}")
+            err.status = pulled.error_status or RuntimeFailure.status
+            raise err
     # The store work (and the quota check's write lock) runs off the event loop.
     row, act = await asyncio.to_thread(svc.containers.create, ctx, body, start)
     if attach:
