@@ -265,3 +265,32 @@ def test_no_http_answer_was_a_server_error() -> None:
     assert STATUSES, "no HTTP request was made"
     errors = [(what, s) for what, s in STATUSES if s >= 500]
     assert not errors, f"5xx answers: {errors}"
+
+
+def test_request_bodies_are_bounded(daemon: Daemon) -> None:
+    import http.client
+    import socket as socketlib
+
+    def post(body: bytes, chunked: bool) -> tuple[int, str]:
+        class Unix(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = socketlib.socket(socketlib.AF_UNIX)
+                self.sock.connect(str(daemon.socket))
+
+        conn = Unix("localhost", timeout=30)
+        headers = {"Content-Type": "application/json"}
+        if chunked:
+            conn.request("POST", "/v1/volumes", body=iter([body[i:i + 65536] for i in
+                                                          range(0, len(body), 65536)]),
+                         headers=headers, encode_chunked=True)
+        else:
+            conn.request("POST", "/v1/volumes", body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+
+    huge = b'{"name": "' + b"x" * (2 << 20) + b'"}'
+    for chunked in (False, True):
+        status, text = post(huge, chunked)
+        assert status == 413 and "larger than" in text, (status, text)
+    assert post(b'{"name": "small-one"}', False)[0] == 201
+    daemon.client.volumes.remove("small-one")

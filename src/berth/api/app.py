@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from berth import __version__
 from berth.api import errors
 from berth.api.deps import Services
+from berth.api.limits import BodyLimit
 from berth.api.routes import (
     containers,
     hosts,
@@ -28,4 +29,5 @@ def create_app(services: Services) -> FastAPI:
     for module in (system, hosts, identity, quotas, containers, streams, registries, images,
                    volumes):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
+    app.add_middleware(BodyLimit)
     return app
