@@ -20,10 +20,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import queue
 import secrets
-import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -36,6 +34,7 @@ from starlette.routing import WebSocketRoute
 
 from berth.api.app import create_app
 from berth.client import APIError, Client
+from tests.integration.conftest import _require_host
 from tests.integration.daemon import Daemon, destroy, leaks, make_dirs
 
 pytestmark = pytest.mark.integration
@@ -146,14 +145,6 @@ def _side(c: Client, prefix: str, reg: Registry) -> Side:
     token_id = c.tokens.create(f"{prefix}-spare")["id"]
     action_id = c.containers.actions(running["id"])[-1]["id"]
     return Side(running, stopped, image, tag, f"{prefix}-vol", token_id, action_id)
-
-
-def _require_host() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("integration tests need root (namespaces, mounts, cgroups)")
-    for tool in ("runc", "conmon"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed on this host (scripts/setup.sh installs it)")
 
 
 @pytest.fixture(scope="module")

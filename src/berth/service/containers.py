@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability
 from berth.service import grants
-from berth.service.context import Context
+from berth.service.context import Context, find_action
 from berth.service.filters import labels_match
 from berth.service.hub import Hub
 from berth.service.images import ImageService
@@ -172,11 +172,7 @@ class ContainerService:
                 "stopped": total - running - paused}
 
     def action(self, ctx: Context, action_id: int) -> Action:
-        with self.store.session() as s:
-            act = s.get(Action, action_id)
-            if act is None or act.project_id != ctx.project_id:
-                raise NotFound(f"no such action: {action_id}")
-            return act
+        return find_action(self.store, ctx, action_id)
 
     # -- create --------------------------------------------------------------------------
 

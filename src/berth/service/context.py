@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from berth.errors import BerthError
-from berth.store.db import DEFAULT_PROJECT
+from berth.errors import BerthError, NotFound
+from berth.store.db import DEFAULT_PROJECT, Store
+from berth.store.models import Action
 
 ROLE_RANK = {"reader": 0, "member": 1, "admin": 2}
 
@@ -31,3 +32,12 @@ class Context:
         if ROLE_RANK[self.role] < ROLE_RANK[role]:
             raise Forbidden(f"{what} needs the {role} role in project {self.project_id}; "
                             f"{self.user} is a {self.role}")
+
+
+def find_action(store: Store, ctx: Context, action_id: int) -> Action:
+    """One of the project's actions (a container's or a pull); another project's is a 404."""
+    with store.session() as s:
+        act = s.get(Action, action_id)
+    if act is None or act.project_id != ctx.project_id:
+        raise NotFound(f"no such action: {action_id}")
+    return act

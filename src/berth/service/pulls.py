@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from berth.errors import BerthError
-from berth.service.context import Context
+from berth.service.context import Context, find_action
 from berth.service.hub import Hub
 from berth.service.registry import RegistryService
 from berth.store.db import Store
@@ -100,13 +100,7 @@ class PullService:
         self.hub.notify()
 
     def action(self, ctx: Context, action_id: int) -> Action:
-        from berth.errors import NotFound
-
-        with self.store.session() as s:
-            act = s.get(Action, action_id)
-        if act is None or act.project_id != ctx.project_id:
-            raise NotFound(f"no such action: {action_id}")
-        return act
+        return find_action(self.store, ctx, action_id)
 
     async def wait(self, ctx: Context, action_id: int, timeout: float) -> Action:
         def finished() -> Action | None:
