@@ -18,8 +18,9 @@ STAMP="$BERTH_VENV/.berth-install-stamp"
 
 APT_PACKAGES=(runc crun conmon busybox-static iproute2 nftables python3 python3-venv gnupg
               python3-pip util-linux procps ca-certificates git)
-# The test suite's real peers: a registry (distribution), skopeo for interop, htpasswd.
-TEST_APT_PACKAGES=(docker-registry skopeo apache2-utils)
+# The test suite's real peers: a registry (distribution), skopeo for interop, htpasswd,
+# and zsh to check the completion script it is given.
+TEST_APT_PACKAGES=(docker-registry skopeo apache2-utils zsh)
 if [[ "${BERTH_WITH_TEST_TOOLS:-0}" == 1 ]]; then
     APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
 fi
