@@ -7,7 +7,7 @@ import json
 import sys
 
 from berth.cli import convert, image_commands
-from berth.cli.output import ago, emit, human_size, status_text
+from berth.cli.output import ago, each, emit, human_size, status_text
 from berth.client import APIError, Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -37,22 +37,6 @@ def _fmt(args: argparse.Namespace) -> str:
 def dispatch(client: Client, args: argparse.Namespace) -> int:
     handler = COMMANDS[args.cmd]
     return handler(client, args) or 0
-
-
-def _each(names: list[str], fn: Callable[[str], Any]) -> int:
-    """Docker's multi-target behaviour: do each, print its name, report failures, exit 1."""
-    failed = 0
-    for name in names:
-        try:
-            fn(name)
-            print(name)
-        except APIError as e:
-            if e.status == 304:
-                print(name)
-                continue
-            sys.stderr.write(f"berth: {e.message}\n")
-            failed = 1
-    return failed
 
 
 # -- containers -----------------------------------------------------------------------------
@@ -118,31 +102,31 @@ def cmd_start(client: Client, args: argparse.Namespace) -> int:
         if len(args.containers) != 1:
             raise convert.UsageError("start --attach takes exactly one container")
         return _stream_until_exit(client.containers.start_attached(args.containers[0]))
-    return _each(args.containers, client.containers.start)
+    return each(args.containers, client.containers.start)
 
 
 def cmd_stop(client: Client, args: argparse.Namespace) -> int:
-    return _each(args.containers, lambda n: client.containers.stop(n, args.time))
+    return each(args.containers, lambda n: client.containers.stop(n, args.time))
 
 
 def cmd_restart(client: Client, args: argparse.Namespace) -> int:
-    return _each(args.containers, lambda n: client.containers.restart(n, args.time))
+    return each(args.containers, lambda n: client.containers.restart(n, args.time))
 
 
 def cmd_kill(client: Client, args: argparse.Namespace) -> int:
-    return _each(args.containers, lambda n: client.containers.kill(n, args.signal))
+    return each(args.containers, lambda n: client.containers.kill(n, args.signal))
 
 
 def cmd_pause(client: Client, args: argparse.Namespace) -> int:
-    return _each(args.containers, client.containers.pause)
+    return each(args.containers, client.containers.pause)
 
 
 def cmd_unpause(client: Client, args: argparse.Namespace) -> int:
-    return _each(args.containers, client.containers.unpause)
+    return each(args.containers, client.containers.unpause)
 
 
 def cmd_rm(client: Client, args: argparse.Namespace) -> int:
-    return _each(args.containers,
+    return each(args.containers,
                  lambda n: client.containers.remove(n, args.force, args.volumes))
 
 
@@ -270,7 +254,7 @@ def cmd_update(client: Client, args: argparse.Namespace) -> int:
     if not changes:
         raise convert.UsageError("update: give at least one of --memory, --memory-swap, "
                                  "--cpus, --cpu-shares, --pids-limit, --restart")
-    return _each(args.containers, lambda n: client.containers.update(n, changes))
+    return each(args.containers, lambda n: client.containers.update(n, changes))
 
 
 def cmd_actions(client: Client, args: argparse.Namespace) -> int:
@@ -328,7 +312,7 @@ def cmd_volume(client: Client, args: argparse.Namespace) -> int:
         emit(found[0] if len(found) == 1 else found, "json" if _fmt(args) == "table"
              else _fmt(args))
     elif sub == "rm":
-        return _each(args.volumes, client.volumes.remove)
+        return each(args.volumes, client.volumes.remove)
     elif sub == "prune":
         for name in client.volumes.prune()["removed"]:
             print(f"deleted: {name}")

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 from berth.cli.convert import UsageError, parse_size
-from berth.cli.output import emit
+from berth.cli.output import each, emit
 from berth.client import APIError, Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -33,18 +33,6 @@ def _when(ts: float | None) -> str:
     if not ts:
         return "never"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _each(names: list[str], fn: Callable[[str], Any]) -> int:
-    failed = 0
-    for name in names:
-        try:
-            fn(name)
-            print(name)
-        except APIError as e:
-            sys.stderr.write(f"berth: {e.message}\n")
-            failed = 1
-    return failed
 
 
 def _inspect(names: list[str], get: Callable[[str], Any], fmt: str) -> int:
@@ -89,7 +77,7 @@ def cmd_project(client: Client, args: argparse.Namespace) -> int:
         else:
             emit(made, fmt)
     elif sub == "rm":
-        return _each(args.projects, projects.remove)
+        return each(args.projects, projects.remove)
     elif sub == "inspect":
         return _inspect(args.projects, projects.get, fmt)
     elif sub in ("grant", "ungrant"):
@@ -184,7 +172,7 @@ def cmd_token(client: Client, args: argparse.Namespace) -> int:
         else:
             emit(rows, args.output, TOKEN_COLUMNS)
     elif sub == "revoke":
-        return _each(args.tokens, client.tokens.revoke)
+        return each(args.tokens, client.tokens.revoke)
     return 0
 
 

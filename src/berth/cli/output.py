@@ -72,3 +72,21 @@ def human_size(n: float) -> str:
             return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
         n /= 1000
     return f"{n}"
+
+
+def each(names: list[str], fn: Any) -> int:
+    """Docker's multi-target behaviour: do each, print its name, report failures, exit 1."""
+    from berth.client import APIError
+
+    failed = 0
+    for name in names:
+        try:
+            fn(name)
+            print(name)
+        except APIError as e:
+            if e.status == 304:  # already in the asked state: done, as docker says
+                print(name)
+                continue
+            sys.stderr.write(f"berth: {e.message}\n")
+            failed = 1
+    return failed
