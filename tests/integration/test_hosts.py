@@ -26,3 +26,15 @@ def test_admins_see_the_host_and_members_do_not(daemon: Daemon) -> None:
     with pytest.raises(APIError) as exc:
         Client(daemon.host, token=token, project="hostless").transport.call("GET", "/v1/hosts")
     assert exc.value.status == 403
+
+
+def test_info_keeps_the_hosts_layout_from_tenants(daemon: Daemon) -> None:
+    admin = daemon.client
+    assert {"root", "run_root", "pid"} <= set(admin.info())
+    admin.projects.create("nosy")
+    admin.users.create("nora")
+    admin.projects.set_member("nosy", "nora", "member")
+    token = Client(daemon.host, project="nosy").tokens.create("t", user="nora")["token"]
+    seen = Client(daemon.host, token=token, project="nosy").info()
+    assert not {"root", "run_root", "pid", "userns_base"} & set(seen)
+    assert seen["project"] == "nosy" and seen["containers"] == 0

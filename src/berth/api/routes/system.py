@@ -22,7 +22,9 @@ Ctx = Annotated[Context, Depends(context)]
 @router.get("/info")
 def info(svc: Svc, ctx: Ctx) -> dict[str, Any]:
     counts = svc.containers.counts(ctx)
-    public = {k: v for k, v in svc.info.items() if k != "tmp"}
+    # The host's paths, pid and uid layout are the operator's business, not a tenant's.
+    hidden = {"tmp"} if ctx.is_admin else {"tmp", "root", "run_root", "pid", "userns_base"}
+    public = {k: v for k, v in svc.info.items() if k not in hidden}
     return {**public, **counts, "images": svc.images.count(ctx),
             "project": ctx.project_id}
 
