@@ -9,6 +9,8 @@ an admin list across projects. Reading needs the reader role; anything else need
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import HTTPConnection
 
 from berth.api.peercred import PEER_UID
@@ -17,9 +19,14 @@ from berth.errors import Unauthorized
 from berth.service.context import Context
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# POSTs that only read or wait: a reader may call them.
-READ_ONLY_POSTS = ("/wait", "/verify")
 PROJECT_HEADER = "x-berth-project"
+
+
+def read_only(endpoint: Any) -> Any:
+    """Mark a POST route that only reads or waits (wait, verify): a reader may call it. By
+    the route itself, never by the path's shape: an image may be named "team/wait"."""
+    endpoint.berth_read_only = True
+    return endpoint
 
 
 def authenticate(conn: HTTPConnection, write: bool) -> Context:
@@ -44,5 +51,5 @@ def authenticate(conn: HTTPConnection, write: bool) -> Context:
     return ctx
 
 
-def is_write(method: str, path: str) -> bool:
-    return method not in SAFE_METHODS and not path.endswith(READ_ONLY_POSTS)
+def is_write(method: str, endpoint: Any) -> bool:
+    return method not in SAFE_METHODS and not getattr(endpoint, "berth_read_only", False)

@@ -61,4 +61,4 @@ def context(request: Request) -> Context:
     """The authenticated caller's context (see api/auth.py)."""
     from berth.api.auth import authenticate, is_write
 
-    return authenticate(request, is_write(request.method, request.url.path))
+    return authenticate(request, is_write(request.method, request.scope.get("endpoint")))

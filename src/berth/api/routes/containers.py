@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from berth.api import views
+from berth.api.auth import read_only
 from berth.api.deps import ActionId, Services, context, services
 from berth.api.listing import PAGED, SelectorParam, paged, paging
 from berth.api.routes.streams import MULTIPLEXED, attached_output
@@ -182,6 +183,7 @@ async def remove(ref: str, svc: Svc, ctx: Ctx, force: bool = False, volumes: boo
 
 
 @router.post("/{ref}/wait")
+@read_only
 async def wait_exit(ref: str, svc: Svc, ctx: Ctx, condition: str = "not-running") -> dict:
     result = await svc.containers.wait_exit(ctx, ref, condition)
     return {**result, "exit_code": result["exit_code"] or 0}

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth.api import views
+from berth.api.auth import read_only
 from berth.api.deps import ActionId, Services, context, services
 from berth.api.progress import progress_response
 from berth.errors import InvalidArgument
@@ -119,6 +120,7 @@ def sign(ref: str, body: SignRequest, svc: Svc, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post("/v1/images/{ref:path}/verify")
+@read_only
 def verify(ref: str, svc: Svc, ctx: Ctx) -> dict[str, Any]:
     """Check an image against the policy in force (host and project), with fresh signatures."""
     return svc.registry.verify(ctx, ref)
