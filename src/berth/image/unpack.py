@@ -13,24 +13,25 @@ import os
 import shutil
 import stat
 import tarfile
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from berth.errors import UnsafeContent
+from berth.image.filewriter import (
+    PENDING_BYTES,
+    SMALL_FILE,
+    Counted,
+    write_file,
+    writers,
+)
 from berth.image.tarstream import CHUNK, BoundedReader, decompressed, iter_tar
 from berth.runtime.base import IdMapping
 
 MAX_ID = (1 << 32) - 2
 FD_CACHE = 64  # directory fds kept open while unpacking one layer
-# Creating a file costs the filesystem far more than writing a small one; files up to
-# SMALL_FILE bytes are written by a few threads at once, holding at most PENDING_BYTES.
-WRITERS = 8
-SMALL_FILE = 1 << 20
-PENDING_BYTES = 64 << 20
 OPAQUE_XATTR = "trusted.overlay.opaque"
 CAPS_PAX = "SCHILY.xattr.security.capability"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -300,12 +301,12 @@ class _Extractor:
                 raise UnsafeContent(f"corrupt layer: short data for {m.name!r}")
             if self._pending_bytes + len(data) > PENDING_BYTES:
                 self._drain()
-            self._pending[tuple(parts)] = _writers().submit(
-                _write_file, parent, parts[-1], [data], meta)  # it closes parent
+            self._pending[tuple(parts)] = writers().submit(
+                write_file, parent, parts[-1], [data], meta)  # it closes parent
             self._pending_bytes += len(data)
             return
-        chunks = _Counted(src, m.size, m.name)
-        _write_file(parent, parts[-1], chunks, meta)
+        chunks = Counted(src, m.size, m.name)
+        write_file(parent, parts[-1], chunks, meta)
 
     def _dir(self, m: tarfile.TarInfo, parts: list[str]) -> None:
         uid, gid = self._owner(m)
@@ -426,57 +427,3 @@ class _Extractor:
             finally:
                 os.close(fd)
         self._drop_fds()
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _writers() -> ThreadPoolExecutor:
-    """One pool for every unpack in the process: layers unpacked side by side share WRITERS
-    threads instead of each bringing its own (too many creates at once only queue up)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(WRITERS, thread_name_prefix="unpack-write")
-        return _POOL
-
-
-class _Counted:
-    """A member's data in chunks, refusing a short read (a truncated layer)."""
-
-    def __init__(self, src: BinaryIO, size: int, name: str) -> None:
-        self.src, self.size, self.name = src, size, name
-
-    def __iter__(self) -> Iterator[bytes]:
-        written = 0
-        while chunk := self.src.read(CHUNK):
-            written += len(chunk)
-            yield chunk
-        if written != self.size:
-            raise UnsafeContent(f"corrupt layer: short data for {self.name!r}")
-
-
-def _write_file(parent: int, name: str, chunks: Iterable[bytes],
-                meta: tuple[int, int, int, str | None, int]) -> None:
-    """Create ``name`` in the directory ``parent`` (an fd this closes) with this data and
-    metadata. O_EXCL and O_NOFOLLOW: it never writes through anything already there."""
-    uid, gid, mode, caps, mtime = meta
-    try:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=parent)
-    finally:
-        os.close(parent)
-    try:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
-        # chown clears setuid bits and file capabilities, so it goes first.
-        os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-        if caps is not None:
-            os.setxattr(fd, "security.capability", caps.encode("utf-8", "surrogateescape"))
-        os.utime(fd, ns=(mtime, mtime))
-    finally:
-        os.close(fd)
