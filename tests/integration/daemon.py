@@ -121,6 +121,27 @@ class Daemon:
         raise AssertionError(f"timed out waiting for {what}")
 
 
+def refused(res: subprocess.CompletedProcess[str], *words: str) -> str:
+    """A CLI refusal as docker's: exit 125 and one "berth: …" line holding every word."""
+    assert res.returncode == 125, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("berth: "), res.stderr
+    for word in words:
+        assert word in lines[0], f"{word!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def empty_project(c: Client) -> None:
+    """Remove what a test made in the client's project: containers, volumes, images."""
+    for box in c.containers.list(all=True):
+        c.containers.remove(box["id"], force=True)
+    for vol in c.volumes.list():
+        c.volumes.remove(vol["name"])
+    for img in c.images.list():
+        c.images.remove(img["id"], force=True)
+
+
 def leaks(d: Daemon) -> list[str]:
     """What a daemon's containers left on the host: mounts, monitors, cgroups, runtime state."""
     found = []

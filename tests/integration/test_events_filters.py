@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from berth.client import APIError, Client
-from tests.integration.daemon import Daemon
+from tests.integration.daemon import Daemon, empty_project
 
 pytestmark = pytest.mark.integration
 
@@ -76,12 +76,7 @@ def env(daemon: Daemon) -> Iterator[Env]:
     bob = Client(daemon.host, token=token)
     bob.images.build_base("busybox")
     yield Env(daemon, admin, bob)
-    for c in bob.containers.list(all=True):
-        bob.containers.remove(c["id"], force=True)
-    for v in bob.volumes.list():
-        bob.volumes.remove(v["name"])
-    for img in bob.images.list():
-        bob.images.remove(img["id"], force=True)
+    empty_project(bob)
 
 
 def named(name: str, action: str) -> Callable[[dict[str, Any]], bool]:

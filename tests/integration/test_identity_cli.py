@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.daemon import BIN, Daemon
+from tests.integration.daemon import BIN, Daemon, refused
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +38,6 @@ class Team:
         res = self.berth(*args, **kw)  # type: ignore[arg-type]
         assert res.returncode == 0, f"berth {' '.join(args)}: {res.stderr}"
         return res.stdout
-
-
-def refused(res: subprocess.CompletedProcess[str], *words: str) -> str:
-    assert res.returncode == 125, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("berth: "), res.stderr
-    for word in words:
-        assert word in lines[0], f"{word!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from berth.client import APIError, Client
-from tests.integration.daemon import Daemon
+from tests.integration.daemon import Daemon, empty_project
 
 pytestmark = pytest.mark.integration
 
@@ -57,12 +57,7 @@ def env(daemon: Daemon) -> Iterator[Env]:
     token = Client(daemon.host, project=OTHER).tokens.create("lists", user="bob")["token"]
     bob = Client(daemon.host, token=token)
     yield Env(daemon, admin, bob, names)
-    for c in bob.containers.list(all=True):
-        bob.containers.remove(c["id"], force=True)
-    for v in bob.volumes.list():
-        bob.volumes.remove(v["name"])
-    for img in bob.images.list():
-        bob.images.remove(img["id"], force=True)
+    empty_project(bob)
 
 
 def ours(env: Env, **params: Any) -> tuple[list[dict], str | None]:

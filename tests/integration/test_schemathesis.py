@@ -27,24 +27,23 @@ from typing import Any
 
 import pytest
 import requests
+import schemathesis
 import urllib3
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
-
-from berth.api.app import create_app
-from berth.client import APIError, Client
-from tests.integration.daemon import Daemon
-
-schemathesis = pytest.importorskip("schemathesis")
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import (  # noqa: E402
+from schemathesis import GenerationMode
+from schemathesis.checks import (
     content_type_conformance,
     negative_data_rejection,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
 )
+
+from berth.api.app import create_app
+from berth.client import APIError, Client
+from tests.integration.daemon import Daemon
 
 pytestmark = pytest.mark.integration
 

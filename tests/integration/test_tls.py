@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.integration.conftest import _require_host
-from tests.integration.daemon import BIN, Daemon, destroy, leaks, make_dirs
+from tests.integration.conftest import _finish, _require_host
+from tests.integration.daemon import BIN, Daemon, destroy, make_dirs, refused
 
 pytestmark = pytest.mark.integration
 
@@ -130,16 +130,6 @@ class Tls:
                               capture_output=True, text=True, timeout=120)
 
 
-def one_line(res: subprocess.CompletedProcess[str], *words: str) -> str:
-    assert res.returncode == 125, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("berth: "), res.stderr
-    for word in words:
-        assert word in lines[0], f"{word!r} not in {lines[0]!r}"
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def tls() -> Iterator[Tls]:
     _require_host()
@@ -163,12 +153,7 @@ def tls() -> Iterator[Tls]:
                   issue(rogue_ca, folder, "alice"), rogue_ca.path,
                   (root / "admin-token").read_text().strip(), folder)
     finally:
-        d.remove_all()
-        d.stop()
-        left = leaks(d)
-        if not left:
-            destroy(d)
-        assert not left, f"left behind by the tests: {left}"
+        _finish(d)
 
 
 def test_token_over_tls(tls: Tls) -> None:
@@ -185,7 +170,7 @@ def test_token_over_tls(tls: Tls) -> None:
 
 def test_no_credentials_over_tcp_is_401(tls: Tls) -> None:
     # No token, no client certificate: TCP has no peer uid to map to the admin.
-    one_line(tls.berth("--host", tls.host, "--tls-ca", str(tls.ca), "ps"),
+    refused(tls.berth("--host", tls.host, "--tls-ca", str(tls.ca), "ps"),
              "authentication required")
 
 
@@ -199,7 +184,7 @@ def test_client_certificate_is_its_user(tls: Tls) -> None:
     # Its first (only) project, where it is a member.
     assert (me["user"], me["project"], me["role"]) == ("alice", "team", "member")
     # Another project: as if it did not exist.
-    one_line(tls.berth(*tls_args, "--project", "default", "ps"), "no such project")
+    refused(tls.berth(*tls_args, "--project", "default", "ps"), "no such project")
     # The BERTH_TLS_* variables do the same as the flags.
     res = tls.berth("whoami", "-o", "json", env={
         "BERTH_HOST": tls.host, "BERTH_TLS_CA": str(tls.ca), "BERTH_TLS_CERT": str(cert),
@@ -231,17 +216,17 @@ def test_untrusted_client_certificate_is_refused(tls: Tls) -> None:
     cert, key = tls.rogue  # says "alice", signed by a CA berthd does not know
     res = tls.berth("--host", tls.host, "--tls-ca", str(tls.ca), "--tls-cert", str(cert),
                     "--tls-key", str(key), "whoami")
-    one_line(res, "cannot talk to berthd", "client certificate")
+    refused(res, "cannot talk to berthd", "client certificate")
     assert "alice" not in res.stdout
 
 
 def test_server_not_signed_by_the_given_ca_is_refused(tls: Tls) -> None:
-    one_line(tls.berth("--host", tls.host, "--tls-ca", str(tls.rogue_ca), "--token",
+    refused(tls.berth("--host", tls.host, "--tls-ca", str(tls.rogue_ca), "--token",
                        tls.admin_token, "whoami"), "CERTIFICATE_VERIFY_FAILED")
 
 
 def test_plain_http_to_the_tls_port_fails(tls: Tls) -> None:
-    one_line(tls.berth("--host", tls.host, "--token", tls.admin_token, "whoami"),
+    refused(tls.berth("--host", tls.host, "--token", tls.admin_token, "whoami"),
              "cannot talk to berthd", "TLS port?")
 
 
@@ -288,7 +273,7 @@ def test_insecure_tcp_on_loopback_is_plain_http() -> None:
         destroy(d)
 
 
-def test_berthd_busy_port_is_one_line() -> None:
+def test_berthd_busy_port_is_refused() -> None:
     _require_host()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
