@@ -102,7 +102,7 @@ class RegistryService:
         with self.images.content.using():
             with self._client(ctx, ref) as client:
                 data, _media_type, digest = client.get_manifest(ref.repository,
-                                                                ref.digest or ref.tag or "")
+                                                                _manifest_ref(ref))
                 source = self._signatures(client, ref, digest)
                 self.trust.check(ctx, ref, data, digest, source)
                 kept = self.trust.keep(source)
@@ -202,14 +202,13 @@ class RegistryService:
         _may_sign(ctx, sign_by, sigstore_key)
         ref = registry_reference(ref_text)
         with self._client(ctx, ref) as client:
-            _, _, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "")
+            _, _, digest = client.get_manifest(ref.repository, _manifest_ref(ref))
         where = self._sign(ctx, ref, digest, sign_by, sigstore_key)
         return {"reference": ref.familiar(), "digest": digest, "where": ", ".join(where)}
 
     def _sign(self, ctx: Context, ref: Reference, digest: str, sign_by: str | None,
               sigstore_key: str | None) -> list[str]:
-        where: list[str] = []
-        _may_sign(ctx, sign_by, sigstore_key)
+        where: list[str] = []  # the callers (push, sign) checked _may_sign first
         identity = str(replace(ref, digest=None)) if ref.tag else str(ref)
         if sign_by:
             staging = self.trust.lookaside(ref, write=True)
@@ -235,32 +234,32 @@ class RegistryService:
         payload, signature = sign_sigstore(digest, identity, key)  # type: ignore[arg-type]
         with self._client(ctx, ref) as client:
             existing = self._read_sigstore(client, ref, digest)
-        artifact = build_cosign_artifact(digest, [*existing, SigstoreSig(payload, signature)])
-        for blob in artifact.blobs.values():
-            self.blobs.put_bytes(blob)
-        target = replace(ref, tag=artifact.tag, digest=None)
-        self._push_artifact(ctx, target, artifact.manifest,
-                            {d: len(b) for d, b in artifact.blobs.items()})
-        return f"{target.familiar()}"
+            artifact = build_cosign_artifact(digest,
+                                             [*existing, SigstoreSig(payload, signature)])
+            for blob in artifact.blobs.values():
+                self.blobs.put_bytes(blob)
+            target = replace(ref, tag=artifact.tag, digest=None)
+            self._push_artifact(client, target, artifact.manifest,
+                                {d: len(b) for d, b in artifact.blobs.items()})
+        return target.familiar()
 
-    def _push_artifact(self, ctx: Context, target: Reference, manifest: bytes,
+    def _push_artifact(self, client: RegistryClient, target: Reference, manifest: bytes,
                        blobs: dict[str, int]) -> None:
         """A signature artifact: not an image (its layers are JSON), so not push()."""
         from berth.image.registry.progress import Progress
         from berth.image.registry.upload import upload_blob
 
         sink = Progress(None)
-        with self._client(ctx, target) as client:
-            for digest, size in blobs.items():
-                upload_blob(client, target.repository, digest, size, self.blobs,
-                            sink.blob(digest, size), [])
-            client.put_manifest(target.repository, target.tag or "", manifest, OCI_MANIFEST)
+        for digest, size in blobs.items():
+            upload_blob(client, target.repository, digest, size, self.blobs,
+                        sink.blob(digest, size), [])
+        client.put_manifest(target.repository, target.tag or "", manifest, OCI_MANIFEST)
 
     def verify(self, ctx: Context, ref_text: str) -> dict[str, Any]:
         """Check what the registry serves for ``ref_text`` against the policy, now."""
         ref = registry_reference(ref_text)
         with self._client(ctx, ref) as client:
-            data, _, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "")
+            data, _, digest = client.get_manifest(ref.repository, _manifest_ref(ref))
             source = self._signatures(client, ref, digest)
             self.trust.check(ctx, ref, data, digest, source)
         found = len(source.simple or []) + len(source.sigstore or [])
@@ -279,6 +278,11 @@ class RegistryService:
         with RegistryClient(key, self.config, lambda h: creds if h == key else None) as client:
             client.request("GET", "/v2/", scopes=[], what="login").close()
         return self.credentials.save(ctx, key, username, password)
+
+
+def _manifest_ref(ref: Reference) -> str:
+    """What names the manifest at the registry: the digest when pinned, else the tag."""
+    return ref.digest or ref.tag or ""
 
 
 def _may_sign(ctx: Context, sign_by: str | None, sigstore_key: str | None) -> None:

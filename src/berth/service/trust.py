@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,10 @@ class FetchedSignatures:
     """A SignatureSource reading signatures lazily (only the kinds the policy asks for) and
     remembering what it read, so the image can keep them."""
 
-    simple_fetch: Any
-    sigstore_fetch: Any
+    simple_fetch: Callable[[], list[bytes]]
+    sigstore_fetch: Callable[[], list[SigstoreSig]]
     simple: list[bytes] | None = None
     sigstore: list[SigstoreSig] | None = None
-    _done: set[str] = field(default_factory=set)
 
     def simple_signatures(self) -> list[bytes]:
         if self.simple is None:
@@ -158,7 +158,7 @@ class TrustService:
             base = self.default_lookaside.as_uri()
         return base
 
-    def simple_fetcher(self, ref: Reference, digest: str) -> Any:
+    def simple_fetcher(self, ref: Reference, digest: str) -> Callable[[], list[bytes]]:
         def fetch() -> list[bytes]:
             base = self.lookaside(ref)
             return [] if base is None else read_signatures(base, ref, digest)
