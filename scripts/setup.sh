@@ -19,8 +19,9 @@ STAMP="$BERTH_VENV/.berth-install-stamp"
 APT_PACKAGES=(runc crun conmon busybox-static iproute2 nftables python3 python3-venv gnupg
               python3-pip util-linux procps ca-certificates git)
 # The test suite's real peers: a registry (distribution), skopeo for interop, htpasswd,
-# and zsh to check the completion script it is given.
-TEST_APT_PACKAGES=(docker-registry skopeo apache2-utils zsh)
+# zsh to check the completion script it is given, and the docker CLI and compose that the
+# Docker API is tested with (their dockerd is never started: see policy-rc.d below).
+TEST_APT_PACKAGES=(docker-registry skopeo apache2-utils zsh docker.io docker-compose)
 if [[ "${BERTH_WITH_TEST_TOOLS:-0}" == 1 ]]; then
     APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
 fi

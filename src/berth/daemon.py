@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="all: api and agent in one process (api/agent split comes with clusters)")
     p.add_argument("--socket", type=Path, default=None,
                    help="unix socket of the native API (default: RUN_ROOT/berth.sock)")
+    p.add_argument("--docker-socket", default=None, metavar="PATH",
+                   help="unix socket of the Docker Engine API (default: RUN_ROOT/docker.sock; "
+                        "'none' serves no Docker API)")
     p.add_argument("--runtime", default=None, help="OCI runtime binary (default: runc)")
     p.add_argument("--userns-base", type=int, default=DEFAULT_USERNS_BASE,
                    help="first host uid of container user namespaces (0 disables them)")
@@ -215,6 +218,8 @@ async def serve(args: argparse.Namespace) -> None:
     server = uvicorn.Server(config)
     agent_task = asyncio.create_task(agent.run())
     serve_task = asyncio.create_task(server.serve())
+    docker = _docker_server(args, paths, services)
+    docker_task = asyncio.create_task(docker.serve()) if docker else None
     tcp = _tcp_server(args, app) if tcp_sock else None
     tcp_task = asyncio.create_task(tcp.serve(sockets=[tcp_sock])) if tcp and tcp_sock else None
     while not server.started and not serve_task.done():
@@ -227,17 +232,23 @@ async def serve(args: argparse.Namespace) -> None:
     if tcp and tcp.started:
         log.info("listening on %s (%s)", args.listen, "insecure: no TLS" if args.insecure_tcp
                  else "TLS, client certificates" if args.tls_client_ca else "TLS")
-    tasks = {agent_task, serve_task, *([tcp_task] if tcp_task else [])}
+    while docker and docker_task and not docker.started and not docker_task.done():
+        await asyncio.sleep(0.01)
+    if docker and docker.started:
+        os.chmod(docker.config.uds, 0o660)  # type: ignore[arg-type]
+        log.info("Docker Engine API on %s", docker.config.uds)
+    extra = [t for t in (tcp_task, docker_task) if t is not None]
+    tasks = {agent_task, serve_task, *extra}
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     agent.stop()
     agent_task.cancel()
-    for srv in (server, tcp):
+    for srv in (server, tcp, docker):
         if srv is not None:
             srv.should_exit = True
     for task in done:
         if task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
-    for task in (serve_task, tcp_task):
+    for task in (serve_task, tcp_task, docker_task):
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -259,19 +270,48 @@ def _bind(args: argparse.Namespace) -> socket.socket:
     return sock
 
 
+def _quiet_server(config: uvicorn.Config) -> uvicorn.Server:
+    """A uvicorn server that leaves SIGTERM/SIGINT to the native API's unix socket server:
+    it stops when told."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            yield
+
+    return Server(config)
+
+
+def _docker_server(args: argparse.Namespace, paths: HostPaths,
+                   services: Any) -> uvicorn.Server | None:
+    """The Docker Engine API on its own unix socket, in the same loop."""
+    if args.docker_socket == "none":
+        return None
+    import uvicorn
+
+    from berth.api.docker.app import HEADERS, create_docker_app
+    from berth.api.docker.hijack import DockerProtocol
+    from berth.api.peercred import PeerCredWebSocketProtocol
+
+    sock = Path(args.docker_socket) if args.docker_socket else paths.docker_socket
+    with contextlib.suppress(FileNotFoundError):
+        sock.unlink()
+    config = uvicorn.Config(create_docker_app(services), uds=str(sock), log_level="warning",
+                            http=DockerProtocol, ws=PeerCredWebSocketProtocol, lifespan="off",
+                            access_log=False, ws_max_size=1 << 20, server_header=False,
+                            date_header=True, headers=[(k.decode(), v.decode())
+                                                       for k, v in HEADERS])
+    return _quiet_server(config)
+
+
 def _tcp_server(args: argparse.Namespace, app: Any) -> uvicorn.Server:
-    """The same app on TCP, in the same loop (TLS unless --insecure-tcp on loopback). The unix
-    socket's server owns SIGTERM/SIGINT; this one stops when told."""
+    """The same app on TCP, in the same loop (TLS unless --insecure-tcp on loopback)."""
     import ssl
 
     import uvicorn
 
     from berth.api.tlspeer import TlsPeerProtocol, TlsPeerWebSocketProtocol
-
-    class TcpServer(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[no-untyped-def]
-            yield
 
     tls = {} if args.tls_cert is None else {
         "ssl_certfile": str(args.tls_cert),
@@ -282,7 +322,7 @@ def _tcp_server(args: argparse.Namespace, app: Any) -> uvicorn.Server:
     config = uvicorn.Config(app, log_level="warning", http=TlsPeerProtocol,
                             ws=TlsPeerWebSocketProtocol, lifespan="off", access_log=False,
                             ws_max_size=1 << 20, **tls)
-    return TcpServer(config)
+    return _quiet_server(config)
 
 
 def main(argv: list[str] | None = None) -> None:

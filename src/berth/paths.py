@@ -43,6 +43,10 @@ class HostPaths:
         return self.run_root / "berth.sock"
 
     @property
+    def docker_socket(self) -> Path:
+        return self.run_root / "docker.sock"
+
+    @property
     def runtime_state(self) -> Path:
         """Per-container conmon pid files, exit files and attach sockets (lost on reboot)."""
         return self.run_root / "containers"

@@ -53,6 +53,14 @@ class Daemon:
         return f"unix://{self.socket}"
 
     @property
+    def docker_socket(self) -> Path:
+        return self.run_root / "docker.sock"
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.docker_socket}"
+
+    @property
     def env(self) -> dict[str, str]:
         return {**os.environ, "BERTH_HOST": self.host}
 
