@@ -8,6 +8,8 @@
 #                                   --size-mb 100, --profile)
 #   bench/run.sh api [ARGS...]      only bench_api.py  (e.g. --rows 10000, --duration 30,
 #                                   --clients 200): list/get latency with 10,000 rows, load
+#   bench/run.sh docker [ARGS...]   only bench_docker.py (e.g. --rounds 50): the docker CLI's
+#                                   `run --rm busybox true` against Berth's socket vs dockerd
 #
 # By default each benchmark starts its own berthd in temporary directories; pass
 # --no-own-daemon [--host URL] to measure an already running one instead.
@@ -35,10 +37,10 @@ apt_install podman docker.io
 
 which="${1:-all}"
 case "$which" in
-    run|idle|pull|api) shift ;;
+    run|idle|pull|api|docker) shift ;;
     all) shift $(( $# > 0 ? 1 : 0 )) ;;
     -*) which=all ;;
-    *) echo "usage: bench/run.sh [run|idle|pull|api|all] [ARGS...]" >&2; exit 2 ;;
+    *) echo "usage: bench/run.sh [run|idle|pull|api|docker|all] [ARGS...]" >&2; exit 2 ;;
 esac
 
 # bench_pull: a loopback registry, skopeo to fill it (and to compare with), umoci to compare.
@@ -64,5 +66,10 @@ if [[ "$which" == api || "$which" == all ]]; then
     [[ "$which" == all ]] && set --  # bench_run's arguments do not apply here
     echo "==> bench_api: list and get with 10,000 containers in the store; concurrent clients"
     "$PY" "$REPO/bench/bench_api.py" "$@" || rc=1
+fi
+if [[ "$which" == docker || "$which" == all ]]; then
+    [[ "$which" == all ]] && set --  # bench_run's arguments do not apply here
+    echo "==> bench_docker: docker run --rm busybox true against Berth's socket vs dockerd"
+    "$PY" "$REPO/bench/bench_docker.py" "$@" || rc=1
 fi
 exit "$rc"
