@@ -149,12 +149,14 @@ async def serve(args: argparse.Namespace) -> None:
     from berth.image.layers import LayerStore
     from berth.runtime.oci import OciBackend
     from berth.service.commits import CommitService
+    from berth.service.containerfs import ContainerFiles
     from berth.service.containers import ContainerService
     from berth.service.credentials import CredentialService
     from berth.service.hub import Hub
     from berth.service.identity import IdentityService
     from berth.service.idmaps import IdMaps
     from berth.service.images import ImageService
+    from berth.service.networks import NetworkService
     from berth.service.pulls import PullService
     from berth.service.quotas import QuotaService
     from berth.service.registry import RegistryService
@@ -189,7 +191,8 @@ async def serve(args: argparse.Namespace) -> None:
     registry = RegistryService(images, layers, credentials, trust, idmaps,
                                insecure=frozenset(args.insecure_registry))
     volumes = VolumeService(store, paths.volumes, host, paths.root, idmaps, quotas=quotas)
-    images.hub = volumes.hub = hub  # their events go out on the stream too
+    networks = NetworkService(store)
+    images.hub = volumes.hub = networks.hub = hub  # their events go out on the stream too
     containers = ContainerService(store, hub, host, backend.capabilities, images, volumes,
                                   admit=trust.admit, quotas=quotas)
     agent = Agent(store, hub, backend, layers, host, idmaps, paths.volumes, fresh_boot=fresh)
@@ -207,7 +210,8 @@ async def serve(args: argparse.Namespace) -> None:
                         commits=CommitService(containers, images, hostops, blobs, idmaps),
                         registry=registry, credentials=credentials, trust=trust,
                         identity=identity, pulls=pulls, local_root_admin=args.local_root_admin,
-                        quotas=quotas, idmaps=idmaps)
+                        quotas=quotas, idmaps=idmaps, networks=networks,
+                        files=ContainerFiles(containers, hostops, idmaps))
     sock = args.socket or paths.socket
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()

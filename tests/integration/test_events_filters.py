@@ -200,8 +200,8 @@ def test_streams_are_scoped_to_the_callers_project(env: Env) -> None:
 
 
 @pytest.mark.parametrize(("params", "status", "words"), [
-    ({"type": "network"}, 400, "invalid event type"),
-    ({"type": ["container", "image", "volume", "container"]}, 400, "type"),
+    ({"type": "plugin"}, 400, "invalid event type"),
+    ({"type": ["container", "image", "volume", "network", "container"]}, 400, "type"),
     ({"selector": "a in ()"}, 400, "invalid selector"),
     ({"selector": "a=b,,"}, 400, "position 4"),
     ({"object": ""}, 400, "object"),

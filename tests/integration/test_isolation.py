@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import queue
 import secrets
 import socket
+import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -229,6 +231,16 @@ def _container_names(key: str) -> Callable[[World], list]:
     return pairs
 
 
+def _tiny_tar() -> bytes:
+    """A one-file tar, for copying into a container."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("iso-copied")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"x\n"))
+    return buf.getvalue()
+
+
 ADMIN_ONLY = "only the cloud's admins may do it: refused before any lookup"
 NOT_ADMIN = "in her own project alice is no admin: refused for any user"
 REGISTRY_SIDE = ("it acts on the registry's copy, with the caller's own login: anonymous "
@@ -277,6 +289,11 @@ CALLS: dict[str, Call] = {
     "GET /v1/containers/{ref}/logs": Call(query={"follow": "false"}),
     "GET /v1/containers/{ref}/top": Call(),
     "GET /v1/containers/{ref}/stats": Call(query={"stream": "false"}),
+    "GET /v1/containers/{ref}/stat": Call(query={"path": "/etc/hostname"}),
+    "GET /v1/containers/{ref}/archive": Call(query={"path": "/etc/hostname"}),
+    "PUT /v1/containers/{ref}/archive": Call(query={"path": "/tmp"}, raw=_tiny_tar()),
+    "GET /v1/containers/{ref}/export": Call(),
+    "GET /v1/containers/{ref}/changes": Call(),
     "POST /v1/images/pull": Call(query={"wait": "true"}, body={"reference": "placeholder"},
                                  names=_pull_names),
     "GET /v1/actions/{action_id}": Call(),

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
+from berth.errors import InvalidArgument
 from berth.image.runconfig import combine_command, image_user, image_workdir, merge_env
 from berth.runtime.base import ContainerSpec, IdMapping, MountSpec, Resources
 from berth.service.specs import parse_signal
 
 DEFAULT_STOP_TIMEOUT = 10
+# Where an init (docker run --init) appears in the container, as in Docker.
+INIT_PATH = "/sbin/docker-init"
+# A static tini: the container's image may have no libc at all.
+INIT_CANDIDATES = ("docker-init", "tini-static")
+
+
+def init_binary() -> str:
+    for name in INIT_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return str(Path(found).resolve())
+    raise InvalidArgument("init: this host has no static init binary (docker-init or "
+                          "tini-static)")
 
 
 def resources_from(spec: dict[str, Any]) -> Resources:
@@ -39,16 +54,22 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
                   readonly=bool(m.get("readonly")), options=tuple(m.get("options", ())))
         for m in spec.get("mounts", [])
     ]
+    args = combine_command(image_config, spec.get("entrypoint"), spec.get("command"))
+    if spec.get("init"):  # tini as PID 1: it reaps zombies and forwards signals
+        mounts.append(MountSpec(kind="bind", target=INIT_PATH, source=init_binary(),
+                                readonly=True))
+        args = [INIT_PATH, "--", *args]
     return ContainerSpec(
         id=cid,
         name=name,
-        args=combine_command(image_config, spec.get("entrypoint"), spec.get("command")),
+        args=args,
         env=env,
         cwd=spec.get("workdir") or image_workdir(image_config) or "/",
         user=spec.get("user") or image_user(image_config) or "",
         hostname=hostname,
         tty=bool(spec.get("tty")),
         stdin=bool(spec.get("stdin_open")),
+        stdin_once=bool(spec.get("stdin_once")),
         layers=layers,
         mounts=mounts,
         resources=resources_from(spec),

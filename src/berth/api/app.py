@@ -10,6 +10,7 @@ from berth.api.deps import Services
 from berth.api.limits import BodyLimit
 from berth.api.routes import (
     containers,
+    files,
     hosts,
     identity,
     images,
@@ -26,8 +27,8 @@ def create_app(services: Services) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.state.services = services
     errors.install(app)
-    for module in (system, hosts, identity, quotas, containers, streams, registries, images,
-                   volumes):
+    for module in (system, hosts, identity, quotas, containers, files, streams, registries,
+                   images, volumes):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     app.add_middleware(BodyLimit)
     return app

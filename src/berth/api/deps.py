@@ -13,12 +13,14 @@ if TYPE_CHECKING:
     from berth.agent.agent import Agent
     from berth.agent.hostops import HostOps
     from berth.service.commits import CommitService
+    from berth.service.containerfs import ContainerFiles
     from berth.service.containers import ContainerService
     from berth.service.credentials import CredentialService
     from berth.service.hub import Hub
     from berth.service.identity import IdentityService
     from berth.service.idmaps import IdMaps
     from berth.service.images import ImageService
+    from berth.service.networks import NetworkService
     from berth.service.pulls import PullService
     from berth.service.quotas import QuotaService
     from berth.service.registry import RegistryService
@@ -49,6 +51,8 @@ class Services:
     local_root_admin: bool = True  # root on the unix socket acts as the admin
     quotas: QuotaService | None = None
     idmaps: IdMaps | None = None  # each project's user-namespace range
+    files: ContainerFiles | None = None  # a container's files: copy in and out, export, diff
+    networks: NetworkService | None = None  # Docker networks (recorded, see service/networks)
 
 
 async def services(request: Request) -> Services:

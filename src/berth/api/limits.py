@@ -8,11 +8,16 @@ way the answer is a 413 naming the limit.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 MAX_JSON_BODY = 1 << 20
 # Routes whose body is a tarball (bounded by their own, larger limits).
 UNBOUNDED = ("/v1/images/import",)
+# The Docker API's (unversioned paths): docker load, and docker import's POST /images/create.
+UNBOUNDED_EXACT = frozenset({"/images/load", "/images/create"})
+# docker cp's upload (Docker API) and the native one: PUT /[v1/]containers/{ref}/archive.
+UNBOUNDED_PATTERN = re.compile(r"^(/v1)?/containers/[^/]+/archive$")
 
 
 class BodyLimit:
@@ -21,7 +26,9 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path", "").startswith(UNBOUNDED):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(UNBOUNDED) or path in UNBOUNDED_EXACT \
+                or UNBOUNDED_PATTERN.match(path):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers") or []:

@@ -21,10 +21,30 @@ from berth.errors import BerthError
 
 log = logging.getLogger("berth.api")
 Work = Callable[[Callable[[dict[str, Any]], None]], dict[str, Any]]
+# What a line shows: a progress event (dict), the work's result (Finished) or its failure.
+Render = Callable[[Any], list[dict[str, Any]]]
 _END = object()
 
 
-async def progress_response(work: Work) -> StreamingResponse:
+class Finished(dict):  # type: ignore[type-arg]
+    """The work's result: the last item of a stream that went well."""
+
+
+def native_lines(item: Any) -> list[dict[str, Any]]:
+    if isinstance(item, Finished):
+        return [{"status": "done", **item}]
+    if isinstance(item, BerthError):
+        return [{"error": item.message, "status": item.status}]
+    if isinstance(item, BaseException):
+        log.error("image work failed", exc_info=item)
+        return [{"error": f"internal error: {type(item).__name__}: {item}", "status": 500}]
+    return [item]
+
+
+async def progress_response(work: Work, render: Render = native_lines,
+                            media_type: str = "application/x-ndjson") -> StreamingResponse:
+    """``render`` turns each item into the lines the client sees (the Docker API has its
+    own shapes)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -34,7 +54,7 @@ async def progress_response(work: Work) -> StreamingResponse:
     def run() -> None:
         try:
             result = work(report)
-            loop.call_soon_threadsafe(queue.put_nowait, {"status": "done", **result})
+            loop.call_soon_threadsafe(queue.put_nowait, Finished(result))
         except BaseException as exc:  # noqa: BLE001 - every failure goes to the caller
             loop.call_soon_threadsafe(queue.put_nowait, exc)
         finally:
@@ -49,17 +69,11 @@ async def progress_response(work: Work) -> StreamingResponse:
     async def lines() -> AsyncIterator[bytes]:
         item = first
         while item is not _END:
-            if isinstance(item, BerthError):
-                yield _line({"error": item.message, "status": item.status})
-            elif isinstance(item, BaseException):
-                log.error("image work failed", exc_info=item)
-                yield _line({"error": f"internal error: {type(item).__name__}: {item}",
-                             "status": 500})
-            else:
-                yield _line(item)
+            for line in render(item):
+                yield _line(line)
             item = await queue.get()
 
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    return StreamingResponse(lines(), media_type=media_type)
 
 
 def _line(event: dict[str, Any]) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,7 @@ class ContainerSpec:
     hostname: str = ""
     tty: bool = False
     stdin: bool = False  # keep stdin open (attach)
+    stdin_once: bool = False  # without a tty: close stdin when an attached client's input ends
     layers: list[Path] = field(default_factory=list)  # unpacked layer dirs, lowest first
     mounts: list[MountSpec] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
@@ -125,6 +127,10 @@ class ExecProcess(ABC):
     def resize(self, rows: int, cols: int) -> None: ...
 
     @abstractmethod
+    def close_stdin(self) -> None:
+        """End the process's input (EOF on a pipe; ^D on a terminal). Idempotent."""
+
+    @abstractmethod
     def wait(self) -> int: ...  # exit code; 126 not executable, 127 not found
 
     @abstractmethod
@@ -143,6 +149,15 @@ class Stats:
     io_read_bytes: int
     io_write_bytes: int
     read_at: float  # unix time of the sample
+    # Finer readings (Docker's stats shape carries them); zero/empty where the host lacks them.
+    cpu_user_ns: int = 0
+    cpu_system_ns: int = 0
+    percpu_ns: tuple[int, ...] = ()  # cgroup v1 only
+    throttle_periods: int = 0
+    throttled_periods: int = 0
+    throttled_ns: int = 0
+    memory_raw: int = 0  # usage including page cache (memory_usage leaves reclaimable cache out)
+    memory_stat: dict[str, int] = field(default_factory=dict)  # memory.stat as the kernel has it
 
 
 @dataclass(frozen=True)
@@ -233,3 +248,14 @@ class RuntimeBackend(ABC):
         from berth.errors import Unsupported
 
         raise Unsupported(f"the {self.name} runtime cannot commit a container's changes")
+
+    def open_root(self, cid: str, layers: list[Path], idmap: IdMapping | None, *,
+                  writable: bool, mounts: bool) -> AbstractContextManager[int]:
+        """A context giving a directory fd (O_PATH) of the container's root filesystem as
+        it sees it, running or not (``layers``: its image's unpacked layers, lowest first,
+        for a container that is not running). mounts: with its volumes and tmpfs mounts
+        (when running), else the rootfs alone. writable: the caller will write through it.
+        Backends without host access to the filesystem refuse."""
+        from berth.errors import Unsupported
+
+        raise Unsupported(f"the {self.name} runtime cannot reach a container's files")

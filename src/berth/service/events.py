@@ -1,12 +1,13 @@
 """Events: what happened to which object, and who may see it.
 
-Every event is a dict with ``type`` (container, image, volume), ``action``, ``id``, ``name``,
-``project_id``, ``labels`` (the object's, so a selector can pick events) and ``time``. The
+Every event is a dict with ``type`` (container, image, volume, network), ``action``, ``id``,
+``name``, ``project_id``, ``labels`` (the object's, so a selector can pick events) and ``time``. The
 stream (GET /v1/events) shows a caller only its own project's events, unless an admin asks for
 all projects; it filters by type, object (id, id prefix or name) and label selector.
 
 Actions: container create, start, die, oom, kill, stop, restart, pause, unpause, update,
-rename, destroy; image pull, push, tag, untag, delete, import; volume create, destroy.
+rename, destroy; image pull, push, tag, untag, delete, import; volume create, destroy;
+network create, destroy, connect, disconnect (``container`` names the container).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from berth.errors import InvalidArgument
 from berth.service.context import Context
 from berth.service.selectors import Selector, parse_selector
 
-EVENT_TYPES = ("container", "image", "volume")
+EVENT_TYPES = ("container", "image", "volume", "network")
 MAX_OBJECTS = 100
 
 
@@ -35,6 +36,13 @@ def volume_event(project_id: str, action: str, name: str,
                  labels: Mapping[str, str] | None) -> dict[str, Any]:
     return {"type": "volume", "action": action, "id": name, "name": name,
             "project_id": project_id, "labels": dict(labels or {}), "time": time.time()}
+
+
+def network_event(project_id: str, action: str, network_id: str, name: str,
+                  labels: Mapping[str, str] | None, **extra: Any) -> dict[str, Any]:
+    return {"type": "network", "action": action, "id": network_id, "name": name,
+            "project_id": project_id, "labels": dict(labels or {}), "time": time.time(),
+            **extra}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import re
+import time
 
 from berth.errors import InvalidArgument
 
@@ -43,3 +45,31 @@ def bool_filter(key: str, values: list[str]) -> bool:
     if len(values) != 1 or values[0].lower() not in ("true", "false", "1", "0"):
         raise InvalidArgument(f"invalid filter {key}={','.join(values)!r}: use true or false")
     return values[0].lower() in ("true", "1")
+
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|m|s|ms))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_time(text: str, now: float | None = None) -> float:
+    """Docker's times (since/until): unix seconds[.nanoseconds], an RFC 3339 date, or a
+    duration before now (10m, 1h30m)."""
+    import datetime
+
+    value = text.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    if _DURATION.match(value):
+        ago = sum(float(n) * _UNIT[u] for n, u in _DURATION_PART.findall(value))
+        return (time.time() if now is None else now) - ago
+    try:
+        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(f"invalid time {text!r}: use unix seconds, an RFC 3339 date "
+                              "or a duration such as 10m") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 RECHECK_SECONDS = 1.0
+RECENT_EVENTS = 1000  # kept in memory for replays (docker events --since); never persisted
 
 
 class Hub:
@@ -27,6 +29,7 @@ class Hub:
         self._changed = asyncio.Condition()
         self._agent_kick: Callable[[str], None] | None = None
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
+        self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
 
     def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
         try:
@@ -76,6 +79,7 @@ class Hub:
         self._in_loop(self._publish, event)
 
     def _publish(self, event: dict[str, Any]) -> None:
+        self._recent.append(event)
         for queue in list(self._listeners):
             if queue.qsize() < 10_000:  # a stalled listener loses events, never memory
                 queue.put_nowait(event)
@@ -84,6 +88,12 @@ class Hub:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._listeners.append(queue)
         return queue
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The last RECENT_EVENTS events, oldest first (the same objects subscribers get):
+        what a stream asking for past events (Docker's ``since``) replays. Call it in the
+        loop, after subscribe(), so nothing falls between the replay and the live stream."""
+        return list(self._recent)
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         if queue in self._listeners:

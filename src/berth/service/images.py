@@ -38,6 +38,16 @@ def familiar(ref: str) -> str:
     return parse_reference(ref).with_default_tag().familiar()
 
 
+class ImageInUse(Conflict):
+    """Removal refused: a container uses the image (``container_id``), or (None) it has
+    several names; the Docker API words each case as dockerd does."""
+
+    def __init__(self, message: str, container_id: str | None, image_id: str) -> None:
+        super().__init__(message)
+        self.container_id = container_id
+        self.image_id = image_id
+
+
 IMAGE_FILTERS = {"reference", "label", "dangling", "before", "since"}
 IMAGE_SORT = Sort(("created_at", "size", "id"), "created_at", "desc")
 
@@ -184,14 +194,19 @@ class ImageService:
         else:
             tag.image_id = image_id
 
-    def import_archive(self, ctx: Context, stream: BinaryIO) -> list[tuple[Image, list[str]]]:
+    def import_archive(self, ctx: Context, stream: BinaryIO, *, archive_names: bool = False
+                       ) -> list[tuple[Image, list[str]]]:
+        """Each image with its tags (archive_names: only the names the archive gave it, as
+        ``docker load`` reports them)."""
         from berth.image.archive import import_archive
 
         out = []
         with self.content.using():
             for manifest in import_archive(stream, self.blobs):
                 image = self.record(ctx, manifest, manifest.repo_tags)
-                out.append((image, self.tags_of(ctx, image.id)))
+                named = [familiar(t) for t in manifest.repo_tags] if archive_names else \
+                    self.tags_of(ctx, image.id)
+                out.append((image, named))
                 self.event(ctx.project_id, "import", image, (out[-1][1] or [None])[0])
         return out
 
@@ -314,7 +329,7 @@ class ImageService:
 
     def _remove(self, ctx: Context, ref: str, image: Image, force: bool) -> list[str]:
         with self.store.session() as s:
-            users = s.scalars(select(Container.name).where(
+            users = s.execute(select(Container.name, Container.id).where(
                 Container.project_id == ctx.project_id, Container.image_id == image.id)).all()
             tags = s.scalars(select(ImageTag).where(ImageTag.project_id == ctx.project_id,
                                                     ImageTag.image_id == image.id)).all()
@@ -325,17 +340,17 @@ class ImageService:
                 s.delete(s.get(ImageTag, (ctx.project_id, named)))
                 return [f"untagged: {named}"]
             if users and not force:
-                raise Conflict(f"image {ref} is in use by container {users[0]}: remove the "
-                               "container or use force")
+                raise ImageInUse(f"image {ref} is in use by container {users[0][0]}: remove "
+                                 "the container or use force", users[0][1], image.id)
             if users:  # forced: untag, but the container still runs on its layers (Docker)
                 for t in tags:
                     s.delete(t)
                     done.append(f"untagged: {t.name}")
                 return done
             if len(tags) > 1 and not force:
-                raise Conflict(f"image {image.id[7:19]} has several tags "
-                               f"({', '.join(t.name for t in tags)}): remove them by name or "
-                               "use force")
+                raise ImageInUse(f"image {image.id[7:19]} has several tags "
+                                 f"({', '.join(t.name for t in tags)}): remove them by name or "
+                                 "use force", None, image.id)
             for t in tags:
                 s.delete(t)
                 done.append(f"untagged: {t.name}")

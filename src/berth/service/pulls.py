@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from berth.errors import BerthError
+from berth.image.registry import Credentials
 from berth.service.context import Context, find_action
 from berth.service.hub import Hub
 from berth.service.registry import RegistryService
@@ -56,11 +57,12 @@ class PullService:
         return act
 
     def run(self, ctx: Context, act: Action, reference: str, platform: str | None,
-            report: Report, then: Callable[[], dict[str, Any]] | None = None
-            ) -> dict[str, Any]:
-        """Pull (in the calling thread) and finish the action either way."""
+            report: Report, then: Callable[[], dict[str, Any]] | None = None,
+            auth: Credentials | None = None) -> dict[str, Any]:
+        """Pull (in the calling thread) and finish the action either way; ``auth``: this
+        pull's own credentials (see RegistryService.pull)."""
         try:
-            image, info = self.registry.pull(ctx, reference, platform, report)
+            image, info = self.registry.pull(ctx, reference, platform, report, auth)
             if then is not None:
                 info = {**info, **then()}
         except BerthError as e:

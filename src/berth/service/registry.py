@@ -81,26 +81,38 @@ class RegistryService:
         self.idmaps = idmaps  # layers are unpacked in the pulling project's id range
         self.config = RegistryConfig(insecure=insecure)
 
-    def _creds(self, ctx: Context) -> CredentialsFn:
+    def _creds(self, ctx: Context, override: tuple[str, Credentials] | None = None
+               ) -> CredentialsFn:
+        """The project's stored credentials; ``override`` (host, credentials) given with one
+        request (Docker's X-Registry-Auth) replaces them for that one host only."""
+        from berth.service.credentials import normalize_host
+
         lookup = self.credentials.lookup(ctx)
 
         def credentials_for(host: str) -> Credentials | None:
+            if override is not None:
+                with contextlib.suppress(InvalidArgument):
+                    if normalize_host(host) == normalize_host(override[0]):
+                        return override[1]
             found = lookup(host)
             return None if found is None else Credentials(*found)
 
         return credentials_for
 
-    def _client(self, ctx: Context, ref: Reference) -> RegistryClient:
-        return RegistryClient(ref.domain, self.config, self._creds(ctx))
+    def _client(self, ctx: Context, ref: Reference,
+                auth: Credentials | None = None) -> RegistryClient:
+        return RegistryClient(ref.domain, self.config, self._creds(ctx, _for(ref, auth)))
 
     # -- pull -----------------------------------------------------------------------------
 
     def pull(self, ctx: Context, reference: str, platform: str | None,
-             report: Report) -> tuple[Image, dict[str, Any]]:
+             report: Report, auth: Credentials | None = None) -> tuple[Image, dict[str, Any]]:
+        """``auth``: credentials for this pull only (sent to ``reference``'s registry alone,
+        never kept), instead of the project's stored ones."""
         ref = registry_reference(reference)
         wanted = parse_platform(platform)
         with self.images.content.using():
-            with self._client(ctx, ref) as client:
+            with self._client(ctx, ref, auth) as client:
                 data, _media_type, digest = client.get_manifest(ref.repository,
                                                                 _manifest_ref(ref))
                 source = self._signatures(client, ref, digest)
@@ -115,7 +127,8 @@ class RegistryService:
                 try:
                     pulled = registry_pull(
                         replace(ref, digest=digest), self.blobs, config=self.config,
-                        credentials_for=self._creds(ctx), platform=wanted, progress=report,
+                        credentials_for=self._creds(ctx, _for(ref, auth)), platform=wanted,
+                        progress=report,
                         on_layer=lambda la: unpacks.append(
                             pool.submit(self._unpack_one, la, report, idmap)))
                 except BaseException:
@@ -172,7 +185,8 @@ class RegistryService:
     # -- push -----------------------------------------------------------------------------
 
     def push(self, ctx: Context, ref_text: str, destination: str | None, report: Report, *,
-             sign_by: str | None = None, sigstore_key: str | None = None) -> dict[str, Any]:
+             sign_by: str | None = None, sigstore_key: str | None = None,
+             auth: Credentials | None = None) -> dict[str, Any]:
         _may_sign(ctx, sign_by, sigstore_key)  # before anything is pushed
         image = self.images.resolve(ctx, ref_text)
         target = parse_reference(destination or ref_text)
@@ -187,12 +201,14 @@ class RegistryService:
                       if parse_reference(d.split("@")[0]).domain == target.domain]
         with self.images.content.using():
             digest = registry_push(target, as_manifest(image), data, media_type, self.blobs,
-                                   config=self.config, credentials_for=self._creds(ctx),
+                                   config=self.config,
+                                   credentials_for=self._creds(ctx, _for(target, auth)),
                                    progress=report, mount_from=mount_from)
         self.images.add_repo_digest(ctx, image.id, f"{target.name}@{digest}")
         signed = self._sign(ctx, target, digest, sign_by, sigstore_key)
         self.images.event(ctx.project_id, "push", image, target.familiar(), digest=digest)
-        return {"reference": target.familiar(), "digest": digest, "signed": signed}
+        return {"reference": target.familiar(), "digest": digest, "signed": signed,
+                "size": len(data)}
 
     # -- sign and verify ------------------------------------------------------------------
 
@@ -278,6 +294,10 @@ class RegistryService:
         with RegistryClient(key, self.config, lambda h: creds if h == key else None) as client:
             client.request("GET", "/v2/", scopes=[], what="login").close()
         return self.credentials.save(ctx, key, username, password)
+
+
+def _for(ref: Reference, auth: Credentials | None) -> tuple[str, Credentials] | None:
+    return None if auth is None else (ref.domain, auth)
 
 
 def _manifest_ref(ref: Reference) -> str:

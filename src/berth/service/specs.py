@@ -17,6 +17,7 @@ from berth.errors import InvalidArgument
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
+PORT_RE = re.compile(r"^[0-9]{1,5}/(tcp|udp|sctp)$")
 LABEL_KEY_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/-]{0,252}$")
 MIN_MEMORY = 6 * 1024 * 1024  # below this runc's own init cannot start (Docker's floor too)
 MAX_BYTES = 2**63 - 1  # the kernel's and the OCI spec's int64
@@ -112,6 +113,7 @@ class MountRequest(BaseModel):
     readonly: bool = False
     tmpfs_size: int | None = Field(None, gt=0, le=MAX_BYTES)
     tmpfs_mode: int | None = Field(None, ge=0, le=0o7777)
+    tmpfs_noexec: bool = False  # Docker's --tmpfs default
 
     @field_validator("target")
     @classmethod
@@ -182,6 +184,9 @@ class ContainerCreate(ResourcesRequest):
     labels: dict[str, str] = Field(default_factory=dict)
     tty: bool = False
     stdin_open: bool = False
+    # Docker's StdinOnce: the container's stdin closes when an attached client's input ends
+    # (not with a tty, whose input stays open, as in Docker).
+    stdin_once: bool = False
     mounts: list[MountRequest] = Field(default_factory=list, max_length=128)
     restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
     auto_remove: bool = False
@@ -191,6 +196,14 @@ class ContainerCreate(ResourcesRequest):
     cap_add: list[str] = Field(default_factory=list, max_length=64)
     cap_drop: list[str] = Field(default_factory=list, max_length=64)
     network: Literal["none", "host"] = "none"
+    # Docker-facing network names the container joined -> its aliases on each (the Docker
+    # API records them for inspect/ps; until Berth's bridge networking lands such a container
+    # runs in its own namespace with loopback only).
+    networks: dict[str, list[str]] = Field(default_factory=dict, max_length=64)
+    # Ports the container says it listens on ("80/tcp"): metadata, as Docker's EXPOSE.
+    exposed_ports: list[str] = Field(default_factory=list, max_length=1024)
+    # Run a tiny init (tini) as PID 1 that reaps zombies and forwards signals (docker --init).
+    init: bool = False
 
     @field_validator("name")
     @classmethod
@@ -219,6 +232,26 @@ class ContainerCreate(ResourcesRequest):
     def _stop_signal(cls, v: str | None) -> str | None:
         if v is not None:
             parse_signal(v)
+        return v
+
+    @field_validator("networks")
+    @classmethod
+    def _networks(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for net, aliases in v.items():
+            validate_name(net, "network")
+            if len(aliases) > 64:
+                raise ValueError(f"network {net}: too many aliases (at most 64)")
+            for alias in aliases:
+                if not NAME_RE.match(alias):
+                    raise ValueError(f"network {net}: invalid alias {alias!r}")
+        return v
+
+    @field_validator("exposed_ports")
+    @classmethod
+    def _exposed_ports(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not PORT_RE.match(item) or not 0 < int(item.split("/")[0]) < 65536:
+                raise ValueError(f"invalid exposed port {item!r}: expected PORT/tcp|udp|sctp")
         return v
 
     @model_validator(mode="after")

@@ -127,9 +127,13 @@ class VolumeService:
 
     def users(self, ctx: Context, name: str) -> list[str]:
         """Names of the containers that mount this volume."""
+        return [name for _, name in self.user_ids(ctx, name)]
+
+    def user_ids(self, ctx: Context, name: str) -> list[tuple[str, str]]:
+        """(id, name) of the containers that mount this volume."""
         with self.store.session() as s:
             rows = s.scalars(select(Container).where(Container.project_id == ctx.project_id))
-            return [c.name for c in rows
+            return [(c.id, c.name) for c in rows
                     if any(m.get("type") == "volume" and m.get("volume") == name
                            for m in c.spec.get("mounts", []))]
 
@@ -146,9 +150,16 @@ class VolumeService:
         shutil.rmtree(self.root / ctx.project_id / name, ignore_errors=True)
         self._event("destroy", gone)
 
-    def prune(self, ctx: Context) -> list[str]:
+    def prune(self, ctx: Context, filters: dict[str, list[str]] | None = None) -> list[str]:
+        """Remove the volumes no container uses; filters (Docker's): label, label!."""
+        filters = filters or {}
+        unknown = set(filters) - {"label", "label!"}
+        if unknown:
+            raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}: use label or label!")
         removed = []
-        for vol in self.list(ctx):
+        for vol in self.list(ctx, {"label": filters["label"]} if "label" in filters else None):
+            if any(labels_match(vol.labels, [x]) for x in filters.get("label!", [])):
+                continue
             if not self.users(ctx, vol.name):
                 self.remove(ctx, vol.name)
                 removed.append(vol.name)
@@ -200,6 +211,8 @@ class VolumeService:
                 if m.tmpfs_size:
                     opts.append(f"size={m.tmpfs_size}")
                 opts.append(f"mode={oct(m.tmpfs_mode if m.tmpfs_mode is not None else 0o1777)[2:]}")
+                if m.tmpfs_noexec:
+                    opts.append("noexec")
                 item["options"] = opts
             out.append(item)
         return out, created

@@ -172,6 +172,27 @@ class Volume(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class Network(Base):
+    """A user-defined network: recorded and shown (Docker API); predefined bridge, host and
+    none are virtual, never rows. Containers name their networks in their spec."""
+
+    __tablename__ = "networks"
+    __table_args__ = (Index("ix_networks_project_name", "project_id", "name", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    driver: Mapped[str] = mapped_column(String(32), default="bridge")
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    attachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    enable_ipv6: Mapped[bool] = mapped_column(Boolean, default=False)
+    # {"driver": ..., "config": [{"subnet", "gateway", "ip_range"}], "options": {}} as given
+    ipam: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class Action(Base):
     """One operation on a container, Zun-style: queued by the api, carried out by the agent."""
 

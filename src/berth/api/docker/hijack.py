@@ -85,6 +85,10 @@ class Hijack:
     def closed(self) -> bool:
         return self._protocol.transport.is_closing()
 
+    async def wait_closed(self) -> None:
+        """Until the connection is gone (a half-close is not enough: output may still go)."""
+        await self._protocol.lost.wait()
+
     def close(self) -> None:
         self._protocol.transport.close()
 
@@ -100,6 +104,7 @@ class DockerProtocol(PeerCredProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._raw: asyncio.StreamReader | None = None
+        self.lost = asyncio.Event()
 
     def reader(self) -> asyncio.StreamReader:
         if self._raw is None:  # not upgraded: nothing will come
@@ -149,4 +154,5 @@ class DockerProtocol(PeerCredProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._raw is not None and not self._raw.at_eof():
             self._raw.feed_eof()
+        self.lost.set()
         super().connection_lost(exc)

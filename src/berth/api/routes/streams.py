@@ -190,8 +190,7 @@ async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int:
                     rows, cols = ctl["resize"]
                     proc.resize(int(rows), int(cols))
                 if ctl.get("close_stdin") and stdin is not None:
-                    with contextlib.suppress(OSError):
-                        os.close(stdin)
+                    proc.close_stdin()  # the process owns the descriptor: close() follows
                     stdin = None
 
     send_task = asyncio.create_task(sender())

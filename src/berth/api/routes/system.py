@@ -34,7 +34,8 @@ def info(svc: Svc, ctx: Ctx) -> dict[str, Any]:
 async def events(svc: Svc, ctx: Ctx,
                  type: Annotated[list[str] | None, Query(
                      max_length=len(EVENT_TYPES),
-                     description="container, image or volume (repeat for several)")] = None,
+                     description="container, image, volume or network (repeat for "
+                                 "several)")] = None,
                  object: Annotated[list[str] | None, Query(
                      max_length=MAX_OBJECTS,
                      description="an id, id prefix or name (repeat for several)")] = None,

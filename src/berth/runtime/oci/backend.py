@@ -22,6 +22,7 @@ from berth.runtime.base import (
     ContainerSpec,
     ExecProcess,
     ExecSpec,
+    IdMapping,
     LogRecord,
     Observed,
     Resources,
@@ -29,7 +30,7 @@ from berth.runtime.base import (
     Stats,
     Status,
 )
-from berth.runtime.oci import cgroups, rootfs
+from berth.runtime.oci import cgroups, fsview, rootfs
 from berth.runtime.oci.conmon import ConmonLaunch, launch_conmon
 from berth.runtime.oci.exec import RuncExec, build_exec_process
 from berth.runtime.oci.layout import ContainerLayout, check_id, exit_dir
@@ -131,7 +132,7 @@ class OciBackend(RuntimeBackend):
             bundle=lay.bundle, container_pidfile=lay.container_pidfile,
             conmon_pidfile=lay.conmon_pidfile, log_path=lay.log, exit_dir=lay.exit_dir,
             persist_dir=lay.persist, socket_dir=lay.socket_dir, error_file=lay.conmon_errors,
-            terminal=spec.tty, stdin=spec.stdin))
+            terminal=spec.tty, stdin=spec.stdin, stdin_once=spec.stdin_once))
         conmon_pid = read_pidfile(lay.conmon_pidfile)
         if conmon_alive(conmon_pid, spec.id):
             assert conmon_pid is not None
@@ -168,6 +169,33 @@ class OciBackend(RuntimeBackend):
         if not upper.is_dir():
             raise NotFound(f"container {cid} has no filesystem on this host")
         return upper
+
+    @contextlib.contextmanager
+    def open_root(self, cid: str, layers: list[Path], idmap: IdMapping | None, *,
+                  writable: bool, mounts: bool) -> Iterator[int]:
+        lay = self._layout(cid)
+        obs = self.state(cid)
+        if obs.status in (Status.RUNNING, Status.PAUSED) and obs.pid:
+            fd = fsview.live_root(obs.pid, cgroups_path(cid)) if mounts else \
+                fsview.mounted_rootfs(lay)
+            if fd is None:
+                raise Conflict(f"container {cid[:12]} stopped meanwhile: try again")
+            try:
+                yield fd
+            finally:
+                os.close(fd)
+            return
+        if self.runc.known(cid):
+            raise Conflict(f"container {cid[:12]} is starting or stopping: try again")
+        if not writable:
+            with fsview.read_view(lay, layers, self.paths.run_root / "fsviews") as fd:
+                yield fd
+            return
+        with self._lock(cid):  # it cannot start while its overlay is mounted here
+            if self.runc.known(cid):
+                raise Conflict(f"container {cid[:12]} is starting: try again")
+            with fsview.write_view(lay, layers, idmap) as fd:
+                yield fd
 
     def state(self, cid: str) -> Observed:
         lay = self._layout(cid)

@@ -267,12 +267,26 @@ def oom_kill_count(cg: ContainerCgroup) -> int:
     return oom_kills_v2(v2) if v2 is not None else 0
 
 
+def parse_percpu(text: str) -> tuple[int, ...]:
+    """v1 cpuacct.usage_percpu: nanoseconds per CPU, space separated."""
+    return tuple(int(v) for v in text.split() if v.isdigit())
+
+
 def read_stats(cg: ContainerCgroup) -> Stats:
+    clk_tck = os.sysconf("SC_CLK_TCK")
     if cg.v1:
-        cpu_ns = parse_int(_read(cg.v1.get("cpuacct"), "cpuacct.usage") or "0")
+        acct = cg.v1.get("cpuacct")
+        cpu_ns = parse_int(_read(acct, "cpuacct.usage") or "0")
+        ticks = parse_flat_keyed(_read(acct, "cpuacct.stat") or "")
+        user_ns = ticks.get("user", 0) * 1_000_000_000 // clk_tck
+        system_ns = ticks.get("system", 0) * 1_000_000_000 // clk_tck
+        percpu = parse_percpu(_read(acct, "cpuacct.usage_percpu") or "")
+        cpu_stat = parse_flat_keyed(_read(cg.v1.get("cpu"), "cpu.stat") or "")
+        throttled_ns = cpu_stat.get("throttled_time", 0)
         mem = cg.v1.get("memory")
         usage = parse_int(_read(mem, "memory.usage_in_bytes") or "0")
-        memory = memory_usage_v1(usage, parse_flat_keyed(_read(mem, "memory.stat") or ""))
+        mem_stat = parse_flat_keyed(_read(mem, "memory.stat") or "")
+        memory = memory_usage_v1(usage, mem_stat)
         limit = parse_limit(_read(mem, "memory.limit_in_bytes") or "max")
         pids_dir = cg.v1.get("pids")
         io_read, io_write = parse_blkio_service_bytes(
@@ -280,15 +294,19 @@ def read_stats(cg: ContainerCgroup) -> Stats:
     else:
         cpu_stat = parse_flat_keyed(_read(cg.v2, "cpu.stat") or "")
         cpu_ns = cpu_stat.get("usage_usec", 0) * 1000
-        current = parse_int(_read(cg.v2, "memory.current") or "0")
-        memory = memory_usage_v2(current, parse_flat_keyed(_read(cg.v2, "memory.stat") or ""))
+        user_ns, system_ns = cpu_stat.get("user_usec", 0) * 1000, \
+            cpu_stat.get("system_usec", 0) * 1000
+        percpu = ()
+        throttled_ns = cpu_stat.get("throttled_usec", 0) * 1000
+        usage = parse_int(_read(cg.v2, "memory.current") or "0")
+        mem_stat = parse_flat_keyed(_read(cg.v2, "memory.stat") or "")
+        memory = memory_usage_v2(usage, mem_stat)
         limit = parse_limit(_read(cg.v2, "memory.max") or "max")
         pids_dir = cg.v2
         io_read, io_write = parse_io_stat(_read(cg.v2, "io.stat") or "")
     return Stats(
         cpu_usage_ns=cpu_ns,
-        system_cpu_ns=parse_system_cpu_ns(Path("/proc/stat").read_text(),
-                                          os.sysconf("SC_CLK_TCK")),
+        system_cpu_ns=parse_system_cpu_ns(Path("/proc/stat").read_text(), clk_tck),
         online_cpus=len(os.sched_getaffinity(0)) or os.cpu_count() or 1,
         memory_usage=memory,
         memory_limit=limit,
@@ -297,4 +315,12 @@ def read_stats(cg: ContainerCgroup) -> Stats:
         io_read_bytes=io_read,
         io_write_bytes=io_write,
         read_at=time.time(),
+        cpu_user_ns=user_ns,
+        cpu_system_ns=system_ns,
+        percpu_ns=percpu,
+        throttle_periods=cpu_stat.get("nr_periods", 0),
+        throttled_periods=cpu_stat.get("nr_throttled", 0),
+        throttled_ns=throttled_ns,
+        memory_raw=usage,
+        memory_stat=mem_stat,
     )

@@ -38,6 +38,7 @@ class ConmonLaunch:
     error_file: Path  # conmon's own stderr (before it detaches)
     terminal: bool = False
     stdin: bool = False
+    stdin_once: bool = False  # an attach client's end of input closes the container's stdin
 
 
 def conmon_binary() -> str:
@@ -65,7 +66,11 @@ def conmon_args(launch: ConmonLaunch) -> list[str]:
     if launch.terminal:
         args.append("-t")
     if launch.stdin:
-        args += ["-i", "--leave-stdin-open"]
+        args.append("-i")
+        # conmon closes the container's stdin when an attach client ends its input unless
+        # told to leave it open; a terminal's must stay open (it is the pty, output too).
+        if not launch.stdin_once or launch.terminal:
+            args.append("--leave-stdin-open")
     return args
 
 

@@ -141,6 +141,14 @@ class RuncExec(ExecProcess):
         if self._master is not None:
             set_winsize(self._master, rows, cols)
 
+    def close_stdin(self) -> None:
+        if self._master is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._master, b"\x04")  # the terminal's end-of-file character
+        elif self._proc.stdin is not None and not self._proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()  # through the file object: close() must not repeat it
+
     def wait(self) -> int:
         if self._code is None:
             returncode = self._proc.wait()

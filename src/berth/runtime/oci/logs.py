@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from berth.runtime.base import LogRecord
 
@@ -85,36 +85,41 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
     """Complete lines of the file; when following, until the writer is gone and all is read,
     with IDLE each time it has caught up."""
     buf = b""
-    offset = 0
     delay = POLL_FAST
+    handle: BinaryIO | None = None
 
     def read_more() -> bytes:
-        nonlocal offset
-        try:
-            with path.open("rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:  # not written yet, or removed with its container
-            return b""
-        offset += len(data)
-        return data
+        # Once open, the file stays open: a container removed right after it exits (--rm)
+        # takes its log along, and a follower must still read what was written.
+        nonlocal handle
+        if handle is None:
+            try:
+                handle = path.open("rb")
+            except FileNotFoundError:  # not written yet, or removed with its container
+                return b""
+        return handle.read()
 
-    while True:
-        chunk = read_more()
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        yield from lines
-        if chunk:
-            delay = POLL_FAST
-            continue
-        # Check liveness before the final read so that nothing written just before exit is lost.
-        if not follow or not alive():
-            buf += read_more()
-            yield from (line for line in buf.split(b"\n") if line)
-            return
-        yield IDLE
-        time.sleep(delay)
-        delay = min(poll, delay * 2)
+    try:
+        while True:
+            chunk = read_more()
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            yield from lines
+            if chunk:
+                delay = POLL_FAST
+                continue
+            # Check liveness before the final read so that nothing written just before exit
+            # is lost.
+            if not follow or not alive():
+                buf += read_more()
+                yield from (line for line in buf.split(b"\n") if line)
+                return
+            yield IDLE
+            time.sleep(delay)
+            delay = min(poll, delay * 2)
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def read_log_file(path: Path, follow: bool = False, alive: Callable[[], bool] = lambda: False,

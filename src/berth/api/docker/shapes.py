@@ -1,0 +1,279 @@
+"""Docker's JSON shapes of a container (inspect, list), from its row and its image. Pure."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from berth.errors import InvalidArgument
+from berth.image.runconfig import (
+    combine_command,
+    image_exposed_ports,
+    image_labels,
+    image_stop_signal,
+    merge_env,
+)
+from berth.store.models import Container
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+SHM_SIZE = 64 * 1024 * 1024
+LOG_CONFIG = {"Type": "json-file", "Config": {}}
+
+
+def rfc3339(ts: float | None) -> str:
+    """Go's RFC3339Nano (trailing zeros of the fraction dropped); Go's zero time for None."""
+    if ts is None:
+        return ZERO_TIME
+    ns = round(ts * 1e9)
+    base = datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
+    return f"{base}.{frac}Z" if frac else f"{base}Z"
+
+
+def human_duration(seconds: float) -> str:
+    """go-units' HumanDuration, which ``docker ps`` shows ("Up 5 seconds")."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def state_name(row: Container) -> str:
+    """Docker's state words: created, running, paused, restarting, removing, exited, dead."""
+    return "created" if row.status == "creating" else row.status
+
+
+def status_text(row: Container, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    state = state_name(row)
+    if state in ("running", "paused"):
+        up = f"Up {human_duration(now - (row.started_at or row.created_at))}"
+        return f"{up} (Paused)" if state == "paused" else up
+    if state == "restarting":
+        return (f"Restarting ({row.exit_code or 0}) "
+                f"{human_duration(now - (row.finished_at or now))} ago")
+    if state == "exited":
+        if row.finished_at is None:
+            return f"Exited ({row.exit_code or 0})"
+        return f"Exited ({row.exit_code or 0}) {human_duration(now - row.finished_at)} ago"
+    if state == "removing":
+        return "Removal In Progress"
+    if state == "dead":
+        return "Dead"
+    return "Created"
+
+
+def argv(row: Container, image_config: dict[str, Any]) -> list[str]:
+    spec = row.spec
+    try:
+        return combine_command(image_config, spec.get("entrypoint"), spec.get("command"))
+    except InvalidArgument:
+        return []
+
+
+def network_mode(spec: dict[str, Any]) -> str:
+    if spec.get("network") == "host":
+        return "host"
+    names = list(spec.get("networks") or {})
+    return names[0] if names else "none"
+
+
+def _endpoint(aliases: list[str] | None, network_id: str = "") -> dict[str, Any]:
+    return {"IPAMConfig": None, "Links": None, "Aliases": aliases or None,
+            "NetworkID": network_id, "EndpointID": "", "Gateway": "", "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+
+
+def networks(spec: dict[str, Any], network_ids: dict[str, str] | None = None
+             ) -> dict[str, Any]:
+    """Each network the container is on, keyed by name (host and none included)."""
+    ids = network_ids or {}
+    named = spec.get("networks") or {}
+    if not named:
+        mode = network_mode(spec)
+        return {mode: _endpoint(None, ids.get(mode, ""))}
+    return {name: _endpoint(aliases, ids.get(name, "")) for name, aliases in named.items()}
+
+
+def exposed(spec: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
+    return sorted(set(image_exposed_ports(image_config)) | set(spec.get("exposed_ports") or []))
+
+
+def mounts(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The container's mounts as Docker's MountPoint list."""
+    out = []
+    for m in spec.get("mounts") or []:
+        rw = not m.get("readonly")
+        kind = m.get("type")
+        point: dict[str, Any] = {"Type": kind}
+        if kind == "volume":
+            point["Name"] = m.get("volume", "")
+        point.update({"Source": "" if kind == "tmpfs" else m.get("source", ""),
+                      "Destination": m["target"]})
+        if kind == "volume":
+            point["Driver"] = "local"
+        point.update({"Mode": "" if rw else "ro", "RW": rw,
+                      "Propagation": "rprivate" if kind == "bind" else ""})
+        out.append(point)
+    return out
+
+
+def _binds(spec: dict[str, Any]) -> list[str] | None:
+    binds = []
+    for m in spec.get("mounts") or []:
+        if m.get("type") == "bind":
+            source = m.get("source", "")
+        elif m.get("type") == "volume" and not m.get("anonymous"):
+            source = m.get("volume", "")
+        else:
+            continue
+        binds.append(f"{source}:{m['target']}" + (":ro" if m.get("readonly") else ""))
+    return binds or None
+
+
+def _tmpfs(spec: dict[str, Any]) -> dict[str, str] | None:
+    found = {m["target"]: ",".join((["ro"] if m.get("readonly") else []) +
+                                   list(m.get("options") or []))
+             for m in spec.get("mounts") or [] if m.get("type") == "tmpfs"}
+    return found or None
+
+
+def host_config(spec: dict[str, Any]) -> dict[str, Any]:
+    cpus = spec.get("cpus")
+    policy = spec.get("restart_policy") or {}
+    out: dict[str, Any] = {
+        "Binds": _binds(spec), "ContainerIDFile": "", "LogConfig": dict(LOG_CONFIG),
+        "NetworkMode": network_mode(spec), "PortBindings": {},
+        "RestartPolicy": {"Name": policy.get("name", "no"),
+                          "MaximumRetryCount": policy.get("max_retries", 0)},
+        "AutoRemove": bool(spec.get("auto_remove")), "VolumeDriver": "", "VolumesFrom": None,
+        "CapAdd": list(spec.get("cap_add") or []) or None,
+        "CapDrop": list(spec.get("cap_drop") or []) or None,
+        "CgroupnsMode": "private", "Dns": [], "DnsOptions": [], "DnsSearch": [],
+        "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
+        "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
+        "PublishAllPorts": False, "ReadonlyRootfs": bool(spec.get("readonly_rootfs")),
+        "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": SHM_SIZE,
+        "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "",
+        "CpuShares": spec.get("cpu_shares") or 0, "Memory": spec.get("memory") or 0,
+        "NanoCpus": round(cpus * 1e9) if cpus else 0, "CgroupParent": "",
+        "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": None,
+        "BlkioDeviceWriteBps": None, "BlkioDeviceReadIOps": None,
+        "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
+        "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0,
+        "KernelMemoryTCP": 0, "MemoryReservation": 0,
+        "MemorySwap": spec.get("memory_swap") or 0, "MemorySwappiness": None,
+        "OomKillDisable": False, "PidsLimit": spec.get("pids_limit"), "Ulimits": None,
+        "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+        "Init": True if spec.get("init") else None,
+    }
+    tmpfs = _tmpfs(spec)
+    if tmpfs:
+        out["Tmpfs"] = tmpfs
+    return out
+
+
+def config(row: Container, image_config: dict[str, Any]) -> dict[str, Any]:
+    """Config: what the container runs, the image's settings merged with the request's."""
+    spec = row.spec
+    inner = image_config.get("config") or {}
+    entrypoint = spec.get("entrypoint")
+    cmd = spec.get("command") or None
+    if cmd is None and (entrypoint is None or entrypoint in ([], [""])):
+        cmd = inner.get("Cmd")  # a new entrypoint drops the image's Cmd, as in Docker
+    if entrypoint is None:
+        entrypoint = inner.get("Entrypoint")
+    volumes = {m["target"]: {} for m in spec.get("mounts") or [] if m.get("anonymous")}
+    out: dict[str, Any] = {
+        "Hostname": spec.get("hostname") or row.id[:12], "Domainname": "",
+        "User": spec.get("user") or inner.get("User") or "",
+        "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+        "Tty": bool(spec.get("tty")), "OpenStdin": bool(spec.get("stdin_open")),
+        "StdinOnce": bool(spec.get("stdin_once")),
+        "Env": merge_env(inner.get("Env") or [], spec.get("env") or []),
+        "Cmd": cmd or None, "Image": row.image_ref, "Volumes": volumes or None,
+        "WorkingDir": spec.get("workdir") or inner.get("WorkingDir") or "",
+        "Entrypoint": entrypoint or None, "OnBuild": None,
+        "Labels": {**image_labels(image_config), **(row.labels or {})},
+    }
+    ports = exposed(spec, image_config)
+    if ports:
+        out["ExposedPorts"] = {p: {} for p in ports}
+    signal = spec.get("stop_signal") or image_stop_signal(image_config)
+    if signal:
+        out["StopSignal"] = signal
+    if spec.get("stop_timeout") is not None:
+        out["StopTimeout"] = spec["stop_timeout"]
+    if inner.get("Healthcheck"):
+        out["Healthcheck"] = inner["Healthcheck"]
+    return out
+
+
+def inspect(row: Container, image_config: dict[str, Any],
+            network_ids: dict[str, str] | None = None) -> dict[str, Any]:
+    """GET /containers/{id}/json."""
+    state = state_name(row)
+    args = argv(row, image_config)
+    ports = exposed(row.spec, image_config)
+    return {
+        "Id": row.id, "Created": rfc3339(row.created_at),
+        "Path": args[0] if args else "", "Args": args[1:],
+        "State": {
+            "Status": state, "Running": state in ("running", "paused"),
+            "Paused": state == "paused", "Restarting": state == "restarting",
+            "OOMKilled": bool(row.oom_killed), "Dead": state == "dead", "Pid": row.pid or 0,
+            "ExitCode": row.exit_code or 0, "Error": row.error or "",
+            "StartedAt": rfc3339(row.started_at), "FinishedAt": rfc3339(row.finished_at),
+        },
+        "Image": row.image_id, "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
+        "LogPath": "", "Name": "/" + row.name, "RestartCount": row.restart_count or 0,
+        "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+        "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host_config(row.spec),
+        "GraphDriver": {"Data": None, "Name": "overlay2"}, "Mounts": mounts(row.spec),
+        "Config": config(row, image_config),
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": {p: None for p in ports}, "SandboxKey": "",
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Networks": networks(row.spec, network_ids),
+        },
+    }
+
+
+def summary(row: Container, image_config: dict[str, Any], now: float | None = None
+            ) -> dict[str, Any]:
+    """One entry of GET /containers/json."""
+    args = argv(row, image_config)
+    return {
+        "Id": row.id, "Names": ["/" + row.name], "Image": row.image_ref,
+        "ImageID": row.image_id, "Command": " ".join(args), "Created": int(row.created_at),
+        "Ports": [], "Labels": {**image_labels(image_config), **(row.labels or {})},
+        "State": state_name(row),
+        "Status": status_text(row, now), "HostConfig": {"NetworkMode": network_mode(row.spec)},
+        "NetworkSettings": {"Networks": networks(row.spec)}, "Mounts": mounts(row.spec),
+    }

@@ -1,0 +1,467 @@
+"""Docker's container create/update bodies -> Berth's ContainerCreate/ContainerUpdate. Pure.
+
+Docker clients send every field, most at their zero value. A zero value is fine; a value Berth
+honours is translated; any other value is refused with a 400 naming the field, never dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from berth.api.errors import validation_message
+from berth.errors import InvalidArgument
+from berth.service.specs import ContainerCreate, ContainerUpdate, MountRequest, RestartPolicy
+
+# Docker's default /dev/shm (Berth gives every container this size).
+SHM_SIZE = 64 * 1024 * 1024
+DEFAULT_CPU_PERIOD = 100_000
+# Network modes that are not a network of their own.
+BUILTIN_NETWORKS = ("bridge", "host", "none")
+NETWORKING = "needs Berth's networking, not available yet"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
+_NNP = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
+_PROPAGATION_OK = ("", "rprivate", "private")
+_BIND_FLAGS = ("ro", "rw", "z", "Z", "nocopy", "rprivate", "private")
+
+# Config fields the translation reads; anything else must be at its zero value.
+_CONFIG_USED = {
+    "Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Hostname", "Labels", "Tty",
+    "OpenStdin", "StdinOnce", "AttachStdin", "AttachStdout", "AttachStderr", "StopSignal",
+    "StopTimeout", "Healthcheck", "ExposedPorts", "Volumes", "HostConfig", "NetworkingConfig",
+    "NetworkDisabled",
+    # Windows-only or client-side: meaningless here.
+    "ArgsEscaped", "Shell",
+}
+_HOST_USED = {
+    "Binds", "Mounts", "Tmpfs", "RestartPolicy", "AutoRemove", "CapAdd",
+    "CapDrop", "ReadonlyRootfs", "Init", "Memory", "MemorySwap", "NanoCpus", "CpuQuota",
+    "CpuPeriod", "CpuShares", "PidsLimit", "NetworkMode", "LogConfig", "ShmSize",
+    "MemorySwappiness", "SecurityOpt", "IpcMode", "CgroupnsMode", "VolumeDriver", "Runtime",
+    "Isolation",
+    # The client's business (the CLI writes the id file; the console size is the attach's).
+    "ContainerIDFile", "ConsoleSize",
+}
+_WHY = {
+    "PortBindings": f"publishing ports {NETWORKING}",
+    "PublishAllPorts": f"publishing ports {NETWORKING}",
+    "Dns": f"DNS settings {NETWORKING}",
+    "DnsSearch": f"DNS settings {NETWORKING}",
+    "DnsOptions": f"DNS settings {NETWORKING}",
+    "ExtraHosts": f"extra hosts {NETWORKING}",
+    "Links": f"links {NETWORKING}",
+    "Healthcheck": "health checks are not supported by Berth yet",
+}
+
+
+def is_zero(value: Any) -> bool:
+    if isinstance(value, bool):
+        return not value
+    return value is None or value in (0, "", [], {})
+
+
+def unsupported(field: str) -> InvalidArgument:
+    why = _WHY.get(field.rpartition(".")[2])
+    if why:
+        return InvalidArgument(f"{field}: {why}")
+    return InvalidArgument(f"{field} is not supported by Berth")
+
+
+class Fields:
+    """Typed reads from one JSON object; a wrong type is a 400 naming the field."""
+
+    def __init__(self, obj: Any, prefix: str) -> None:
+        if obj is None:
+            obj = {}
+        if not isinstance(obj, dict):
+            raise InvalidArgument(f"{prefix or 'body'}: expected a JSON object")
+        self.obj = obj
+        self.prefix = prefix
+
+    def name(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def zero_except(self, used: set[str]) -> None:
+        for key, value in self.obj.items():
+            if key not in used and not is_zero(value):
+                raise unsupported(self.name(key))
+
+    def _bad(self, key: str, what: str) -> InvalidArgument:
+        return InvalidArgument(f"{self.name(key)}: expected {what}, got "
+                               f"{type(self.obj[key]).__name__}")
+
+    def str(self, key: str) -> str | None:
+        value = self.obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self._bad(key, "a string")
+        return value
+
+    def int(self, key: str) -> int | None:
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                isinstance(value, float) and not value.is_integer()):
+            raise self._bad(key, "an integer")
+        return int(value)
+
+    def bool(self, key: str) -> bool:
+        value = self.obj.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise self._bad(key, "a boolean")
+        return bool(value)
+
+    def strs(self, key: str, *, split: bool = False) -> list[str] | None:
+        """A list of strings (Docker's strslice also takes one string)."""
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str) and split:
+            return [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._bad(key, "a list of strings")
+        return list(value)
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.obj.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self._bad(key, "an object")
+        return value
+
+    def objects(self, key: str) -> list[dict[str, Any]]:
+        value = self.obj.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self._bad(key, "a list of objects")
+        return value
+
+    def sub(self, key: str) -> Fields:
+        return Fields(self.obj.get(key), self.name(key))
+
+
+def parse_size(text: str, what: str) -> int:
+    """Docker's RAMInBytes: "64m", "1g", "512k", "1024" (binary units)."""
+    m = _SIZE_RE.match(text.strip())
+    if not m:
+        raise InvalidArgument(f"{what}: invalid size {text!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def image_ref_for_message(ref: str) -> str:
+    """Docker names a missing image with its tag: "busybox" -> "busybox:latest"."""
+    if "@" in ref or ref.startswith("sha256:") or ":" in ref.rsplit("/", 1)[-1]:
+        return ref
+    return f"{ref}:latest"
+
+
+# -- create --------------------------------------------------------------------------------
+
+
+def container_create(body: dict[str, Any], name: str | None = None) -> ContainerCreate:
+    """Docker's ContainerCreate body (and ?name=) as Berth's request."""
+    cfg = Fields(body, "")
+    cfg.zero_except(_CONFIG_USED)
+    host = cfg.sub("HostConfig")
+    host.zero_except(_HOST_USED)
+    image = cfg.str("Image")
+    if not image:
+        raise InvalidArgument("Image: required")
+    req: dict[str, Any] = {
+        "image": image,
+        "command": cfg.strs("Cmd", split=True),
+        "entrypoint": cfg.strs("Entrypoint", split=True),
+        "env": cfg.strs("Env") or [],
+        "workdir": cfg.str("WorkingDir") or None,
+        "user": cfg.str("User") or None,
+        "hostname": cfg.str("Hostname") or None,
+        "labels": _labels(cfg, "Labels"),
+        "tty": cfg.bool("Tty"),
+        "stdin_open": cfg.bool("OpenStdin"),
+        "stdin_once": cfg.bool("StdinOnce"),
+        "stop_signal": cfg.str("StopSignal") or None,
+        "stop_timeout": cfg.int("StopTimeout"),
+        "exposed_ports": sorted(cfg.mapping("ExposedPorts")),
+        "readonly_rootfs": host.bool("ReadonlyRootfs"),
+        "auto_remove": host.bool("AutoRemove"),
+        "init": host.bool("Init"),
+        "cap_add": host.strs("CapAdd") or [],
+        "cap_drop": host.strs("CapDrop") or [],
+        "restart_policy": _restart_policy(host.sub("RestartPolicy")) or RestartPolicy(),
+        "mounts": _mounts(cfg, host),
+        **_resources(host),
+        **_network(cfg, host, cfg.sub("NetworkingConfig")),
+    }
+    for key in ("AttachStdin", "AttachStdout", "AttachStderr", "NetworkDisabled"):
+        cfg.bool(key)  # type-checked; attaching is the client's next request
+    _healthcheck(cfg)
+    _host_settings(host)
+    if name:
+        req["name"] = name
+    return _model(ContainerCreate, req)
+
+
+def _model(cls: Any, req: dict[str, Any]) -> Any:
+    try:
+        return cls(**req)
+    except ValidationError as e:
+        raise InvalidArgument(validation_message(list(e.errors()))) from None
+
+
+def _labels(f: Fields, key: str) -> dict[str, str]:
+    labels = f.mapping(key)
+    if not all(isinstance(v, str) for v in labels.values()):
+        raise InvalidArgument(f"{f.name(key)}: expected string values")
+    return dict(labels)
+
+
+def _healthcheck(cfg: Fields) -> None:
+    hc = cfg.sub("Healthcheck")
+    test = hc.strs("Test")
+    # ["NONE"] disables the image's check: Berth runs none anyway.
+    if test == ["NONE"] or all(is_zero(v) for v in hc.obj.values()):
+        return
+    raise unsupported("Config.Healthcheck")
+
+
+def _host_settings(host: Fields) -> None:
+    """Settings whose only honourable values are Berth's own behaviour."""
+    shm = host.int("ShmSize")
+    if shm not in (None, 0, SHM_SIZE):
+        raise InvalidArgument(f"HostConfig.ShmSize: Berth gives every container a "
+                              f"{SHM_SIZE} byte /dev/shm, not {shm}")
+    if host.int("MemorySwappiness") not in (None, -1):
+        raise unsupported("HostConfig.MemorySwappiness")
+    for opt in host.strs("SecurityOpt") or []:
+        if opt not in _NNP:  # no-new-privileges is always on
+            raise InvalidArgument(f"HostConfig.SecurityOpt {opt!r} is not supported by Berth")
+    choices = {"IpcMode": ("", "private", "shareable"), "CgroupnsMode": ("", "private"),
+               "VolumeDriver": ("", "local"), "Runtime": ("", "runc"),
+               "Isolation": ("", "default")}
+    for key, allowed in choices.items():
+        value = host.str(key) or ""
+        if value not in allowed:
+            raise InvalidArgument(f"HostConfig.{key} {value!r} is not supported by Berth")
+    log = host.sub("LogConfig")
+    if (log.str("Type") or "") not in ("", "json-file") or log.mapping("Config"):
+        raise InvalidArgument("HostConfig.LogConfig: Berth keeps every container's log itself; "
+                              "other drivers and log options are not supported")
+
+
+def _restart_policy(f: Fields) -> RestartPolicy | None:
+    """None when Docker's policy name is empty (update: unchanged)."""
+    name = f.str("Name") or ""
+    retries = f.int("MaximumRetryCount") or 0
+    if not name:
+        if retries:
+            raise InvalidArgument("HostConfig.RestartPolicy.MaximumRetryCount needs a Name")
+        return None
+    if name not in ("no", "on-failure", "always", "unless-stopped"):
+        raise InvalidArgument(f"HostConfig.RestartPolicy.Name: invalid restart policy {name!r}")
+    try:
+        return RestartPolicy(name=name, max_retries=retries)  # type: ignore[arg-type]
+    except ValidationError as e:
+        raise InvalidArgument("HostConfig.RestartPolicy: " + validation_message(
+            list(e.errors()))) from None
+
+
+def _resources(host: Fields) -> dict[str, Any]:
+    """Docker's resource fields (0 = unset) as ResourcesRequest's (None = unset)."""
+    out: dict[str, Any] = {}
+    memory = host.int("Memory") or 0
+    if memory < 0:
+        raise InvalidArgument(f"{host.name('Memory')}: must not be negative")
+    if memory:
+        out["memory"] = memory
+    swap = host.int("MemorySwap") or 0
+    if swap:
+        out["memory_swap"] = swap
+    nano = host.int("NanoCpus") or 0
+    quota, period = host.int("CpuQuota") or 0, host.int("CpuPeriod") or 0
+    if nano and quota:
+        raise InvalidArgument("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+    if nano and period:
+        raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    if nano < 0 or quota < 0 or period < 0:
+        raise InvalidArgument(f"{host.prefix or 'body'}: CPU limits must not be negative")
+    if nano:
+        out["cpus"] = nano / 1e9
+    elif quota:  # Berth limits CPUs over a fixed period: the same share of time
+        out["cpus"] = quota / (period or DEFAULT_CPU_PERIOD)
+    elif period:
+        raise InvalidArgument(f"{host.name('CpuPeriod')}: set CpuQuota with it (or NanoCpus)")
+    shares = host.int("CpuShares") or 0
+    if shares:
+        out["cpu_shares"] = shares
+    pids = host.int("PidsLimit")
+    if pids:  # Docker: 0 and null leave it unset, -1 is unlimited
+        out["pids_limit"] = pids
+    return out
+
+
+# -- mounts --------------------------------------------------------------------------------
+
+
+def _mounts(cfg: Fields, host: Fields) -> list[MountRequest]:
+    mounts: list[MountRequest] = []
+    for i, text in enumerate(host.strs("Binds") or []):
+        mounts.append(parse_bind(text, f"HostConfig.Binds[{i}]"))
+    for i, obj in enumerate(host.objects("Mounts")):
+        mounts.append(parse_mount(Fields(obj, f"HostConfig.Mounts[{i}]")))
+    tmpfs = host.mapping("Tmpfs")
+    for target, opts in tmpfs.items():
+        if not isinstance(opts, str):
+            raise InvalidArgument(f"HostConfig.Tmpfs[{target!r}]: expected a string of options")
+        mounts.append(parse_tmpfs(target, opts))
+    taken = {m.target.rstrip("/") for m in mounts}
+    for target in cfg.mapping("Volumes"):  # anonymous volumes, unless mounted otherwise
+        if target.rstrip("/") not in taken:
+            mounts.append(_mount("Config.Volumes", type="volume", target=target))
+    return mounts
+
+
+def _mount(what: str, **fields: Any) -> MountRequest:
+    try:
+        return MountRequest(**fields)
+    except ValidationError as e:
+        raise InvalidArgument(f"{what}: " + validation_message(list(e.errors()))) from None
+
+
+def parse_bind(text: str, what: str = "bind") -> MountRequest:
+    """ "/host:/ctr[:ro,...]", "volume:/ctr[:opts]" or "/ctr" (an anonymous volume)."""
+    parts = text.split(":")
+    if len(parts) == 1:
+        return _mount(what, type="volume", target=parts[0])
+    if len(parts) > 3 or not parts[0] or not parts[1]:
+        raise InvalidArgument(f"{what}: invalid volume specification {text!r}")
+    source, target = parts[0], parts[1]
+    flags = parts[2].split(",") if len(parts) == 3 else []
+    for flag in flags:
+        if flag not in _BIND_FLAGS:
+            raise InvalidArgument(f"{what}: mode {flag!r} of {text!r} is not supported by "
+                                  "Berth (ro, rw, z, Z, nocopy and rprivate are)")
+    kind = "bind" if source.startswith("/") else "volume"
+    return _mount(what, type=kind, source=source, target=target, readonly="ro" in flags)
+
+
+def parse_mount(f: Fields) -> MountRequest:
+    """HostConfig.Mounts[i]: {Type, Source, Target, ReadOnly, *Options}."""
+    f.zero_except({"Type", "Source", "Target", "ReadOnly", "Consistency", "BindOptions",
+                   "VolumeOptions", "TmpfsOptions"})
+    kind = f.str("Type") or ""
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise InvalidArgument(f"{f.name('Type')}: mount type {kind!r} is not supported by "
+                              "Berth (bind, volume and tmpfs are)")
+    fields: dict[str, Any] = {"type": kind, "target": f.str("Target") or "",
+                              "source": f.str("Source") or "", "readonly": f.bool("ReadOnly")}
+    bind, vol, tmpfs = f.sub("BindOptions"), f.sub("VolumeOptions"), f.sub("TmpfsOptions")
+    bind.zero_except({"Propagation"})
+    if (bind.str("Propagation") or "") not in _PROPAGATION_OK:
+        raise InvalidArgument(f"{bind.name('Propagation')}: only rprivate is supported by "
+                              "Berth")
+    vol.zero_except({"NoCopy"})  # Berth never copies image content into a volume
+    vol.bool("NoCopy")
+    tmpfs.zero_except({"SizeBytes", "Mode"})
+    if kind != "bind" and bind.obj:
+        raise InvalidArgument(f"{bind.prefix}: only for bind mounts")
+    if kind != "volume" and any(not is_zero(v) for v in vol.obj.values()):
+        raise InvalidArgument(f"{vol.prefix}: only for volume mounts")
+    if kind == "tmpfs":
+        fields["tmpfs_size"] = tmpfs.int("SizeBytes") or None
+        fields["tmpfs_mode"] = tmpfs.int("Mode")
+    elif tmpfs.obj:
+        raise InvalidArgument(f"{tmpfs.prefix}: only for tmpfs mounts")
+    return _mount(f.prefix, **fields)
+
+
+def parse_tmpfs(target: str, options: str) -> MountRequest:
+    """HostConfig.Tmpfs: target -> "rw,noexec,size=64m,mode=1777" (Docker adds noexec)."""
+    what = f"HostConfig.Tmpfs[{target!r}]"
+    fields: dict[str, Any] = {"type": "tmpfs", "target": target, "tmpfs_noexec": True}
+    for opt in filter(None, (o.strip() for o in options.split(","))):
+        key, eq, value = opt.partition("=")
+        if key == "size" and eq:
+            fields["tmpfs_size"] = parse_size(value, what)
+        elif key == "mode" and eq:
+            try:
+                fields["tmpfs_mode"] = int(value, 8)
+            except ValueError:
+                raise InvalidArgument(f"{what}: invalid mode {value!r}") from None
+        elif opt in ("ro", "rw"):
+            fields["readonly"] = opt == "ro"
+        elif opt in ("exec", "noexec"):
+            fields["tmpfs_noexec"] = opt == "noexec"
+        elif opt not in ("nosuid", "nodev"):  # always set by Berth
+            raise InvalidArgument(f"{what}: option {opt!r} is not supported by Berth (size, "
+                                  "mode, ro, rw, exec, noexec, nosuid and nodev are)")
+    return _mount(what, **fields)
+
+
+# -- networks ------------------------------------------------------------------------------
+
+
+def _network(cfg: Fields, host: Fields, net_cfg: Fields) -> dict[str, Any]:
+    """NetworkMode and NetworkingConfig as Berth's network plus the Docker-facing names."""
+    mode = host.str("NetworkMode") or "default"
+    net_cfg.zero_except({"EndpointsConfig"})
+    endpoints = net_cfg.mapping("EndpointsConfig")
+    if cfg.bool("NetworkDisabled"):
+        mode = "none"
+    if mode.startswith("container:"):
+        raise InvalidArgument(f"HostConfig.NetworkMode {mode!r}: sharing another container's "
+                              "network is not supported by Berth")
+    name = "bridge" if mode == "default" else mode
+    if len(endpoints) > 1:
+        raise InvalidArgument("NetworkingConfig.EndpointsConfig: a container can join one "
+                              f"network at create, not {len(endpoints)}")
+    aliases: list[str] = []
+    for key, settings in endpoints.items():
+        if key != name and not (key == "bridge" and mode == "default"):
+            raise InvalidArgument(f"NetworkingConfig.EndpointsConfig names {key!r} but "
+                                  f"HostConfig.NetworkMode is {mode!r}")
+        aliases = _endpoint(Fields(settings, f"NetworkingConfig.EndpointsConfig.{key}"))
+    if aliases and name in BUILTIN_NETWORKS:
+        raise InvalidArgument("network-scoped aliases are only supported for user-defined "
+                              "networks")
+    if name == "host":
+        return {"network": "host", "networks": {}}
+    if name == "none":
+        return {"network": "none", "networks": {}}
+    return {"network": "none", "networks": {name: aliases}}
+
+
+def _endpoint(f: Fields) -> list[str]:
+    # Read-only fields a client may echo back from an inspect; the rest must be empty.
+    f.zero_except({"Aliases", "IPAMConfig", "NetworkID", "EndpointID", "Gateway", "IPAddress",
+                   "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen"})
+    ipam = f.sub("IPAMConfig")
+    if any(not is_zero(v) for v in ipam.obj.values()):
+        raise InvalidArgument(f"{ipam.prefix}: fixed addresses {NETWORKING}")
+    aliases = f.strs("Aliases") or []
+    return list(dict.fromkeys(aliases))
+
+
+# -- update --------------------------------------------------------------------------------
+
+_UPDATE_USED = {"Memory", "MemorySwap", "NanoCpus", "CpuQuota", "CpuPeriod", "CpuShares",
+                "PidsLimit", "RestartPolicy", "MemorySwappiness"}
+
+
+def container_update(body: dict[str, Any]) -> ContainerUpdate:
+    """Docker's ContainerUpdate body: live limits and the restart policy."""
+    f = Fields(body, "")
+    f.zero_except(_UPDATE_USED)
+    if f.int("MemorySwappiness") not in (None, -1):
+        raise unsupported("MemorySwappiness")
+    req: dict[str, Any] = _resources(f)
+    policy = _restart_policy(f.sub("RestartPolicy"))
+    if policy is not None:
+        req["restart_policy"] = policy
+    if not req:
+        raise InvalidArgument("nothing to update: set a limit or a restart policy")
+    return _model(ContainerUpdate, req)
