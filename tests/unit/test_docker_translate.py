@@ -147,6 +147,17 @@ def test_network_modes() -> None:
     assert net("mynet") == ("none", {"mynet": []})
 
 
+def test_endpoint_named_after_the_mode_or_the_network() -> None:
+    """Docker 20.10's CLI names the default endpoint "bridge"; newer ones (28) "default"."""
+    for key in ("default", "bridge"):
+        req = translate.container_create({"Image": "b", "HostConfig": {"NetworkMode": "default"},
+                                          "NetworkingConfig": {"EndpointsConfig": {key: {}}}})
+        assert (req.network, req.networks) == ("none", {"bridge": []})
+    with pytest.raises(InvalidArgument, match="names 'other'"):
+        translate.container_create({"Image": "b", "HostConfig": {"NetworkMode": "default"},
+                                    "NetworkingConfig": {"EndpointsConfig": {"other": {}}}})
+
+
 def test_update() -> None:
     req = translate.container_update({"Memory": 96 << 20, "MemorySwap": 0, "CpuShares": 0,
                                       "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},

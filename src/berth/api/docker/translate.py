@@ -421,7 +421,9 @@ def _network(cfg: Fields, host: Fields, net_cfg: Fields) -> dict[str, Any]:
                               f"network at create, not {len(endpoints)}")
     aliases: list[str] = []
     for key, settings in endpoints.items():
-        if key != name and not (key == "bridge" and mode == "default"):
+        # Newer CLIs name the endpoint after the mode as given ("default"), older ones after
+        # the network it means ("bridge").
+        if key not in (name, mode) and not (key == "bridge" and mode == "default"):
             raise InvalidArgument(f"NetworkingConfig.EndpointsConfig names {key!r} but "
                                   f"HostConfig.NetworkMode is {mode!r}")
         aliases = _endpoint(Fields(settings, f"NetworkingConfig.EndpointsConfig.{key}"))
