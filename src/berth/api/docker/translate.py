@@ -6,26 +6,24 @@ honours is translated; any other value is refused with a 400 naming the field, n
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import ValidationError
 
+from berth.api.docker.fields import NETWORKING, Fields, is_zero, parse_size, unsupported
+from berth.api.docker.mounts import mounts
 from berth.api.errors import validation_message
 from berth.errors import InvalidArgument
-from berth.service.specs import ContainerCreate, ContainerUpdate, MountRequest, RestartPolicy
+from berth.service.specs import ContainerCreate, ContainerUpdate, RestartPolicy
+
+__all__ = ["container_create", "container_update", "is_zero", "parse_size", "unsupported"]
 
 # Docker's default /dev/shm (Berth gives every container this size).
 SHM_SIZE = 64 * 1024 * 1024
 DEFAULT_CPU_PERIOD = 100_000
 # Network modes that are not a network of their own.
 BUILTIN_NETWORKS = ("bridge", "host", "none")
-NETWORKING = "needs Berth's networking, not available yet"
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
 _NNP = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
-_PROPAGATION_OK = ("", "rprivate", "private")
-_BIND_FLAGS = ("ro", "rw", "z", "Z", "nocopy", "rprivate", "private")
 
 # Config fields the translation reads; anything else must be at its zero value.
 _CONFIG_USED = {
@@ -45,112 +43,6 @@ _HOST_USED = {
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
-_WHY = {
-    "PortBindings": f"publishing ports {NETWORKING}",
-    "PublishAllPorts": f"publishing ports {NETWORKING}",
-    "Dns": f"DNS settings {NETWORKING}",
-    "DnsSearch": f"DNS settings {NETWORKING}",
-    "DnsOptions": f"DNS settings {NETWORKING}",
-    "ExtraHosts": f"extra hosts {NETWORKING}",
-    "Links": f"links {NETWORKING}",
-    "Healthcheck": "health checks are not supported by Berth yet",
-}
-
-
-def is_zero(value: Any) -> bool:
-    if isinstance(value, bool):
-        return not value
-    return value is None or value in (0, "", [], {})
-
-
-def unsupported(field: str) -> InvalidArgument:
-    why = _WHY.get(field.rpartition(".")[2])
-    if why:
-        return InvalidArgument(f"{field}: {why}")
-    return InvalidArgument(f"{field} is not supported by Berth")
-
-
-class Fields:
-    """Typed reads from one JSON object; a wrong type is a 400 naming the field."""
-
-    def __init__(self, obj: Any, prefix: str) -> None:
-        if obj is None:
-            obj = {}
-        if not isinstance(obj, dict):
-            raise InvalidArgument(f"{prefix or 'body'}: expected a JSON object")
-        self.obj = obj
-        self.prefix = prefix
-
-    def name(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else key
-
-    def zero_except(self, used: set[str]) -> None:
-        for key, value in self.obj.items():
-            if key not in used and not is_zero(value):
-                raise unsupported(self.name(key))
-
-    def _bad(self, key: str, what: str) -> InvalidArgument:
-        return InvalidArgument(f"{self.name(key)}: expected {what}, got "
-                               f"{type(self.obj[key]).__name__}")
-
-    def str(self, key: str) -> str | None:
-        value = self.obj.get(key)
-        if value is not None and not isinstance(value, str):
-            raise self._bad(key, "a string")
-        return value
-
-    def int(self, key: str) -> int | None:
-        value = self.obj.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-                isinstance(value, float) and not value.is_integer()):
-            raise self._bad(key, "an integer")
-        return int(value)
-
-    def bool(self, key: str) -> bool:
-        value = self.obj.get(key)
-        if value is not None and not isinstance(value, bool):
-            raise self._bad(key, "a boolean")
-        return bool(value)
-
-    def strs(self, key: str, *, split: bool = False) -> list[str] | None:
-        """A list of strings (Docker's strslice also takes one string)."""
-        value = self.obj.get(key)
-        if value is None:
-            return None
-        if isinstance(value, str) and split:
-            return [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self._bad(key, "a list of strings")
-        return list(value)
-
-    def mapping(self, key: str) -> dict[str, Any]:
-        value = self.obj.get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self._bad(key, "an object")
-        return value
-
-    def objects(self, key: str) -> list[dict[str, Any]]:
-        value = self.obj.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self._bad(key, "a list of objects")
-        return value
-
-    def sub(self, key: str) -> Fields:
-        return Fields(self.obj.get(key), self.name(key))
-
-
-def parse_size(text: str, what: str) -> int:
-    """Docker's RAMInBytes: "64m", "1g", "512k", "1024" (binary units)."""
-    m = _SIZE_RE.match(text.strip())
-    if not m:
-        raise InvalidArgument(f"{what}: invalid size {text!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def image_ref_for_message(ref: str) -> str:
@@ -193,7 +85,7 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "cap_add": host.strs("CapAdd") or [],
         "cap_drop": host.strs("CapDrop") or [],
         "restart_policy": _restart_policy(host.sub("RestartPolicy")) or RestartPolicy(),
-        "mounts": _mounts(cfg, host),
+        "mounts": mounts(cfg, host),
         **_resources(host),
         **_network(cfg, host, cfg.sub("NetworkingConfig")),
     }
@@ -302,104 +194,6 @@ def _resources(host: Fields) -> dict[str, Any]:
     if pids:  # Docker: 0 and null leave it unset, -1 is unlimited
         out["pids_limit"] = pids
     return out
-
-
-# -- mounts --------------------------------------------------------------------------------
-
-
-def _mounts(cfg: Fields, host: Fields) -> list[MountRequest]:
-    mounts: list[MountRequest] = []
-    for i, text in enumerate(host.strs("Binds") or []):
-        mounts.append(parse_bind(text, f"HostConfig.Binds[{i}]"))
-    for i, obj in enumerate(host.objects("Mounts")):
-        mounts.append(parse_mount(Fields(obj, f"HostConfig.Mounts[{i}]")))
-    tmpfs = host.mapping("Tmpfs")
-    for target, opts in tmpfs.items():
-        if not isinstance(opts, str):
-            raise InvalidArgument(f"HostConfig.Tmpfs[{target!r}]: expected a string of options")
-        mounts.append(parse_tmpfs(target, opts))
-    taken = {m.target.rstrip("/") for m in mounts}
-    for target in cfg.mapping("Volumes"):  # anonymous volumes, unless mounted otherwise
-        if target.rstrip("/") not in taken:
-            mounts.append(_mount("Config.Volumes", type="volume", target=target))
-    return mounts
-
-
-def _mount(what: str, **fields: Any) -> MountRequest:
-    try:
-        return MountRequest(**fields)
-    except ValidationError as e:
-        raise InvalidArgument(f"{what}: " + validation_message(list(e.errors()))) from None
-
-
-def parse_bind(text: str, what: str = "bind") -> MountRequest:
-    """ "/host:/ctr[:ro,...]", "volume:/ctr[:opts]" or "/ctr" (an anonymous volume)."""
-    parts = text.split(":")
-    if len(parts) == 1:
-        return _mount(what, type="volume", target=parts[0])
-    if len(parts) > 3 or not parts[0] or not parts[1]:
-        raise InvalidArgument(f"{what}: invalid volume specification {text!r}")
-    source, target = parts[0], parts[1]
-    flags = parts[2].split(",") if len(parts) == 3 else []
-    for flag in flags:
-        if flag not in _BIND_FLAGS:
-            raise InvalidArgument(f"{what}: mode {flag!r} of {text!r} is not supported by "
-                                  "Berth (ro, rw, z, Z, nocopy and rprivate are)")
-    kind = "bind" if source.startswith("/") else "volume"
-    return _mount(what, type=kind, source=source, target=target, readonly="ro" in flags)
-
-
-def parse_mount(f: Fields) -> MountRequest:
-    """HostConfig.Mounts[i]: {Type, Source, Target, ReadOnly, *Options}."""
-    f.zero_except({"Type", "Source", "Target", "ReadOnly", "Consistency", "BindOptions",
-                   "VolumeOptions", "TmpfsOptions"})
-    kind = f.str("Type") or ""
-    if kind not in ("bind", "volume", "tmpfs"):
-        raise InvalidArgument(f"{f.name('Type')}: mount type {kind!r} is not supported by "
-                              "Berth (bind, volume and tmpfs are)")
-    fields: dict[str, Any] = {"type": kind, "target": f.str("Target") or "",
-                              "source": f.str("Source") or "", "readonly": f.bool("ReadOnly")}
-    bind, vol, tmpfs = f.sub("BindOptions"), f.sub("VolumeOptions"), f.sub("TmpfsOptions")
-    bind.zero_except({"Propagation"})
-    if (bind.str("Propagation") or "") not in _PROPAGATION_OK:
-        raise InvalidArgument(f"{bind.name('Propagation')}: only rprivate is supported by "
-                              "Berth")
-    vol.zero_except({"NoCopy"})  # Berth never copies image content into a volume
-    vol.bool("NoCopy")
-    tmpfs.zero_except({"SizeBytes", "Mode"})
-    if kind != "bind" and bind.obj:
-        raise InvalidArgument(f"{bind.prefix}: only for bind mounts")
-    if kind != "volume" and any(not is_zero(v) for v in vol.obj.values()):
-        raise InvalidArgument(f"{vol.prefix}: only for volume mounts")
-    if kind == "tmpfs":
-        fields["tmpfs_size"] = tmpfs.int("SizeBytes") or None
-        fields["tmpfs_mode"] = tmpfs.int("Mode")
-    elif tmpfs.obj:
-        raise InvalidArgument(f"{tmpfs.prefix}: only for tmpfs mounts")
-    return _mount(f.prefix, **fields)
-
-
-def parse_tmpfs(target: str, options: str) -> MountRequest:
-    """HostConfig.Tmpfs: target -> "rw,noexec,size=64m,mode=1777" (Docker adds noexec)."""
-    what = f"HostConfig.Tmpfs[{target!r}]"
-    fields: dict[str, Any] = {"type": "tmpfs", "target": target, "tmpfs_noexec": True}
-    for opt in filter(None, (o.strip() for o in options.split(","))):
-        key, eq, value = opt.partition("=")
-        if key == "size" and eq:
-            fields["tmpfs_size"] = parse_size(value, what)
-        elif key == "mode" and eq:
-            try:
-                fields["tmpfs_mode"] = int(value, 8)
-            except ValueError:
-                raise InvalidArgument(f"{what}: invalid mode {value!r}") from None
-        elif opt in ("ro", "rw"):
-            fields["readonly"] = opt == "ro"
-        elif opt in ("exec", "noexec"):
-            fields["tmpfs_noexec"] = opt == "noexec"
-        elif opt not in ("nosuid", "nodev"):  # always set by Berth
-            raise InvalidArgument(f"{what}: option {opt!r} is not supported by Berth (size, "
-                                  "mode, ro, rw, exec, noexec, nosuid and nodev are)")
-    return _mount(what, **fields)
 
 
 # -- networks ------------------------------------------------------------------------------
