@@ -148,6 +148,7 @@ async def serve(args: argparse.Namespace) -> None:
     from berth.image.blobs import BlobStore
     from berth.image.layers import LayerStore
     from berth.runtime.oci import OciBackend
+    from berth.service.builds import BuildService
     from berth.service.commits import CommitService
     from berth.service.containerfs import ContainerFiles
     from berth.service.containers import ContainerService
@@ -211,7 +212,9 @@ async def serve(args: argparse.Namespace) -> None:
                         registry=registry, credentials=credentials, trust=trust,
                         identity=identity, pulls=pulls, local_root_admin=args.local_root_admin,
                         quotas=quotas, idmaps=idmaps, networks=networks,
-                        files=ContainerFiles(containers, hostops, idmaps))
+                        files=ContainerFiles(containers, hostops, idmaps),
+                        builds=BuildService(store, containers, images, registry, hostops,
+                                            blobs, layers, idmaps, paths))
     sock = args.socket or paths.socket
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()

@@ -312,6 +312,7 @@ CALLS: dict[str, Call] = {
     "DELETE /v1/signature-policy": Call(),
     "GET /v1/images": Call(),
     "POST /v1/images/import": Call(raw=b"not a tarball"),
+    "POST /v1/build": Call(raw=b"not a tarball"),
     "POST /v1/images/build-base": Call(body={}),
     "GET /v1/images/save": Call(query={"ref": "busybox"}, names=_image_names("ref")),
     "POST /v1/images/commit": Call(body={"container": "placeholder"},

@@ -9,6 +9,7 @@ from berth.api import errors
 from berth.api.deps import Services
 from berth.api.limits import BodyLimit
 from berth.api.routes import (
+    builds,
     containers,
     files,
     hosts,
@@ -28,7 +29,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     errors.install(app)
     for module in (system, hosts, identity, quotas, containers, files, streams, registries,
-                   images, volumes):
+                   images, builds, volumes):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     app.add_middleware(BodyLimit)
     return app

@@ -12,6 +12,7 @@ from berth.service.context import Context
 if TYPE_CHECKING:
     from berth.agent.agent import Agent
     from berth.agent.hostops import HostOps
+    from berth.service.builds import BuildService
     from berth.service.commits import CommitService
     from berth.service.containerfs import ContainerFiles
     from berth.service.containers import ContainerService
@@ -53,6 +54,7 @@ class Services:
     idmaps: IdMaps | None = None  # each project's user-namespace range
     files: ContainerFiles | None = None  # a container's files: copy in and out, export, diff
     networks: NetworkService | None = None  # Docker networks (recorded, see service/networks)
+    builds: BuildService | None = None  # Dockerfile builds
 
 
 async def services(request: Request) -> Services:

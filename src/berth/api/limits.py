@@ -14,8 +14,9 @@ from typing import Any
 MAX_JSON_BODY = 1 << 20
 # Routes whose body is a tarball (bounded by their own, larger limits).
 UNBOUNDED = ("/v1/images/import",)
-# The Docker API's (unversioned paths): docker load, and docker import's POST /images/create.
-UNBOUNDED_EXACT = frozenset({"/images/load", "/images/create"})
+# The Docker API's (unversioned paths): docker load, docker import's POST /images/create,
+# and the build contexts of both APIs.
+UNBOUNDED_EXACT = frozenset({"/images/load", "/images/create", "/build", "/v1/build"})
 # docker cp's upload (Docker API) and the native one: PUT /[v1/]containers/{ref}/archive.
 UNBOUNDED_PATTERN = re.compile(r"^(/v1)?/containers/[^/]+/archive$")
 

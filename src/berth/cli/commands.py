@@ -327,8 +327,8 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "update": cmd_update, "actions": cmd_actions, "events": cmd_events, "info": cmd_info,
     "volume": cmd_volume,
 }
-for _name in ("image", "images", "pull", "push", "commit", "save", "load", "history", "tag",
-              "rmi"):
+for _name in ("image", "images", "pull", "build", "push", "commit", "save", "load", "history",
+              "tag", "rmi"):
     COMMANDS[_name] = image_commands.cmd_image
 COMMANDS["login"] = image_commands.cmd_login
 COMMANDS["logout"] = image_commands.cmd_logout

@@ -96,6 +96,39 @@ def _stderr_console() -> Any:
     return Console(file=sys.stderr)
 
 
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise UsageError(f"{what} {item!r}: expected KEY=VALUE")
+        out[key] = value if eq else os.environ.get(key, "")
+    return out
+
+
+def cmd_build(client: Client, args: argparse.Namespace) -> int:
+    if not os.path.isdir(args.build_context):
+        raise UsageError(f"build: {args.build_context} is not a directory")
+    dockerfile = "Dockerfile"
+    if args.file:
+        rel = os.path.relpath(os.path.abspath(args.file), os.path.abspath(args.build_context))
+        if rel.startswith(".."):
+            raise UsageError(f"build: the Dockerfile {args.file} must be inside the context")
+        dockerfile = rel
+    last: dict = {}
+    for event in client.builds.build(args.build_context, args.tag, dockerfile, args.target,
+                                     args.no_cache, args.pull,
+                                     _pairs(args.build_arg, "--build-arg"),
+                                     _pairs(args.label, "--label")):
+        if "stream" in event and not args.quiet:
+            sys.stdout.write(event["stream"])
+            sys.stdout.flush()
+        last = event
+    if args.quiet:
+        print(last.get("id", ""))
+    return 0
+
+
 def cmd_pull(client: Client, args: argparse.Namespace) -> int:
     last = show_progress(client.images.pull(args.image, args.platform), args.quiet)
     image = last["image"]
@@ -307,7 +340,8 @@ def cmd_image(client: Client, args: argparse.Namespace) -> int:
 
 
 IMAGE_HANDLERS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
-    "ls": cmd_images, "pull": cmd_pull, "push": cmd_push, "save": cmd_save, "load": cmd_load,
+    "ls": cmd_images, "pull": cmd_pull, "build": cmd_build, "push": cmd_push,
+    "save": cmd_save, "load": cmd_load,
     "import": cmd_load, "commit": cmd_commit, "history": cmd_history, "sign": cmd_sign,
     "verify": cmd_verify, "policy": cmd_policy,
 }

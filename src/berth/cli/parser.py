@@ -71,6 +71,7 @@ COMMAND_HELP: dict[str, str] = {
     "image": "manage images",
     "images": "list images",
     "pull": "pull an image from a registry",
+    "build": "build an image from a Dockerfile",
     "push": "push an image to a registry",
     "login": "log in to a registry (the project keeps the credentials)",
     "logout": "forget a registry login",
@@ -249,6 +250,19 @@ def _pull(p: argparse.ArgumentParser) -> None:
     p.add_argument("image")
 
 
+def _build(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--tag", action="append", default=[], help="name:tag (repeatable)")
+    p.add_argument("-f", "--file", default=None,
+                   help="the Dockerfile (default: CONTEXT/Dockerfile)")
+    p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    p.add_argument("--label", action="append", default=[], metavar="K=V")
+    p.add_argument("--target", help="build up to this stage")
+    p.add_argument("--no-cache", action="store_true", help="do not reuse cached steps")
+    p.add_argument("--pull", action="store_true", help="pull the base images first")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
+    p.add_argument("build_context", metavar="CONTEXT", help="the build context directory")
+
+
 def _push(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sign-by", metavar="FINGERPRINT",
                    help="sign with this GPG key of the daemon's keyring (simple signing)")
@@ -417,7 +431,8 @@ _ARGS = {
     "inspect": _containers, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
     "exec": _exec, "top": _one_container, "stats": _stats, "update": _update,
     "actions": _one_container, "events": _events, "image": _image, "images": _images,
-    "volume": _volume, "pull": _image_alias("pull", _pull), "push": _image_alias("push", _push),
+    "volume": _volume, "pull": _image_alias("pull", _pull),
+    "build": _image_alias("build", _build), "push": _image_alias("push", _push),
     "login": _login_args, "logout": _logout_args,
     "commit": _image_alias("commit", _commit), "save": _image_alias("save", _save),
     "load": _image_alias("load", _load), "history": _image_alias("history", _history),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+from berth.client.builds import Builds
 from berth.client.identity import Projects, Tokens, Users
 from berth.client.images import Images, Registries
 from berth.client.paging import Page, fetch
@@ -173,6 +174,7 @@ class Client:
                                    tls_key=tls_key or env("BERTH_TLS_KEY"))
         self.containers = _Containers(self.transport)
         self.images = Images(self.transport)
+        self.builds = Builds(self.transport)
         self.registries = Registries(self.transport)
         self.volumes = _Volumes(self.transport)
         self.projects = Projects(self.transport)

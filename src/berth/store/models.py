@@ -218,3 +218,15 @@ class Action(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class BuildCache(Base):
+    """A Dockerfile step's result in a project: the image its key (parent image, instruction,
+    sources' checksum) led to. An entry whose image is gone is a miss."""
+
+    __tablename__ = "build_cache"
+
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex
+    image_id: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,152 @@
+"""Dockerfile builds through the native API / SDK: each instruction's effect checked in a
+container run from the result."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from berth.client import APIError
+from tests.integration.daemon import Daemon
+
+pytestmark = pytest.mark.integration
+
+
+def write(ctx: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        p = ctx / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return ctx
+
+
+def build(d: Daemon, ctx: Path, **kw: Any) -> tuple[str, str]:
+    lines = list(d.client.builds.build(str(ctx), **kw))
+    text = "".join(e.get("stream", "") for e in lines)
+    assert lines[-1]["status"] == "done", lines[-1]
+    return lines[-1]["id"], text
+
+
+def run(d: Daemon, img: str, *cmd: str) -> str:
+    return d.cli("run", "--rm", img, *cmd).stdout
+
+
+def build_containers(d: Daemon) -> list[str]:
+    out = d.cli("ps", "-a", "--output", "json").stdout
+    return [line for line in out.splitlines() if "berth-build" in line]
+
+
+def test_run_env_workdir_user_cmd(daemon: Daemon, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": (
+        "FROM busybox\n"
+        "ENV GREETING=hello\n"
+        "WORKDIR /app/sub\n"
+        "RUN echo \"$GREETING from run\" > made.txt && rm /bin/vi\n"
+        "LABEL org.test=yes\n"
+        "EXPOSE 8080/tcp\n"
+        "VOLUME /data\n"
+        "STOPSIGNAL SIGTERM\n"
+        "USER nobody\n"
+        "CMD [\"cat\", \"made.txt\"]\n")})
+    image_id, text = build(daemon, ctx, tags=["built:one"])
+    assert "Step 1/10 : FROM busybox" in text
+    assert run(daemon, "built:one").strip() == "hello from run"
+    assert run(daemon, "built:one", "pwd").strip() == "/app/sub"
+    assert run(daemon, "built:one", "id", "-un").strip() == "nobody"
+    # a file of the base removed in a RUN is absent (a whiteout in the layer)
+    assert "gone" in run(daemon, "built:one", "sh", "-c", "test -e /bin/vi || echo gone")
+    cfg = daemon.client.images.get("built:one")
+    text_cfg = str(cfg)
+    for want in ("org.test", "8080/tcp", "/data", "SIGTERM"):
+        assert want in text_cfg, want
+    assert build_containers(daemon) == []
+
+
+def test_failing_run_names_line_and_leaves_nothing(daemon: Daemon, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN true\nRUN false\n"})
+    with pytest.raises(APIError) as err:
+        build(daemon, ctx, no_cache=True)
+    assert "line 3" in err.value.message
+    assert "The command '/bin/sh -c false' returned a non-zero code: 1" in err.value.message
+    assert build_containers(daemon) == []
+
+
+def test_cache_hit_and_miss(daemon: Daemon, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt\n",
+                           "a.txt": "one\n"})
+    first, text = build(daemon, ctx)
+    again, text2 = build(daemon, ctx)
+    assert again == first
+    assert text2.count("Using cache") == 2
+    (ctx / "a.txt").write_text("two\n")
+    changed, text3 = build(daemon, ctx, tags=["cache:t"])
+    assert changed != first and "Using cache" not in text3
+    assert run(daemon, "cache:t", "cat", "/a.txt") == "two\n"
+    _, text4 = build(daemon, ctx, no_cache=True)
+    assert "Using cache" not in text4
+
+
+def test_copy_chown_from_stage_target_args(daemon: Daemon, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {
+        "Dockerfile": (
+            "ARG BASE=busybox\n"
+            "FROM $BASE AS first\n"
+            "ARG WHO=default\n"
+            "RUN echo $WHO > /who\n"
+            "FROM busybox AS second\n"
+            "COPY --from=first /who /copied/who\n"
+            "COPY --chown=nobody:nogroup dir/ /dest/\n"
+            "ADD archive.tar /unpacked/\n"
+            "FROM busybox AS third\n"
+            "RUN false\n"),
+        "dir/f.txt": "in dir\n", "ignored.txt": "no\n", ".dockerignore": "ignored.txt\n"})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        data = b"from the archive\n"
+        info = tarfile.TarInfo("inner/x.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    (ctx / "archive.tar").write_bytes(buf.getvalue())
+    build(daemon, ctx, tags=["multi:t"], target="second", build_args={"WHO": "arg-value"})
+    assert run(daemon, "multi:t", "cat", "/copied/who") == "arg-value\n"
+    assert run(daemon, "multi:t", "cat", "/dest/f.txt") == "in dir\n"
+    assert run(daemon, "multi:t", "stat", "-c", "%U", "/dest/f.txt").strip() == "nobody"
+    assert run(daemon, "multi:t", "cat", "/unpacked/inner/x.txt") == "from the archive\n"
+
+
+def test_bad_input(daemon: Daemon, tmp_path: Path) -> None:
+    cases = {
+        "unknown": ("FROM busybox\nFROBNICATE x\n", "line 2"),
+        "parent": ("FROM busybox\nCOPY ../x /x\n", "outside the build context"),
+        "link": ("FROM busybox\nCOPY link/passwd /x\n", "outside the build context"),
+        "stage": ("FROM busybox\nCOPY --from=nostage /x /x\n", "line 2"),
+        "url": ("FROM busybox\nADD http://example.com/x /x\n", "network"),
+    }
+    for name, (dockerfile, words) in cases.items():
+        ctx = tmp_path / name
+        ctx.mkdir()
+        write(ctx, {"Dockerfile": dockerfile})
+        (ctx / "link").symlink_to("/etc")
+        with pytest.raises(APIError) as err:
+            build(daemon, ctx)
+        assert words in err.value.message, (name, err.value.message)
+        assert 400 <= err.value.status < 500, (name, err.value.status)
+
+
+def test_cli_build(daemon: Daemon, tmp_path: Path) -> None:
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nARG V=dflt\nRUN echo $V > /v\n"})
+    res = daemon.cli("build", "-t", "clibuilt:1", str(ctx))
+    assert "Step 3/3 : RUN echo $V > /v" in res.stdout
+    assert "Successfully tagged clibuilt:1" in res.stdout
+    assert run(daemon, "clibuilt:1", "cat", "/v") == "dflt\n"
+    daemon.cli("build", "-t", "clibuilt:2", "--build-arg", "V=given", str(ctx))
+    assert run(daemon, "clibuilt:2", "cat", "/v") == "given\n"
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
+    bad = daemon.cli("build", str(ctx), check=False)
+    assert bad.returncode != 0
+    assert "line 2" in bad.stderr and "returned a non-zero code: 3" in bad.stderr
+    assert build_containers(daemon) == []
