@@ -11,8 +11,8 @@ import pytest
 
 from berth.client import Client
 from tests.integration.daemon import Daemon
-from tests.integration.dockerpty import DockerPty
 from tests.integration.dockertools import docker, docker_json, dockerpy
+from tests.integration.terminal import DockerPty
 
 pytestmark = pytest.mark.integration
 BOX = "ex-box"

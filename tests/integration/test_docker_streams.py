@@ -15,8 +15,8 @@ import requests
 from websockets.sync.client import unix_connect
 
 from tests.integration.daemon import Daemon
-from tests.integration.dockerpty import DETACH, DockerPty
 from tests.integration.dockertools import docker, docker_json, dockerpy
+from tests.integration.terminal import DETACH, DockerPty
 
 pytestmark = pytest.mark.integration
 TS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (.*)$")

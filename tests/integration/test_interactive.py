@@ -4,83 +4,26 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import select
-import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.integration.daemon import BIN, Daemon
+from tests.integration.terminal import Terminal
 
 pytestmark = pytest.mark.integration
 
 PROMPT_TIMEOUT = 10.0
 
 
-class PtySession:
-    """`berth ARGS` with a pseudo-terminal as its stdin, stdout and stderr."""
-
-    def __init__(self, daemon: Daemon, *args: str) -> None:
-        master, slave = os.openpty()
-        self.master = master
-        self.seen = b""
-        self.pos = 0  # read_until looks for its needle after this point
-        self.proc = subprocess.Popen(
-            [str(BIN / "berth"), *args], stdin=slave, stdout=slave, stderr=slave,
-            env={**daemon.env, "TERM": "xterm"}, start_new_session=True, close_fds=True)
-        os.close(slave)
-
-    def read_until(self, needle: bytes, timeout: float = PROMPT_TIMEOUT) -> bytes:
-        """Read until needle appears after the previous match; fail with what came."""
-        start = self.pos
-        deadline = time.monotonic() + timeout
-        while (found := self.seen.find(needle, start)) < 0:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"timed out waiting for {needle!r} (berth "
-                                     f"{'running' if self.proc.poll() is None else 'exited'})"
-                                     f"; read so far: {self.seen[start:]!r}")
-            ready, _, _ = select.select([self.master], [], [], min(left, 0.5))
-            if ready:
-                try:
-                    chunk = os.read(self.master, 4096)
-                except OSError:  # EIO: the CLI exited and closed the terminal
-                    chunk = b""
-                if not chunk:
-                    raise AssertionError(f"the terminal closed before {needle!r}; read so "
-                                         f"far: {self.seen[start:]!r}")
-                self.seen += chunk
-        self.pos = found + len(needle)
-        return self.seen[start:self.pos]
-
-    def send(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def wait(self, timeout: float = PROMPT_TIMEOUT) -> int:
-        """The CLI's exit code, draining the terminal meanwhile so it never blocks."""
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], 0.1)
-            if ready:
-                with contextlib.suppress(OSError):
-                    self.seen += os.read(self.master, 4096)
-        if self.proc.poll() is None:
-            raise AssertionError(f"berth did not exit; terminal showed: {self.seen[-2000:]!r}")
-        return self.proc.returncode
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        with contextlib.suppress(OSError):
-            os.close(self.master)
+def PtySession(daemon: Daemon, *args: str) -> Terminal:  # noqa: N802
+    """`berth ARGS` on a terminal."""
+    return Terminal([str(BIN / "berth"), *args], daemon.env, timeout=PROMPT_TIMEOUT)
 
 
 @contextlib.contextmanager
-def pty_session(daemon: Daemon, *args: str) -> Iterator[PtySession]:
+def pty_session(daemon: Daemon, *args: str) -> Iterator[Terminal]:
     session = PtySession(daemon, *args)
     try:
         yield session
