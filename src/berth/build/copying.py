@@ -17,12 +17,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from berth.build.paths import expand, split
 from berth.errors import InvalidArgument, UnsafeContent
 from berth.image.archive import LAYER_GZIP
 from berth.image.blobs import BlobStore, SpooledBlob
+from berth.image.streams import HashingWriter
 from berth.image.tarstream import BoundedReader, compression_of, decompressed, iter_tar
 from berth.image.types import LayerRef
 
@@ -123,19 +123,6 @@ def checksum(plan: Plan) -> str:
     return h.hexdigest()
 
 
-class _Hashing:
-    def __init__(self, dest: BinaryIO) -> None:
-        self.dest, self.sha, self.size = dest, hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        return self.dest.write(data)
-
-    def flush(self) -> None:
-        self.dest.flush()
-
-
 def write_layer(plan: Plan, parents: list[str], blobs: BlobStore,
                 parent_owner: tuple[int, int] = (0, 0)) -> LayerRef | None:
     """The plan as a gzip'd layer blob; ``parents``: directories to create first."""
@@ -144,10 +131,10 @@ def write_layer(plan: Plan, parents: list[str], blobs: BlobStore,
     count = 0
     try:
         with os.fdopen(fd, "wb") as raw:
-            packed = _Hashing(raw)  # type: ignore[arg-type]
+            packed = HashingWriter(raw)  # type: ignore[arg-type]
             with gzip.GzipFile(filename="", mode="wb", fileobj=packed,  # type: ignore[arg-type]
                                compresslevel=6, mtime=0) as gz:
-                plain = _Hashing(gz)  # type: ignore[arg-type]
+                plain = HashingWriter(gz)  # type: ignore[arg-type]
                 with tarfile.open(fileobj=plain, mode="w|",  # type: ignore[call-overload]
                                   format=tarfile.PAX_FORMAT) as tf:
                     for d in parents:
@@ -161,8 +148,8 @@ def write_layer(plan: Plan, parents: list[str], blobs: BlobStore,
         if count == 0:
             tmp.unlink()
             return None
-        digest = blobs.commit(SpooledBlob(tmp, "sha256:" + packed.sha.hexdigest(), packed.size))
-        return LayerRef(digest, "sha256:" + plain.sha.hexdigest(), packed.size, LAYER_GZIP)
+        digest = blobs.commit(SpooledBlob(tmp, packed.digest(), packed.size))
+        return LayerRef(digest, plain.digest(), packed.size, LAYER_GZIP)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import errno
 import gzip
-import hashlib
 import json
 import os
 import posixpath
@@ -22,12 +21,13 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from berth.errors import Conflict, InvalidArgument, Unsupported
 from berth.image.archive import LAYER_GZIP, oci_manifest_bytes
 from berth.image.blobs import BlobStore, SpooledBlob
 from berth.image.changes import apply_changes
+from berth.image.streams import ExactReader, HashingWriter
 from berth.image.types import ImageManifest, LayerRef
 from berth.image.unpack import CAPS_PAX, DIR_FLAGS
 from berth.runtime.base import IdMapping
@@ -47,42 +47,6 @@ class CommitLimits:
     max_entries: int = 1_000_000
     max_bytes: int = 16 << 30  # regular file data, uncompressed
     max_depth: int = 128
-
-
-class _Hashing:
-    """A write-only stream that hashes and counts what passes through to ``dest``."""
-
-    def __init__(self, dest: BinaryIO) -> None:
-        self.dest = dest
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        return self.dest.write(data)
-
-    def flush(self) -> None:
-        self.dest.flush()
-
-    def digest(self) -> str:
-        return "sha256:" + self.sha.hexdigest()
-
-
-class _Exact:
-    """A regular file's data, exactly ``size`` bytes: a file that shrank under us is refused
-    (the container is running), one that grew is cut at the size its header announced."""
-
-    def __init__(self, fd: int, size: int, path: str) -> None:
-        self.fd, self.left, self.path = fd, size, path
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.left if n is None or n < 0 else min(n, self.left)
-        data = os.read(self.fd, n) if n else b""
-        if len(data) < n:
-            raise Conflict(f"{self.path} changed while it was committed; pause the container")
-        self.left -= len(data)
-        return data
 
 
 def _caps(fd: int) -> str | None:
@@ -210,7 +174,9 @@ class _LayerWriter:
             caps = _caps(fd)
             if caps is not None:
                 info.pax_headers = {CAPS_PAX: caps}
-            self.tf.addfile(info, _Exact(fd, now.st_size, path))  # type: ignore[arg-type]
+            data = ExactReader(fd, now.st_size,
+                               f"{path} changed while it was committed; pause the container")
+            self.tf.addfile(info, data)  # type: ignore[arg-type]
         finally:
             os.close(fd)
         if st.st_nlink > 1:
@@ -228,10 +194,10 @@ def commit_layer(upper: Path, blobs: BlobStore, *, idmap: IdMapping | None,
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as raw:
-            packed = _Hashing(raw)  # type: ignore[arg-type]
+            packed = HashingWriter(raw)  # type: ignore[arg-type]
             with gzip.GzipFile(filename="", mode="wb", fileobj=packed,  # type: ignore[arg-type]
                                compresslevel=6, mtime=0) as gz:
-                plain = _Hashing(gz)  # type: ignore[arg-type]
+                plain = HashingWriter(gz)  # type: ignore[arg-type]
                 root = os.open(upper, DIR_FLAGS)
                 try:
                     with tarfile.open(fileobj=plain, mode="w|",  # type: ignore[call-overload]

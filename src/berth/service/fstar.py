@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from berth.errors import Conflict
+from berth.image.streams import ExactReader
 from berth.runtime.base import IdMapping
 
 OVERFLOW_ID = 65534
@@ -73,22 +74,6 @@ def _fs_type(fd: int) -> int:
 def is_kernel_fs(fd: int) -> bool:
     """Is fd on a filesystem whose content is the kernel's (proc, sysfs, cgroup, ...)?"""
     return _fs_type(fd) in _KERNEL_FS
-
-
-class _Exact:
-    """A file's data, exactly ``size`` bytes: one that shrank while it was read is refused
-    (the container is running), one that grew is cut at the size its header announced."""
-
-    def __init__(self, fd: int, size: int, path: str) -> None:
-        self.fd, self.left, self.path = fd, size, path
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.left if n is None or n < 0 else min(n, self.left)
-        data = os.read(self.fd, n) if n else b""
-        if len(data) < n:
-            raise Conflict(f"{self.path} shrank while it was copied")
-        self.left -= len(data)
-        return data
 
 
 @dataclass
@@ -196,7 +181,8 @@ class TreeWriter:
                 raise Conflict(f"{arcname} was replaced while it was copied")
             info = self._info(arcname, now, tarfile.REGTYPE)
             info.size = now.st_size
-            self.tf.addfile(info, _Exact(fd, now.st_size, arcname))  # type: ignore[arg-type]
+            data = ExactReader(fd, now.st_size, f"{arcname} shrank while it was copied")
+            self.tf.addfile(info, data)  # type: ignore[arg-type]
         finally:
             os.close(fd)
         if st.st_nlink > 1:
