@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from berth.api.deps import Services, context, services
 from berth.api.progress import progress_response
+from berth.api.spool import spool_body
 from berth.errors import InvalidArgument, Unsupported
 from berth.service.context import Context
 
@@ -29,24 +29,6 @@ def parse_pairs(items: list[str] | None, what: str) -> dict[str, str]:
             raise InvalidArgument(f"{what} {item!r}: expected KEY=VALUE")
         out[key] = value
     return out
-
-
-async def spool_body(request: Request, tmp: str) -> Any:
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, dir=tmp)  # noqa: SIM115
-    total = 0
-    try:
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > MAX_CONTEXT:
-                raise InvalidArgument("build context larger than 16 GiB")
-            await asyncio.to_thread(spool.write, chunk)
-        if total == 0:
-            raise InvalidArgument("empty body: send the build context as a tar")
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    return spool
 
 
 @router.post("/build", response_class=StreamingResponse,
@@ -82,7 +64,9 @@ async def run_build(request: Request, svc: Services, ctx: Context, opts: Any,
 
     builds = svc.builds
     assert builds is not None
-    spool = await spool_body(request, svc.info["tmp"])
+    spool = await spool_body(request, svc.info["tmp"], limit=MAX_CONTEXT,
+                             too_large="build context larger than 16 GiB",
+                             empty="empty body: send the build context as a tar")
     try:
         top = await asyncio.to_thread(unpack_context, spool, svc.info["tmp"])
     finally:

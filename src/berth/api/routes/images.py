@@ -4,7 +4,6 @@ the offline base image. Registry work (pull, push, sign) is in routes/registries
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from berth.api import views
 from berth.api.deps import Services, context, services
 from berth.api.listing import PAGED, SelectorParam, paged, paging
-from berth.errors import InvalidArgument
+from berth.api.spool import spool_body
 from berth.service.context import Context
 from berth.service.filters import parse_filters
 from berth.service.images import IMAGE_FILTERS, IMAGE_SORT
@@ -67,18 +66,10 @@ def list_images(svc: Svc, ctx: Ctx, page: Page,
 @router.post("/import", status_code=201)
 async def import_archive(request: Request, svc: Svc, ctx: Ctx) -> list[dict]:
     """The body is a docker-archive or OCI-layout tarball (optionally gzip'd)."""
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024,  # noqa: SIM115
-                                          dir=svc.info["tmp"])
+    spool = await spool_body(request, svc.info["tmp"], limit=MAX_ARCHIVE,
+                             too_large="archive larger than 64 GiB",
+                             empty="empty body: send a docker-archive or OCI layout tarball")
     try:
-        total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > MAX_ARCHIVE:
-                raise InvalidArgument("archive larger than 64 GiB")
-            await asyncio.to_thread(spool.write, chunk)
-        if total == 0:
-            raise InvalidArgument("empty body: send a docker-archive or OCI layout tarball")
-        spool.seek(0)
         imported = await asyncio.to_thread(svc.images.import_archive, ctx, spool)
     finally:
         spool.close()

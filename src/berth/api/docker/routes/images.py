@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import re
-import tempfile
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from berth.api.docker import imageshapes as shapes
 from berth.api.docker.imageprogress import PullLines, PushLines
 from berth.api.docker.routes.common import Ctx, Svc, parse_filters, read_json, truthy
 from berth.api.progress import progress_response
+from berth.api.spool import spool_body
 from berth.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from berth.image.reference import Reference, parse_reference, validate_tag
 from berth.service.filters import bool_filter
@@ -32,7 +32,6 @@ from berth.service.registry import registry_reference
 
 router = APIRouter()
 MAX_ARCHIVE = 64 * 1024**3
-SPOOL_IN_MEMORY = 8 << 20
 STREAM_TYPE = "application/json"  # dockerd's type for its JSON message streams
 _IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{4,64}")
 Changes = Annotated[list[str] | None, Query()]
@@ -242,23 +241,9 @@ async def push(name: str, request: Request, svc: Svc, ctx: Ctx,
 # -- archives and commits ---------------------------------------------------------------------
 
 async def _spool(request: Request, svc: Svc) -> Any:
-    """The request body in a temp file (in memory while small), bounded."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY,  # noqa: SIM115
-                                          dir=svc.info["tmp"])
-    try:
-        total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > MAX_ARCHIVE:
-                raise InvalidArgument("archive larger than 64 GiB")
-            await asyncio.to_thread(spool.write, chunk)
-        if total == 0:
-            raise InvalidArgument("empty body: send a tarball")
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    return spool
+    return await spool_body(request, svc.info["tmp"], limit=MAX_ARCHIVE,
+                            too_large="archive larger than 64 GiB",
+                            empty="empty body: send a tarball")
 
 
 @router.post("/images/load")
