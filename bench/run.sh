@@ -10,6 +10,9 @@
 #                                   --clients 200): list/get latency with 10,000 rows, load
 #   bench/run.sh docker [ARGS...]   only bench_docker.py (e.g. --rounds 50): the docker CLI's
 #                                   `run --rm busybox true` against Berth's socket vs dockerd
+#   bench/run.sh build [ARGS...]    only bench_build.py (e.g. --rounds 5, --cached-rounds 10,
+#                                   --only berth,docker): a 10-step Dockerfile, cold and cached,
+#                                   berth build vs docker build (Berth's socket, dockerd) / podman
 #
 # By default each benchmark starts its own berthd in temporary directories; pass
 # --no-own-daemon [--host URL] to measure an already running one instead.
@@ -37,10 +40,10 @@ apt_install podman docker.io
 
 which="${1:-all}"
 case "$which" in
-    run|idle|pull|api|docker) shift ;;
+    run|idle|pull|api|docker|build) shift ;;
     all) shift $(( $# > 0 ? 1 : 0 )) ;;
     -*) which=all ;;
-    *) echo "usage: bench/run.sh [run|idle|pull|api|docker|all] [ARGS...]" >&2; exit 2 ;;
+    *) echo "usage: bench/run.sh [run|idle|pull|api|docker|build|all] [ARGS...]" >&2; exit 2 ;;
 esac
 
 # bench_pull: a loopback registry, skopeo to fill it (and to compare with), umoci to compare.
@@ -71,5 +74,11 @@ if [[ "$which" == docker || "$which" == all ]]; then
     [[ "$which" == all ]] && set --  # bench_run's arguments do not apply here
     echo "==> bench_docker: docker run --rm busybox true against Berth's socket vs dockerd"
     "$PY" "$REPO/bench/bench_docker.py" "$@" || rc=1
+fi
+if [[ "$which" == build || "$which" == all ]]; then
+    [[ "$which" == all ]] && set --  # bench_run's arguments do not apply here
+    echo "==> bench_build: berth build of a 10-step Dockerfile, cold and cached, vs docker" \
+         "build (Berth's socket, dockerd) / podman build"
+    "$PY" "$REPO/bench/bench_build.py" "$@" || rc=1
 fi
 exit "$rc"

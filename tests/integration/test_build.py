@@ -150,3 +150,42 @@ def test_cli_build(daemon: Daemon, tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "line 2" in bad.stderr and "returned a non-zero code: 3" in bad.stderr
     assert build_containers(daemon) == []
+
+
+def test_shell_entrypoint_healthcheck_onbuild_copy_from_image(daemon: Daemon,
+                                                            tmp_path: Path) -> None:
+    parent = write(tmp_path / "parent", {"Dockerfile": (
+        "FROM busybox\n"
+        "ONBUILD RUN echo triggered > /onbuild\n"
+        "HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD test -f /onbuild\n"
+        "SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n"
+        "ENTRYPOINT [\"/bin/echo\", \"entry:\"]\n")})
+    build(daemon, parent, tags=["parent:1"])
+    cfg = daemon.client.images.get("parent:1")["config"]
+    assert cfg["OnBuild"] == ["RUN echo triggered > /onbuild"]
+    assert cfg["Healthcheck"]["Test"] == ["CMD-SHELL", "test -f /onbuild"]
+    assert cfg["Healthcheck"]["Interval"] == 5_000_000_000
+    assert cfg["Healthcheck"]["Retries"] == 4
+    assert cfg["Shell"] == ["/bin/sh", "-e", "-c"]
+    assert run(daemon, "parent:1", "hi") == "entry: hi\n"
+    assert not (tmp_path / "parent" / "onbuild").exists()
+
+    child = write(tmp_path / "child", {
+        "Dockerfile": ("FROM parent:1\n"
+                       "COPY --from=parent:1 /bin/busybox /copied-busybox\n"
+                       "COPY . /ctx/\n"
+                       "RUN rm /etc/group\n"
+                       "ENTRYPOINT []\n"),
+        "kept.txt": "k\n", "skip.log": "no\n", "sub/also.log": "no\n",
+        ".dockerignore": "*.log\n**/*.log\nDockerfile\n"})
+    _, text = build(daemon, child, tags=["child:1"])
+    assert "Executing 1 build trigger" in text
+    assert run(daemon, "child:1", "cat", "/onbuild") == "triggered\n"
+    assert run(daemon, "child:1", "ls", "-a", "/ctx").split() == \
+        [".", "..", ".dockerignore", "kept.txt", "sub"]
+    assert run(daemon, "child:1", "ls", "/ctx/sub") == ""
+    assert run(daemon, "child:1", "sh", "-c", "test -x /copied-busybox && echo ok") == "ok\n"
+    # the deleted file is a whiteout in the RUN layer: gone in the image
+    assert run(daemon, "child:1", "sh", "-c", "test -e /etc/group || echo gone") == "gone\n"
+    # triggers run once: the child does not carry them on
+    assert not daemon.client.images.get("child:1")["config"].get("OnBuild")

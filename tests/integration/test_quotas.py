@@ -8,6 +8,7 @@ import io
 import sqlite3
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,3 +201,24 @@ def test_quotas_api_usage_roles_and_bad_input(daemon: Daemon) -> None:
                 user.projects.set_quotas({"containers": 100})
             assert refused.value.status == 403
         assert admin.projects.quotas()["containers"]["limit"] == 10
+
+
+def test_a_build_runs_within_the_projects_quotas(daemon: Daemon, tmp_path: Path) -> None:
+    """RUN steps are containers of the project, each step's image counts as images bytes:
+    either quota refuses the build, naming itself, and nothing is left behind."""
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo made > /made\n")
+    with _project(daemon, "q-build") as admin:
+        def refused(*words: str) -> None:
+            with pytest.raises(APIError) as err:
+                list(admin.builds.build(str(tmp_path), no_cache=True))
+            for word in words:
+                assert word in err.value.message, err.value.message
+
+        admin.projects.set_quotas({"containers": 0})
+        refused("quota exceeded: containers")
+        admin.projects.set_quotas({"containers": -1,
+                                   "images": admin.projects.quotas()["images"]["in_use"]})
+        refused("quota exceeded: images")
+        assert _ids(daemon, "q-build") == []
+        admin.projects.set_quotas({"images": -1})
+        assert list(admin.builds.build(str(tmp_path)))[-1]["status"] == "done"

@@ -4,7 +4,8 @@ The work runs in a thread; its progress callback hands events to the event loop.
 starts only with the first event, so a refusal that comes before any progress (an unknown
 image, bad credentials, a policy that rejects the image) is still an ordinary 4xx. A failure
 after that is a last line {"error": message, "status": code}. A client that goes away does not
-stop the work (a shared download may serve other callers).
+stop the work (a shared download may serve other callers) unless the caller passes a
+``cancel`` event for the work to watch (a build stops, and cleans up, when its client goes).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -42,9 +44,10 @@ def native_lines(item: Any) -> list[dict[str, Any]]:
 
 
 async def progress_response(work: Work, render: Render = native_lines,
-                            media_type: str = "application/x-ndjson") -> StreamingResponse:
+                            media_type: str = "application/x-ndjson",
+                            cancel: threading.Event | None = None) -> StreamingResponse:
     """``render`` turns each item into the lines the client sees (the Docker API has its
-    own shapes)."""
+    own shapes); ``cancel`` is set if the client goes away before the work ends."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -68,10 +71,14 @@ async def progress_response(work: Work, render: Render = native_lines,
 
     async def lines() -> AsyncIterator[bytes]:
         item = first
-        while item is not _END:
-            for line in render(item):
-                yield _line(line)
-            item = await queue.get()
+        try:
+            while item is not _END:
+                for line in render(item):
+                    yield _line(line)
+                item = await queue.get()
+        finally:  # the server closes the stream early when the client disconnects
+            if item is not _END and cancel is not None:
+                cancel.set()
 
     return StreamingResponse(lines(), media_type=media_type)
 

@@ -33,6 +33,9 @@ class BuildOptions:
     build_args: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Credentials for pulling base images, by registry host (Docker's X-Registry-Config);
+    # without one the project's stored credentials apply.
+    auths: dict[str, Any] = field(default_factory=dict)
 
 
 class Host(Protocol):

@@ -35,7 +35,12 @@ class Cancelled(BerthError):
 
 
 class StepFailed(InvalidArgument):
-    """A RUN that exited non-zero: Docker's words, and the Dockerfile line."""
+    """A RUN that exited non-zero: Docker's words, and the Dockerfile line; ``code`` is the
+    command's exit code (the docker CLI exits with it)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RunStep:
@@ -59,7 +64,8 @@ class RunStep:
                 raise InvalidArgument(f"{what}: the build container failed: {error}")
             if code != 0:
                 cmd = " ".join(argv)
-                raise StepFailed(f"{what}: The command '{cmd}' returned a non-zero code: {code}")
+                raise StepFailed(f"{what}: The command '{cmd}' returned a non-zero code: {code}",
+                                 code)
             return self.hostops.commit_changes(row.id, self.blobs,
                                                self.idmaps.for_project(ctx.project_id), False)
         finally:

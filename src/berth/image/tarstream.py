@@ -69,6 +69,32 @@ def decompressed(stream: BinaryIO) -> BinaryIO:
     return src  # type: ignore[return-value]
 
 
+class ZeroTail:
+    """A tar stream whose writer may not have finished it (the docker CLI sends a build
+    context whose last member is neither padded nor followed by the end-of-archive blocks, and
+    dockerd accepts it): after the real end, the zeros a finished tar would have had.
+    ``real_size`` (once the real end is reached) lets a reader refuse a member whose data
+    would have come from these zeros."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        self._seen = 0
+        self._tail: bytes | None = None
+        self.real_size: int | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        if self._tail is None:
+            data = self._src.read(CHUNK if n is None or n < 0 else n)
+            if data:
+                self._seen += len(data)
+                return data
+            self.real_size = self._seen
+            self._tail = b"\0" * ((-self._seen) % 512 + 1024)
+        size = len(self._tail) if n is None or n < 0 else n
+        data, self._tail = self._tail[:size], self._tail[size:]
+        return data
+
+
 class BoundedReader:
     """Hashes and counts everything read, turns decompression errors into UnsafeContent and
     enforces a byte budget (so a huge pax header cannot make tarfile buffer gigabytes)."""

@@ -20,10 +20,11 @@ from berth.build.builder import Builder, BuildOptions, Emit
 from berth.build.model import Instruction
 from berth.build.paths import split
 from berth.build.runstep import RunStep
-from berth.errors import InvalidArgument, NotFound
+from berth.errors import NotFound
 from berth.image.reference import normalize_tag_reference
 from berth.image.types import ImageManifest, LayerRef
 from berth.service.context import Context
+from berth.service.registry import registry_reference
 from berth.store.models import BuildCache
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from berth.service.registry import RegistryService
     from berth.store.db import Store
 
-MAX_DOCKERFILE = 1 << 20
 
 
 class BuildService:
@@ -49,14 +49,15 @@ class BuildService:
         self.hostops, self.blobs, self.layers, self.idmaps, self.paths = (hostops, blobs, layers,
                                                                           idmaps, paths)
 
-    def build(self, ctx: Context, context_dir: Path, options: BuildOptions,
+    def build(self, ctx: Context, context_dir: Path, dockerfile: str, options: BuildOptions,
               emit: Emit) -> ImageManifest:
+        """``dockerfile`` is its text (build/context.py reads it before .dockerignore
+        applies: an ignored Dockerfile still drives the build, but COPY does not see it)."""
         from berth.build.dockerfile import parse
 
         ctx.require("member", "building an image")
         tags = [normalize_tag_reference(t) for t in options.tags]
-        text = _read_dockerfile(context_dir, options.dockerfile)
-        df = parse(text)
+        df = parse(dockerfile)
         host = _Host(self, ctx, context_dir, secrets.token_hex(16), options)
         with self.images.content.using():
             image = Builder(df, options, host, emit).build()
@@ -68,23 +69,6 @@ class BuildService:
         for tag in options.tags:
             emit({"stream": f"Successfully tagged {tag}\n"})
         return recorded
-
-
-def _read_dockerfile(context_dir: Path, name: str) -> str:
-    parts = split(name)
-    if not parts or ".." in parts or name.startswith("/"):
-        raise InvalidArgument(f"the Dockerfile {name!r} must be a path inside the context")
-    path = context_dir.joinpath(*parts)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        raise InvalidArgument(f"cannot read the Dockerfile {name!r} in the build "
-                              "context") from None
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(MAX_DOCKERFILE + 1)
-    if len(data) > MAX_DOCKERFILE:
-        raise InvalidArgument(f"the Dockerfile is larger than {MAX_DOCKERFILE} bytes")
-    return data.decode("utf-8", "replace")
 
 
 class _Host:
@@ -100,11 +84,12 @@ class _Host:
     def base(self, ref: str, pull: bool, emit: Emit) -> ImageManifest:
         images = self.svc.images
         have = images.has(self.ctx, ref)
-        if (pull or not have) and self.svc.registry is not None and (not have or pull):
+        if (pull or not have) and self.svc.registry is not None:
             emit({"stream": f"Pulling {ref}\n"})
+            auth = self.opts.auths.get(registry_reference(ref).domain)
             try:
-                img, _ = self.svc.registry.pull(self.ctx, ref, None,
-                                                lambda _e: None)  # type: ignore[arg-type]
+                img, _ = self.svc.registry.pull(self.ctx, ref, None, lambda _e: None,
+                                                auth=auth)
                 return images.manifest_of(self.ctx, img.id)
             except Exception:
                 if not have:

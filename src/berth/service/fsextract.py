@@ -15,7 +15,7 @@ import tarfile
 from typing import BinaryIO
 
 from berth.errors import InvalidArgument, UnsafeContent
-from berth.image.tarstream import BoundedReader, decompressed, iter_tar
+from berth.image.tarstream import BoundedReader, ZeroTail, decompressed, iter_tar
 from berth.image.unpack import CAPS_PAX, UnpackLimits, _Extractor
 from berth.runtime.base import IdMapping
 from berth.service.fstar import is_kernel_fs
@@ -43,13 +43,20 @@ def _parts(name: str) -> tuple[str, ...]:
     return parts
 
 
-def check_archive(spool: BinaryIO) -> int:
+def _reader(spool: BinaryIO, end_optional: bool) -> tuple[BoundedReader, ZeroTail | None]:
+    stream = decompressed(spool)
+    tail = ZeroTail(stream) if end_optional else None
+    return BoundedReader(tail or stream, "archive"), tail  # type: ignore[arg-type]
+
+
+def check_archive(spool: BinaryIO, *, end_optional: bool = False) -> int:
     """Read the whole archive without writing anything; refuse it if any entry is hostile.
-    Returns the number of entries."""
+    Returns the number of entries. ``end_optional``: accept a tar cut off after its last
+    member's data (see tarstream.ZeroTail)."""
     symlinks: set[tuple[str, ...]] = set()
     files: set[tuple[str, ...]] = set()
     entries = data = 0
-    reader = BoundedReader(decompressed(spool), "archive")
+    reader, tail = _reader(spool, end_optional)
     try:
         for m, tf in iter_tar(reader):
             entries += 1
@@ -86,6 +93,10 @@ def check_archive(spool: BinaryIO) -> int:
                 assert src is not None
                 while src.read(1 << 20):
                     pass
+            if tail is not None and tail.real_size is not None \
+                    and m.offset_data + m.size > tail.real_size:
+                # the zeros stand for missing padding only, never for missing data
+                raise UnsafeContent(f"corrupt archive: {m.name!r} is cut short")
     except tarfile.TarError as exc:
         raise UnsafeContent(f"corrupt archive: {exc}") from None
     return entries
@@ -122,10 +133,10 @@ class _CopyExtractor(_Extractor):
 
 
 def extract(spool: BinaryIO, dir_fd: int, idmap: IdMapping | None, *, keep_owner: bool,
-            no_overwrite_dir: bool) -> None:
+            no_overwrite_dir: bool, end_optional: bool = False) -> None:
     """Extract a checked archive into the directory ``dir_fd``. Entries are owned by the
     container's root unless keep_owner (then by their own ids, inside the mapping)."""
-    reader = BoundedReader(decompressed(spool), "archive")
+    reader, _ = _reader(spool, end_optional)
     ex = _CopyExtractor(dir_fd, idmap, no_overwrite_dir)
     try:
         for m, tf in iter_tar(reader):

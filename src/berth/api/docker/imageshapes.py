@@ -117,37 +117,66 @@ def removal(lines: list[str]) -> list[dict[str, str]]:
     return out
 
 
-def registry_auth(header: str | None) -> Credentials | None:
-    """X-Registry-Auth: base64url JSON {username, password, serveraddress, ...} (an "auth"
-    field may hold base64 "user:password" instead). Empty or credential-less: None."""
-    if not header or not header.strip() or header.strip() in ("e30=", "e30"):  # "{}"
-        return None
+def _decode_header(header: str, name: str) -> Any:
     if len(header) > MAX_AUTH_HEADER:
-        raise InvalidArgument("X-Registry-Auth header is too large")
+        raise InvalidArgument(f"{name} header is too large")
     text = header.strip()
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         doc = json.loads(raw)
     except (binascii.Error, ValueError):
-        raise InvalidArgument("invalid X-Registry-Auth header: expected base64url-encoded "
+        raise InvalidArgument(f"invalid {name} header: expected base64url-encoded "
                               "JSON") from None
     if not isinstance(doc, dict):
-        raise InvalidArgument("invalid X-Registry-Auth header: expected a JSON object")
+        raise InvalidArgument(f"invalid {name} header: expected a JSON object")
+    return doc
+
+
+def _credentials(doc: dict[str, Any], name: str) -> Credentials | None:
+    """One auth config {username, password, ...} (or "auth": base64 "user:password")."""
     username, password = doc.get("username") or "", doc.get("password") or ""
     if not username and isinstance(doc.get("auth"), str) and doc["auth"]:
         try:
             username, _, password = base64.b64decode(doc["auth"]).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            raise InvalidArgument("invalid X-Registry-Auth header: bad auth field") from None
+            raise InvalidArgument(f"invalid {name} header: bad auth field") from None
     if doc.get("identitytoken") or doc.get("registrytoken"):
-        raise InvalidArgument("X-Registry-Auth: identity and registry tokens are not "
+        raise InvalidArgument(f"{name}: identity and registry tokens are not "
                               "supported; log in with a username and password")
     if not isinstance(username, str) or not isinstance(password, str):
-        raise InvalidArgument("invalid X-Registry-Auth header: username and password must "
+        raise InvalidArgument(f"invalid {name} header: username and password must "
                               "be strings")
     if not username and not password:
         return None
     return Credentials(username, password)
+
+
+def registry_auth(header: str | None) -> Credentials | None:
+    """X-Registry-Auth: base64url JSON {username, password, serveraddress, ...} (an "auth"
+    field may hold base64 "user:password" instead). Empty or credential-less: None."""
+    if not header or not header.strip() or header.strip() in ("e30=", "e30"):  # "{}"
+        return None
+    return _credentials(_decode_header(header, "X-Registry-Auth"), "X-Registry-Auth")
+
+
+def registry_config(header: str | None) -> dict[str, Credentials]:
+    """X-Registry-Config (docker build): base64url JSON {registry: auth config}, every
+    registry the client has credentials for; keyed here by registry host ("docker.io" for
+    Docker Hub's "https://index.docker.io/v1/")."""
+    if not header or not header.strip():
+        return {}
+    out: dict[str, Credentials] = {}
+    for key, doc in _decode_header(header, "X-Registry-Config").items():
+        if not isinstance(key, str) or not isinstance(doc, dict):
+            raise InvalidArgument("invalid X-Registry-Config header: expected "
+                                  "{registry: {username, password}}")
+        creds = _credentials(doc, "X-Registry-Config")
+        host = re.sub(r"^https?://", "", key).split("/")[0].lower()
+        if host in ("index.docker.io", "registry-1.docker.io"):
+            host = "docker.io"
+        if creds is not None and host:
+            out[host] = creds
+    return out
 
 
 def _quoted_pairs(values: dict[str, Any] | list[str], what: str) -> str:

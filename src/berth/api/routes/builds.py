@@ -68,18 +68,19 @@ async def run_build(request: Request, svc: Services, ctx: Context, opts: Any,
                              too_large="build context larger than 16 GiB",
                              empty="empty body: send the build context as a tar")
     try:
-        top = await asyncio.to_thread(unpack_context, spool, svc.info["tmp"])
+        top, dockerfile = await asyncio.to_thread(unpack_context, spool, svc.info["tmp"],
+                                                  opts.dockerfile)
     finally:
         spool.close()
 
     def work(report: Any) -> dict[str, Any]:
         try:
-            image = builds.build(ctx, top, opts, report)
+            image = builds.build(ctx, top, dockerfile, opts, report)
             return result(image)
         finally:
             shutil.rmtree(top, ignore_errors=True)
 
-    kwargs: dict[str, Any] = {"media_type": media_type}
+    kwargs: dict[str, Any] = {"media_type": media_type, "cancel": opts.cancel}
     if render is not None:
         kwargs["render"] = render
     return await progress_response(work, **kwargs)

@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import APIRouter
 
 # Each module defines ``router``; a module not written yet is simply absent.
-MODULES = ("system", "containers", "streams", "execs", "archives", "images", "volumes",
-           "networks")
+MODULES = ("system", "containers", "streams", "execs", "archives", "images", "build",
+           "volumes", "networks")
 
 
 @dataclass

@@ -290,9 +290,3 @@ async def commit(request: Request, svc: Svc, ctx: Ctx, container: str | None = N
                               f"{e.errors()[0]['msg']}") from None
     img = await asyncio.to_thread(svc.commits.commit, ctx, req)
     return JSONResponse({"Id": img.id}, status_code=201)
-
-
-@router.post("/build")
-async def build(ctx: Ctx) -> None:
-    raise Unsupported("building images (docker build) is not supported by Berth yet: build "
-                      "elsewhere and docker load or docker pull the result")
