@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +26,9 @@ def _clients() -> list[str]:
 
 
 @pytest.mark.parametrize("cli", _clients())
-def test_each_docker_cli_runs_execs_and_lists(daemon: Daemon, cli: str) -> None:
-    env = docker_env(daemon)
+def test_each_docker_cli_runs_execs_lists_and_builds(daemon: Daemon, cli: str,
+                                                     tmp_path: Path) -> None:
+    env = docker_env(daemon)  # DOCKER_BUILDKIT=0: the legacy builder's POST /build
 
     def run(*args: str) -> str:
         res = subprocess.run([cli, *args], env=env, capture_output=True, text=True, timeout=120)
@@ -41,3 +43,7 @@ def test_each_docker_cli_runs_execs_and_lists(daemon: Daemon, cli: str) -> None:
         assert run("inspect", "--format", "{{.State.Running}}", cid).strip() == "true"
     finally:
         run("rm", "-f", cid)
+    (tmp_path / "Dockerfile").write_text(f"FROM busybox\nRUN echo {len(cli)} > /n\n")
+    image = run("build", "-q", str(tmp_path)).strip()
+    assert image.startswith("sha256:")
+    assert run("run", "--rm", image, "cat", "/n") == f"{len(cli)}\n"
