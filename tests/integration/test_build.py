@@ -189,3 +189,29 @@ def test_shell_entrypoint_healthcheck_onbuild_copy_from_image(daemon: Daemon,
     assert run(daemon, "child:1", "sh", "-c", "test -e /etc/group || echo gone") == "gone\n"
     # triggers run once: the child does not carry them on
     assert not daemon.client.images.get("child:1")["config"].get("OnBuild")
+
+
+def test_from_scratch_from_digest_and_cache_per_project(daemon: Daemon, tmp_path: Path) -> None:
+    from berth.client import Client
+
+    digest = daemon.client.images.get("busybox")["manifest_digest"]
+    ctx = write(tmp_path / "a", {"Dockerfile": f"FROM busybox@{digest}\nRUN echo d > /d\n",
+                                 "only.txt": "alone\n"})
+    first, _ = build(daemon, ctx, tags=["bydigest:1"])
+    assert run(daemon, "bydigest:1", "cat", "/d") == "d\n"
+    scratch = write(tmp_path / "s", {"Dockerfile": "FROM scratch\nCOPY only.txt /\n",
+                                     "only.txt": "alone\n"})
+    build(daemon, scratch, tags=["fromscratch:1"])
+    img = daemon.client.images.get("fromscratch:1")
+    assert len(img["layers"]) == 1
+    # another project builds the same Dockerfile: its own cache, nothing of ours reused
+    daemon.client.projects.create("other-builds")
+    other = Client(daemon.host, project="other-builds")
+    other.images.build_base("busybox")
+    lines = list(other.builds.build(str(ctx)))
+    assert lines[-1]["status"] == "done"
+    assert not any("Using cache" in e.get("stream", "") for e in lines)
+    again = list(other.builds.build(str(ctx)))
+    assert any("Using cache" in e.get("stream", "") for e in again)
+    for cid in [c["id"] for c in other.containers.list(all=True)]:
+        other.containers.remove(cid, force=True)

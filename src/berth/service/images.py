@@ -110,6 +110,9 @@ class ImageService:
                     return found[0]
                 if len(found) > 1:
                     raise InvalidArgument(f"ambiguous image id prefix {ref!r}")
+            by_digest = self._by_digest(s, ctx, ref)
+            if by_digest is not None:
+                return by_digest
             name = _tag_name(ref)
             if name is None:
                 raise NotFound(f"no such image: {ref}")
@@ -119,6 +122,28 @@ class ImageService:
             raise NotFound(f"no such image: {ref}: pull it (berth pull), import it (berth "
                            "load) or build it (berth image build-base) first")
         return image
+
+    @staticmethod
+    def _by_digest(s: Any, ctx: Context, ref: str) -> Image | None:
+        """NAME@sha256:...: the project's image with that manifest digest, known under that
+        repository (pulled from it, or tagged in it), as Docker resolves a digest locally."""
+        if "@" not in ref:
+            return None
+        try:
+            wanted = parse_reference(ref)
+        except InvalidArgument:
+            return None
+        if wanted.digest is None:
+            return None
+        rows = s.scalars(select(Image).where(Image.project_id == ctx.project_id,
+                                             Image.manifest_digest == wanted.digest)).all()
+        for image in rows:
+            names = {parse_reference(d).name for d in image.repo_digests or []}
+            names |= {parse_reference(t).name for t in s.scalars(select(ImageTag.name).where(
+                ImageTag.project_id == ctx.project_id, ImageTag.image_id == image.id))}
+            if wanted.name in names:
+                return image
+        return None
 
     def event(self, project_id: str, action: str, image: Image, name: str | None = None,
               **extra: Any) -> None:
