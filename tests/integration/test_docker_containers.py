@@ -270,8 +270,9 @@ def test_bad_input_is_a_docker_4xx(daemon: Daemon) -> None:
     code, msg = create({"Image": "busybox", "HostConfig": {"PortBindings": {
         "80/tcp": [{"HostPort": "8080"}]}}})
     assert code == 400 and "publishing ports needs Berth's networking" in msg
-    code, msg = create({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"]}})
-    assert code == 400 and "Healthcheck" in msg
+    code, msg = create({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"],
+                                                            "Retries": -1}})
+    assert code == 400 and "Healthcheck.Retries" in msg
     code, msg = create({"Image": "nosuchimage"})
     assert (code, msg) == (404, "No such image: nosuchimage:latest")
     code, msg = create({"Image": "busybox", "Cmd": "true", "HostConfig": {

@@ -84,7 +84,8 @@ def test_what_berth_cannot_honour_is_refused(host: dict[str, Any], field: str) -
 @pytest.mark.parametrize(("body", "field"), [
     ({"Image": ""}, "Image: required"),
     ({"Image": "busybox", "Domainname": "example.com"}, "Domainname"),
-    ({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"]}}, "health checks"),
+    ({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1}},
+     "Healthcheck.Interval: cannot be less than 1ms"),
     ({"Image": "busybox", "Env": "A=1"}, "Env: expected a list"),
     ({"Image": "busybox", "Labels": {"a": 1}}, "Labels"),
     ({"Image": "busybox", "WorkingDir": "rel"}, "workdir"),

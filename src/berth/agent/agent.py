@@ -19,6 +19,7 @@ from sqlalchemy import select
 from berth.agent import policy
 from berth.agent.actions import HANDLERS
 from berth.agent.exitwatch import ExitWatcher
+from berth.agent.health import HealthMonitor
 from berth.agent.ops import LIVE, ContainerOps
 from berth.errors import BerthError, NotModified
 from berth.image.layers import LayerStore
@@ -50,6 +51,7 @@ class Agent:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._watcher: ExitWatcher | None = None
         self.ready = asyncio.Event()
+        self.health = HealthMonitor(self.ops, host)  # runs the health checks of this host
 
     # -- scheduling ----------------------------------------------------------------------
 
@@ -71,6 +73,7 @@ class Agent:
             self._dirty.discard(cid)
             try:
                 await self.reconcile(cid)
+                self.health.sync(cid)
             except Exception:  # one container's failure must never stop the agent
                 log.exception("reconcile %s failed", cid[:12])
             await self.ops.hub.changed()
@@ -87,6 +90,7 @@ class Agent:
         async def adopt(cid: str) -> None:
             async with gate:
                 await self.reconcile(cid)
+                self.health.sync(cid)
 
         await asyncio.gather(*(adopt(cid) for cid in ids), return_exceptions=True)
         self.ready.set()
@@ -124,6 +128,7 @@ class Agent:
         return ids
 
     def stop(self) -> None:
+        self.health.stop()
         if self._watcher is not None:
             self._watcher.stop()
         for timer in self._timers.values():

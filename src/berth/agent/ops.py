@@ -17,6 +17,7 @@ from berth.errors import BerthError, Conflict, InvalidArgument
 from berth.image.layers import LayerStore
 from berth.image.types import LayerRef
 from berth.runtime.base import Observed, RuntimeBackend, Status
+from berth.service import health
 from berth.service.events import volume_event
 from berth.service.hub import Hub
 from berth.service.idmaps import IdMaps
@@ -103,7 +104,7 @@ class ContainerOps:
         code = 255 if lost or obs.exit_code is None else obs.exit_code
         error = "the container's process was lost (host reboot?)" if lost else ""
         self.save(row.id, status="exited", pid=0, exit_code=code, oom_killed=obs.oom_killed,
-                  finished_at=obs.finished_at or time.time(), error=error)
+                  finished_at=obs.finished_at or time.time(), error=error, health=None)
         await self.run(self.backend.release, row.id)
         if obs.oom_killed:
             self.event(row, "oom")
@@ -135,7 +136,7 @@ class ContainerOps:
     def mark_running(self, row: Container, obs: Observed) -> None:
         self.save(row.id, status="running", pid=obs.pid, started_at=obs.started_at or time.time(),
                   exit_code=None, oom_killed=False, error="", finished_at=None,
-                  stopped_by_user=False, desired="running")
+                  stopped_by_user=False, desired="running", health=health.at_start(row.spec))
         self.event(row, "start")
 
     async def stop(self, row: Container, timeout: float) -> None:

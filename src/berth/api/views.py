@@ -37,10 +37,20 @@ def container(row: Container) -> dict[str, Any]:
             "error": row.error,
             "started_at": iso(row.started_at),
             "finished_at": iso(row.finished_at),
+            "health": health(row.health),
         },
         "restart_count": row.restart_count,
         "config": spec,
     }
+
+
+def health(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A running container's health (None: it has no check, or is not running)."""
+    if not state:
+        return None
+    return {"status": state.get("status"), "failing_streak": state.get("failing_streak", 0),
+            "log": [{**entry, "start": iso(entry.get("start")), "end": iso(entry.get("end"))}
+                    for entry in state.get("log") or []]}
 
 
 def action(act: Action) -> dict[str, Any]:

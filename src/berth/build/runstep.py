@@ -55,7 +55,7 @@ class RunStep:
         req = ContainerCreate(image=image_id, name=f"berth-build-{new_id()[:16]}",
                               entrypoint=argv, env=env, user=user or None,
                               workdir=workdir or None, labels={"berth.build": build_id},
-                              network="none")
+                              network="none", healthcheck={"test": ["NONE"]})
         row, act = self.containers.create(ctx, req, start=True)
         emit({"stream": f" ---> Running in {row.id[:12]}\n"})
         try:

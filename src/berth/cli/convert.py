@@ -157,7 +157,47 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
             spec[field] = getattr(args, field)
     if args.entrypoint is not None:
         spec["entrypoint"] = [args.entrypoint] if args.entrypoint else []
+    check = healthcheck(args)
+    if check is not None:
+        spec["healthcheck"] = check
     return spec
+
+
+def healthcheck(args: argparse.Namespace) -> dict[str, Any] | None:
+    """docker run's --health-* flags (durations as Go's: 30s, 500ms, 1m30s) and
+    --no-healthcheck as the request's healthcheck; None: the image's."""
+    durations = {key: getattr(args, f"health_{key}") for key in
+                 ("interval", "timeout", "start_period", "start_interval")}
+    given = args.health_cmd is not None or args.health_retries is not None or any(
+        v is not None for v in durations.values())
+    if args.no_healthcheck:
+        if given:
+            raise UsageError("--no-healthcheck conflicts with the --health-* options")
+        return {"test": ["NONE"]}
+    if not given:
+        return None
+    out: dict[str, Any] = {"test": ["CMD-SHELL", args.health_cmd] if args.health_cmd else []}
+    for key, text in durations.items():
+        if text is not None:
+            out[key] = go_duration(text, "--health-" + key.replace("_", "-"))
+    if args.health_retries is not None:
+        out["retries"] = args.health_retries
+    return out
+
+
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+
+
+def go_duration(text: str, what: str) -> float:
+    """A Go duration ("1m30s", "500ms", "0") in seconds."""
+    value = text.strip()
+    if value == "0":
+        return 0.0
+    parts = _GO_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise UsageError(f"invalid {what} {text!r}: a duration such as 30s, 500ms or 1m30s")
+    return sum(float(n) * _GO_UNITS[u] for n, u in parts)
 
 
 def _restart(text: str) -> dict[str, Any]:

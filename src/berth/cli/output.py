@@ -58,12 +58,21 @@ def status_text(c: dict[str, Any]) -> str:
     st = c["state"]
     status = st["status"]
     if status == "running":
-        return f"Up since {ago(st['started_at'])}".replace("since ", "").replace(" ago", "")
+        up = f"Up since {ago(st['started_at'])}".replace("since ", "").replace(" ago", "")
+        return up + health_suffix(st.get("health"))
     if status == "paused":
         return "Up (Paused)"
     if status == "exited":
         return f"Exited ({st['exit_code']}) {ago(st['finished_at'])}"
     return status.capitalize()
+
+
+def health_suffix(health: dict[str, Any] | None) -> str:
+    """As docker ps: " (healthy)", " (unhealthy)", " (health: starting)"; "" without a check."""
+    status = (health or {}).get("status")
+    if not status:
+        return ""
+    return f" (health: {status})" if status == "starting" else f" ({status})"
 
 
 def human_size(n: float) -> str:

@@ -40,6 +40,11 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    for flag in ("interval", "timeout", "start-period", "start-interval"):
+        p.add_argument(f"--health-{flag}", metavar="DURATION", help="e.g. 30s, 500ms")
+    p.add_argument("--health-cmd", help="command run by /bin/sh -c to check health")
+    p.add_argument("--health-retries", type=int, help="failures in a row to be unhealthy")
+    p.add_argument("--no-healthcheck", action="store_true", help="disable the image's check")
     p.add_argument("--pull", choices=["missing", "always", "never"], default="missing",
                    help="pull the image from its registry first (default: when missing)")
     p.add_argument("image")
@@ -195,7 +200,7 @@ def _ps(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-f", "--filter", action="append", default=[],
-                   metavar="status=…|label=k[=v]|name=…|id=…|ancestor=…")
+                   metavar="status=…|label=k[=v]|name=…|id=…|ancestor=…|health=…")
 
 
 def _logs(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:

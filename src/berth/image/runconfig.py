@@ -113,3 +113,17 @@ def image_volumes(image_cfg: dict[str, Any]) -> list[str]:
     if not isinstance(vols, dict):
         return []
     return sorted(str(v) for v in vols)
+
+
+def image_healthcheck(image_cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """The image's Healthcheck object as written (Test, Interval, Timeout, StartPeriod,
+    StartInterval in nanoseconds, Retries); None when it has none."""
+    hc = _run_config(image_cfg).get("Healthcheck")
+    if not isinstance(hc, dict) or not _str_list(hc.get("Test")):
+        return None
+    return dict(hc)
+
+
+def image_shell(image_cfg: dict[str, Any]) -> list[str]:
+    """The image's SHELL (Dockerfile), [] when it sets none."""
+    return _str_list(_run_config(image_cfg).get("Shell"))

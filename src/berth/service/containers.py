@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability
-from berth.service import grants
+from berth.service import grants, health
 from berth.service.context import Context, find_action
 from berth.service.filters import labels_match
 from berth.service.hub import Hub
@@ -44,7 +44,7 @@ from berth.store.models import Action, Container, Image, Project
 
 # Statuses in which a container has a live process.
 LIVE = ("running", "paused", "restarting")
-CONTAINER_FILTERS = {"status", "label", "name", "id", "ancestor"}
+CONTAINER_FILTERS = {"status", "label", "name", "id", "ancestor", "health"}
 CONTAINER_SORT = Sort(("created_at", "name", "status", "id"), "created_at", "desc")
 ACTION_SORT = Sort(("id", "started_at"), "id", "asc")
 # Actions the agent carries out, and the capability each one needs from the backend.
@@ -100,7 +100,7 @@ class ContainerService:
         unknown = set(filters) - CONTAINER_FILTERS
         if unknown:
             raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}: use status, label, "
-                                  "name, id or ancestor")
+                                  "name, id, ancestor or health")
         key, desc = CONTAINER_SORT.choose(page)
         scope = select(Container)
         if not across:
@@ -110,6 +110,8 @@ class ContainerService:
             q = q.where(Container.status.in_(filters["status"]))
         elif not all_:
             q = q.where(Container.status.in_(LIVE))
+        if "health" in filters:
+            q = q.where(health.sql_filter(Container.health, filters["health"]))
         if "ancestor" in filters:
             q = q.where(or_(Container.image_ref.in_(filters["ancestor"]),
                             Container.image_id.in_(filters["ancestor"])))
@@ -184,6 +186,7 @@ class ContainerService:
         if grants.needed(spec):  # before anything looks at a host path
             grants.check(ctx, self._grants(ctx.project_id), spec)
         image = self.images.resolve(ctx, req.image)
+        spec["healthcheck"] = health.merge(spec.get("healthcheck"), image.config)
         if self.admit is not None:
             self.admit(ctx, image)
         for mount in req.mounts:

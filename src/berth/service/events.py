@@ -6,7 +6,8 @@ stream (GET /v1/events) shows a caller only its own project's events, unless an 
 all projects; it filters by type, object (id, id prefix or name) and label selector.
 
 Actions: container create, start, die, oom, kill, stop, restart, pause, unpause, update,
-rename, destroy; image pull, push, tag, untag, delete, import; volume create, destroy;
+rename, destroy, "health_status: healthy" and "health_status: unhealthy" (as Docker's);
+image pull, push, tag, untag, delete, import; volume create, destroy;
 network create, destroy, connect, disconnect (``container`` names the container).
 """
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from berth.errors import InvalidArgument
+from berth.service.health import HealthcheckRequest
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
@@ -204,6 +205,8 @@ class ContainerCreate(ResourcesRequest):
     exposed_ports: list[str] = Field(default_factory=list, max_length=1024)
     # Run a tiny init (tini) as PID 1 that reaps zombies and forwards signals (docker --init).
     init: bool = False
+    # None: the image's HEALTHCHECK, if it has one (service/health.py merges them at create).
+    healthcheck: HealthcheckRequest | None = None
 
     @field_validator("name")
     @classmethod

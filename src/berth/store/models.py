@@ -159,6 +159,9 @@ class Container(Base):
     restart_after: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Set when the user stopped it explicitly: "unless-stopped" and "always" respect it.
     stopped_by_user: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Health while it runs with a check (service/health.py): {"status": starting|healthy|
+    # unhealthy, "failing_streak": n, "log": [last results]}; NULL without a check or a process.
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class Volume(Base):
@@ -173,8 +176,9 @@ class Volume(Base):
 
 
 class Network(Base):
-    """A user-defined network: recorded and shown (Docker API); predefined bridge, host and
-    none are virtual, never rows. Containers name their networks in their spec."""
+    """A bridge network of a project: a user-defined one, or the project's own "bridge"
+    (``builtin``, made the first time a container asks for it). Host and none are virtual,
+    never rows. The subnet is allocated host-wide at create (no two networks overlap)."""
 
     __tablename__ = "networks"
     __table_args__ = (Index("ix_networks_project_name", "project_id", "name", unique=True),)
@@ -191,6 +195,55 @@ class Network(Base):
     # {"driver": ..., "config": [{"subnet", "gateway", "ip_range"}], "options": {}} as given
     ipam: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float)
+    # Set when the network is made real (NULL on rows older than bridge networking, which
+    # get theirs the first time a container joins).
+    subnet: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    gateway: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ip_range: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mtu: Mapped[int] = mapped_column(Integer, default=1500)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Endpoint(Base):
+    """A container (or pod) on a network: its address there (never handed out twice: the
+    unique index), its aliases. Made with the container, freed with it."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (Index("ix_endpoints_address", "network_id", "address", unique=True),)
+
+    owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    address: Mapped[str] = mapped_column(String(64))
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # eth0, eth1, ... in join order; the MAC is derived from the address, as Docker does
+    ifname: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class PortBinding(Base):
+    """A published port: host address (0.0.0.0 = every address), port and protocol are the
+    key, so no two containers get one port; an any-address binding is checked against
+    specific ones in the same transaction."""
+
+    __tablename__ = "port_bindings"
+
+    host_ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host_port: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proto: Mapped[str] = mapped_column(String(4), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(64), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    container_port: Mapped[int] = mapped_column(Integer)
+
+
+class NetworkLock(Base):
+    """One row: subnet and host-port allocation take it first (an UPDATE), so concurrent
+    creates check overlaps in turn, on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "network_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Action(Base):

@@ -19,7 +19,6 @@ _WHY = {
     "DnsOptions": f"DNS settings {NETWORKING}",
     "ExtraHosts": f"extra hosts {NETWORKING}",
     "Links": f"links {NETWORKING}",
-    "Healthcheck": "health checks are not supported by Berth yet",
 }
 
 

@@ -14,6 +14,7 @@ from berth.image.runconfig import (
     image_stop_signal,
     merge_env,
 )
+from berth.service.health import status_suffix
 from berth.store.models import Container
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -69,7 +70,7 @@ def status_text(row: Container, now: float | None = None) -> str:
     state = state_name(row)
     if state in ("running", "paused"):
         up = f"Up {human_duration(now - (row.started_at or row.created_at))}"
-        return f"{up} (Paused)" if state == "paused" else up
+        return f"{up} (Paused)" if state == "paused" else up + status_suffix(row.health)
     if state == "restarting":
         return (f"Restarting ({row.exit_code or 0}) "
                 f"{human_duration(now - (row.finished_at or now))} ago")
@@ -227,9 +228,33 @@ def config(row: Container, image_config: dict[str, Any]) -> dict[str, Any]:
         out["StopSignal"] = signal
     if spec.get("stop_timeout") is not None:
         out["StopTimeout"] = spec["stop_timeout"]
-    if inner.get("Healthcheck"):
-        out["Healthcheck"] = inner["Healthcheck"]
+    if spec.get("healthcheck"):
+        out["Healthcheck"] = healthcheck_config(spec["healthcheck"])
+    elif "healthcheck" not in spec and inner.get("Healthcheck"):
+        out["Healthcheck"] = inner["Healthcheck"]  # made before Berth ran health checks
     return out
+
+
+def healthcheck_config(check: dict[str, Any]) -> dict[str, Any]:
+    """The container's check as Docker's HealthConfig (nanoseconds; zero values left out)."""
+    out: dict[str, Any] = {"Test": list(check.get("test") or [])}
+    for key, name in (("Interval", "interval"), ("Timeout", "timeout"),
+                      ("StartPeriod", "start_period"), ("StartInterval", "start_interval")):
+        if check.get(name):
+            out[key] = round(check[name] * 1e9)
+    if check.get("retries"):
+        out["Retries"] = check["retries"]
+    return out
+
+
+def health_state(health: dict[str, Any] | None) -> dict[str, Any] | None:
+    """State.Health: Status, FailingStreak and the last results."""
+    if not health:
+        return None
+    return {"Status": health.get("status"), "FailingStreak": health.get("failing_streak", 0),
+            "Log": [{"Start": rfc3339(e.get("start")), "End": rfc3339(e.get("end")),
+                     "ExitCode": e.get("exit_code"), "Output": e.get("output", "")}
+                    for e in health.get("log") or []]}
 
 
 def inspect(row: Container, image_config: dict[str, Any],
@@ -247,6 +272,7 @@ def inspect(row: Container, image_config: dict[str, Any],
             "OOMKilled": bool(row.oom_killed), "Dead": state == "dead", "Pid": row.pid or 0,
             "ExitCode": row.exit_code or 0, "Error": row.error or "",
             "StartedAt": rfc3339(row.started_at), "FinishedAt": rfc3339(row.finished_at),
+            **({"Health": health_state(row.health)} if row.health else {}),
         },
         "Image": row.image_id, "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
         "LogPath": "", "Name": "/" + row.name, "RestartCount": row.restart_count or 0,

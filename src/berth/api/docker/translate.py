@@ -88,10 +88,10 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "mounts": mounts(cfg, host),
         **_resources(host),
         **_network(cfg, host, cfg.sub("NetworkingConfig")),
+        "healthcheck": _healthcheck(cfg),
     }
     for key in ("AttachStdin", "AttachStdout", "AttachStderr", "NetworkDisabled"):
         cfg.bool(key)  # type-checked; attaching is the client's next request
-    _healthcheck(cfg)
     _host_settings(host)
     if name:
         req["name"] = name
@@ -112,13 +112,28 @@ def _labels(f: Fields, key: str) -> dict[str, str]:
     return dict(labels)
 
 
-def _healthcheck(cfg: Fields) -> None:
+_HEALTH_DURATIONS = {"Interval": "interval", "Timeout": "timeout",
+                     "StartPeriod": "start_period", "StartInterval": "start_interval"}
+
+
+def _healthcheck(cfg: Fields) -> dict[str, Any] | None:
+    """Config.Healthcheck (nanoseconds) as the request's healthcheck (seconds); None: the
+    image's. Docker's rules: a duration set is at least 1ms, retries are not negative."""
+    if cfg.obj.get("Healthcheck") is None:
+        return None
     hc = cfg.sub("Healthcheck")
-    test = hc.strs("Test")
-    # ["NONE"] disables the image's check: Berth runs none anyway.
-    if test == ["NONE"] or all(is_zero(v) for v in hc.obj.values()):
-        return
-    raise unsupported("Config.Healthcheck")
+    hc.zero_except({"Test", "Retries", *_HEALTH_DURATIONS})
+    out: dict[str, Any] = {"test": hc.strs("Test") or []}
+    for key, name in _HEALTH_DURATIONS.items():
+        ns = hc.int(key) or 0
+        if ns < 1_000_000 and ns != 0:
+            raise InvalidArgument(f"{hc.name(key)}: cannot be less than 1ms")
+        out[name] = ns / 1e9
+    retries = hc.int("Retries") or 0
+    if retries < 0:
+        raise InvalidArgument(f"{hc.name('Retries')}: cannot be negative")
+    out["retries"] = retries
+    return out
 
 
 def _host_settings(host: Fields) -> None:

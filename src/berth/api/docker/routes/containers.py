@@ -33,8 +33,8 @@ T = TypeVar("T")
 LIVE = ("running", "paused", "restarting")
 STOPPED = ("created", "exited", "dead")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
-SERVICE_FILTERS = ("status", "label", "name", "id", "ancestor")
-LOCAL_FILTERS = ("exited", "before", "since", "network", "volume", "health")
+SERVICE_FILTERS = ("status", "label", "name", "id", "ancestor", "health")
+LOCAL_FILTERS = ("exited", "before", "since", "network", "volume")
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
@@ -181,8 +181,7 @@ def _matches(svc: Services, ctx: Context, row: Container, wanted: dict[str, list
             m["target"] for m in row.spec.get("mounts") or []}
         if not points & set(wanted["volume"]):
             return False
-    # Berth runs no health checks: every container's health is "none".
-    return "health" not in wanted or "none" in wanted["health"]
+    return True
 
 
 @router.get("/containers/{ref}/json")
