@@ -142,6 +142,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     from berth.agent.agent import Agent
     from berth.agent.hostops import HostOps
+    from berth.agent.netops import NetOps
     from berth.api.app import create_app
     from berth.api.deps import Services
     from berth.api.peercred import PeerCredProtocol, PeerCredWebSocketProtocol
@@ -196,8 +197,11 @@ async def serve(args: argparse.Namespace) -> None:
     images.hub = volumes.hub = networks.hub = hub  # their events go out on the stream too
     containers = ContainerService(store, hub, host, backend.capabilities, images, volumes,
                                   admit=trust.admit, quotas=quotas)
-    agent = Agent(store, hub, backend, layers, host, idmaps, paths.volumes, fresh_boot=fresh)
+    agent = Agent(store, hub, backend, layers, host, idmaps, paths.volumes, fresh_boot=fresh,
+                  net=NetOps(store, paths.run_root, host))
     hub.attach_agent(agent.kick)
+    if agent.ops.net is not None:
+        hub.attach_network(agent.ops.net.changed)
     info = {"version": __version__, "host": host, "runtime": backend.name,
             "capabilities": sorted(backend.capabilities), "root": str(paths.root),
             "run_root": str(paths.run_root), "store": store.url.split("://")[0],

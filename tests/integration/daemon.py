@@ -176,6 +176,10 @@ def leaks(d: Daemon) -> list[str]:
         for cid in ids:
             if (ctl / "berth" / cid).exists():
                 found.append(f"cgroup {ctl / 'berth' / cid}")
+    netns_dir = d.run_root / "netns"
+    if netns_dir.exists():  # a removed container's network namespace goes with it
+        found += [f"network namespace {p.name}" for p in netns_dir.iterdir()
+                  if not p.name.startswith(".")]
     for shared in ("containers", "exits", "attach"):
         state_dir = d.run_root / shared
         if state_dir.exists():
@@ -196,4 +200,7 @@ def ever_created(d: Daemon) -> set[str]:
 
 
 def destroy(d: Daemon) -> None:
+    from berth.agent.netops import forget_host
+
+    forget_host(d.run_root)  # bridges and nft table outlive a daemon, as on a real host
     shutil.rmtree(d.root.parent, ignore_errors=True)

@@ -268,8 +268,12 @@ def test_bad_input_is_a_docker_4xx(daemon: Daemon) -> None:
         {"PathOnHost": "/dev/null", "PathInContainer": "/dev/x"}]}})
     assert code == 400 and "HostConfig.Devices" in msg
     code, msg = create({"Image": "busybox", "HostConfig": {"PortBindings": {
+        "80/tcp": [{"HostPort": "8080-8090"}]}}})
+    assert code == 400 and "ranges are not supported" in msg
+    code, msg = create({"Image": "busybox", "HostConfig": {"NetworkMode": "none",
+                                                           "PortBindings": {
         "80/tcp": [{"HostPort": "8080"}]}}})
-    assert code == 400 and "publishing ports needs Berth's networking" in msg
+    assert code == 400 and "published ports need a network" in msg
     code, msg = create({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"],
                                                             "Retries": -1}})
     assert code == 400 and "Healthcheck.Retries" in msg
@@ -291,8 +295,9 @@ def test_bad_input_is_a_docker_4xx(daemon: Daemon) -> None:
     # the CLI shows the refusal's message
     res = docker(daemon, "run", "-d", "--privileged", "busybox", "true", check=False)
     assert res.returncode != 0 and "Privileged is not supported" in res.stderr
-    res = docker(daemon, "create", "-p", "8080:80", "busybox", "true", check=False)
-    assert res.returncode != 0 and "publishing ports" in res.stderr
+    res = docker(daemon, "create", "--network", "none", "-p", "8080:80", "busybox", "true",
+                 check=False)
+    assert res.returncode != 0 and "published ports need a network" in res.stderr
     # nothing was left behind by the refusals
     assert docker(daemon, "ps", "-aq").stdout == ""
 

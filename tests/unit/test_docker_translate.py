@@ -56,8 +56,10 @@ def test_the_clis_zero_values_are_accepted() -> None:
     ({"PidMode": "host"}, "HostConfig.PidMode"),
     ({"OomScoreAdj": 500}, "HostConfig.OomScoreAdj"),
     ({"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 2}]}, "HostConfig.Ulimits"),
-    ({"PortBindings": {"80/tcp": [{"HostPort": "80"}]}}, "publishing ports"),
-    ({"PublishAllPorts": True}, "publishing ports"),
+    ({"PortBindings": {"80/tcp": [{"HostPort": "80-90"}]}}, "ranges are not supported"),
+    ({"PortBindings": {"80/sctp": [{"HostPort": "80"}]}}, "PORT/tcp or PORT/udp"),
+    ({"PortBindings": {"80/tcp": [{"HostIp": "nowhere", "HostPort": "80"}]}}, "host_ip"),
+    ({"Links": ["db:db"]}, "user-defined network"),
     ({"Dns": ["1.1.1.1"]}, "DNS"),
     ({"ShmSize": 1 << 30}, "HostConfig.ShmSize"),
     ({"SecurityOpt": ["seccomp=unconfined"]}, "seccomp=unconfined"),
@@ -92,13 +94,30 @@ def test_what_berth_cannot_honour_is_refused(host: dict[str, Any], field: str) -
     ({"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": {
         "bridge": {"Aliases": ["x"]}}}}, "user-defined networks"),
     ({"Image": "busybox", "HostConfig": {"NetworkMode": "a"}, "NetworkingConfig": {
-        "EndpointsConfig": {"a": {"IPAMConfig": {"IPv4Address": "10.0.0.2"}}}}},
-     "fixed addresses"),
+        "EndpointsConfig": {"a": {"IPAMConfig": {"IPv4Address": "10.0.0.999"}}}}},
+     "not an IPv4 address"),
+    ({"Image": "busybox", "HostConfig": {"NetworkMode": "a"}, "NetworkingConfig": {
+        "EndpointsConfig": {"a": {"IPAMConfig": {"IPv6Address": "fd00::2"}}}}},
+     "IPv6Address"),
 ])
 def test_bad_config_fields(body: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         translate.container_create(body)
     assert field in err.value.message
+
+
+def test_ports_and_fixed_address() -> None:
+    req = translate.container_create({
+        "Image": "busybox", "HostConfig": {
+            "NetworkMode": "app", "PublishAllPorts": True, "PortBindings": {
+                "80/tcp": [{"HostIp": "", "HostPort": "8080"}, {"HostIp": "::", "HostPort": ""}],
+                "53/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}},
+        "NetworkingConfig": {"EndpointsConfig": {"app": {
+            "Aliases": ["web"], "IPAMConfig": {"IPv4Address": "10.1.2.3"}}}}})
+    assert req.networks == {"app": ["web"]} and req.ip_addresses == {"app": "10.1.2.3"}
+    assert req.publish_all
+    assert [(p.container_port, p.proto, p.host_ip, p.host_port) for p in req.ports] == [
+        (80, "tcp", "0.0.0.0", 8080), (53, "udp", "127.0.0.1", 0)]
 
 
 def test_settings_berth_honours() -> None:

@@ -20,6 +20,7 @@ from berth.agent import policy
 from berth.agent.actions import HANDLERS
 from berth.agent.exitwatch import ExitWatcher
 from berth.agent.health import HealthMonitor
+from berth.agent.netops import NetOps
 from berth.agent.ops import LIVE, ContainerOps
 from berth.errors import BerthError, NotModified
 from berth.image.layers import LayerStore
@@ -42,8 +43,8 @@ Outcome = tuple[str, int, dict[str, Any]]  # error message, status, result
 class Agent:
     def __init__(self, store: Store, hub: Hub, backend: RuntimeBackend, layers: LayerStore,
                  host: str, idmaps: IdMaps, volumes_root: Path,
-                 fresh_boot: bool = False) -> None:
-        self.ops = ContainerOps(store, hub, backend, layers, idmaps, volumes_root)
+                 fresh_boot: bool = False, net: NetOps | None = None) -> None:
+        self.ops = ContainerOps(store, hub, backend, layers, idmaps, volumes_root, net)
         self.host = host
         self.fresh_boot = fresh_boot
         self._dirty: set[str] = set()
@@ -93,6 +94,7 @@ class Agent:
                 self.health.sync(cid)
 
         await asyncio.gather(*(adopt(cid) for cid in ids), return_exceptions=True)
+        await self._sync_network()
         self.ready.set()
         await self.ops.hub.changed()
         watch_dir = self.ops.backend.exit_watch_dir()
@@ -107,6 +109,17 @@ class Agent:
                     Container.host == self.host, Container.status.in_(LIVE))).all()
             for cid in live:
                 self.kick(cid)
+            if self.ops.net is not None:
+                self.ops.net.request_sync()
+
+    async def _sync_network(self) -> None:
+        """Rules, bridges and DNS as the store says (after a restart: as it was)."""
+        if self.ops.net is None:
+            return
+        try:
+            await self.ops.net.sync()
+        except Exception:  # the sweep tries again; containers keep running meanwhile
+            log.exception("network sync failed")
 
     def _needing_adoption(self, traces: set[str]) -> set[str]:
         """Containers a restarted agent must look at: any with traces on the host, queued

@@ -4,11 +4,12 @@ events. Each step is safe to repeat after a crash."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import signal as signals
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -17,12 +18,15 @@ from berth.errors import BerthError, Conflict, InvalidArgument
 from berth.image.layers import LayerStore
 from berth.image.types import LayerRef
 from berth.runtime.base import Observed, RuntimeBackend, Status
-from berth.service import health
+from berth.service import health, ipam
 from berth.service.events import volume_event
 from berth.service.hub import Hub
 from berth.service.idmaps import IdMaps
 from berth.store.db import Store
 from berth.store.models import Action, Container, Image, Volume
+
+if TYPE_CHECKING:
+    from berth.agent.netops import NetOps
 
 LIVE = ("running", "paused", "restarting")
 STOP_POLL = 0.05
@@ -31,7 +35,8 @@ KILL_WAIT = 10.0
 
 class ContainerOps:
     def __init__(self, store: Store, hub: Hub, backend: RuntimeBackend, layers: LayerStore,
-                 idmaps: IdMaps, volumes_root: Path) -> None:
+                 idmaps: IdMaps, volumes_root: Path, net: NetOps | None = None) -> None:
+        self.net = net  # bridge networking on this host (None: containers get none)
         self.store = store
         self.hub = hub
         self.backend = backend
@@ -106,6 +111,8 @@ class ContainerOps:
         self.save(row.id, status="exited", pid=0, exit_code=code, oom_killed=obs.oom_killed,
                   finished_at=obs.finished_at or time.time(), error=error, health=None)
         await self.run(self.backend.release, row.id)
+        if self.net is not None:
+            self.net.request_sync()
         if obs.oom_killed:
             self.event(row, "oom")
         self.event(row, "die", exitCode=code)
@@ -118,6 +125,11 @@ class ContainerOps:
         layers = await self.run(self.layer_dirs, image)
         spec = specbuild.build_spec(row.id, row.name, row.spec, image.config, layers,
                                     self.idmaps.for_project(row.project_id))
+        plumbed = await self.run(self.net.plumb, row.id) if self.net is not None else None
+        if plumbed is not None:
+            path, plan = plumbed
+            spec = dataclasses.replace(spec, netns_path=str(path), addresses=plan.addresses,
+                                       nameservers=plan.nameservers)
         try:  # create releases whatever a previous run left
             await self.run(self.backend.create, spec)
             await self.run(self.backend.start, row.id)
@@ -132,6 +144,8 @@ class ContainerOps:
                 raise err from None
             raise
         self.mark_running(row, await self.run(self.backend.state, row.id))
+        if self.net is not None:  # its published ports now lead to it
+            self.net.request_sync()
 
     def mark_running(self, row: Container, obs: Observed) -> None:
         self.save(row.id, status="running", pid=obs.pid, started_at=obs.started_at or time.time(),
@@ -185,6 +199,7 @@ class ContainerOps:
             current = s.get(Container, row.id)
             if current is not None:
                 s.delete(current)
+            ipam.free_owner(s, row.id)  # its addresses and host ports
             # Actions still queued for it (a user's rm racing an auto-remove, a stop queued
             # behind the rm) end now: waiters must not wait for a container that is gone.
             left = s.scalars(select(Action).where(Action.container_id == row.id,
@@ -206,6 +221,9 @@ class ContainerOps:
         if volumes:
             for name in anonymous:
                 shutil.rmtree(self.volumes_root / row.project_id / name, ignore_errors=True)
+        if self.net is not None:
+            await self.run(self.net.release, row.id)
+            self.net.request_sync()
         self.event(row, "destroy")
         for vol in gone:
             self.hub.publish(volume_event(vol.project_id, "destroy", vol.name, vol.labels))

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability
-from berth.service import grants, health
+from berth.service import endpoints, grants, health, ipam
 from berth.service.context import Context, find_action
 from berth.service.filters import labels_match
 from berth.service.hub import Hub
@@ -187,6 +187,8 @@ class ContainerService:
             grants.check(ctx, self._grants(ctx.project_id), spec)
         image = self.images.resolve(ctx, req.image)
         spec["healthcheck"] = health.merge(spec.get("healthcheck"), image.config)
+        if req.publish_all:
+            spec["ports"] = endpoints.publish_all(spec, image.config)
         if self.admit is not None:
             self.admit(ctx, image)
         for mount in req.mounts:
@@ -234,6 +236,7 @@ class ContainerService:
                 stopped_by_user=False,
             )
             s.add(row)
+            endpoints.attach_new(s, ctx.project_id, cid, spec, ipam.host_port_free)
             act = self._add_action(s, ctx, row, "create", {})
             if start:
                 act = self._add_action(s, ctx, row, "start", {})

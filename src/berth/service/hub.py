@@ -28,6 +28,7 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Condition()
         self._agent_kick: Callable[[str], None] | None = None
+        self._net_changed: Callable[[str | None, str | None], None] | None = None
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
         self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
 
@@ -43,6 +44,15 @@ class Hub:
 
     def attach_agent(self, kick: Callable[[str], None]) -> None:
         self._agent_kick = kick
+
+    def attach_network(self, changed: Callable[[str | None, str | None], None]) -> None:
+        self._net_changed = changed
+
+    def network_changed(self, owner_id: str | None = None, left: str | None = None) -> None:
+        """Networks or endpoints changed: the agent syncs the host (``owner_id`` joined a
+        network, or ``left`` the network with that id)."""
+        if self._net_changed is not None:
+            self._in_loop(self._net_changed, owner_id, left)
 
     def kick_agent(self, container_id: str) -> None:
         """Desired state of this container changed: the agent should reconcile it."""

@@ -1,9 +1,11 @@
 """Networks as Docker names them: the predefined bridge, host and none of every project, and
 user-defined bridge networks (rows), with the containers that name them.
 
-What is recorded here is shown, not enforced: a container on ``bridge`` or on a user network
-gets its own network namespace with only loopback (real bridges, addresses and DNS are the
-network/ package's job). Subnets, gateways, ``internal`` and options are kept as given.
+A bridge network gets its subnet here, host-wide and never overlapping another (service/ipam);
+the project's own "bridge" becomes a row the first time a container joins it. A container's
+place on a network is an endpoint row (its address, its aliases), made in the same transaction
+as the container or the connect. The host side (bridge, veth, NAT, DNS) is the agent's job
+(agent/netops.py, network/).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from berth.errors import Conflict, InvalidArgument, NotFound, PolicyDenied
+from berth.errors import Conflict, InvalidArgument, NotFound, PolicyDenied, Unsupported
+from berth.service import ipam
 from berth.service.context import Context
 from berth.service.events import network_event
 from berth.service.filters import bool_filter, labels_match, parse_time
@@ -27,12 +30,13 @@ from berth.service.hub import Hub
 from berth.service.names import new_id
 from berth.service.specs import validate_labels, validate_name
 from berth.store.db import Store
-from berth.store.models import Container, Network
+from berth.store.models import Container, Endpoint, Network
 
 PREDEFINED = {"bridge": "bridge", "host": "host", "none": "null"}  # name -> driver
 DRIVERS = ("bridge",)  # what a user-defined network may use
 NETWORK_FILTERS = {"name", "id", "label", "driver", "type", "dangling", "scope"}
 MAX_SUBNETS = 16
+MTU_OPTION = "com.docker.network.driver.mtu"
 
 
 class IpamPool(BaseModel):
@@ -128,6 +132,9 @@ class NetworkView:
     enable_ipv6: bool = False
     ipam: dict[str, Any] = field(default_factory=dict)
     predefined: bool = False
+    subnet: str | None = None
+    gateway: str | None = None
+    mtu: int = 1500
 
 
 def predefined_id(project_id: str, name: str) -> str:
@@ -149,11 +156,54 @@ def container_networks(spec: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _view(row: Network) -> NetworkView:
+    shown = dict(row.ipam or {"driver": "default"})
+    if row.subnet:  # what was allocated, as Docker shows an automatic pool
+        pool = {"subnet": row.subnet, "gateway": row.gateway}
+        if row.ip_range:
+            pool["ip_range"] = row.ip_range
+        shown["config"] = [pool]
     return NetworkView(id=row.id, project_id=row.project_id, name=row.name, driver=row.driver,
                        created_at=row.created_at, labels=dict(row.labels or {}),
                        options=dict(row.options or {}), internal=row.internal,
                        attachable=row.attachable, enable_ipv6=row.enable_ipv6,
-                       ipam=dict(row.ipam or {}))
+                       ipam=shown, predefined=row.builtin, subnet=row.subnet,
+                       gateway=row.gateway, mtu=row.mtu)
+
+
+def _mtu(options: dict[str, str]) -> int:
+    text = options.get(MTU_OPTION)
+    if text is None:
+        return 1500
+    try:
+        mtu = int(text)
+    except ValueError:
+        raise InvalidArgument(f"option {MTU_OPTION}: {text!r} is not a number") from None
+    if not 576 <= mtu <= 65535:
+        raise InvalidArgument(f"option {MTU_OPTION}: {mtu} is outside 576-65535")
+    return mtu
+
+
+def make_real(s: Any, row: Network, wanted: ipam.IPv4Network | None = None) -> None:
+    """Give a network its subnet and gateway (the caller holds ipam.lock)."""
+    if row.subnet is not None:
+        return
+    subnet = ipam.choose_subnet(s, wanted, ipam.host_routes())
+    row.subnet, row.gateway = str(subnet), str(ipam.default_gateway(subnet))
+
+
+def bridge_row(s: Any, project_id: str) -> Network:
+    """The project's own "bridge" network, made real the first time it is needed."""
+    nid = predefined_id(project_id, "bridge")
+    row = s.get(Network, nid)
+    if row is None:
+        row = Network(id=nid, project_id=project_id, name="bridge", driver="bridge",
+                      labels={}, options={}, internal=False, attachable=False,
+                      enable_ipv6=False, ipam={"driver": "default"}, created_at=time.time(),
+                      mtu=1500, builtin=True)
+        make_real(s, row)
+        s.add(row)
+        s.flush()
+    return row
 
 
 class NetworkService:
@@ -175,7 +225,11 @@ class NetworkService:
         with self.store.session() as s:
             rows = s.scalars(select(Network).where(Network.project_id == ctx.project_id)
                              .order_by(Network.name)).all()
-            return self._predefined(ctx) + [_view(r) for r in rows]
+            real = [_view(r) for r in rows]
+        made = {n.name for n in real if n.predefined}
+        builtin = [n for n in self._predefined(ctx) if n.name not in made]
+        return [*builtin, *[n for n in real if n.predefined], *[n for n in real
+                                                                 if not n.predefined]]
 
     def get(self, ctx: Context, ref: str) -> NetworkView:
         """By full id, by name, then by a unique id prefix (as Docker resolves them)."""
@@ -254,19 +308,39 @@ class NetworkService:
         if req.driver not in DRIVERS:
             raise InvalidArgument(f"network driver {req.driver!r} is not supported: Berth "
                                   "has bridge networks only")
+        if req.enable_ipv6:
+            raise Unsupported("IPv6 networks are not supported: Berth's bridge networks are "
+                              "IPv4")
+        if len(req.ipam.config) > 1:
+            raise InvalidArgument("a network takes one IPv4 subnet (IPAM.Config has "
+                                  f"{len(req.ipam.config)})")
+        pool = req.ipam.config[0] if req.ipam.config else None
+        if pool is not None and pool.subnet is None and (pool.gateway or pool.ip_range):
+            raise InvalidArgument("a gateway or an ip range needs the subnet it is in")
+        wanted = ipam.parse_subnet(pool.subnet, "subnet") if pool and pool.subnet else None
         row = Network(id=new_id(), project_id=ctx.project_id, name=req.name,
                       driver=req.driver, labels=req.labels, options=req.options,
                       internal=req.internal, attachable=req.attachable,
                       enable_ipv6=req.enable_ipv6,
                       ipam=req.ipam.model_dump(mode="json", exclude_none=True),
-                      created_at=time.time())
+                      created_at=time.time(), mtu=_mtu(req.options), builtin=False,
+                      ip_range=pool.ip_range if pool else None)
         try:
             with self.store.session() as s:
+                ipam.lock(s)
                 taken = s.scalars(select(Network.id).where(
                     Network.project_id == ctx.project_id, Network.name == req.name)).first()
                 if taken is not None:
                     raise Conflict(f"network with name {req.name} already exists")
+                make_real(s, row, wanted)
+                if pool is not None and pool.gateway:
+                    gw = ipam.parse_ip(pool.gateway, "gateway")
+                    if gw in (wanted.network_address, wanted.broadcast_address):  # type: ignore[union-attr]
+                        raise InvalidArgument(f"gateway {gw} is the subnet's network or "
+                                              "broadcast address")
+                    row.gateway = str(gw)
                 s.add(row)
+                s.flush()
                 view = _view(row)
         except IntegrityError:  # a concurrent create took the name after our check
             raise Conflict(f"network with name {req.name} already exists") from None
@@ -284,7 +358,13 @@ class NetworkService:
         with self.store.session() as s:
             row = s.get(Network, net.id)
             if row is not None and row.project_id == ctx.project_id:
+                if s.scalars(select(Endpoint.owner_id).where(
+                        Endpoint.network_id == net.id)).first() is not None:
+                    raise Conflict(f"error while removing network: network {net.name} id "
+                                   f"{net.id} has active endpoints")
                 s.delete(row)
+        if self.hub is not None:
+            self.hub.network_changed()  # its bridge goes
         self._event("destroy", net)
 
     def prune(self, ctx: Context, filters: dict[str, list[str]] | None = None) -> list[str]:
@@ -311,8 +391,11 @@ class NetworkService:
         return removed
 
     def connect(self, ctx: Context, ref: str, container: Container,
-                aliases: list[str] | None = None) -> NetworkView:
-        """Record that the container is on the network (with its aliases)."""
+                aliases: list[str] | None = None, address: str | None = None) -> NetworkView:
+        """Put the container on the network: an address (``address`` or the next free one),
+        its aliases; a running container gets its interface now, another at its start."""
+        from berth.service import endpoints
+
         net = self.get(ctx, ref)
         if net.name in ("host", "none"):
             raise Conflict(f"container cannot be connected to the {net.name} network: it "
@@ -320,7 +403,7 @@ class NetworkService:
         for alias in aliases or []:
             validate_name(alias, "network alias")
 
-        def change(nets: dict[str, list[str]]) -> None:
+        def change(nets: dict[str, list[str]], s: Any) -> None:
             if any(k in (net.name, net.id) for k in nets):
                 raise Conflict(f"endpoint with name {container.name} already exists in "
                                f"network {net.name}")
@@ -329,23 +412,32 @@ class NetworkService:
                                "connected to any other network")
             nets.pop("none", None)
             nets[net.name] = list(aliases or [])
+            endpoints.join(s, ctx.project_id, container.id, net.id, list(aliases or []),
+                           address)
 
         self._change_networks(ctx, container, change)
+        if self.hub is not None:
+            self.hub.network_changed(container.id)
         self._event("connect", net, container=container.id)
         return net
 
     def disconnect(self, ctx: Context, ref: str, container: Container) -> NetworkView:
         net = self.get(ctx, ref)
 
-        def change(nets: dict[str, list[str]]) -> None:
+        from berth.service import endpoints
+
+        def change(nets: dict[str, list[str]], s: Any) -> None:
             keys = [k for k in nets if k in (net.name, net.id)]
             if not keys or net.name in ("host", "none"):
                 raise Conflict(f"container {container.name} is not connected to network "
                                f"{net.name}")
             for k in keys:
                 del nets[k]
+            endpoints.leave(s, container.id, net.id)
 
         self._change_networks(ctx, container, change)
+        if self.hub is not None:
+            self.hub.network_changed(container.id, net.id)
         self._event("disconnect", net, container=container.id)
         return net
 
@@ -357,9 +449,16 @@ class NetworkService:
             spec = dict(row.spec or {})
             nets = {k: list(v) for k, v in container_networks(spec).items()} \
                 if spec.get("networks") else {}
-            change(nets)
+            change(nets, s)
             spec["networks"] = nets
             row.spec = spec  # a new dict: the JSON column sees the change
+
+    def states(self, owner_ids: list[str]) -> dict[str, Any]:
+        """Addresses and published ports of these containers (endpoints.NetState by id)."""
+        from berth.service.endpoints import net_states
+
+        with self.store.session() as s:
+            return net_states(s, owner_ids)
 
     def _event(self, action: str, net: NetworkView, **extra: Any) -> None:
         if self.hub is not None:

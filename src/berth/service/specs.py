@@ -5,6 +5,7 @@ Unknown fields are refused (extra="forbid") so a typo never silently does nothin
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import signal
@@ -167,6 +168,25 @@ class ResourcesRequest(BaseModel):
         return self
 
 
+class PortPublish(BaseModel):
+    """-p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    container_port: int = Field(ge=1, le=65535)
+    proto: Literal["tcp", "udp"] = "tcp"
+    host_ip: str = "0.0.0.0"
+    host_port: int = Field(0, ge=0, le=65535)  # 0: an ephemeral port
+
+    @field_validator("host_ip")
+    @classmethod
+    def _host_ip(cls, v: str) -> str:
+        try:
+            return str(ipaddress.IPv4Address(v))
+        except ValueError:
+            raise ValueError(f"host_ip {v!r} is not an IPv4 address") from None
+
+
 class ContainerCreate(ResourcesRequest):
     """POST /v1/containers."""
 
@@ -197,10 +217,16 @@ class ContainerCreate(ResourcesRequest):
     cap_add: list[str] = Field(default_factory=list, max_length=64)
     cap_drop: list[str] = Field(default_factory=list, max_length=64)
     network: Literal["none", "host"] = "none"
-    # Docker-facing network names the container joined -> its aliases on each (the Docker
-    # API records them for inspect/ps; until Berth's bridge networking lands such a container
-    # runs in its own namespace with loopback only).
+    # The bridge networks the container joins (the project's "bridge" or its own networks)
+    # -> its aliases on each: an address on each, a veth into its own namespace. With none,
+    # ``network`` says what it has: loopback only, or the host's.
     networks: dict[str, list[str]] = Field(default_factory=dict, max_length=64)
+    # A fixed address on some of those networks (network name -> IPv4 address).
+    ip_addresses: dict[str, str] = Field(default_factory=dict, max_length=64)
+    # Published ports (-p): a host port (0: an ephemeral one) forwarded to a container port.
+    ports: list[PortPublish] = Field(default_factory=list, max_length=256)
+    # -P: publish every exposed port (the request's and the image's) on an ephemeral port.
+    publish_all: bool = False
     # Ports the container says it listens on ("80/tcp"): metadata, as Docker's EXPOSE.
     exposed_ports: list[str] = Field(default_factory=list, max_length=1024)
     # Run a tiny init (tini) as PID 1 that reaps zombies and forwards signals (docker --init).
@@ -248,6 +274,30 @@ class ContainerCreate(ResourcesRequest):
                 if not NAME_RE.match(alias):
                     raise ValueError(f"network {net}: invalid alias {alias!r}")
         return v
+
+    @model_validator(mode="after")
+    def _addressing(self) -> ContainerCreate:
+        if self.network == "host" and (self.networks or self.ports):
+            raise ValueError("a container on the host's network joins no other network and "
+                             "publishes no ports (it uses the host's ports directly)")
+        for net, address in self.ip_addresses.items():
+            try:
+                ipaddress.IPv4Address(address)
+            except ValueError:
+                raise ValueError(f"ip_addresses: {address!r} (network {net}) is not an IPv4 "
+                                 "address") from None
+        unknown = sorted(set(self.ip_addresses) - set(self.networks))
+        if unknown:
+            raise ValueError(f"ip_addresses: the container does not join network "
+                             f"{unknown[0]!r}")
+        seen = set()
+        for p in self.ports:
+            if p.host_port:
+                key = (p.host_ip, p.host_port, p.proto)
+                if key in seen:
+                    raise ValueError(f"host port {p.host_port}/{p.proto} is published twice")
+                seen.add(key)
+        return self
 
     @field_validator("exposed_ports")
     @classmethod

@@ -8,17 +8,16 @@ from typing import Any
 
 from berth.errors import InvalidArgument
 
-NETWORKING = "needs Berth's networking, not available yet"
+NETWORKING = "is not supported by Berth yet"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
 _WHY = {
-    "PortBindings": f"publishing ports {NETWORKING}",
-    "PublishAllPorts": f"publishing ports {NETWORKING}",
     "Dns": f"DNS settings {NETWORKING}",
     "DnsSearch": f"DNS settings {NETWORKING}",
     "DnsOptions": f"DNS settings {NETWORKING}",
     "ExtraHosts": f"extra hosts {NETWORKING}",
-    "Links": f"links {NETWORKING}",
+    "Links": "links are not supported: put the containers on one user-defined network and "
+             "use the container's name (Berth's DNS answers it)",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from berth.image.runconfig import (
     image_stop_signal,
     merge_env,
 )
+from berth.service.endpoints import Attachment, NetState
 from berth.service.health import status_suffix
 from berth.store.models import Container
 
@@ -100,22 +102,68 @@ def network_mode(spec: dict[str, Any]) -> str:
     return names[0] if names else "none"
 
 
-def _endpoint(aliases: list[str] | None, network_id: str = "") -> dict[str, Any]:
-    return {"IPAMConfig": None, "Links": None, "Aliases": aliases or None,
-            "NetworkID": network_id, "EndpointID": "", "Gateway": "", "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+def _endpoint(aliases: list[str] | None, network_id: str = "",
+              at: Attachment | None = None) -> dict[str, Any]:
+    out = {"IPAMConfig": None, "Links": None, "Aliases": aliases or None,
+           "NetworkID": network_id, "EndpointID": "", "Gateway": "", "IPAddress": "",
+           "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+           "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+    if at is not None:
+        out.update(NetworkID=at.network_id, Gateway=at.gateway, IPAddress=at.address,
+                   IPPrefixLen=at.prefixlen, MacAddress=at.mac,
+                   EndpointID=hashlib.sha256(f"{at.network_id}/{at.address}".encode())
+                   .hexdigest())
+    return out
 
 
-def networks(spec: dict[str, Any], network_ids: dict[str, str] | None = None
-             ) -> dict[str, Any]:
+def networks(spec: dict[str, Any], network_ids: dict[str, str] | None = None,
+             state: NetState | None = None) -> dict[str, Any]:
     """Each network the container is on, keyed by name (host and none included)."""
     ids = network_ids or {}
     named = spec.get("networks") or {}
     if not named:
         mode = network_mode(spec)
         return {mode: _endpoint(None, ids.get(mode, ""))}
-    return {name: _endpoint(aliases, ids.get(name, "")) for name, aliases in named.items()}
+    found = {a.network: a for a in state.attachments} if state else {}
+    for a in list(found.values()):
+        found.setdefault(a.network_id, a)
+    return {name: _endpoint(aliases, ids.get(name, ""), found.get(name))
+            for name, aliases in named.items()}
+
+
+def port_map(exposed_ports: list[str], state: NetState | None) -> dict[str, Any]:
+    """NetworkSettings.Ports: each exposed or published port, with its host bindings."""
+    out: dict[str, Any] = {p: None for p in exposed_ports}
+    for p in state.ports if state else []:
+        out.setdefault(f"{p.container_port}/{p.proto}", None)
+        key = f"{p.container_port}/{p.proto}"
+        out[key] = [*(out[key] or []), {"HostIp": p.host_ip, "HostPort": str(p.host_port)}]
+    return out
+
+
+def port_list(exposed_ports: list[str], state: NetState | None) -> list[dict[str, Any]]:
+    """/containers/json Ports: published ports, then exposed ones nobody published."""
+    out: list[dict[str, Any]] = []
+    done = set()
+    for p in state.ports if state else []:
+        out.append({"IP": p.host_ip, "PrivatePort": p.container_port,
+                    "PublicPort": p.host_port, "Type": p.proto})
+        done.add(f"{p.container_port}/{p.proto}")
+    for item in exposed_ports:
+        if item not in done:
+            port, _, proto = item.partition("/")
+            out.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+    return out
+
+
+def port_bindings(spec: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, list[dict[str, str]]] = {}
+    for p in spec.get("ports") or []:
+        host_port = str(p["host_port"]) if p.get("host_port") else ""
+        host_ip = "" if p.get("host_ip") in (None, "0.0.0.0") else p["host_ip"]
+        out.setdefault(f"{p['container_port']}/{p.get('proto', 'tcp')}", []).append(
+            {"HostIp": host_ip, "HostPort": host_port})
+    return out
 
 
 def exposed(spec: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
@@ -166,7 +214,7 @@ def host_config(spec: dict[str, Any]) -> dict[str, Any]:
     policy = spec.get("restart_policy") or {}
     out: dict[str, Any] = {
         "Binds": _binds(spec), "ContainerIDFile": "", "LogConfig": dict(LOG_CONFIG),
-        "NetworkMode": network_mode(spec), "PortBindings": {},
+        "NetworkMode": network_mode(spec), "PortBindings": port_bindings(spec),
         "RestartPolicy": {"Name": policy.get("name", "no"),
                           "MaximumRetryCount": policy.get("max_retries", 0)},
         "AutoRemove": bool(spec.get("auto_remove")), "VolumeDriver": "", "VolumesFrom": None,
@@ -175,7 +223,8 @@ def host_config(spec: dict[str, Any]) -> dict[str, Any]:
         "CgroupnsMode": "private", "Dns": [], "DnsOptions": [], "DnsSearch": [],
         "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
         "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
-        "PublishAllPorts": False, "ReadonlyRootfs": bool(spec.get("readonly_rootfs")),
+        "PublishAllPorts": bool(spec.get("publish_all")),
+        "ReadonlyRootfs": bool(spec.get("readonly_rootfs")),
         "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": SHM_SIZE,
         "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "",
         "CpuShares": spec.get("cpu_shares") or 0, "Memory": spec.get("memory") or 0,
@@ -258,7 +307,8 @@ def health_state(health: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def inspect(row: Container, image_config: dict[str, Any],
-            network_ids: dict[str, str] | None = None) -> dict[str, Any]:
+            network_ids: dict[str, str] | None = None,
+            net: NetState | None = None) -> dict[str, Any]:
     """GET /containers/{id}/json."""
     state = state_name(row)
     args = argv(row, image_config)
@@ -282,24 +332,33 @@ def inspect(row: Container, image_config: dict[str, Any],
         "Config": config(row, image_config),
         "NetworkSettings": {
             "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0, "Ports": {p: None for p in ports}, "SandboxKey": "",
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": networks(row.spec, network_ids),
+            "LinkLocalIPv6PrefixLen": 0, "Ports": port_map(ports, net), "SandboxKey": "",
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPv6Gateway": "",
+            **_default_bridge(net), "Networks": networks(row.spec, network_ids, net),
         },
     }
 
 
-def summary(row: Container, image_config: dict[str, Any], now: float | None = None
-            ) -> dict[str, Any]:
+def _default_bridge(net: NetState | None) -> dict[str, Any]:
+    """The top-level address fields: the default bridge network's, as Docker fills them."""
+    at = next((a for a in net.attachments if a.network == "bridge"), None) if net else None
+    shown = _endpoint(None, "", at)
+    return {k: shown[k] for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen",
+                                  "MacAddress")}
+
+
+def summary(row: Container, image_config: dict[str, Any], now: float | None = None,
+            net: NetState | None = None) -> dict[str, Any]:
     """One entry of GET /containers/json."""
     args = argv(row, image_config)
     return {
         "Id": row.id, "Names": ["/" + row.name], "Image": row.image_ref,
         "ImageID": row.image_id, "Command": " ".join(args), "Created": int(row.created_at),
-        "Ports": [], "Labels": {**image_labels(image_config), **(row.labels or {})},
+        "Ports": port_list(exposed(row.spec, image_config), net),
+        "Labels": {**image_labels(image_config), **(row.labels or {})},
         "State": state_name(row),
         "Status": status_text(row, now), "HostConfig": {"NetworkMode": network_mode(row.spec)},
-        "NetworkSettings": {"Networks": networks(row.spec)}, "Mounts": mounts(row.spec),
+        "NetworkSettings": {"Networks": networks(row.spec, None, net)},
+        "Mounts": mounts(row.spec),
     }

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from berth.api.docker.fields import NETWORKING, Fields, is_zero, parse_size, unsupported
+from berth.api.docker.fields import Fields, is_zero, parse_size, unsupported
 from berth.api.docker.mounts import mounts
 from berth.api.errors import validation_message
 from berth.errors import InvalidArgument
@@ -39,7 +39,7 @@ _HOST_USED = {
     "CapDrop", "ReadonlyRootfs", "Init", "Memory", "MemorySwap", "NanoCpus", "CpuQuota",
     "CpuPeriod", "CpuShares", "PidsLimit", "NetworkMode", "LogConfig", "ShmSize",
     "MemorySwappiness", "SecurityOpt", "IpcMode", "CgroupnsMode", "VolumeDriver", "Runtime",
-    "Isolation",
+    "Isolation", "PortBindings", "PublishAllPorts",
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
@@ -88,6 +88,8 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "mounts": mounts(cfg, host),
         **_resources(host),
         **_network(cfg, host, cfg.sub("NetworkingConfig")),
+        "ports": _port_bindings(host),
+        "publish_all": host.bool("PublishAllPorts"),
         "healthcheck": _healthcheck(cfg),
     }
     for key in ("AttachStdin", "AttachStdout", "AttachStderr", "NetworkDisabled"):
@@ -229,21 +231,26 @@ def _network(cfg: Fields, host: Fields, net_cfg: Fields) -> dict[str, Any]:
         raise InvalidArgument("NetworkingConfig.EndpointsConfig: a container can join one "
                               f"network at create, not {len(endpoints)}")
     aliases: list[str] = []
+    address: str | None = None
     for key, settings in endpoints.items():
         # Newer CLIs name the endpoint after the mode as given ("default"), older ones after
         # the network it means ("bridge").
         if key not in (name, mode) and not (key == "bridge" and mode == "default"):
             raise InvalidArgument(f"NetworkingConfig.EndpointsConfig names {key!r} but "
                                   f"HostConfig.NetworkMode is {mode!r}")
-        aliases = _endpoint(Fields(settings, f"NetworkingConfig.EndpointsConfig.{key}"))
+        aliases, address = _endpoint(Fields(settings,
+                                            f"NetworkingConfig.EndpointsConfig.{key}"))
     if aliases and name in BUILTIN_NETWORKS:
         raise InvalidArgument("network-scoped aliases are only supported for user-defined "
                               "networks")
+    if address and name in ("host", "none"):
+        raise InvalidArgument(f"a fixed address needs a bridge network, not {name}")
     if name == "host":
         return {"network": "host", "networks": {}}
     if name == "none":
         return {"network": "none", "networks": {}}
-    return {"network": "none", "networks": {name: aliases}}
+    return {"network": "none", "networks": {name: aliases},
+            "ip_addresses": {name: address} if address else {}}
 
 
 def _endpoint(f: Fields) -> list[str]:
@@ -251,10 +258,33 @@ def _endpoint(f: Fields) -> list[str]:
     f.zero_except({"Aliases", "IPAMConfig", "NetworkID", "EndpointID", "Gateway", "IPAddress",
                    "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen"})
     ipam = f.sub("IPAMConfig")
-    if any(not is_zero(v) for v in ipam.obj.values()):
-        raise InvalidArgument(f"{ipam.prefix}: fixed addresses {NETWORKING}")
+    ipam.zero_except({"IPv4Address"})
     aliases = f.strs("Aliases") or []
-    return list(dict.fromkeys(aliases))
+    return list(dict.fromkeys(aliases)), ipam.str("IPv4Address") or None
+
+
+def _port_bindings(host: Fields) -> list[dict[str, Any]]:
+    """HostConfig.PortBindings {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}."""
+    out = []
+    for key, bindings in host.mapping("PortBindings").items():
+        port, _, proto = key.partition("/")
+        proto = proto or "tcp"
+        if not port.isdigit() or proto not in ("tcp", "udp"):
+            raise InvalidArgument(f"HostConfig.PortBindings: invalid port {key!r}: expected "
+                                  "PORT/tcp or PORT/udp")
+        for i, b in enumerate(bindings or [{}]):
+            f = Fields(b, f"HostConfig.PortBindings.{key}[{i}]")
+            f.zero_except({"HostIp", "HostPort"})
+            host_ip = f.str("HostIp") or "0.0.0.0"
+            host_port = f.str("HostPort") or "0"
+            if host_ip in ("::", "[::]"):
+                continue  # the IPv6 twin a newer CLI adds: Berth publishes on IPv4
+            if not host_port.isdigit():
+                raise InvalidArgument(f"{f.prefix}.HostPort: {host_port!r}: expected one "
+                                      "port (ranges are not supported)")
+            out.append({"container_port": int(port), "proto": proto, "host_ip": host_ip,
+                        "host_port": int(host_port)})
+    return out
 
 
 # -- update --------------------------------------------------------------------------------

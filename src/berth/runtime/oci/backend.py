@@ -119,7 +119,8 @@ class OciBackend(RuntimeBackend):
         rootfs.mount_overlay(lay.rootfs, rootfs.overlay_options(
             list(spec.layers), lay.upper, lay.work, lay.empty_lower))
         user = resolve_user(lay.rootfs, spec.user)
-        files = rootfs.write_etc_files(lay.dir, hostname_of(spec), spec.network == "host")
+        files = rootfs.write_etc_files(lay.dir, hostname_of(spec), spec.network == "host",
+                                       spec.addresses, spec.nameservers)
         if spec.idmap is not None:
             for path in files.values():
                 os.chown(path, spec.idmap.host_base, spec.idmap.host_base)

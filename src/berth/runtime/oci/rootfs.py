@@ -73,14 +73,15 @@ def unmount(target: Path) -> None:
             raise RuntimeFailure(f"umount {target}: {os.strerror(err)}")
 
 
-def hosts_file(hostname: str) -> str:
-    return ("127.0.0.1\tlocalhost\n"
+def hosts_file(hostname: str, addresses: list[str] | None = None) -> str:
+    own = "".join(f"{a}\t{hostname}\n" for a in addresses or [])
+    return own + ("127.0.0.1\tlocalhost\n"
             "::1\tlocalhost ip6-localhost ip6-loopback\n"
             "fe00::0\tip6-localnet\n"
             "ff00::0\tip6-mcastprefix\n"
             "ff02::1\tip6-allnodes\n"
             "ff02::2\tip6-allrouters\n"
-            f"127.0.1.1\t{hostname}\n")
+            + ("" if addresses else f"127.0.1.1\t{hostname}\n"))
 
 
 def resolv_conf(host_text: str, host_network: bool) -> str:
@@ -97,17 +98,29 @@ def _is_loopback(addr: list[str]) -> bool:
     return bool(addr) and (addr[0].startswith("127.") or addr[0] == "::1")
 
 
-def write_etc_files(cdir: Path, hostname: str, host_network: bool) -> dict[str, Path]:
+def own_resolv_conf(host_text: str, nameservers: list[str]) -> str:
+    """On bridge networks: the networks' DNS responders (they forward the rest to the host's
+    resolvers), the host's search domains, ndots:0 as Docker writes it."""
+    search = [line for line in host_text.splitlines() if line.split()[:1] == ["search"]]
+    lines = [f"nameserver {ns}" for ns in dict.fromkeys(nameservers)]
+    return "\n".join([*lines, *search[-1:], "options ndots:0"]) + "\n"
+
+
+def write_etc_files(cdir: Path, hostname: str, host_network: bool,
+                    addresses: list[str] | None = None,
+                    nameservers: list[str] | None = None) -> dict[str, Path]:
     """Write hosts, hostname and resolv.conf into the container dir; map container paths to them.
     World-readable so that a container root mapped to an unprivileged host uid can read them."""
     try:
         host_resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
         host_resolv = ""
+    resolv = own_resolv_conf(host_resolv, nameservers) if nameservers else \
+        resolv_conf(host_resolv, host_network)
     contents = {
-        "/etc/hosts": ("hosts", hosts_file(hostname)),
+        "/etc/hosts": ("hosts", hosts_file(hostname, addresses)),
         "/etc/hostname": ("hostname", hostname + "\n"),
-        "/etc/resolv.conf": ("resolv.conf", resolv_conf(host_resolv, host_network)),
+        "/etc/resolv.conf": ("resolv.conf", resolv),
     }
     files = {}
     for target, (name, text) in contents.items():

@@ -139,7 +139,9 @@ async def list_containers(svc: Svc, ctx: Ctx, all: str | None = None, limit: int
     now = time.time()
 
     def shape() -> list[dict[str, Any]]:
-        return [shapes.summary(row, config_of(row.image_id), now) for row in rows]
+        nets = svc.networks.states([r.id for r in rows]) if svc.networks else {}
+        return [shapes.summary(row, config_of(row.image_id), now, nets.get(row.id))
+                for row in rows]
 
     return await asyncio.to_thread(shape)
 
@@ -189,7 +191,8 @@ async def inspect(ref: str, svc: Svc, ctx: Ctx, size: str | None = None) -> Any:
     row = await _call(ref, svc.containers.get, ctx, ref)
     config = await asyncio.to_thread(_image_configs(svc, ctx), row.image_id)
     ids = await asyncio.to_thread(_network_ids, svc, ctx, list(shapes.networks(row.spec)))
-    return shapes.inspect(row, config, ids)
+    nets = await asyncio.to_thread(svc.networks.states, [row.id]) if svc.networks else {}
+    return shapes.inspect(row, config, ids, nets.get(row.id))
 
 
 def _network_ids(svc: Services, ctx: Context, names: list[str]) -> dict[str, str]:

@@ -1,11 +1,12 @@
 """Networks: list, inspect, create, remove, prune, connect, disconnect.
 
-Networks are recorded (service/networks.py) and shown as Docker shows them; no container
-gets an address from them yet, so the addresses in the answers are empty.
+Bridge networks of the project (service/networks.py): a subnet each, an address for each
+container on them (service/endpoints.py), shown as Docker shows them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -26,8 +27,8 @@ CREATE_FIELDS = {"Name", "CheckDuplicate", "Driver", "Internal", "Attachable", "
                  "IPAM", "EnableIPv6", "Options", "Labels", "Scope", "ConfigOnly",
                  "ConfigFrom"}
 POOL_FIELDS = {"Subnet": "subnet", "Gateway": "gateway", "IPRange": "ip_range"}
-# Endpoint settings a connect may name only empty: Berth assigns no addresses or links.
-UNHONOURED_ENDPOINT = ("IPAMConfig", "Links", "MacAddress", "DriverOpts", "IPAddress",
+# Endpoint settings a connect may name only empty (the addresses are Berth's to give).
+UNHONOURED_ENDPOINT = ("Links", "MacAddress", "DriverOpts", "IPAddress",
                        "IPPrefixLen", "GlobalIPv6Address", "IPv6Gateway", "Gateway")
 
 
@@ -41,10 +42,15 @@ def network_shape(svc: Services, ctx: Context, net: NetworkView, *,
                   containers: bool) -> dict[str, Any]:
     members: dict[str, Any] = {}
     if containers:
-        for row, _aliases in networks_of(svc).members(ctx, net):
+        rows = networks_of(svc).members(ctx, net)
+        states = networks_of(svc).states([r.id for r, _ in rows])
+        for row, _aliases in rows:
+            at = next((a for a in states[row.id].attachments if a.network_id == net.id), None)
             endpoint = hashlib.sha256(f"{net.id}/{row.id}".encode()).hexdigest()
-            members[row.id] = {"Name": row.name, "EndpointID": endpoint, "MacAddress": "",
-                               "IPv4Address": "", "IPv6Address": ""}
+            members[row.id] = {"Name": row.name, "EndpointID": endpoint,
+                               "MacAddress": at.mac if at else "",
+                               "IPv4Address": f"{at.address}/{at.prefixlen}" if at else "",
+                               "IPv6Address": ""}
     ipam = net.ipam or {}
     pools = [{key: pool[field] for key, field in POOL_FIELDS.items() if pool.get(field)}
              for pool in ipam.get("config", [])]
@@ -141,15 +147,20 @@ async def connect(ref: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     endpoint = body.get("EndpointConfig") or {}
     if not isinstance(endpoint, dict):
         raise InvalidArgument("EndpointConfig: expected an object")
+    ipam = endpoint.get("IPAMConfig") or {}
+    if not isinstance(ipam, dict) or any(v for k, v in ipam.items() if k != "IPv4Address"):
+        raise InvalidArgument("EndpointConfig.IPAMConfig: only IPv4Address is supported")
+    address = ipam.get("IPv4Address") or None
+    if address is not None and not isinstance(address, str):
+        raise InvalidArgument("EndpointConfig.IPAMConfig.IPv4Address: expected a string")
     for key in UNHONOURED_ENDPOINT:
         value = endpoint.get(key)
         if value and not (isinstance(value, dict) and not any(value.values())):
-            raise InvalidArgument(f"EndpointConfig.{key} is not supported: containers get "
-                                  "no addresses or links from Berth's networks yet")
+            raise InvalidArgument(f"EndpointConfig.{key} is not supported by Berth")
     aliases = endpoint.get("Aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise InvalidArgument("EndpointConfig.Aliases: expected a list of names")
-    networks_of(svc).connect(ctx, ref, row, aliases)
+    await asyncio.to_thread(networks_of(svc).connect, ctx, ref, row, aliases, address)
     return Response(status_code=200)
 
 
@@ -157,5 +168,5 @@ async def connect(ref: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
 async def disconnect(ref: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     body = await read_json(request)
     row = svc.containers.get(ctx, _container_of(body))
-    networks_of(svc).disconnect(ctx, ref, row)
+    await asyncio.to_thread(networks_of(svc).disconnect, ctx, ref, row)
     return Response(status_code=200)

@@ -1,0 +1,270 @@
+"""The host side of bridge networking, level-triggered from the store's endpoint rows.
+
+* A container with endpoints gets a persistent network namespace (RUN_ROOT/netns/<id>): runc
+  joins it, it outlives berthd and survives the container's restarts (same address), and it
+  goes when the container is removed (its veths die with it).
+* ``plumb`` makes the namespace match the rows: a bridge per network, a veth per endpoint.
+* ``sync`` renders the whole nftables table (egress NAT, isolation, published ports of running
+  containers) from the store and swaps it in when it changed, removes bridges of networks that
+  are gone, and refreshes the DNS responders: one listener on each bridge's gateway, answering
+  the names of the containers on that network (and only to that network's subnet).
+
+Everything is derived again from the store after a restart, so a kill -9 at any point is
+repaired by the next sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+
+from sqlalchemy import select
+
+from berth.network import dns, links, netns, nft
+from berth.network.dnsserver import DnsBindError, DnsResponder
+from berth.service.endpoints import endpoints_of, mac_for
+from berth.store.db import Store
+from berth.store.models import Container, Endpoint, Network, PortBinding
+
+log = logging.getLogger("berth.agent.net")
+RUNNING = ("running", "paused", "restarting")
+SYNC_DELAY = 0.05  # coalesce the syncs a burst of changes asks for
+
+
+@dataclass
+class NetPlan:
+    """What a container's network namespace should hold (from its endpoint rows)."""
+
+    nameservers: list[str] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)
+
+
+def table_name(run_root: Path) -> str:
+    """One table per daemon: the default run root owns ``berth``, test daemons their own."""
+    if run_root == Path("/run/berth"):
+        return "berth"
+    return "berth_" + hashlib.sha256(str(run_root).encode()).hexdigest()[:10]
+
+
+class NetOps:
+    def __init__(self, store: Store, run_root: Path, host: str) -> None:
+        self.store = store
+        self.host = host
+        self.dir = run_root / "netns"
+        self.table = table_name(run_root)
+        self._applied: str | None = None
+        self._pending: asyncio.Task[None] | None = None
+        self._dns: DnsResponder | None = None
+        self._names: dict[str, dict[str, list[str]]] = {}  # network id -> name -> addresses
+        self._listening: dict[str, str] = {}  # network id -> gateway served
+        self._lock = asyncio.Lock()
+        self._replumb: set[tuple[str, str | None]] = set()  # (owner, network it left)
+
+    def bridge(self, network_id: str) -> str:
+        """Per daemon (its table names it): two daemons on one host (tests do that) never
+        share a bridge even when their stores hold the same network id."""
+        return links.bridge_name(f"{self.table}/{network_id}")
+
+    def netns_path(self, owner_id: str) -> Path:
+        return self.dir / owner_id
+
+    # -- one container ----------------------------------------------------------------------
+
+    def plumb(self, owner_id: str) -> tuple[Path, NetPlan] | None:
+        """Make the owner's namespace match its endpoints (blocking: run off the loop).
+        None when it has no endpoint (network none or host)."""
+        with self.store.session() as s:
+            eps = endpoints_of(s, owner_id)
+        if not eps:
+            return None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.netns_path(owner_id)
+        netns.create(path)
+        plan = NetPlan()
+        for i, (ep, net) in enumerate(eps):
+            assert net.subnet is not None and net.gateway is not None
+            subnet = IPv4Network(net.subnet)
+            self.mark_bridge(net.id)
+            links.ensure_bridge(self.bridge(net.id),
+                                IPv4Interface(f"{net.gateway}/{subnet.prefixlen}"), net.mtu)
+            links.attach(self.bridge(net.id), path, links.veth_name(owner_id, net.id),
+                         ep.ifname, IPv4Interface(f"{ep.address}/{subnet.prefixlen}"),
+                         IPv4Address(net.gateway) if i == 0 else None, net.mtu,
+                         mac=mac_for(ep.address))
+            plan.nameservers.append(net.gateway)
+            plan.addresses.append(ep.address)
+        return path, plan
+
+    def unplug(self, owner_id: str, network_id: str) -> None:
+        links.detach(links.veth_name(owner_id, network_id))
+
+    def _replumb_one(self, owner_id: str, left: str | None) -> None:
+        """A connect or disconnect while the owner runs: its namespace follows the rows."""
+        try:
+            if left is not None:
+                self.unplug(owner_id, left)
+            if self.netns_path(owner_id).exists():
+                self.plumb(owner_id)
+        except Exception:
+            log.exception("network change of %s", owner_id[:12])
+
+    def release(self, owner_id: str) -> None:
+        """The owner is gone: its namespace (and with it the container ends of its veths)."""
+        path = self.netns_path(owner_id)
+        if path.exists():
+            netns.remove(path)
+
+    # -- the host as a whole ------------------------------------------------------------------
+
+    def changed(self, owner_id: str | None, left: str | None) -> None:
+        """The hub's news: ``owner_id`` joined or ``left`` a network (its id) while running."""
+        if owner_id is not None:
+            self._replumb.add((owner_id, left))
+        self.request_sync()
+
+    def request_sync(self) -> None:
+        """Sync soon; calls in a burst coalesce into one."""
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.get_running_loop().create_task(self._sync_later())
+
+    async def _sync_later(self) -> None:
+        await asyncio.sleep(SYNC_DELAY)
+        try:
+            await self.sync()
+        except Exception:  # the next change or sweep tries again
+            log.exception("network sync failed")
+
+    async def sync(self) -> None:
+        async with self._lock:
+            todo, self._replumb = self._replumb, set()
+            for owner, left in todo:
+                await asyncio.to_thread(self._replumb_one, owner, left)
+            rules, names, nets = await asyncio.to_thread(self._read)
+            text = nft.render(rules, table=self.table)
+            if text != self._applied:
+                await asyncio.to_thread(nft.apply, rules, table=self.table)
+                self._applied = text
+            self._names = names
+            await asyncio.to_thread(self._collect_garbage, nets)
+            await self._serve_dns(nets)
+
+    def _read(self) -> tuple[nft.Ruleset, dict[str, dict[str, list[str]]], list[Network]]:
+        with self.store.session() as s:
+            nets = list(s.scalars(select(Network).where(Network.subnet.is_not(None))))
+            rows = s.execute(select(Endpoint, Container).join(
+                Container, Container.id == Endpoint.owner_id).where(
+                Container.host == self.host)).all()
+            bindings = list(s.scalars(select(PortBinding)))
+        by_owner: dict[str, list[Endpoint]] = {}
+        names: dict[str, dict[str, list[str]]] = {}
+        running: set[str] = set()
+        for ep, c in rows:
+            by_owner.setdefault(c.id, []).append(ep)
+            if c.status in RUNNING:
+                running.add(c.id)
+            table = names.setdefault(ep.network_id, {})
+            for name in {c.name, c.id[:12], c.id, *(ep.aliases or []),
+                         (c.spec or {}).get("hostname") or c.id[:12]}:
+                table.setdefault(name.lower(), []).append(ep.address)
+        ports = []
+        for b in bindings:
+            eps = sorted(by_owner.get(b.owner_id, []), key=lambda e: e.ifname)
+            if b.owner_id in running and eps:
+                ports.append(nft.PortMap(host_ip=None if b.host_ip == "0.0.0.0"
+                                         else IPv4Address(b.host_ip), host_port=b.host_port,
+                                         proto=b.proto, ip=IPv4Address(eps[0].address),
+                                         port=b.container_port))  # type: ignore[arg-type]
+        bridges = [nft.BridgeNet(bridge=self.bridge(n.id), subnet=IPv4Network(n.subnet),
+                                 gateway=IPv4Address(n.gateway), internal=n.internal,
+                                 project=n.project_id) for n in nets]  # type: ignore[arg-type]
+        return nft.Ruleset(nets=bridges, ports=ports), names, nets
+
+    def _collect_garbage(self, nets: list[Network]) -> None:
+        """Bridges whose network is gone; namespaces whose owner is gone."""
+        wanted = {self.bridge(n.id) for n in nets}
+        for name in links.links(links.BRIDGE_PREFIX):
+            if links.owned(name) and name not in wanted and self._ours(name):
+                with contextlib.suppress(Exception):
+                    links.remove_bridge(name)
+                    (self.dir / f".bridge-{name}").unlink(missing_ok=True)
+        if self.dir.exists():
+            with self.store.session() as s:
+                owners = set(s.scalars(select(Container.id).where(
+                    Container.host == self.host)))
+            for entry in self.dir.iterdir():
+                if not entry.name.startswith(".") and entry.name not in owners:
+                    with contextlib.suppress(Exception):
+                        netns.remove(entry)
+
+    def _ours(self, bridge: str) -> bool:
+        """A bridge of this daemon's (its marker file): another daemon's are left alone."""
+        return (self.dir / f".bridge-{bridge}").exists()
+
+    def mark_bridge(self, network_id: str) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / f".bridge-{self.bridge(network_id)}").touch()
+
+    # -- DNS ------------------------------------------------------------------------------
+
+    async def _serve_dns(self, nets: list[Network]) -> None:
+        if self._dns is None:
+            try:
+                text = Path("/etc/resolv.conf").read_text()
+            except OSError:
+                text = ""
+            self._dns = DnsResponder(lambda _n, _t: None, dns.upstreams(text))
+        present = set(await asyncio.to_thread(links.links, links.BRIDGE_PREFIX))
+        wanted = {n.id: n for n in nets if self.bridge(n.id) in present}
+        for nid, gateway in list(self._listening.items()):
+            if nid not in wanted or wanted[nid].gateway != gateway:
+                await self._dns.unlisten((gateway, 53))
+                del self._listening[nid]
+        for nid, net in wanted.items():
+            if nid in self._listening:
+                continue
+            try:
+                await self._dns.listen((str(net.gateway), 53), lookup=self._lookup(nid),
+                                       clients=[str(net.subnet)])
+                self._listening[nid] = str(net.gateway)
+            except DnsBindError as e:  # the bridge is not up yet: the next sync retries
+                log.info("DNS on %s: %s", net.gateway, e)
+
+    def _lookup(self, network_id: str) -> dns.Lookup:
+        def lookup(qname: str, qtype: str) -> dns.Answer | None:
+            table = self._names.get(network_id, {})
+            if qtype == "PTR":
+                address = dns.reverse_address(qname)
+                if address is None:
+                    return None
+                found = sorted(n for n, ips in table.items() if address in ips and "." not in n)
+                return dns.Answer(names=tuple(found[:1])) if found else None
+            ips = table.get(qname)
+            return dns.Answer(addresses=tuple(ips)) if ips else None
+        return lookup
+
+    async def close(self) -> None:
+        if self._dns is not None:
+            await self._dns.stop()
+
+
+def forget_host(run_root: Path) -> None:
+    """Remove what a daemon made on the host for its networks: namespaces, bridges (its
+    marker files name them), its nftables table. For a host (or a test) done with Berth;
+    a running berthd never calls it (containers outlive it)."""
+    ns_dir = run_root / "netns"
+    if ns_dir.exists():
+        for entry in ns_dir.iterdir():
+            if entry.name.startswith(".bridge-"):
+                with contextlib.suppress(Exception):
+                    links.remove_bridge(entry.name.removeprefix(".bridge-"))
+                entry.unlink(missing_ok=True)
+            else:
+                with contextlib.suppress(Exception):
+                    netns.remove(entry)
+    with contextlib.suppress(Exception):
+        nft.clear(table=table_name(run_root))
