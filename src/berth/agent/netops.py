@@ -1,9 +1,10 @@
 """The host side of bridge networking, level-triggered from the store's endpoint rows.
 
-* A container with endpoints gets a persistent network namespace (RUN_ROOT/netns/<id>): runc
-  joins it, it outlives berthd and survives the container's restarts (same address), and it
-  goes when the container is removed (its veths die with it).
-* ``plumb`` makes the namespace match the rows: a bridge per network, a veth per endpoint.
+* A container's network namespace is the runtime's (so the container's user namespace owns it:
+  exec and sysfs work); between ``runc create`` and ``start``, ``plumb`` puts a veth per
+  endpoint into it, on a bridge per network. It lives as long as the container's process:
+  berthd may die meanwhile; at the next start it is made and plumbed again (same address,
+  the store keeps it).
 * ``sync`` renders the whole nftables table (egress NAT, isolation, published ports of running
   containers) from the store and swaps it in when it changed, removes bridges of networks that
   are gone, and refreshes the DNS responders: one listener on each bridge's gateway, answering
@@ -59,6 +60,7 @@ class NetOps:
         self.table = table_name(run_root)
         self._applied: str | None = None
         self._pending: asyncio.Task[None] | None = None
+        self._dirty = False
         self._dns: DnsResponder | None = None
         self._names: dict[str, dict[str, list[str]]] = {}  # network id -> name -> addresses
         self._listening: dict[str, str] = {}  # network id -> gateway served
@@ -75,17 +77,23 @@ class NetOps:
 
     # -- one container ----------------------------------------------------------------------
 
-    def plumb(self, owner_id: str) -> tuple[Path, NetPlan] | None:
-        """Make the owner's namespace match its endpoints (blocking: run off the loop).
-        None when it has no endpoint (network none or host)."""
+    def plan(self, owner_id: str) -> NetPlan | None:
+        """What the owner's /etc/hosts and resolv.conf say; None without endpoints."""
         with self.store.session() as s:
             eps = endpoints_of(s, owner_id)
         if not eps:
             return None
-        self.dir.mkdir(parents=True, exist_ok=True)
+        return NetPlan(nameservers=[n.gateway for _, n in eps if n.gateway],
+                       addresses=[e.address for e, _ in eps])
+
+    def plumb(self, owner_id: str, pid: int) -> None:
+        """Make the network namespace of process ``pid`` (the container's, made by the
+        runtime so that the container's user namespace owns it) match the owner's endpoints:
+        a bridge per network, a veth per endpoint (blocking: run off the loop)."""
+        with self.store.session() as s:
+            eps = endpoints_of(s, owner_id)
         path = self.netns_path(owner_id)
-        netns.create(path)
-        plan = NetPlan()
+        netns.pin(f"/proc/{pid}/ns/net", path)
         for i, (ep, net) in enumerate(eps):
             assert net.subnet is not None and net.gateway is not None
             subnet = IPv4Network(net.subnet)
@@ -96,9 +104,6 @@ class NetOps:
                          ep.ifname, IPv4Interface(f"{ep.address}/{subnet.prefixlen}"),
                          IPv4Address(net.gateway) if i == 0 else None, net.mtu,
                          mac=mac_for(ep.address))
-            plan.nameservers.append(net.gateway)
-            plan.addresses.append(ep.address)
-        return path, plan
 
     def unplug(self, owner_id: str, network_id: str) -> None:
         links.detach(links.veth_name(owner_id, network_id))
@@ -108,16 +113,18 @@ class NetOps:
         try:
             if left is not None:
                 self.unplug(owner_id, left)
-            if self.netns_path(owner_id).exists():
-                self.plumb(owner_id)
+            with self.store.session() as s:
+                row = s.get(Container, owner_id)
+                pid = row.pid if row is not None and row.status in RUNNING else 0
+            if pid:
+                self.plumb(owner_id, pid)
         except Exception:
             log.exception("network change of %s", owner_id[:12])
 
     def release(self, owner_id: str) -> None:
-        """The owner is gone: its namespace (and with it the container ends of its veths)."""
-        path = self.netns_path(owner_id)
-        if path.exists():
-            netns.remove(path)
+        """The owner stopped or is gone: unpin its namespace, so that it (and its veths) end
+        with its process."""
+        netns.remove(self.netns_path(owner_id))
 
     # -- the host as a whole ------------------------------------------------------------------
 
@@ -128,16 +135,20 @@ class NetOps:
         self.request_sync()
 
     def request_sync(self) -> None:
-        """Sync soon; calls in a burst coalesce into one."""
+        """Sync soon; calls in a burst coalesce into one, and a call made while a sync runs
+        gets another one after it."""
+        self._dirty = True
         if self._pending is None or self._pending.done():
             self._pending = asyncio.get_running_loop().create_task(self._sync_later())
 
     async def _sync_later(self) -> None:
-        await asyncio.sleep(SYNC_DELAY)
-        try:
-            await self.sync()
-        except Exception:  # the next change or sweep tries again
-            log.exception("network sync failed")
+        while self._dirty:
+            await asyncio.sleep(SYNC_DELAY)
+            self._dirty = False
+            try:
+                await self.sync()
+            except Exception:  # the next change or sweep tries again
+                log.exception("network sync failed")
 
     async def sync(self) -> None:
         async with self._lock:
@@ -185,7 +196,7 @@ class NetOps:
         return nft.Ruleset(nets=bridges, ports=ports), names, nets
 
     def _collect_garbage(self, nets: list[Network]) -> None:
-        """Bridges whose network is gone; namespaces whose owner is gone."""
+        """Bridges whose network is gone; pins of owners no longer running."""
         wanted = {self.bridge(n.id) for n in nets}
         for name in links.links(links.BRIDGE_PREFIX):
             if links.owned(name) and name not in wanted and self._ours(name):
@@ -194,10 +205,10 @@ class NetOps:
                     (self.dir / f".bridge-{name}").unlink(missing_ok=True)
         if self.dir.exists():
             with self.store.session() as s:
-                owners = set(s.scalars(select(Container.id).where(
-                    Container.host == self.host)))
+                live = set(s.scalars(select(Container.id).where(
+                    Container.host == self.host, Container.status.in_(RUNNING))))
             for entry in self.dir.iterdir():
-                if not entry.name.startswith(".") and entry.name not in owners:
+                if not entry.name.startswith(".") and entry.name not in live:
                     with contextlib.suppress(Exception):
                         netns.remove(entry)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from berth.agent import policy, specbuild
-from berth.errors import BerthError, Conflict, InvalidArgument
+from berth.errors import BerthError, Conflict, InvalidArgument, RuntimeFailure
 from berth.image.layers import LayerStore
 from berth.image.types import LayerRef
 from berth.runtime.base import Observed, RuntimeBackend, Status
@@ -112,6 +112,7 @@ class ContainerOps:
                   finished_at=obs.finished_at or time.time(), error=error, health=None)
         await self.run(self.backend.release, row.id)
         if self.net is not None:
+            await self.run(self.net.release, row.id)
             self.net.request_sync()
         if obs.oom_killed:
             self.event(row, "oom")
@@ -125,13 +126,20 @@ class ContainerOps:
         layers = await self.run(self.layer_dirs, image)
         spec = specbuild.build_spec(row.id, row.name, row.spec, image.config, layers,
                                     self.idmaps.for_project(row.project_id))
-        plumbed = await self.run(self.net.plumb, row.id) if self.net is not None else None
-        if plumbed is not None:
-            path, plan = plumbed
-            spec = dataclasses.replace(spec, netns_path=str(path), addresses=plan.addresses,
+        plan = await self.run(self.net.plan, row.id) if self.net is not None else None
+        if plan is not None:
+            spec = dataclasses.replace(spec, addresses=plan.addresses,
                                        nameservers=plan.nameservers)
         try:  # create releases whatever a previous run left
             await self.run(self.backend.create, spec)
+            if plan is not None and self.net is not None:  # its interfaces, before it runs
+                created = await self.run(self.backend.state, row.id)
+                try:
+                    await self.run(self.net.plumb, row.id, created.pid)
+                except BerthError:
+                    raise
+                except Exception as e:  # netlink or nft: name it, release what was made
+                    raise RuntimeFailure(f"network setup failed: {e}") from e
             await self.run(self.backend.start, row.id)
         except BerthError as e:
             await self.run(self.backend.release, row.id)

@@ -127,6 +127,21 @@ def create(path: Path) -> None:
         _run_in_thread(make)
 
 
+def pin(source: str, path: Path) -> None:
+    """Bind-mount an existing namespace (``/proc/PID/ns/net``) at *path*: a stable name for
+    it while its process lives (and after, until :func:`remove`). Idempotent; a pin of
+    another namespace at *path* is replaced."""
+    with _lock:
+        if is_netns(path):
+            if os.stat(path).st_ino == os.stat(source).st_ino:
+                return
+            _check(_libc.umount2(os.fsencode(path), MNT_DETACH), "umount", path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o444))
+        _check(_libc.mount(os.fsencode(source), os.fsencode(path), None, MS_BIND, None),
+               "bind mount", path)
+
+
 def remove(path: Path) -> None:
     """Unmount and delete the namespace file at *path*. Idempotent (missing is fine).
 

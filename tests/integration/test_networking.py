@@ -1,0 +1,250 @@
+"""Bridge networking with real namespaces, veths, bridges and nftables, seen from inside busybox
+containers (wget, nslookup) and from the host: addresses, names, published ports, isolation
+between projects, connect/disconnect, bad input, a kill -9 of berthd, and nothing left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from berth.client import APIError, Client
+from tests.integration.daemon import Daemon
+from tests.integration.dockertools import docker, docker_json
+
+pytestmark = pytest.mark.integration
+HTTPD = "echo {name} > /index.html; exec httpd -f -p {port} -h /"
+
+
+def serve(d: Daemon, name: str, *args: str, port: int = 8080) -> str:
+    """A busybox web server answering its own name (once it answers inside)."""
+    cid = docker(d, "run", "-d", "--name", name, *args, "busybox", "sh", "-c",
+                 HTTPD.format(name=name, port=port)).stdout.strip()
+    deadline = time.monotonic() + 10
+    while docker(d, "exec", cid, "wget", "-q", "-O-", f"http://127.0.0.1:{port}/",
+                 check=False).returncode != 0:
+        assert time.monotonic() < deadline, f"{name} never served"
+        time.sleep(0.05)
+    return cid
+
+
+def fetch(d: Daemon, url: str, *args: str, timeout: int = 3) -> str:
+    """wget from a throwaway container ("" when it cannot reach the URL)."""
+    # busybox-static's wget -T crashes on this host: the timeout applet bounds it instead,
+    # under a shell (as PID 1 wget would ignore the applet's SIGTERM)
+    res = docker(d, "run", "--rm", *args, "busybox", "sh", "-c",
+                 f"timeout {timeout} wget -q -O- {url}; exit $?", check=False)
+    return res.stdout.strip() if res.returncode == 0 else ""
+
+
+def host_fetch(url: str) -> str:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - loopback
+                return resp.read().decode().strip()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ip_of(d: Daemon, name: str, network: str) -> str:
+    nets = docker_json(d, "inspect", name)[0]["NetworkSettings"]["Networks"]
+    return str(nets[network]["IPAddress"])
+
+
+def host_links() -> set[str]:
+    out = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    return {line.split()[0].split("@")[0] for line in out.splitlines() if line.strip()}
+
+
+def test_addresses_names_and_published_ports(daemon: Daemon) -> None:
+    d = daemon
+    docker(d, "network", "create", "--subnet", "10.231.7.0/24", "web")
+    port = free_port()
+    try:
+        serve(d, "front", "--network", "web", "--network-alias", "www", "-p", f"{port}:8080")
+        serve(d, "back", "--network", "web", "--ip", "10.231.7.50")
+        assert ip_of(d, "back", "web") == "10.231.7.50"
+        front_ip = ip_of(d, "front", "web")
+        assert front_ip.startswith("10.231.7.") and front_ip != "10.231.7.50"
+        # by address, by name, by alias, from a container on the same network
+        assert fetch(d, "http://10.231.7.50:8080/", "--network", "web") == "back"
+        assert fetch(d, "http://back:8080/", "--network", "web") == "back"
+        assert fetch(d, "http://www:8080/", "--network", "web") == "front"
+        # the published port from the host (localhost and the bridge's gateway)
+        assert host_fetch(f"http://127.0.0.1:{port}/") == "front"
+        gateway = docker_json(d, "network", "inspect", "web")[0]["IPAM"]["Config"][0][
+            "Gateway"]
+        assert host_fetch(f"http://{gateway}:{port}/") == "front"
+        # hairpin: a container on another network reaches it through the host's address
+        assert fetch(d, f"http://{gateway}:{port}/") == "front"
+        # inspect and ps show the binding; resolv.conf names the network's responder
+        ports = docker_json(d, "inspect", "front")[0]["NetworkSettings"]["Ports"]
+        assert ports["8080/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port)}]
+        assert f"0.0.0.0:{port}->8080/tcp" in docker(d, "ps").stdout
+        resolv = docker(d, "exec", "front", "cat", "/etc/resolv.conf").stdout
+        assert f"nameserver {gateway}" in resolv
+        # the responder answers our names; others go to the host's resolvers (no answer)
+        res = docker(d, "run", "--rm", "--network", "web", "busybox", "nslookup", "back")
+        assert "Address: 10.231.7.50" in res.stdout
+        res = docker(d, "run", "--rm", "--network", "web", "busybox", "nslookup",
+                     "no-such-name.invalid", check=False)
+        assert "can't find no-such-name.invalid" in res.stdout + res.stderr
+    finally:
+        docker(d, "rm", "-f", "front", "back", check=False)
+        docker(d, "network", "rm", "web", check=False)
+
+
+def test_ephemeral_port_udp_and_host_port_conflicts(daemon: Daemon) -> None:
+    d = daemon
+    cid = serve(d, "eph", "-p", "127.0.0.1::8080", "-p", "5353/udp")
+    try:
+        ports = docker_json(d, "inspect", cid)[0]["NetworkSettings"]["Ports"]
+        [binding] = ports["8080/tcp"]
+        assert binding["HostIp"] == "127.0.0.1" and int(binding["HostPort"]) >= 32768
+        assert int(ports["5353/udp"][0]["HostPort"]) >= 32768
+        assert host_fetch(f"http://127.0.0.1:{binding['HostPort']}/") == "eph"
+        # the same host port again: refused, naming it; nothing made
+        taken = binding["HostPort"]
+        res = docker(d, "run", "-d", "-p", f"127.0.0.1:{taken}:80", "busybox", "true",
+                     check=False)
+        assert res.returncode != 0 and f"{taken}/tcp is already published" in res.stderr
+        # a port something else on the host holds
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            held = holder.getsockname()[1]
+            res = docker(d, "create", "-p", f"127.0.0.1:{held}:80", "busybox", "true",
+                         check=False)
+            assert res.returncode != 0 and "in use on the host" in res.stderr
+    finally:
+        docker(d, "rm", "-f", cid, check=False)
+    assert "eph" not in docker(d, "ps", "-a").stdout
+
+
+def test_bad_network_input(daemon: Daemon) -> None:
+    d = daemon
+    docker(d, "network", "create", "--subnet", "10.232.0.0/24", "one")
+    try:
+        res = docker(d, "network", "create", "--subnet", "10.232.0.128/25", "two",
+                     check=False)
+        assert res.returncode != 0 and "overlaps" in res.stderr
+        res = docker(d, "run", "--rm", "--network", "one", "--ip", "10.9.9.9", "busybox",
+                     "true", check=False)
+        assert res.returncode != 0 and "not in network one's subnet" in res.stderr
+        box = docker(d, "run", "-d", "--network", "one", "--ip", "10.232.0.9", "busybox",
+                     "sleep", "60").stdout.strip()
+        res = docker(d, "run", "--rm", "--network", "one", "--ip", "10.232.0.9", "busybox",
+                     "true", check=False)
+        assert res.returncode != 0 and "already in use" in res.stderr
+        res = docker(d, "run", "--rm", "--network", "one", "--ip", "10.232.0.1", "busybox",
+                     "true", check=False)
+        assert res.returncode != 0 and "reserved" in res.stderr
+        docker(d, "rm", "-f", box)
+    finally:
+        docker(d, "network", "rm", "one", check=False)
+
+
+def test_connect_and_disconnect_a_running_container(daemon: Daemon) -> None:
+    d = daemon
+    docker(d, "network", "create", "side")
+    try:
+        serve(d, "joiner")
+        docker(d, "network", "connect", "--alias", "j2", "side", "joiner")
+        side_ip = ip_of(d, "joiner", "side")
+        assert side_ip in docker(d, "exec", "joiner", "ip", "-4", "addr").stdout
+        assert fetch(d, "http://j2:8080/", "--network", "side") == "joiner"
+        docker(d, "network", "disconnect", "side", "joiner")
+        deadline = time.monotonic() + 10
+        while side_ip in docker(d, "exec", "joiner", "ip", "-4", "addr").stdout:
+            assert time.monotonic() < deadline, "the interface stayed after disconnect"
+            time.sleep(0.1)
+        assert fetch(d, f"http://{side_ip}:8080/", "--network", "side", timeout=1) == ""
+    finally:
+        docker(d, "rm", "-f", "joiner", check=False)
+        docker(d, "network", "rm", "side", check=False)
+
+
+def test_projects_cannot_reach_each_other(daemon: Daemon) -> None:
+    d = daemon
+    d.client.projects.create("net-other")
+    other = Client(d.host, project="net-other")
+    other.images.build_base("busybox")
+    serve(d, "mine")
+    mine_ip = ip_of(d, "mine", "bridge")
+    theirs = other.containers.create({"image": "busybox", "name": "theirs",
+                                      "networks": {"bridge": []},
+                                      "command": ["sh", "-c", HTTPD.format(name="theirs",
+                                                                           port=8080)]})
+    try:
+        other.containers.start(theirs["id"])
+        pid = other.containers.get(theirs["id"])["state"]["pid"]
+        their_ip = json.loads(subprocess.run(
+            ["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-j", "-4", "addr", "show", "eth0"],
+            capture_output=True, text=True, check=True).stdout)[0]["addr_info"][0]["local"]
+        # the two default bridges are different subnets; neither reaches the other
+        assert their_ip.rpartition(".")[0] != mine_ip.rpartition(".")[0]
+        assert fetch(d, f"http://{their_ip}:8080/", timeout=1) == ""
+        # and our names are not theirs: "theirs" does not resolve on our network
+        res = docker(d, "run", "--rm", "busybox", "nslookup", "theirs", check=False)
+        assert their_ip not in res.stdout
+        assert fetch(d, f"http://{mine_ip}:8080/") == "mine"
+    finally:
+        docker(d, "rm", "-f", "mine", check=False)
+        with contextlib.suppress(APIError):
+            other.containers.remove(theirs["id"], force=True)
+
+
+def test_removing_everything_leaves_nothing(own_daemon: Daemon) -> None:
+    d = own_daemon
+    before = host_links()
+    docker(d, "network", "create", "gone")
+    cid = serve(d, "temp", "--network", "gone", "-p", f"{free_port()}:8080")
+    table = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    made = host_links() - before
+    assert len([n for n in made if n.startswith("bth")]) == 1
+    assert len([n for n in made if n.startswith("vb")]) == 1
+    docker(d, "rm", "-f", cid)
+    docker(d, "network", "rm", "gone")
+    deadline = time.monotonic() + 10
+    while host_links() - before:
+        assert time.monotonic() < deadline, f"left behind: {host_links() - before}"
+        time.sleep(0.1)
+    assert not any(line.split()[4].startswith(str(d.run_root))
+                   for line in Path("/proc/self/mountinfo").read_text().splitlines())
+    assert "berth" in table  # the daemon's table existed while the port was published
+
+
+def test_kill_9_keeps_the_network_and_berthd_picks_it_up(own_daemon: Daemon) -> None:
+    d = own_daemon
+    port = free_port()
+    serve(d, "survivor", "-p", f"{port}:8080")
+    serve(d, "peer")
+    assert fetch(d, "http://survivor:8080/") == "survivor"
+    assert d.proc is not None
+    d.proc.kill()
+    d.proc.wait()
+    # the daemon is gone: the container still answers on its published port
+    assert host_fetch(f"http://127.0.0.1:{port}/") == "survivor"
+    d.start()
+    assert host_fetch(f"http://127.0.0.1:{port}/") == "survivor"
+    deadline = time.monotonic() + 15
+    while fetch(d, "http://survivor:8080/") != "survivor":  # DNS is served again
+        assert time.monotonic() < deadline, "names did not resolve after the restart"
+        time.sleep(0.2)
+    docker(d, "rm", "-f", "survivor", "peer")
