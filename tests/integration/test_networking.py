@@ -248,3 +248,21 @@ def test_kill_9_keeps_the_network_and_berthd_picks_it_up(own_daemon: Daemon) -> 
         assert time.monotonic() < deadline, "names did not resolve after the restart"
         time.sleep(0.2)
     docker(d, "rm", "-f", "survivor", "peer")
+
+
+def test_berth_cli_networking(daemon: Daemon) -> None:
+    d = daemon
+    port = free_port()
+    d.cli("run", "-d", "--name", "native", "--network", "bridge", "--network-alias", "nat",
+          "-p", f"127.0.0.1:{port}:8080", "busybox", "sh", "-c",
+          HTTPD.format(name="native", port=8080))
+    try:
+        assert host_fetch(f"http://127.0.0.1:{port}/") == "native"
+        assert fetch(d, "http://nat:8080/") == "native"
+        bad = d.cli("run", "--rm", "-p", "80", "busybox", "true", check=False)
+        assert bad.returncode == 125 and "published ports need a network" in bad.stderr
+        bad = d.cli("run", "--rm", "--network", "bridge", "-p", "1:2:3:4", "busybox", "true",
+                    check=False)
+        assert bad.returncode == 125 and "invalid -p" in bad.stderr
+    finally:
+        d.cli("rm", "-f", "native", check=False)

@@ -129,6 +129,38 @@ def resources(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def parse_publish(text: str) -> dict[str, Any]:
+    """-p [IP:][HOST_PORT:]PORT[/PROTO], as docker reads it."""
+    rest, _, proto = text.partition("/")
+    parts = rest.split(":")
+    if len(parts) > 3 or not all(p.isdigit() for p in parts[-1:]) or not parts[-1]:
+        raise UsageError(f"invalid -p {text!r}: expected [IP:][HOST_PORT:]PORT[/tcp|udp]")
+    host_ip = parts[0] if len(parts) == 3 else "0.0.0.0"
+    host_port = parts[-2] if len(parts) >= 2 else ""
+    if host_port and not host_port.isdigit():
+        raise UsageError(f"invalid -p {text!r}: the host port must be a number")
+    return {"container_port": int(parts[-1]), "proto": proto or "tcp",
+            "host_ip": host_ip or "0.0.0.0", "host_port": int(host_port or 0)}
+
+
+def network_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """--network/--network-alias/--ip/-p/-P as the spec's network fields."""
+    ports = [parse_publish(p) for p in args.publish]
+    if args.network in ("none", "host"):
+        out: dict[str, Any] = {"network": args.network}
+        if args.network_alias or args.ip:
+            raise UsageError("--network-alias and --ip need a bridge network (--network)")
+    else:
+        out = {"network": "none", "networks": {args.network: args.network_alias}}
+        if args.ip:
+            out["ip_addresses"] = {args.network: args.ip}
+    if ports:
+        out["ports"] = ports
+    if args.publish_all:
+        out["publish_all"] = True
+    return out
+
+
 def container_spec(args: argparse.Namespace) -> dict[str, Any]:
     """The POST /v1/containers body for `berth run` / `berth create`."""
     command = list(args.command)
@@ -145,7 +177,7 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
         "readonly_rootfs": args.read_only,
         "cap_add": args.cap_add,
         "cap_drop": args.cap_drop,
-        "network": args.network,
+        **network_settings(args),
         "tty": args.tty,
         "stdin_open": args.interactive,
         **resources(args),

@@ -36,7 +36,16 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
-    p.add_argument("--network", default="none", choices=["none", "host"])
+    p.add_argument("--network", default="none",
+                   help="none (loopback only, the default) | host | bridge (the project's) | "
+                   "a network's name")
+    p.add_argument("--network-alias", action="append", default=[], metavar="NAME",
+                   help="another name the container answers to on its network")
+    p.add_argument("--ip", help="a fixed IPv4 address on the network")
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   metavar="[IP:][HOST_PORT:]PORT[/PROTO]", help="publish a port (needs a network)")
+    p.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish every exposed port on an ephemeral host port")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
