@@ -267,13 +267,17 @@ class PrivateDockerd:
         self.socket = self.dir / "docker.sock"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60) -> bool:
-        argv = ["dockerd", "--data-root", str(self.dir / "data"),
+    def command(self) -> list[str]:
+        """dockerd's command line (a subclass may give it a network of its own)."""
+        return ["dockerd", "--data-root", str(self.dir / "data"),
                 "--exec-root", str(self.dir / "exec"), "-H", f"unix://{self.socket}",
                 "--pidfile", str(self.dir / "dockerd.pid"), "--bridge=none",
                 "--iptables=false", "--ip6tables=false", "--ip-masq=false",
                 "--containerd-namespace", "berth-bench", "--log-level", "error",
                 *self.extra_args]
+
+    def start(self, timeout: float = 60) -> bool:
+        argv = self.command()
         with open(self.dir / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)

@@ -13,6 +13,10 @@
 #   bench/run.sh build [ARGS...]    only bench_build.py (e.g. --rounds 5, --cached-rounds 10,
 #                                   --only berth,docker): a 10-step Dockerfile, cold and cached,
 #                                   berth build vs docker build (Berth's socket, dockerd) / podman
+#   bench/run.sh net [ARGS...]      only bench_net.py (e.g. --rounds 50, --port 18080,
+#                                   --no-dockerd): docker run --rm busybox true against Berth's
+#                                   socket with --network none / the bridge / the bridge + -p,
+#                                   vs a bridged dockerd in its own network namespace
 #
 # By default each benchmark starts its own berthd in temporary directories; pass
 # --no-own-daemon [--host URL] to measure an already running one instead.
@@ -40,10 +44,10 @@ apt_install podman docker.io
 
 which="${1:-all}"
 case "$which" in
-    run|idle|pull|api|docker|build) shift ;;
+    run|idle|pull|api|docker|build|net) shift ;;
     all) shift $(( $# > 0 ? 1 : 0 )) ;;
     -*) which=all ;;
-    *) echo "usage: bench/run.sh [run|idle|pull|api|docker|build|all] [ARGS...]" >&2; exit 2 ;;
+    *) echo "usage: bench/run.sh [run|idle|pull|api|docker|build|net|all] [ARGS...]" >&2; exit 2 ;;
 esac
 
 # bench_pull: a loopback registry, skopeo to fill it (and to compare with), umoci to compare.
@@ -80,5 +84,11 @@ if [[ "$which" == build || "$which" == all ]]; then
     echo "==> bench_build: berth build of a 10-step Dockerfile, cold and cached, vs docker" \
          "build (Berth's socket, dockerd) / podman build"
     "$PY" "$REPO/bench/bench_build.py" "$@" || rc=1
+fi
+if [[ "$which" == net || "$which" == all ]]; then
+    [[ "$which" == all ]] && set --  # bench_run's arguments do not apply here
+    echo "==> bench_net: docker run --rm busybox true against Berth's socket: --network none" \
+         "vs the bridge vs the bridge + -p (and a bridged dockerd's -p)"
+    "$PY" "$REPO/bench/bench_net.py" "$@" || rc=1
 fi
 exit "$rc"
