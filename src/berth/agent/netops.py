@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
@@ -35,6 +36,9 @@ from berth.store.models import Container, Endpoint, Network, PortBinding
 log = logging.getLogger("berth.agent.net")
 RUNNING = ("running", "paused", "restarting")
 SYNC_DELAY = 0.05  # coalesce the syncs a burst of changes asks for
+# A pin is made between runc create and start, before the row says "running": the sweep
+# leaves pins this young alone (a start takes well under this).
+PIN_GRACE = 60.0
 
 
 @dataclass
@@ -61,6 +65,7 @@ class NetOps:
         self._applied: str | None = None
         self._pending: asyncio.Task[None] | None = None
         self._dirty = False
+        self._pinned_at: dict[str, float] = {}  # owner -> when plumbed (being started)
         self._dns: DnsResponder | None = None
         self._names: dict[str, dict[str, list[str]]] = {}  # network id -> name -> addresses
         self._listening: dict[str, str] = {}  # network id -> gateway served
@@ -93,6 +98,7 @@ class NetOps:
         with self.store.session() as s:
             eps = endpoints_of(s, owner_id)
         path = self.netns_path(owner_id)
+        self._pinned_at[owner_id] = time.monotonic()  # the sweep leaves a fresh pin alone
         netns.pin(f"/proc/{pid}/ns/net", path)
         for i, (ep, net) in enumerate(eps):
             assert net.subnet is not None and net.gateway is not None
@@ -125,6 +131,7 @@ class NetOps:
         """The owner stopped or is gone: unpin its namespace, so that it (and its veths) end
         with its process."""
         netns.remove(self.netns_path(owner_id))
+        self._pinned_at.pop(owner_id, None)
 
     # -- the host as a whole ------------------------------------------------------------------
 
@@ -207,8 +214,10 @@ class NetOps:
             with self.store.session() as s:
                 live = set(s.scalars(select(Container.id).where(
                     Container.host == self.host, Container.status.in_(RUNNING))))
+            now = time.monotonic()
             for entry in self.dir.iterdir():
-                if not entry.name.startswith(".") and entry.name not in live:
+                fresh = now - self._pinned_at.get(entry.name, -PIN_GRACE) < PIN_GRACE
+                if not entry.name.startswith(".") and entry.name not in live and not fresh:
                     with contextlib.suppress(Exception):
                         netns.remove(entry)
 
