@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from berth.errors import UnsafeContent
@@ -22,8 +23,11 @@ def _components(path: str) -> list[str]:
     return [c for c in path.split("/") if c not in ("", ".")]
 
 
-def _relative_in_root(root: Path, path: str, follow_final: bool) -> list[str]:
-    """The components, relative to root, that ``path`` resolves to under chroot semantics."""
+def relative_in_root(root: Path, path: str, follow_final: bool,
+                     escape: Callable[[str], Exception] | None = None) -> list[str]:
+    """The components, relative to root, that ``path`` resolves to under chroot semantics.
+    With ``escape``, leaving the root (a ".." above it, an absolute symlink) raises
+    ``escape(how)`` instead of being clamped at the root (a build context has no "/")."""
     pending = _components(path)
     resolved: list[str] = []
     hops = 0
@@ -32,6 +36,8 @@ def _relative_in_root(root: Path, path: str, follow_final: bool) -> list[str]:
         if comp == "..":
             if resolved:  # ".." at the root stays at the root
                 resolved.pop()
+            elif escape is not None:
+                raise escape("'..' or a symlink")
             continue
         if not pending and not follow_final:
             resolved.append(comp)
@@ -51,6 +57,8 @@ def _relative_in_root(root: Path, path: str, follow_final: bool) -> list[str]:
             raise UnsafeContent(f"too many levels of symbolic links resolving {path!r}")
         target = os.readlink(candidate)
         if target.startswith("/"):
+            if escape is not None:
+                raise escape(f"the symlink {'/'.join([*resolved, comp])} -> {target}")
             resolved = []  # absolute links are re-rooted at root
         pending = _components(target) + pending
     return resolved
@@ -58,7 +66,7 @@ def _relative_in_root(root: Path, path: str, follow_final: bool) -> list[str]:
 
 def resolve_in_root(root: Path, path: str, *, follow_final: bool = True) -> Path:
     """Resolve ``path`` with ``root`` as ``/``; the result is always under ``root``."""
-    return Path(root).joinpath(*_relative_in_root(Path(root), path, follow_final))
+    return Path(root).joinpath(*relative_in_root(Path(root), path, follow_final))
 
 
 def read_file_in_root(root: Path, path: str, max_bytes: int = 1 << 20) -> bytes | None:
@@ -67,7 +75,7 @@ def read_file_in_root(root: Path, path: str, max_bytes: int = 1 << 20) -> bytes 
     The path is resolved first, then opened one component at a time with O_NOFOLLOW relative
     to directory fds, so a symlink swapped in after resolution cannot redirect the read.
     """
-    parts = _relative_in_root(Path(root), path, follow_final=True)
+    parts = relative_in_root(Path(root), path, follow_final=True)
     if not parts:
         raise UnsafeContent(f"{path!r} is a directory, not a file")
     dir_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from berth.errors import UnsafeContent
-from berth.fsutil import read_file_in_root, resolve_in_root
+from berth.fsutil import read_file_in_root, relative_in_root, resolve_in_root
 
 
 @pytest.fixture()
@@ -85,3 +85,19 @@ def test_read_file_refuses_non_regular_and_big(root: Path):
     with pytest.raises(UnsafeContent, match="larger"):
         read_file_in_root(root, "/etc/big", max_bytes=10)
     assert read_file_in_root(root, "/etc/big", max_bytes=100) == b"x" * 100
+
+
+def test_escape_refuses_instead_of_clamping(tmp_path: Path) -> None:
+    """A build context has no "/": ".." above it and absolute links are refused."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "abs").symlink_to("/etc")
+    (tmp_path / "d" / "up").symlink_to("../../x")
+
+    def escape(how: str) -> ValueError:
+        return ValueError(how)
+
+    assert relative_in_root(tmp_path, "d/../d/f", True, escape) == ["d", "f"]
+    for path, how in (("../x", "'..'"), ("abs/passwd", "abs -> /etc"), ("d/up", "'..'")):
+        with pytest.raises(ValueError, match=how):
+            relative_in_root(tmp_path, path, True, escape)
+        relative_in_root(tmp_path, path, True)  # clamped at the root without escape

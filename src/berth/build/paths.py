@@ -11,11 +11,11 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
-import stat
+from pathlib import Path
 
 from berth.errors import InvalidArgument
+from berth.fsutil import relative_in_root
 
-MAX_LINKS = 40
 MAX_MATCHES = 100_000
 _MAGIC = set("*?[")
 
@@ -29,38 +29,14 @@ def split(rel: str) -> list[str]:
 
 
 def resolve(root: str, rel: str, *, clamp: bool, follow_last: bool = True) -> str:
-    """``rel`` with every symlink on the way resolved, relative to ``root`` ("" is the root).
-    A path that does not exist is returned as far as it resolves plus the rest, unresolved."""
-    todo = split(rel)
-    done: list[str] = []
-    links = 0
-    while todo:
-        part = todo.pop(0)
-        if part == "..":
-            if done:
-                done.pop()
-            elif not clamp:
-                raise Escape(f"{rel}: leads outside the build context (through '..' or a symlink)")
-            continue
-        here = os.path.join(root, *done, part)
-        try:
-            st = os.lstat(here)
-        except (FileNotFoundError, NotADirectoryError):
-            return "/".join([*done, part, *todo])
-        if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
-            links += 1
-            if links > MAX_LINKS:
-                raise InvalidArgument(f"{rel}: too many levels of symbolic links")
-            target = os.readlink(here)
-            if target.startswith("/"):
-                if not clamp:
-                    raise Escape(f"{rel}: the symlink {'/'.join([*done, part])} -> {target} "
-                                 "leads outside the build context")
-                done = []
-            todo = split(target) + todo
-            continue
-        done.append(part)
-    return "/".join(done)
+    """``rel`` with every symlink on the way resolved, relative to ``root`` ("" is the root):
+    fsutil's walk, refusing (not clamping) an escape unless ``clamp``. Parts that do not
+    exist resolve lexically."""
+    def escape(how: str) -> Escape:
+        return Escape(f"{rel}: leads outside the build context (through {how})")
+
+    return "/".join(relative_in_root(Path(root), rel, follow_last,
+                                     None if clamp else escape))
 
 
 def has_magic(pattern: str) -> bool:
