@@ -7,22 +7,18 @@ read with lstat/O_NOFOLLOW relative to their root (the context, or another stage
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import posixpath
 import stat
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from berth.build.paths import expand, split
 from berth.errors import InvalidArgument, UnsafeContent
-from berth.image.archive import LAYER_GZIP
-from berth.image.blobs import BlobStore, SpooledBlob
-from berth.image.streams import HashingWriter
+from berth.image.blobs import BlobStore
+from berth.image.commit import pack_layer
 from berth.image.tarstream import BoundedReader, compression_of, decompressed, iter_tar
 from berth.image.types import LayerRef
 
@@ -126,33 +122,19 @@ def checksum(plan: Plan) -> str:
 def write_layer(plan: Plan, parents: list[str], blobs: BlobStore,
                 parent_owner: tuple[int, int] = (0, 0)) -> LayerRef | None:
     """The plan as a gzip'd layer blob; ``parents``: directories to create first."""
-    fd, name = tempfile.mkstemp(dir=blobs.tmp_dir, prefix="build-")
-    tmp = Path(name)
-    count = 0
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            packed = HashingWriter(raw)  # type: ignore[arg-type]
-            with gzip.GzipFile(filename="", mode="wb", fileobj=packed,  # type: ignore[arg-type]
-                               compresslevel=6, mtime=0) as gz:
-                plain = HashingWriter(gz)  # type: ignore[arg-type]
-                with tarfile.open(fileobj=plain, mode="w|",  # type: ignore[call-overload]
-                                  format=tarfile.PAX_FORMAT) as tf:
-                    for d in parents:
-                        info = tarfile.TarInfo(d)
-                        info.type, info.mode = tarfile.DIRTYPE, 0o755
-                        info.uid, info.gid = parent_owner
-                        tf.addfile(info)
-                        count += 1
-                    for e in plan.entries:
-                        count += _add(tf, e, plan)
-        if count == 0:
-            tmp.unlink()
-            return None
-        digest = blobs.commit(SpooledBlob(tmp, packed.digest(), packed.size))
-        return LayerRef(digest, plain.digest(), packed.size, LAYER_GZIP)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    def fill(tf: tarfile.TarFile) -> int:
+        count = 0
+        for d in parents:
+            info = tarfile.TarInfo(d)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            info.uid, info.gid = parent_owner
+            tf.addfile(info)
+            count += 1
+        for e in plan.entries:
+            count += _add(tf, e, plan)
+        return count
+
+    return pack_layer(blobs, "build-", fill)
 
 
 def _add(tf: tarfile.TarFile, e: Entry, plan: Plan) -> int:

@@ -18,6 +18,7 @@ import posixpath
 import stat
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,14 +184,12 @@ class _LayerWriter:
             self.links[key] = path
 
 
-def commit_layer(upper: Path, blobs: BlobStore, *, idmap: IdMapping | None,
-                 limits: CommitLimits = CommitLimits()) -> LayerRef | None:
-    """Store the changes in an overlayfs upper dir as a gzip'd layer blob.
-
-    Returns None when the upper dir holds no changes: like Docker (whose image builder drops an
-    empty diff), the caller then commits an image with an ``empty_layer`` history entry.
-    """
-    fd, name = tempfile.mkstemp(dir=blobs.tmp_dir, prefix="commit-")
+def pack_layer(blobs: BlobStore, prefix: str,
+               fill: Callable[[tarfile.TarFile], int]) -> LayerRef | None:
+    """A gzip'd layer blob of what ``fill`` writes into the tar (it returns how many entries
+    it wrote): hashed as it is written (compressed and plain), synced, committed to the blob
+    store. None, and nothing kept, when ``fill`` wrote nothing."""
+    fd, name = tempfile.mkstemp(dir=blobs.tmp_dir, prefix=prefix)
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as raw:
@@ -198,18 +197,13 @@ def commit_layer(upper: Path, blobs: BlobStore, *, idmap: IdMapping | None,
             with gzip.GzipFile(filename="", mode="wb", fileobj=packed,  # type: ignore[arg-type]
                                compresslevel=6, mtime=0) as gz:
                 plain = HashingWriter(gz)  # type: ignore[arg-type]
-                root = os.open(upper, DIR_FLAGS)
-                try:
-                    with tarfile.open(fileobj=plain, mode="w|",  # type: ignore[call-overload]
-                                      format=tarfile.PAX_FORMAT, encoding="utf-8",
-                                      errors="surrogateescape") as tf:
-                        writer = _LayerWriter(tf, idmap, limits)
-                        writer.walk(root, "", 1)
-                finally:
-                    os.close(root)
+                with tarfile.open(fileobj=plain, mode="w|",  # type: ignore[call-overload]
+                                  format=tarfile.PAX_FORMAT, encoding="utf-8",
+                                  errors="surrogateescape") as tf:
+                    entries = fill(tf)
             raw.flush()
             os.fsync(raw.fileno())
-        if writer.entries == 0:
+        if entries == 0:
             tmp.unlink()
             return None
         digest = blobs.commit(SpooledBlob(tmp, packed.digest(), packed.size))
@@ -217,6 +211,25 @@ def commit_layer(upper: Path, blobs: BlobStore, *, idmap: IdMapping | None,
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def commit_layer(upper: Path, blobs: BlobStore, *, idmap: IdMapping | None,
+                 limits: CommitLimits = CommitLimits()) -> LayerRef | None:
+    """Store the changes in an overlayfs upper dir as a gzip'd layer blob.
+
+    Returns None when the upper dir holds no changes: like Docker (whose image builder drops an
+    empty diff), the caller then commits an image with an ``empty_layer`` history entry.
+    """
+    def fill(tf: tarfile.TarFile) -> int:
+        root = os.open(upper, DIR_FLAGS)
+        try:
+            writer = _LayerWriter(tf, idmap, limits)
+            writer.walk(root, "", 1)
+        finally:
+            os.close(root)
+        return writer.entries
+
+    return pack_layer(blobs, "commit-", fill)
 
 
 def _timestamp(created: datetime | str | None) -> str:
