@@ -82,10 +82,8 @@ class ContainerSpec:
     cap_drop: list[str] = field(default_factory=list)
     network: str = "none"  # "none" (own netns, loopback only) | "host"
     annotations: dict[str, str] = field(default_factory=dict)
-    # A network namespace made beforehand (bridge networks: the agent's veths are in it) that
-    # the container joins instead of getting a new one; its addresses (for /etc/hosts) and the
-    # nameservers its resolv.conf names (the networks' DNS responders).
-    netns_path: str | None = None
+    # On bridge networks: its addresses (for /etc/hosts) and the nameservers its resolv.conf
+    # names (the networks' DNS responders); the agent plumbs the namespace the runtime made.
     addresses: list[str] = field(default_factory=list)
     nameservers: list[str] = field(default_factory=list)
 

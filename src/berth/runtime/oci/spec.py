@@ -86,10 +86,9 @@ def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
     ]
-    if spec.idmap is not None and (spec.network == "host" or spec.netns_path):
+    if spec.idmap is not None and spec.network == "host":
         # sysfs may only be mounted by a user namespace that owns the network namespace;
-        # joining the host's or one Berth made, the best we can do is the host's /sys,
-        # read-only.
+        # sharing the host's netns, the best we can do is the host's /sys, read-only.
         mounts.append({"destination": "/sys", "type": "bind", "source": "/sys",
                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
     else:
@@ -149,14 +148,11 @@ def _resources(res: Resources) -> dict[str, Any]:
 
 def _namespaces(spec: ContainerSpec) -> list[dict[str, str]]:
     kinds = ["pid", "ipc", "uts", "mount", "cgroup"]
+    if spec.network != "host":
+        kinds.append("network")
     if spec.idmap is not None:
         kinds.append("user")
-    out: list[dict[str, str]] = [{"type": k} for k in kinds]
-    if spec.netns_path:
-        out.append({"type": "network", "path": spec.netns_path})
-    elif spec.network != "host":
-        out.append({"type": "network"})
-    return out
+    return [{"type": k} for k in kinds]
 
 
 def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: list[int],
