@@ -17,17 +17,10 @@ import pytest
 
 from tests.integration.daemon import Daemon
 from tests.integration.dockertools import docker, docker_env, dockerpy
+from tests.integration.test_build import write
 
 pytestmark = pytest.mark.integration
 COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
-
-
-def write(ctx: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        p = ctx / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return ctx
 
 
 def leftovers(d: Daemon) -> list[str]:
