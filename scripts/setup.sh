@@ -16,7 +16,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BERTH_VENV="${BERTH_VENV:-$REPO/.venv}"
 STAMP="$BERTH_VENV/.berth-install-stamp"
 
-APT_PACKAGES=(runc crun conmon busybox-static iproute2 nftables python3 python3-venv gnupg
+APT_PACKAGES=(runc crun conmon busybox-static catatonit iproute2 nftables python3 python3-venv gnupg
               python3-pip util-linux procps ca-certificates git)
 # The test suite's real peers: a registry (distribution), skopeo for interop, htpasswd,
 # zsh to check the completion script it is given, and the docker CLI and compose that the

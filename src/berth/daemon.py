@@ -159,10 +159,12 @@ async def serve(args: argparse.Namespace) -> None:
     from berth.service.idmaps import IdMaps
     from berth.service.images import ImageService
     from berth.service.networks import NetworkService
+    from berth.service.pods import PodService
     from berth.service.pulls import PullService
     from berth.service.quotas import QuotaService
     from berth.service.registry import RegistryService
     from berth.service.trust import TrustService
+    from berth.service.vips import VipServices
     from berth.service.volumes import VolumeService
     from berth.store.db import Store
 
@@ -194,7 +196,8 @@ async def serve(args: argparse.Namespace) -> None:
                                insecure=frozenset(args.insecure_registry))
     volumes = VolumeService(store, paths.volumes, host, paths.root, idmaps, quotas=quotas)
     networks = NetworkService(store)
-    images.hub = volumes.hub = networks.hub = hub  # their events go out on the stream too
+    vips = VipServices(store)
+    images.hub = volumes.hub = networks.hub = vips.hub = hub  # events go out on the stream
     containers = ContainerService(store, hub, host, backend.capabilities, images, volumes,
                                   admit=trust.admit, quotas=quotas)
     agent = Agent(store, hub, backend, layers, host, idmaps, paths.volumes, fresh_boot=fresh,
@@ -218,7 +221,8 @@ async def serve(args: argparse.Namespace) -> None:
                         quotas=quotas, idmaps=idmaps, networks=networks,
                         files=ContainerFiles(containers, hostops, idmaps),
                         builds=BuildService(store, containers, images, registry, hostops,
-                                            blobs, layers, idmaps, paths))
+                                            blobs, layers, idmaps, paths),
+                        pods=PodService(containers, images), vips=vips)
     sock = args.socket or paths.socket
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()

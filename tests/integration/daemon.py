@@ -118,6 +118,7 @@ class Daemon:
         return json.loads(self.cli("inspect", "--output", "json", name).stdout)
 
     def remove_all(self) -> None:
+        remove_pods(self.client)
         for c in self.client.containers.list(all=True):
             # best effort: whatever is left is reported by the leak check that follows
             with contextlib.suppress(Exception):
@@ -144,8 +145,19 @@ def refused(res: subprocess.CompletedProcess[str], *words: str) -> str:
     return lines[0]
 
 
+def remove_pods(c: Client) -> None:
+    """A pod's infra container goes with its pod only: pods first (best effort)."""
+    for pod in c.transport.call("GET", "/v1/pods") or []:
+        with contextlib.suppress(Exception):
+            c.transport.call("DELETE", f"/v1/pods/{pod['id']}", {"force": True})
+
+
 def empty_project(c: Client) -> None:
-    """Remove what a test made in the client's project: containers, volumes, images."""
+    """Remove what a test made in the client's project: pods, services, containers,
+    volumes, images."""
+    remove_pods(c)
+    for svc in c.transport.call("GET", "/v1/services") or []:
+        c.transport.call("DELETE", f"/v1/services/{svc['id']}")
     for box in c.containers.list(all=True):
         c.containers.remove(box["id"], force=True)
     for vol in c.volumes.list():

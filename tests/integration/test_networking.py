@@ -266,3 +266,66 @@ def test_berth_cli_networking(daemon: Daemon) -> None:
         assert bad.returncode == 125 and "invalid -p" in bad.stderr
     finally:
         d.cli("rm", "-f", "native", check=False)
+
+
+def test_an_internal_network_has_no_way_out(daemon: Daemon) -> None:
+    """Peers on an internal network reach each other and its DNS, and nothing else: not the
+    host, not another network; a container on an ordinary bridge reaches the host."""
+    d = daemon
+    docker(d, "network", "create", "--internal", "vault")
+    with socket.socket() as listener:
+        listener.bind(("0.0.0.0", 0))  # noqa: S104 - the host side the containers try
+        listener.listen(8)
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    conn, _ = listener.accept()
+                    with conn:
+                        conn.sendall(b"host\n")
+
+        import threading
+        threading.Thread(target=answer, daemon=True).start()
+        try:
+            serve(d, "safe", "--network", "vault")
+            serve(d, "unsafe")  # on the project's bridge, which then has its subnet
+            gateway = docker_json(d, "network", "inspect", "vault")[0]["IPAM"]["Config"][0][
+                "Gateway"]
+            bridge_gw = docker_json(d, "network", "inspect", "bridge")[0]["IPAM"]["Config"][0][
+                "Gateway"]
+            assert fetch(d, "http://safe:8080/", "--network", "vault") == "safe"
+            ask = f"timeout 2 nc {{ip}} {port} </dev/null; exit $?"
+            for ip in (gateway, bridge_gw, "127.0.0.1"):
+                res = docker(d, "run", "--rm", "--network", "vault", "busybox", "sh", "-c",
+                             ask.format(ip=ip), check=False)
+                assert "host" not in res.stdout, (ip, res.stdout)
+            res = docker(d, "run", "--rm", "busybox", "sh", "-c", ask.format(ip=bridge_gw),
+                         check=False)
+            assert res.stdout.strip() == "host"
+        finally:
+            docker(d, "rm", "-f", "safe", "unsafe", check=False)
+            docker(d, "network", "rm", "vault", check=False)
+
+
+def test_a_container_on_two_networks_resolves_the_names_of_both(daemon: Daemon) -> None:
+    d = daemon
+    docker(d, "network", "create", "front")
+    docker(d, "network", "create", "back")
+    try:
+        serve(d, "db", "--network", "back")
+        serve(d, "both", "--network", "front")
+        docker(d, "network", "connect", "back", "both")
+        db_ip = ip_of(d, "db", "back")
+        # asked through its first network's responder, it still finds the back network's db
+        res = docker(d, "exec", "both", "nslookup", "db", check=False)
+        assert f"Address: {db_ip}" in res.stdout, res.stdout
+        assert docker(d, "exec", "both", "sh", "-c",
+                      "timeout 3 wget -q -O- http://db:8080/; exit $?").stdout.strip() == "db"
+        # one on the front network only does not learn the back network's names
+        res = docker(d, "run", "--rm", "--network", "front", "busybox", "nslookup", "db",
+                     check=False)
+        assert db_ip not in res.stdout
+    finally:
+        docker(d, "rm", "-f", "db", "both", check=False)
+        docker(d, "network", "rm", "front", "back", check=False)

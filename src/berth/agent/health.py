@@ -121,6 +121,8 @@ class HealthMonitor:
             return None
         if new["status"] not in (before, health.STARTING):  # as Docker: healthy, unhealthy
             self.ops.event(row, f"health_status: {new['status']}")
+            if self.ops.net is not None:  # services take it in or leave it out
+                self.ops.net.request_sync()
             await self.ops.hub.changed()
         return str(new["status"])
 

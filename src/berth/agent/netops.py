@@ -21,17 +21,21 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 from sqlalchemy import select
 
+from berth.errors import BerthError
 from berth.network import dns, links, netns, nft
 from berth.network.dnsserver import DnsBindError, DnsResponder
+from berth.service import vips
 from berth.service.endpoints import endpoints_of, mac_for
+from berth.service.selectors import parse_selector
 from berth.store.db import Store
-from berth.store.models import Container, Endpoint, Network, PortBinding
+from berth.store.models import Container, Endpoint, Network, Pod, PortBinding, Service
 
 log = logging.getLogger("berth.agent.net")
 RUNNING = ("running", "paused", "restarting")
@@ -68,6 +72,9 @@ class NetOps:
         self._pinned_at: dict[str, float] = {}  # owner -> when plumbed (being started)
         self._dns: DnsResponder | None = None
         self._names: dict[str, dict[str, list[str]]] = {}  # network id -> name -> addresses
+        # network id -> a client's address there -> every network its owner is on (that one
+        # first): a container on several networks resolves the names of each
+        self._peers: dict[str, dict[str, list[str]]] = {}
         self._listening: dict[str, str] = {}  # network id -> gateway served
         self._lock = asyncio.Lock()
         self._replumb: set[tuple[str, str | None]] = set()  # (owner, network it left)
@@ -162,7 +169,7 @@ class NetOps:
             todo, self._replumb = self._replumb, set()
             for owner, left in todo:
                 await asyncio.to_thread(self._replumb_one, owner, left)
-            rules, names, nets = await asyncio.to_thread(self._read)
+            rules, names, nets, self._peers = await asyncio.to_thread(self._read)
             text = nft.render(rules, table=self.table)
             if text != self._applied:
                 await asyncio.to_thread(nft.apply, rules, table=self.table)
@@ -171,36 +178,78 @@ class NetOps:
             await asyncio.to_thread(self._collect_garbage, nets)
             await self._serve_dns(nets)
 
-    def _read(self) -> tuple[nft.Ruleset, dict[str, dict[str, list[str]]], list[Network]]:
+    def _read(self) -> tuple[nft.Ruleset, dict[str, dict[str, list[str]]], list[Network],
+                             dict[str, dict[str, list[str]]]]:
         with self.store.session() as s:
             nets = list(s.scalars(select(Network).where(Network.subnet.is_not(None))))
-            rows = s.execute(select(Endpoint, Container).join(
-                Container, Container.id == Endpoint.owner_id).where(
-                Container.host == self.host)).all()
+            eps = list(s.scalars(select(Endpoint)))
+            containers = list(s.scalars(select(Container).where(Container.host == self.host)))
             bindings = list(s.scalars(select(PortBinding)))
+            services = list(s.scalars(select(Service)))
+            pods = list(s.scalars(select(Pod)))
+        by_id = {c.id: c for c in containers}
+        members: dict[str, list[Container]] = {}  # infra id -> the pod's members
+        for c in containers:
+            if (c.spec or {}).get("pod_infra"):
+                members.setdefault(c.spec["pod_infra"], []).append(c)
         by_owner: dict[str, list[Endpoint]] = {}
         names: dict[str, dict[str, list[str]]] = {}
         running: set[str] = set()
-        for ep, c in rows:
+        for ep in eps:
+            c = by_id.get(ep.owner_id)
+            if c is None:
+                continue  # another host's
             by_owner.setdefault(c.id, []).append(ep)
             if c.status in RUNNING:
                 running.add(c.id)
             table = names.setdefault(ep.network_id, {})
-            for name in {c.name, c.id[:12], c.id, *(ep.aliases or []),
+            # A pod's members answer at its address under their own names too.
+            known = {n for m in members.get(c.id, []) for n in (m.name, m.id[:12], m.id)}
+            for name in {c.name, c.id[:12], c.id, *(ep.aliases or []), *known,
                          (c.spec or {}).get("hostname") or c.id[:12]}:
                 table.setdefault(name.lower(), []).append(ep.address)
         ports = []
         for b in bindings:
-            eps = sorted(by_owner.get(b.owner_id, []), key=lambda e: e.ifname)
-            if b.owner_id in running and eps:
+            owned = sorted(by_owner.get(b.owner_id, []), key=lambda e: e.ifname)
+            if b.owner_id in running and owned:
                 ports.append(nft.PortMap(host_ip=None if b.host_ip == "0.0.0.0"
                                          else IPv4Address(b.host_ip), host_port=b.host_port,
-                                         proto=b.proto, ip=IPv4Address(eps[0].address),
+                                         proto=b.proto, ip=IPv4Address(owned[0].address),
                                          port=b.container_port))  # type: ignore[arg-type]
         bridges = [nft.BridgeNet(bridge=self.bridge(n.id), subnet=IPv4Network(n.subnet),
                                  gateway=IPv4Address(n.gateway), internal=n.internal,
                                  project=n.project_id) for n in nets]  # type: ignore[arg-type]
-        return nft.Ruleset(nets=bridges, ports=ports), names, nets
+        vips = self._services(services, nets, containers, pods, eps, names)
+        peers: dict[str, dict[str, list[str]]] = {}
+        for owned in by_owner.values():
+            for ep in owned:
+                others = [e.network_id for e in owned if e.network_id != ep.network_id]
+                peers.setdefault(ep.network_id, {})[ep.address] = [ep.network_id, *others]
+        return nft.Ruleset(nets=bridges, ports=ports, services=vips), names, nets, peers
+
+    def _services(self, services: list[Service], nets: list[Network],
+                  containers: list[Container], pods: list[Pod], eps: list[Endpoint],
+                  names: dict[str, dict[str, list[str]]]) -> list[nft.ServiceVip]:
+        """Each service's VIP on its project's bridges, over its ready backends; its name in
+        the DNS of those networks."""
+        addresses = vips.first_addresses(eps)
+        out = []
+        for svc in services:
+            own = [n for n in nets if n.project_id == svc.project_id]
+            for n in own:
+                names.setdefault(n.id, {}).setdefault(svc.name.lower(), []).append(svc.vip)
+            try:
+                selector = parse_selector(svc.selector)
+            except BerthError:  # stored parsed; never expected
+                continue
+            backends = [IPv4Address(b.address) for b in vips.select_backends(
+                selector, svc.project_id, containers, pods, addresses)]
+            for port in svc.ports:
+                out.append(nft.ServiceVip(
+                    vip=IPv4Address(svc.vip), proto=port["proto"], port=int(port["port"]),
+                    target_port=int(port["target_port"]), backends=backends,
+                    bridges=[self.bridge(n.id) for n in own]))
+        return out
 
     def _collect_garbage(self, nets: list[Network]) -> None:
         """Bridges whose network is gone; pins of owners no longer running."""
@@ -248,15 +297,26 @@ class NetOps:
             if nid in self._listening:
                 continue
             try:
-                await self._dns.listen((str(net.gateway), 53), lookup=self._lookup(nid),
-                                       clients=[str(net.subnet)])
+                await self._dns.listen((str(net.gateway), 53), lookup=self._lookup([nid]),
+                                       clients=[str(net.subnet)],
+                                       per_client=self._client_lookup(nid))
                 self._listening[nid] = str(net.gateway)
             except DnsBindError as e:  # the bridge is not up yet: the next sync retries
                 log.info("DNS on %s: %s", net.gateway, e)
 
-    def _lookup(self, network_id: str) -> dns.Lookup:
+    def _client_lookup(self, network_id: str) -> Callable[[str], dns.Lookup]:
+        def for_client(address: str) -> dns.Lookup:
+            return self._lookup(self._peers.get(network_id, {}).get(address) or [network_id])
+        return for_client
+
+    def _lookup(self, network_ids: list[str]) -> dns.Lookup:
+        """Names on these networks; the first network's win when a name is on several."""
         def lookup(qname: str, qtype: str) -> dns.Answer | None:
-            table = self._names.get(network_id, {})
+            table = self._names.get(network_ids[0], {})
+            if len(network_ids) > 1:  # a copy only for a container on several networks
+                table = {}
+                for nid in reversed(network_ids):
+                    table.update(self._names.get(nid, {}))
             if qtype == "PTR":
                 address = dns.reverse_address(qname)
                 if address is None:

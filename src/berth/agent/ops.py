@@ -23,7 +23,7 @@ from berth.service.events import volume_event
 from berth.service.hub import Hub
 from berth.service.idmaps import IdMaps
 from berth.store.db import Store
-from berth.store.models import Action, Container, Image, Volume
+from berth.store.models import Action, Container, Image, Pod, Volume
 
 if TYPE_CHECKING:
     from berth.agent.netops import NetOps
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 LIVE = ("running", "paused", "restarting")
 STOP_POLL = 0.05
 KILL_WAIT = 10.0
+POD_START_WAIT = 30.0  # a member waits this long for its pod's infra container
 
 
 class ContainerOps:
@@ -124,15 +125,22 @@ class ContainerOps:
         """Create and start the container's process from its recorded request."""
         image = self.image(row)
         layers = await self.run(self.layer_dirs, image)
-        spec = specbuild.build_spec(row.id, row.name, row.spec, image.config, layers,
-                                    self.idmaps.for_project(row.project_id))
-        plan = await self.run(self.net.plan, row.id) if self.net is not None else None
+        idmap = self.idmaps.for_project(row.project_id)
+        spec = specbuild.build_spec(row.id, row.name, row.spec, image.config, layers, idmap)
+        infra_id = row.spec.get("pod_infra")
+        if infra_id:  # a pod's member: into the namespaces its infra container holds
+            pid = await self.pod_infra_pid(row, infra_id)
+            spec = dataclasses.replace(spec, joins=specbuild.pod_joins(
+                pid, row.spec.get("pod_shared") or [], idmap is not None))
+        owner = infra_id or row.id  # whose endpoints the container has
+        plan = await self.run(self.net.plan, owner) if self.net is not None else None
         if plan is not None:
             spec = dataclasses.replace(spec, addresses=plan.addresses,
                                        nameservers=plan.nameservers)
         try:  # create releases whatever a previous run left
             await self.run(self.backend.create, spec)
-            if plan is not None and self.net is not None:  # its interfaces, before it runs
+            if plan is not None and self.net is not None and not infra_id:
+                # its interfaces, before it runs
                 created = await self.run(self.backend.state, row.id)
                 try:
                     await self.run(self.net.plumb, row.id, created.pid)
@@ -154,6 +162,33 @@ class ContainerOps:
         self.mark_running(row, await self.run(self.backend.state, row.id))
         if self.net is not None:  # its published ports now lead to it
             self.net.request_sync()
+
+    async def pod_infra_pid(self, row: Container, infra_id: str) -> int:
+        """The PID of the member's pod infra container, started first if it is not running
+        (by its own worker: a start action, as a user's)."""
+        def running() -> int | None:
+            infra = self.load(infra_id)
+            if infra is None:
+                raise Conflict(f"the pod of container {row.name} is gone")
+            return infra.pid if infra.status == "running" and infra.pid else None
+
+        pid = running()
+        if pid is None:
+            with self.store.session() as s:
+                infra = s.get(Container, infra_id)
+                queued = s.scalars(select(Action.id).where(
+                    Action.container_id == infra_id, Action.action == "start",
+                    Action.state.in_(("pending", "running")))).first()
+                if infra is not None and queued is None:
+                    s.add(Action(project_id=infra.project_id, container_id=infra_id,
+                                 action="start", params={}, request_id="pod-member",
+                                 user="agent", state="pending", message="", error_status=0,
+                                 result={}, started_at=time.time()))
+            self.hub.kick_agent(infra_id)
+            pid = await self.hub.wait_until(running, POD_START_WAIT)
+        if pid is None:
+            raise Conflict(f"the pod of container {row.name} did not start")
+        return pid
 
     def mark_running(self, row: Container, obs: Observed) -> None:
         self.save(row.id, status="running", pid=obs.pid, started_at=obs.started_at or time.time(),
@@ -208,6 +243,9 @@ class ContainerOps:
             if current is not None:
                 s.delete(current)
             ipam.free_owner(s, row.id)  # its addresses and host ports
+            pod = s.get(Pod, row.spec["infra_of"]) if row.spec.get("infra_of") else None
+            if pod is not None:  # a pod ends with its infra container
+                s.delete(pod)
             # Actions still queued for it (a user's rm racing an auto-remove, a stop queued
             # behind the rm) end now: waiters must not wait for a container that is gone.
             left = s.scalars(select(Action).where(Action.container_id == row.id,

@@ -82,6 +82,17 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
     )
 
 
+def pod_joins(infra_pid: int, shared: list[str], userns: bool) -> dict[str, str]:
+    """The namespaces of a pod's infra process a member joins: always its network and UTS
+    (one address, one hostname), IPC and PID when the pod shares them, and its user
+    namespace, which owns them all (a namespace of another would not be allowed sysfs)."""
+    kinds = ["network", "uts", *(k for k in ("ipc", "pid") if k in shared)]
+    if userns:
+        kinds.append("user")
+    names = {"network": "net", "uts": "uts", "ipc": "ipc", "pid": "pid", "user": "user"}
+    return {k: f"/proc/{infra_pid}/ns/{names[k]}" for k in kinds}
+
+
 def stop_signal(spec: dict[str, Any], image_config: dict[str, Any]) -> int:
     cfg = image_config.get("config") or {}
     return parse_signal(spec.get("stop_signal") or cfg.get("StopSignal") or "SIGTERM")

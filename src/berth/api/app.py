@@ -15,10 +15,13 @@ from berth.api.routes import (
     hosts,
     identity,
     images,
+    networks,
+    pods,
     quotas,
     registries,
     streams,
     system,
+    vips,
     volumes,
 )
 
@@ -29,7 +32,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     errors.install(app)
     for module in (system, hosts, identity, quotas, containers, files, streams, registries,
-                   images, builds, volumes):
+                   images, builds, volumes, networks, pods, vips):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     app.add_middleware(BodyLimit)
     return app

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
     from berth.service.idmaps import IdMaps
     from berth.service.images import ImageService
     from berth.service.networks import NetworkService
+    from berth.service.pods import PodService
     from berth.service.pulls import PullService
     from berth.service.quotas import QuotaService
     from berth.service.registry import RegistryService
     from berth.service.trust import TrustService
+    from berth.service.vips import VipServices
     from berth.service.volumes import VolumeService
 
 
@@ -55,6 +57,8 @@ class Services:
     files: ContainerFiles | None = None  # a container's files: copy in and out, export, diff
     networks: NetworkService | None = None  # Docker networks (recorded, see service/networks)
     builds: BuildService | None = None  # Dockerfile builds
+    pods: PodService | None = None  # containers sharing an infra container's namespaces
+    vips: VipServices | None = None  # label-selector services and their virtual IPs
 
 
 async def services(request: Request) -> Services:

@@ -15,8 +15,22 @@ def iso(ts: float | None) -> str | None:
         "+00:00", "Z")
 
 
-def container(row: Container) -> dict[str, Any]:
+def networks(net: Any) -> dict[str, Any]:
+    """An owner's attachments (endpoints.NetState) by network name."""
+    return {a.network: {"network_id": a.network_id, "address": a.address,
+                        "prefixlen": a.prefixlen, "gateway": a.gateway, "mac": a.mac,
+                        "aliases": a.aliases} for a in net.attachments}
+
+
+def ports(net: Any) -> list[dict[str, Any]]:
+    return [{"container_port": p.container_port, "proto": p.proto, "host_ip": p.host_ip,
+             "host_port": p.host_port} for p in net.ports]
+
+
+def container(row: Container, net: Any = None) -> dict[str, Any]:
+    """``net``: its endpoints.NetState (a pod member's is its pod's), when the caller has it."""
     spec = dict(row.spec)
+    extra = {} if net is None else {"networks": networks(net), "ports": ports(net)}
     return {
         "id": row.id,
         "name": row.name,
@@ -41,6 +55,7 @@ def container(row: Container) -> dict[str, Any]:
         },
         "restart_count": row.restart_count,
         "config": spec,
+        **extra,
     }
 
 

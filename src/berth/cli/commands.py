@@ -35,8 +35,13 @@ def _fmt(args: argparse.Namespace) -> str:
 
 
 def dispatch(client: Client, args: argparse.Namespace) -> int:
-    handler = COMMANDS[args.cmd]
-    return handler(client, args) or 0
+    if args.cmd in ("pod", "service"):  # their modules load only when named
+        from berth.cli.pod_commands import COMMANDS as more
+    elif args.cmd == "network":
+        from berth.cli.network_commands import COMMANDS as more
+    else:
+        more = COMMANDS
+    return more[args.cmd](client, args) or 0
 
 
 # -- containers -----------------------------------------------------------------------------

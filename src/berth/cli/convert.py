@@ -166,6 +166,7 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
     command = list(args.command)
     if command[:1] == ["--"]:
         command = command[1:]
+    _pod_alone(args)
     spec: dict[str, Any] = {
         "image": args.image,
         "env": env_files(args.env_file) + args.env,  # -e wins over a file, as in docker
@@ -184,7 +185,7 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
     }
     if command:
         spec["command"] = command
-    for field in ("name", "workdir", "user", "hostname", "stop_signal", "stop_timeout"):
+    for field in ("name", "workdir", "user", "hostname", "stop_signal", "stop_timeout", "pod"):
         if getattr(args, field) is not None:
             spec[field] = getattr(args, field)
     if args.entrypoint is not None:
@@ -193,6 +194,20 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
     if check is not None:
         spec["healthcheck"] = check
     return spec
+
+
+def _pod_alone(args: argparse.Namespace) -> None:
+    """--pod: the pod owns the network and hostname, so refuse flags that would set them here
+    (the API refuses too; this names the flags)."""
+    if args.pod is None:
+        return
+    given = [flag for flag, on in (
+        ("--network", args.network != "none"), ("--network-alias", args.network_alias),
+        ("--ip", args.ip), ("-p", args.publish), ("-P", args.publish_all),
+        ("--hostname", args.hostname)) if on]
+    if given:
+        raise UsageError(f"{', '.join(given)} cannot go with --pod: a container in a pod has "
+                         "the pod's network and hostname (give them to `berth pod create`)")
 
 
 def healthcheck(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -241,3 +256,84 @@ def _restart(text: str) -> dict[str, Any]:
 
 def restart_policy(text: str) -> dict[str, Any]:
     return _restart(text)
+
+
+# -- pods, services, networks --------------------------------------------------------------
+
+MTU_OPTION = "com.docker.network.driver.mtu"  # service/networks.py's; not imported: start-up
+_NET_OPTIONS = {"mtu": MTU_OPTION}  # short names `-o` takes for the driver's options
+
+
+def pod_networks(items: list[str]) -> dict[str, list[str]]:
+    """--network NET[:ALIAS,ALIAS] (repeatable) -> {net: [aliases]}."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        name, _, aliases = item.partition(":")
+        if not name:
+            raise UsageError(f"invalid --network {item!r}: expected NET[:ALIAS,ALIAS]")
+        if name in out:
+            raise UsageError(f"network {name} is given twice")
+        out[name] = [a for a in aliases.split(",") if a]
+    return out
+
+
+def pod_addresses(items: list[str], networks: dict[str, list[str]]) -> dict[str, str]:
+    """--ip NET=IP, or a bare IP on the one network the pod joins (the project's bridge
+    when none is named, as the API defaults)."""
+    out: dict[str, str] = {}
+    for item in items:
+        net, eq, ip = item.rpartition("=")
+        if not eq:
+            if len(networks) > 1:
+                raise UsageError(f"--ip {item}: the pod joins {len(networks)} networks, so "
+                                 "say which: --ip NET=IP")
+            net, ip = next(iter(networks), "bridge"), item
+        if not net or not ip:
+            raise UsageError(f"invalid --ip {item!r}: expected IP or NET=IP")
+        if net in out:
+            raise UsageError(f"--ip: network {net} has two addresses")
+        out[net] = ip
+    return out
+
+
+def parse_share(items: list[str] | None) -> list[str] | None:
+    """--share ipc,pid (repeatable); "none" or "": only the network and UTS; None: the
+    API's default (ipc)."""
+    if items is None:
+        return None
+    words = [w.strip() for item in items for w in item.split(",")]
+    return sorted({w for w in words if w and w != "none"})
+
+
+def pod_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of Client.pods.create for `berth pod create`."""
+    networks = pod_networks(args.network)
+    return {
+        "labels": parse_kv(args.label, "label"),
+        "hostname": args.hostname,
+        "networks": networks or None,
+        "ip_addresses": pod_addresses(args.ip, networks) or None,
+        "ports": [parse_publish(p) for p in args.publish] or None,
+        "share": parse_share(args.share),
+        "start": args.start,
+    }
+
+
+def parse_service_port(text: str) -> dict[str, Any]:
+    """-p PORT[:TARGET][/PROTO] -> {port, target_port, proto} (target: the same port)."""
+    rest, _, proto = text.partition("/")
+    port, _, target = rest.partition(":")
+    if not port.isdigit() or (target and not target.isdigit()) or proto not in (
+            "", "tcp", "udp") or (":" in rest and not target):
+        raise UsageError(f"invalid -p {text!r}: expected PORT[:TARGET_PORT][/tcp|udp]")
+    return {"port": int(port), "target_port": int(target or port), "proto": proto or "tcp"}
+
+
+def network_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of Client.networks.create for `berth network create`."""
+    options = {_NET_OPTIONS.get(k, k): v for k, v in parse_kv(args.opt, "-o option").items()}
+    if (args.gateway or args.ip_range) and not args.subnet:
+        raise UsageError("--gateway and --ip-range need the --subnet they lie in")
+    return {"driver": args.driver, "labels": parse_kv(args.label, "label"),
+            "options": options, "internal": args.internal, "subnet": args.subnet,
+            "gateway": args.gateway, "ip_range": args.ip_range}

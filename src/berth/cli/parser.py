@@ -46,6 +46,8 @@ def _container_options(p: argparse.ArgumentParser) -> None:
                    metavar="[IP:][HOST_PORT:]PORT[/PROTO]", help="publish a port (needs a network)")
     p.add_argument("-P", "--publish-all", action="store_true",
                    help="publish every exposed port on an ephemeral host port")
+    p.add_argument("--pod", help="join this pod: its network, hostname and IPC "
+                   "(see `berth pod create`)")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
@@ -96,6 +98,9 @@ COMMAND_HELP: dict[str, str] = {
     "tag": "name an image",
     "rmi": "remove images",
     "volume": "manage volumes",
+    "network": "manage networks",
+    "pod": "manage pods (containers sharing a network and hostname)",
+    "service": "manage services (a virtual IP over the containers a selector picks)",
     "project": "manage projects, their members and grants",
     "user": "manage users",
     "token": "manage API tokens",
@@ -159,7 +164,10 @@ def build(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _more_args(name: str) -> Callable[[argparse.ArgumentParser, argparse.ArgumentParser], None]:
-    from berth.cli.parser_identity import ARGS
+    if name in ("network", "pod", "service"):
+        from berth.cli.parser_pods import ARGS
+    else:
+        from berth.cli.parser_identity import ARGS
 
     return ARGS[name]
 

@@ -4,6 +4,7 @@
     c = Client()                       # BERTH_HOST or unix:///run/berth/berth.sock
     box = c.containers.create({"image": "busybox", "command": ["sleep", "60"]}, start=True)
     c.containers.stop(box["id"])
+    c.pods.create("p1", start=True)   # pods, services, networks: see client/networking.py
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from berth.client.builds import Builds
 from berth.client.identity import Projects, Tokens, Users
 from berth.client.images import Images, Registries
+from berth.client.networking import Networks, Pods, Services
 from berth.client.paging import Page, fetch
 from berth.client.transport import DEFAULT_HOST, APIError, Transport, read_frames
 
@@ -29,8 +31,12 @@ class _Containers:
     def __init__(self, t: Transport) -> None:
         self._t = t
 
-    def create(self, spec: dict[str, Any], start: bool = False) -> dict[str, Any]:
-        """Create (and optionally start) a container; returns it once the agent is done."""
+    def create(self, spec: dict[str, Any], start: bool = False, *,
+               pod: str | None = None) -> dict[str, Any]:
+        """Create (and optionally start) a container; returns it once the agent is done.
+        pod (or spec["pod"]): join that pod's network, hostname and IPC (see Pods)."""
+        if pod is not None:
+            spec = {**spec, "pod": pod}
         answer = self._t.call("POST", "/v1/containers", {"start": start, "wait": True},
                               body=spec)
         return answer["container"]
@@ -177,6 +183,9 @@ class Client:
         self.builds = Builds(self.transport)
         self.registries = Registries(self.transport)
         self.volumes = _Volumes(self.transport)
+        self.pods = Pods(self.transport)
+        self.services = Services(self.transport)
+        self.networks = Networks(self.transport)
         self.projects = Projects(self.transport)
         self.users = Users(self.transport)
         self.tokens = Tokens(self.transport)

@@ -50,8 +50,7 @@ def _check_static(busybox: Path) -> bytes:
     try:
         data = busybox.read_bytes()
     except OSError as exc:
-        raise InvalidArgument(f"cannot read {busybox}: {exc.strerror}; "
-                              "install busybox-static") from None
+        raise InvalidArgument(f"cannot read {busybox}: {exc.strerror}") from None
     if data[:4] != b"\x7fELF":
         raise InvalidArgument(f"{busybox} is not an ELF executable")
     try:
@@ -59,8 +58,7 @@ def _check_static(busybox: Path) -> bytes:
     except struct.error:
         raise InvalidArgument(f"{busybox} is a malformed ELF file") from None
     if interp:
-        raise InvalidArgument(f"{busybox} is dynamically linked; the base image needs a "
-                              "static busybox (apt-get install busybox-static)")
+        raise InvalidArgument(f"{busybox} is dynamically linked, not static")
     return data
 
 
@@ -129,21 +127,61 @@ def build_layer(busybox_bytes: bytes, applets: list[str]) -> bytes:
     return buf.getvalue()
 
 
+def build_pause_layer(catatonit_bytes: bytes) -> bytes:
+    """A pod's infra rootfs: catatonit and the mount points the runtime needs, nothing else."""
+    entries: list[tuple[tarfile.TarInfo, bytes | None]] = [
+        (_info(d, tarfile.DIRTYPE, 0o755), None) for d in ("dev", "etc", "proc", "sys")]
+    entries.append((_info("catatonit", tarfile.REGTYPE, 0o755, size=len(catatonit_bytes)),
+                    catatonit_bytes))
+    for name in EMPTY_FILES:
+        entries.append((_info(name, tarfile.REGTYPE, 0o644), b""))
+    entries.sort(key=lambda e: e[0].name.split("/"))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        for info, data in entries:
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
 def build_busybox_image(blobs: BlobStore, busybox: Path = Path("/bin/busybox")) -> ImageManifest:
     """Store (or find again: the result is deterministic) the busybox base image."""
     busybox = Path(busybox)
-    layer_tar = build_layer(_check_static(busybox), _applets(busybox))
-    # The binary's own time: deterministic for one busybox build, and a meaningful "created".
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(busybox.stat().st_mtime)))
+    try:
+        data = _check_static(busybox)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{e.message} (apt-get install busybox-static)") from None
+    layer_tar = build_layer(data, _applets(busybox))
+    return _store_image(blobs, layer_tar, busybox, {"Env": [PATH_ENV], "Cmd": ["sh"]},
+                        "berth: base image from the host's static busybox")
+
+
+def build_pause_image(blobs: BlobStore,
+                      catatonit: Path = Path("/usr/bin/catatonit")) -> ImageManifest:
+    """The infra image of pods (as podman's podman-pause): catatonit -P sleeps, reaps the
+    zombies of a shared PID namespace and holds the pod's namespaces."""
+    catatonit = Path(catatonit)
+    try:
+        data = _check_static(catatonit)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"pods need a static catatonit: {e.message} "
+                              "(apt-get install catatonit)") from None
+    return _store_image(blobs, build_pause_layer(data), catatonit,
+                        {"Env": [PATH_ENV], "Entrypoint": ["/catatonit", "-P"]},
+                        "berth: pod infra image from the host's catatonit")
+
+
+def _store_image(blobs: BlobStore, layer_tar: bytes, binary: Path, run: dict[str, object],
+                 created_by: str) -> ImageManifest:
+    # The binary's own time: deterministic for one build of it, and a meaningful "created".
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(binary.stat().st_mtime)))
     layer_digest, layer_size = blobs.put_bytes(layer_tar)
     config = {
         "architecture": host_arch(),
         "os": "linux",
         "created": created,
-        "config": {"Env": [PATH_ENV], "Cmd": ["sh"]},
+        "config": run,
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created": created,
-                     "created_by": "berth: base image from the host's static busybox"}],
+        "history": [{"created": created, "created_by": created_by}],
     }
     config_bytes = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
     config_digest, config_size = blobs.put_bytes(config_bytes)

@@ -16,12 +16,14 @@ import errno
 import ipaddress
 import logging
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
 from berth.network.dns import Forward, Lookup, answer
 from berth.network.dnsforward import FORWARD_TIMEOUT, MAX_FORWARDS, Address, Forwarder
+
+ClientLookup = Callable[[str], Lookup]  # a client's address -> the lookup that answers it
 
 log = logging.getLogger("berth.network")
 
@@ -47,6 +49,7 @@ class _Listener:
     address: Address
     lookup: Lookup | None
     clients: tuple[Network, ...] | None
+    per_client: ClientLookup | None = None
     udp: asyncio.DatagramTransport | None = None
     server: asyncio.Server | None = None
     connections: set[asyncio.Task[object]] = field(default_factory=set)
@@ -156,6 +159,7 @@ class DnsResponder:
         *,
         lookup: Lookup | None = None,
         clients: Iterable[str] | None = None,
+        per_client: ClientLookup | None = None,
     ) -> Address:
         """Serve UDP and TCP on *address* (an IP literal and a port; port 0 picks a free one, the
         same for both) and return it as bound. *lookup* replaces the responder's lookup for this
@@ -163,7 +167,9 @@ class DnsResponder:
         restricts who is answered; others are ignored, so a container of another network that
         reaches this gateway through the host learns nothing. Listening again on a bound address
         only replaces its lookup and clients. Raises DnsBindError when the address cannot be
-        bound (EADDRNOTAVAIL: not up yet, retry later) and ValueError for a malformed one."""
+        bound (EADDRNOTAVAIL: not up yet, retry later) and ValueError for a malformed one.
+        *per_client* (client address -> its Lookup), when given, decides instead of *lookup*:
+        a container on several networks resolves the names of all of them."""
         host, port = _address(address)
         nets = None
         if clients is not None:  # "10.88.0.1/16" (a gateway's interface) means its subnet
@@ -171,8 +177,10 @@ class DnsResponder:
         listener = self._listeners.get((host, port)) if port else None
         if listener is not None:
             listener.lookup, listener.clients = lookup, nets
+            listener.per_client = per_client
             return listener.address
         listener = await self._bind(host, port, lookup, nets)
+        listener.per_client = per_client
         self._listeners[listener.address] = listener
         return listener.address
 
@@ -219,14 +227,16 @@ class DnsResponder:
             return listener
         raise DnsBindError(errno.EADDRINUSE, f"no free port for DNS on both UDP and TCP at {host}")
 
-    def _lookup_for(self, listener: _Listener) -> Lookup:
+    def _lookup_for(self, listener: _Listener, client: str) -> Lookup:
+        if listener.per_client is not None:
+            return listener.per_client(client)
         return listener.lookup if listener.lookup is not None else self.lookup
 
     def _datagram(self, listener: _Listener, data: bytes, addr: tuple[str, int]) -> None:
         try:
             if not listener.allows(addr[0]):
                 return
-            result = answer(data, self._lookup_for(listener))
+            result = answer(data, self._lookup_for(listener, addr[0]))
             if isinstance(result, Forward):
                 task = self._forwarder.forward(result, self._listeners.keys())
                 if task is not None:
@@ -268,7 +278,7 @@ class DnsResponder:
         self._connections += 1
         listener.connections.add(task)
         try:
-            await self._serve(listener, reader, writer)
+            await self._serve(listener, reader, writer, peer[0])
         except (OSError, EOFError, TimeoutError):
             pass  # the client went away, sent half a message, or idled past the timeout
         except asyncio.CancelledError:
@@ -281,14 +291,18 @@ class DnsResponder:
             writer.close()
 
     async def _serve(
-        self, listener: _Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        listener: _Listener,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: str,
     ) -> None:
         """Queries one after another on one connection, each with a 2-byte length prefix."""
         while True:
             async with asyncio.timeout(self.idle_timeout):
                 (size,) = struct.unpack("!H", await reader.readexactly(2))
                 wire = await reader.readexactly(size)
-            result = answer(wire, self._lookup_for(listener), tcp=True)
+            result = answer(wire, self._lookup_for(listener, client), tcp=True)
             if isinstance(result, Forward):
                 task = self._forwarder.forward(result, self._listeners.keys())
                 result = result.failure() if task is None else await task

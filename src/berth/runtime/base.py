@@ -86,6 +86,9 @@ class ContainerSpec:
     # names (the networks' DNS responders); the agent plumbs the namespace the runtime made.
     addresses: list[str] = field(default_factory=list)
     nameservers: list[str] = field(default_factory=list)
+    # Namespaces joined rather than made (a pod's): OCI type ("network", "ipc", "uts", "pid",
+    # "user") -> the path of the one to join.
+    joins: dict[str, str] = field(default_factory=dict)
 
 
 class Status(enum.StrEnum):

@@ -40,7 +40,7 @@ from berth.service.specs import (
 )
 from berth.service.volumes import VolumeService
 from berth.store.db import Store
-from berth.store.models import Action, Container, Image, Project
+from berth.store.models import Action, Container, Image, Pod, Project
 
 # Statuses in which a container has a live process.
 LIVE = ("running", "paused", "restarting")
@@ -178,11 +178,23 @@ class ContainerService:
 
     # -- create --------------------------------------------------------------------------
 
-    def create(self, ctx: Context, req: ContainerCreate, start: bool = False
+    def create(self, ctx: Context, req: ContainerCreate, start: bool = False, *,
+               internal: dict[str, Any] | None = None,
+               with_row: Callable[[Session, Container], None] | None = None,
                ) -> tuple[Container, Action]:
+        """``internal``: spec keys only Berth sets (a pod's infra container); ``with_row``
+        adds rows that belong with the container to its transaction (the pod)."""
         if req.tty and Capability.TTY not in self.capabilities:
             raise InvalidArgument("this host's runtime does not support a tty")
         spec = req.model_dump(mode="json")
+        spec.update(internal or {})
+        if req.pod is not None:
+            from berth.service.pods import find_pod
+
+            with self.store.session() as s:
+                pod = find_pod(s, ctx, req.pod)
+                spec.update(pod_id=pod.id, pod_infra=pod.infra_id,
+                            pod_shared=list(pod.shared), hostname=pod.hostname)
         if grants.needed(spec):  # before anything looks at a host path
             grants.check(ctx, self._grants(ctx.project_id), spec)
         image = self.images.resolve(ctx, req.image)
@@ -201,7 +213,7 @@ class ContainerService:
             self._check_name_free(s, ctx, name)
         spec["mounts"], new_volumes = self.volumes.prepare_mounts(ctx, req.mounts)
         try:
-            row, act = self._insert(ctx, req, spec, cid, name, image.id, now, start)
+            row, act = self._insert(ctx, req, spec, cid, name, image.id, now, start, with_row)
         except BaseException:
             self.volumes.discard(ctx, new_volumes)  # a refused create leaves nothing behind
             raise
@@ -223,7 +235,9 @@ class ContainerService:
                            f'{taken.id[:12]}: remove or rename that container first')
 
     def _insert(self, ctx: Context, req: ContainerCreate, spec: dict[str, Any], cid: str,
-                name: str, image_id: str, now: float, start: bool) -> tuple[Container, Action]:
+                name: str, image_id: str, now: float, start: bool,
+                with_row: Callable[[Session, Container], None] | None = None,
+                ) -> tuple[Container, Action]:
         disk = self.quotas.measure_disk(ctx.project_id) if self.quotas else None
         with self.store.session() as s:
             if self.quotas is not None:  # first in the transaction: checks run in turn
@@ -236,6 +250,10 @@ class ContainerService:
                 stopped_by_user=False,
             )
             s.add(row)
+            if spec.get("pod_id") and s.get(Pod, spec["pod_id"]) is None:
+                raise NotFound(f"pod {req.pod} was removed meanwhile")
+            if with_row is not None:
+                with_row(s, row)
             endpoints.attach_new(s, ctx.project_id, cid, spec, ipam.host_port_free)
             act = self._add_action(s, ctx, row, "create", {})
             if start:
@@ -272,7 +290,15 @@ class ContainerService:
         return self._queue(ctx, ref, "update", req.model_dump(mode="json", exclude_none=True))
 
     def remove(self, ctx: Context, ref: str, force: bool = False,
-               volumes: bool = False) -> Action:
+               volumes: bool = False, *, of_pod: bool = False) -> Action:
+        """``of_pod``: the pod's own removal takes its infra container."""
+        if not of_pod:
+            with self.store.session() as s:
+                row = self._find(s, ctx, ref)
+                pod = s.get(Pod, row.spec["infra_of"]) if row.spec.get("infra_of") else None
+                if pod is not None:
+                    raise Conflict(f"container {row.name} is the infra container of pod "
+                                   f"{pod.name}: remove the pod instead")
         return self._queue(ctx, ref, "remove", {"force": force, "volumes": volumes})
 
     def rename(self, ctx: Context, ref: str, new_name: str) -> Container:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import os
+import random
 import re
 import secrets
 import time
@@ -30,14 +31,17 @@ from berth.store.models import (
     Container,
     Image,
     Membership,
+    Network,
     Project,
     RegistryCredential,
+    Service,
     Token,
     User,
     Volume,
 )
 
 log = logging.getLogger("berth.identity")
+SLOT_ATTEMPTS = 30
 ROLES = ("reader", "member", "admin")
 RANK = {role: i for i, role in enumerate(ROLES)}
 ADMIN_USER = "admin"
@@ -162,7 +166,11 @@ class IdentityService:
 
     def create_project(self, name: str) -> dict[str, Any]:
         check_name("project", name)
-        for _ in range(5):  # two creates may pick the same next slot: the loser tries again
+        # Two creates may pick the same next slot: the loser tries again, after a random
+        # pause so that a burst of creates does not collide round after round.
+        for attempt in range(SLOT_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, 0.005 * attempt))
             try:
                 with self.store.session() as s:
                     if s.get(Project, name) is not None:
@@ -209,14 +217,17 @@ class IdentityService:
             raise Conflict("the default project cannot be deleted")
         with self.store.session() as s:
             in_use = sum(s.scalar(select(func.count()).select_from(model).where(
-                model.project_id == project_id)) or 0 for model in (Container, Image, Volume))
+                model.project_id == project_id)) or 0
+                for model in (Container, Image, Volume, Service))
+            in_use += s.scalar(select(func.count()).select_from(Network).where(
+                Network.project_id == project_id, Network.builtin.is_(False))) or 0
             if in_use:
-                raise Conflict(f"project {project_id} still has {in_use} containers, images "
-                               "or volumes: remove them first")
+                raise Conflict(f"project {project_id} still has {in_use} containers, images, "
+                               "volumes, networks or services: remove them first")
             p = s.get(Project, project_id)
             if p is None:
                 raise NotFound(f"no such project: {project_id}")
-            for model in (Membership, Token, RegistryCredential):
+            for model in (Membership, Token, RegistryCredential, Network):  # its "bridge"
                 for row in s.scalars(select(model).where(model.project_id == project_id)):
                     s.delete(row)
             s.delete(p)

@@ -87,6 +87,9 @@ def _tag_name(ref: str) -> str | None:
         return None
 
 
+PAUSE_TAG = "berth-pause:latest"
+
+
 class ImageService:
     hub: Hub | None = None  # set by the daemon: image events go out through it
 
@@ -244,6 +247,14 @@ class ImageService:
         with self.content.using():
             manifest = build_busybox_image(self.blobs, busybox)
             return self.record(ctx, manifest, [tag or "busybox:latest"])
+
+    def pause_image(self, ctx: Context, catatonit: Path = Path("/usr/bin/catatonit")) -> Image:
+        """The infra image of the project's pods (built from the host's catatonit, the same
+        image every time), tagged as PAUSE_TAG like podman's podman-pause."""
+        from berth.image.base import build_pause_image
+
+        with self.content.using():
+            return self.record(ctx, build_pause_image(self.blobs, catatonit), [PAUSE_TAG])
 
     def tag(self, ctx: Context, ref: str, new: str) -> None:
         image = self.resolve(ctx, ref)

@@ -19,12 +19,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument
-from berth.store.models import Endpoint, Network, NetworkLock, PortBinding
+from berth.store.models import Endpoint, Network, NetworkLock, PortBinding, Service
 
 # Where networks without a subnet of their own get one: /24s, clear of Docker's 172.17/12
 # and podman's 10.88-10.89 defaults.
 POOL = IPv4Network("10.210.0.0/15")
 POOL_PREFIX = 24
+# Services' virtual IPs: host-wide, outside every bridge subnet (nft refuses a VIP inside one).
+SERVICE_RANGE = IPv4Network("10.212.0.0/16")
 EPHEMERAL_PORTS = range(32768, 61000)  # Linux's default ip_local_port_range
 ANY = "0.0.0.0"
 
@@ -49,6 +51,9 @@ def choose_subnet(s: Session, wanted: IPv4Network | None,
     other networks the host has (routes) that Berth's must not overlap either."""
     taken = taken_subnets(s) + list(in_use)
     if wanted is not None:
+        if wanted.overlaps(SERVICE_RANGE):
+            raise Conflict(f"subnet {wanted} overlaps {SERVICE_RANGE}, where Berth's "
+                           "services get their virtual IPs")
         for other in taken:
             if wanted.overlaps(other):
                 raise Conflict(f"subnet {wanted} overlaps {other}, which another network "
@@ -121,6 +126,16 @@ def allocate_address(s: Session, net: Network, wanted: IPv4Address | None) -> IP
         if address not in used and address not in reserved and address in subnet:
             return address
     raise Conflict(f"no free address left on network {net.name} ({pool})")
+
+
+def allocate_vip(s: Session, host_nets: Iterable[IPv4Network] = ()) -> IPv4Address:
+    """The lowest free address of SERVICE_RANGE (none that a host route covers)."""
+    used = {IPv4Address(v) for v in s.scalars(select(Service.vip))}
+    routed = [n for n in host_nets if n.overlaps(SERVICE_RANGE)]
+    for address in SERVICE_RANGE.hosts():
+        if address not in used and not any(address in n for n in routed):
+            return address
+    raise Conflict(f"no free service address left in {SERVICE_RANGE}")
 
 
 def free_owner(s: Session, owner_id: str) -> None:

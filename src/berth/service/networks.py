@@ -403,6 +403,10 @@ class NetworkService:
         for alias in aliases or []:
             validate_name(alias, "network alias")
 
+        if container.spec.get("pod_id"):
+            raise Conflict(f"container {container.name} is in a pod and has the pod's "
+                           "network: connect the pod's infra container instead")
+
         def change(nets: dict[str, list[str]], s: Any) -> None:
             if any(k in (net.name, net.id) for k in nets):
                 raise Conflict(f"endpoint with name {container.name} already exists in "

@@ -233,6 +233,8 @@ class ContainerCreate(ResourcesRequest):
     init: bool = False
     # None: the image's HEALTHCHECK, if it has one (service/health.py merges them at create).
     healthcheck: HealthcheckRequest | None = None
+    # A pod (name or id) of the project to join: its network, hostname (and IPC, PID).
+    pod: str | None = Field(None, min_length=1, max_length=128)
 
     @field_validator("name")
     @classmethod
@@ -280,6 +282,10 @@ class ContainerCreate(ResourcesRequest):
         if self.network == "host" and (self.networks or self.ports):
             raise ValueError("a container on the host's network joins no other network and "
                              "publishes no ports (it uses the host's ports directly)")
+        if self.pod is not None and (self.network != "none" or self.networks or self.ports
+                                     or self.publish_all or self.hostname):
+            raise ValueError("a container in a pod has the pod's network and hostname: give "
+                             "networks, published ports and the hostname to the pod")
         for net, address in self.ip_addresses.items():
             try:
                 ipaddress.IPv4Address(address)

@@ -236,6 +236,41 @@ class PortBinding(Base):
     container_port: Mapped[int] = mapped_column(Integer)
 
 
+class Pod(Base):
+    """Containers sharing one network namespace (and optionally IPC and PID), held by an
+    infra container (``infra_id``, a row of containers). The pod's addresses and published
+    ports are the infra container's endpoint and port rows."""
+
+    __tablename__ = "pods"
+    __table_args__ = (Index("ix_pods_project_name", "project_id", "name", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    infra_id: Mapped[str] = mapped_column(String(64), unique=True)
+    hostname: Mapped[str] = mapped_column(String(64))
+    shared: Mapped[list[str]] = mapped_column(JSON, default=list)  # "net", "ipc", "uts", "pid"
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Service(Base):
+    """A name, a label selector and ports: a virtual IP of the project load-balanced over
+    the matching, running, healthy containers and pods (agent/netops renders it)."""
+
+    __tablename__ = "services"
+    __table_args__ = (Index("ix_services_project_name", "project_id", "name", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    selector: Mapped[str] = mapped_column(Text)  # Kubernetes' grammar (service/selectors)
+    ports: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # port, target_port, proto
+    vip: Mapped[str] = mapped_column(String(64), unique=True)
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class NetworkLock(Base):
     """One row: subnet and host-port allocation take it first (an UPDATE), so concurrent
     creates check overlaps in turn, on SQLite and PostgreSQL alike."""

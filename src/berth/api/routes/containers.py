@@ -105,12 +105,18 @@ def list_containers(svc: Svc, ctx: Ctx, page: Page, all: bool = False,
     filters = parse_filters(filter, CONTAINER_FILTERS)
     rows = svc.containers.list(ctx, all_=all, filters=filters, selector=parse_selector(selector),
                                page=page, all_projects=ctx.all_projects)
-    return paged(rows, views.container)
+    owners = {r.id: (r.spec or {}).get("pod_infra") or r.id for r in rows} \
+        if svc.networks is not None else {}
+    nets = svc.networks.states(sorted(set(owners.values()))) if svc.networks else {}
+    return paged(rows, lambda r: views.container(r, nets.get(owners.get(r.id, ""))))
 
 
 @router.get("/{ref}")
 def inspect(ref: str, svc: Svc, ctx: Ctx) -> dict:
-    return views.container(svc.containers.get(ctx, ref))
+    row = svc.containers.get(ctx, ref)
+    owner = (row.spec or {}).get("pod_infra") or row.id
+    net = svc.networks.states([owner])[owner] if svc.networks is not None else None
+    return views.container(row, net)
 
 
 @router.get("/{ref}/actions", response_model=list[dict[str, Any]], responses=PAGED)

@@ -152,7 +152,11 @@ def _namespaces(spec: ContainerSpec) -> list[dict[str, str]]:
         kinds.append("network")
     if spec.idmap is not None:
         kinds.append("user")
-    return [{"type": k} for k in kinds]
+    unknown = set(spec.joins) - set(kinds)
+    if unknown:
+        raise InvalidArgument(f"cannot join a {sorted(unknown)[0]} namespace here")
+    return [{"type": k, "path": spec.joins[k]} if k in spec.joins else {"type": k}
+            for k in kinds]
 
 
 def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: list[int],
