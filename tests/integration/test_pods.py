@@ -178,12 +178,19 @@ def test_bad_pod_input_leaves_nothing(daemon: Daemon) -> None:
     assert after == before  # no infra container, no member was left half-made
 
 
-def test_a_pod_outlives_berthd_and_leaves_nothing(own_daemon: Daemon) -> None:
+def test_a_pod_and_its_service_outlive_berthd_and_leave_nothing(own_daemon: Daemon) -> None:
     d = own_daemon
-    call(d, "POST", "/v1/pods", {"start": True}, {"name": "long"})
+    svc = call(d, "POST", "/v1/services", None,
+               {"name": "longsvc", "selector": "tier=long", "ports": [{"port": 80}]})
+    call(d, "POST", "/v1/pods", {"start": True}, {"name": "long", "labels": {"tier": "long"}})
     member(d, "long-web", "long", "sh", "-c", HTTPD.format(text="still", port=80))
     member(d, "long-side", "long", "sleep", "300")
     until(d, "long-side", "wget -q -O- http://127.0.0.1/")
+    asker = call(d, "POST", "/v1/containers", {"start": True, "wait": True},
+                 {"image": "busybox", "name": "long-asker", "networks": {"bridge": []},
+                  "command": ["sleep", "300"]})["container"]["id"]
+    via_vip = f"timeout 3 wget -q -O- http://{svc['vip']}/"
+    assert until(d, "long-asker", via_vip) == "still"
     pids = {m["name"]: d.client.containers.get(m["id"])["state"]["pid"]
             for m in call(d, "GET", "/v1/pods/long")["containers"]}
     d.kill9()
@@ -194,9 +201,56 @@ def test_a_pod_outlives_berthd_and_leaves_nothing(own_daemon: Daemon) -> None:
              for m in call(d, "GET", "/v1/pods/long")["containers"]}
     assert again == pids  # the same processes, adopted
     assert until(d, "long-side", "wget -q -O- http://127.0.0.1/") == "still"
+    assert until(d, "long-asker", via_vip) == "still"  # the service, by VIP and by name
+    assert until(d, "long-asker", "timeout 3 wget -q -O- http://longsvc/") == "still"
     # a member that joins after the restart finds the namespaces through the infra's pid
     member(d, "long-late", "long", "sleep", "300")
     assert until(d, "long-late", "wget -q -O- http://127.0.0.1/") == "still"
     call(d, "DELETE", "/v1/pods/long", {"force": True})
+    call(d, "DELETE", "/v1/services/longsvc")
+    d.client.containers.remove(asker, force=True)
     assert call(d, "GET", "/v1/pods") == []
     d.wait_for(lambda: not leaks(d), what=f"no leaks ({leaks(d)})")
+
+
+def test_berth_cli_pods_services_and_networks(daemon: Daemon) -> None:
+    d = daemon
+    port = free_port()
+    d.cli("network", "create", "--subnet", "10.233.4.0/24", "-l", "tier=app", "appnet")
+    try:
+        pod_id = d.cli("pod", "create", "clipod", "-l", "app=cli", "--network", "appnet:cp",
+                       "--ip", "10.233.4.40", "-p", f"{port}:80", "--start").stdout.strip()
+        assert len(pod_id) >= 12
+        d.cli("run", "-d", "--pod", "clipod", "--name", "clipod-web", "busybox", "sh", "-c",
+              HTTPD.format(text="cli", port=80))
+        assert d.cli("run", "--rm", "--pod", "clipod", "busybox", "hostname").stdout.strip() \
+            == "clipod"
+        listed = d.cli("pod", "ls", "--selector", "app=cli").stdout
+        assert "clipod" in listed and "10.233.4.40" in listed
+        assert d.cli("pod", "ls", "-q", "--selector", "app!=cli").stdout.strip() == ""
+        shown = d.cli("pod", "inspect", "clipod").stdout
+        assert '"10.233.4.40"' in shown and "clipod-web" in shown
+        made = d.cli("service", "create", "clisvc", "--selector", "app=cli", "-p", "8000:80")
+        assert "10.212." in made.stdout
+        assert "clisvc" in d.cli("service", "ls").stdout
+        answer = d.cli("run", "--rm", "--network", "appnet", "busybox", "sh", "-c",
+                       "timeout 3 wget -q -O- http://clisvc:8000/; exit $?").stdout.strip()
+        assert answer == "cli"
+        assert "10.233.4.40" in d.cli("network", "inspect", "appnet").stdout
+        assert "appnet" in d.cli("network", "ls").stdout
+        # a pod member is connected through its pod, never on its own
+        res = d.cli("network", "connect", "bridge", "clipod-web", check=False)
+        assert res.returncode != 0 and "pod" in res.stderr and "Traceback" not in res.stderr
+        # bad input: one line, non-zero
+        res = d.cli("service", "create", "bad", "--selector", "app in (x", "-p", "80",
+                    check=False)
+        assert res.returncode != 0 and "position" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+        res = d.cli("run", "--pod", "clipod", "-p", "81:81", "busybox", "true", check=False)
+        assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
+    finally:
+        d.cli("service", "rm", "clisvc", check=False)
+        d.cli("pod", "rm", "-f", "clipod", check=False)
+        d.cli("network", "rm", "appnet", check=False)
+    assert "clipod" not in d.cli("pod", "ls").stdout
+    assert "appnet" not in d.cli("network", "ls").stdout
