@@ -210,21 +210,42 @@ def test_projects_cannot_reach_each_other(daemon: Daemon) -> None:
             other.containers.remove(theirs["id"], force=True)
 
 
+def nft_rules(table: str) -> str:
+    return subprocess.run(["nft", "list", "table", "ip", table], capture_output=True,
+                          text=True).stdout
+
+
 def test_removing_everything_leaves_nothing(own_daemon: Daemon) -> None:
     d = own_daemon
     before = host_links()
     docker(d, "network", "create", "gone")
     cid = serve(d, "temp", "--network", "gone", "-p", f"{free_port()}:8080")
+    # a pod with a member on the same network, and a service over both
+    api = d.client.transport
+    api.call("POST", "/v1/pods", {"start": True}, {"name": "gonepod", "labels": {"x": "y"},
+                                                   "networks": {"gone": []},
+                                                   "ports": [{"container_port": 81}]})
+    api.call("POST", "/v1/containers", {"start": True, "wait": True},
+             {"image": "busybox", "pod": "gonepod", "command": ["sleep", "300"]})
+    vip = api.call("POST", "/v1/services", None,
+                   {"name": "gonesvc", "selector": "x=y", "ports": [{"port": 80}]})["vip"]
     table = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     made = host_links() - before
     assert len([n for n in made if n.startswith("bth")]) == 1
-    assert len([n for n in made if n.startswith("vb")]) == 1
+    assert len([n for n in made if n.startswith("vb")]) == 2  # the container's, the pod's
+    ours = next(line.split()[2] for line in table.splitlines() if "berth" in line)
+    d.wait_for(lambda: vip in nft_rules(ours), what="the service's rule")
+    api.call("DELETE", "/v1/services/gonesvc")
+    api.call("DELETE", "/v1/pods/gonepod", {"force": True})
     docker(d, "rm", "-f", cid)
     docker(d, "network", "rm", "gone")
     deadline = time.monotonic() + 10
     while host_links() - before:
         assert time.monotonic() < deadline, f"left behind: {host_links() - before}"
         time.sleep(0.1)
+    # no service, DNAT or network rule is left in the daemon's table
+    d.wait_for(lambda: not any(w in nft_rules(ours) for w in (vip, "dnat to", "masquerade")),
+               what=f"an empty table, not {nft_rules(ours)}")
     assert not any(line.split()[4].startswith(str(d.run_root))
                    for line in Path("/proc/self/mountinfo").read_text().splitlines())
     assert "berth" in table  # the daemon's table existed while the port was published
