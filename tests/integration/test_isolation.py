@@ -37,7 +37,7 @@ from starlette.routing import WebSocketRoute
 from berth.api.app import create_app
 from berth.client import APIError, Client
 from tests.integration.conftest import _require_host
-from tests.integration.daemon import Daemon, destroy, leaks, make_dirs
+from tests.integration.daemon import Daemon, destroy, leaks, make_dirs, remove_pods
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +110,9 @@ class Side:
     volume: str
     token_id: str
     action_id: int
+    network: str
+    pod: str
+    service: str
 
 
 @dataclass
@@ -146,7 +149,11 @@ def _side(c: Client, prefix: str, reg: Registry) -> Side:
     c.volumes.create(f"{prefix}-vol")
     token_id = c.tokens.create(f"{prefix}-spare")["id"]
     action_id = c.containers.actions(running["id"])[-1]["id"]
-    return Side(running, stopped, image, tag, f"{prefix}-vol", token_id, action_id)
+    c.networks.create(f"{prefix}-net")
+    c.pods.create(f"{prefix}-pod")
+    c.services.create(f"{prefix}-svc", "app=x", [{"port": 80}])
+    return Side(running, stopped, image, tag, f"{prefix}-vol", token_id, action_id,
+                f"{prefix}-net", f"{prefix}-pod", f"{prefix}-svc")
 
 
 @pytest.fixture(scope="module")
@@ -176,11 +183,12 @@ def world() -> Iterator[World]:
         reg.authorized.clear()  # bob's login: from here on, nobody may use his credentials
         markers = [f'"{B}"', '"bob"', b.running["id"], b.stopped["id"], "b-running",
                    "b-stopped", b.image["id"], "b-private", '"b-vol"', b.token_id, "b-only",
-                   reg.username]
+                   reg.username, "b-net", "b-pod", "b-svc"]
         yield World(d, reg, admin, alice, bob, rita, tokens["alice"], a, b, markers)
     finally:
         for project in (A, B):
             c = Client(d.host, project=project)
+            remove_pods(c)
             for box in c.containers.list(all=True):
                 with contextlib.suppress(APIError):
                     c.containers.remove(box["id"], force=True, volumes=True)
@@ -270,7 +278,8 @@ CALLS: dict[str, Call] = {
     "POST /v1/containers": Call(query={"wait": "true"},
                                 body={"image": "busybox", "command": ["true"]},
                                 names=lambda w: [({"image": b}, {"image": g})
-                                                 for b, g in _image_refs(w)]),
+                                                 for b, g in _image_refs(w)] + [
+                                    ({"pod": w.b.pod}, {"pod": "z-pod"})]),
     "GET /v1/containers": Call(query={"all": "true"}),
     "GET /v1/containers/{ref}": Call(),
     "DELETE /v1/containers/{ref}": Call(query={"force": "true", "wait": "true"}),
@@ -328,6 +337,27 @@ CALLS: dict[str, Call] = {
     "GET /v1/volumes/{name}": Call(),
     "DELETE /v1/volumes/{name}": Call(),
     "POST /v1/volumes/prune": Call(),
+    "POST /v1/networks": Call(body={"name": "iso-new"}),
+    "GET /v1/networks": Call(),
+    "GET /v1/networks/{ref}": Call(),
+    "DELETE /v1/networks/{ref}": Call(),
+    "POST /v1/networks/prune": Call(),
+    "POST /v1/networks/{ref}/connect": Call(body={"container": "placeholder"},
+                                            names=_container_names("container")),
+    "POST /v1/networks/{ref}/disconnect": Call(body={"container": "placeholder"},
+                                               names=_container_names("container")),
+    "POST /v1/pods": Call(body={"name": "iso-new"}),
+    "GET /v1/pods": Call(),
+    "GET /v1/pods/{ref}": Call(),
+    "POST /v1/pods/{ref}/start": Call(),
+    "POST /v1/pods/{ref}/stop": Call(query={"timeout": "1"}),
+    "POST /v1/pods/{ref}/restart": Call(query={"timeout": "1"}),
+    "DELETE /v1/pods/{ref}": Call(query={"force": "true"}),
+    "POST /v1/services": Call(body={"name": "iso-new", "selector": "a=b",
+                                    "ports": [{"port": 80}]}),
+    "GET /v1/services": Call(),
+    "GET /v1/services/{ref}": Call(),
+    "DELETE /v1/services/{ref}": Call(),
 }
 WEBSOCKETS = {
     "/v1/containers/{ref}/exec": {"command": ["cat", "/etc/hostname"]},  # first message
@@ -345,6 +375,9 @@ PARAMS = {
     ("/v1/projects", "user"): "user",
     ("/v1/registries", "registry"): "registry",
     ("/v1/hosts", "name"): "host",
+    ("/v1/networks", "ref"): "network",
+    ("/v1/pods", "ref"): "pod",
+    ("/v1/services", "ref"): "service",
 }
 
 
@@ -395,7 +428,8 @@ def _own(w: World, kind: str, path: str, spec: Call) -> str:
             "action": str(w.a.action_id),
             "image": w.a.image_tag if spec.registry else "busybox", "volume": w.a.volume,
             "token": w.a.token_id, "project": A, "user": "alice",
-            "registry": w.reg.host, "host": socket.gethostname()}[kind]
+            "registry": w.reg.host, "host": socket.gethostname(), "network": w.a.network,
+            "pod": w.a.pod, "service": w.a.service}[kind]
 
 
 def _others(w: World, kind: str, spec: Call) -> list[tuple[str, str]]:
@@ -410,7 +444,10 @@ def _others(w: World, kind: str, spec: Call) -> list[tuple[str, str]]:
             "project": [(B, NOBODY)],
             "user": [("bob", "zob")],
             "registry": [(w.reg.host, "127.0.0.1:1")],
-            "host": [(socket.gethostname(), "no-such-host")]}[kind]
+            "host": [(socket.gethostname(), "no-such-host")],
+            "network": [(w.b.network, "z-net")],
+            "pod": [(w.b.pod, "z-pod")],
+            "service": [(w.b.service, "z-svc")]}[kind]
 
 
 def _fill(path: str, values: dict[str, str]) -> str:
@@ -532,6 +569,9 @@ def snapshot(c: Client) -> dict[str, Any]:
                              for x in c.containers.list(all=True)),
         "images": sorted((i["id"], tuple(sorted(i["tags"]))) for i in c.images.list()),
         "volumes": sorted(v["name"] for v in c.volumes.list()),
+        "networks": sorted(n["name"] for n in c.networks.list()),
+        "pods": sorted((p["name"], p["status"]) for p in c.pods.list()),
+        "services": sorted((s["name"], s["vip"]) for s in c.services.list()),
         "tokens": sorted((t["id"], t["revoked"]) for t in c.tokens.list()),
         "logins": sorted(x["registry"] for x in c.registries.list()),
         "policy": json.dumps(c.images.policy(), sort_keys=True),
@@ -628,10 +668,10 @@ def test_lists_and_all_projects_show_nothing_of_another_project(world: World) ->
                 found.append(f"GET {path} {query}: {got.status} shows {seen}")
     assert not found, "\n".join(found)
     # Counts too: what alice is told she has is what she has.
-    info = w.alice.info()
-    assert info["containers"] == len(w.alice.containers.list(all=True)) == 2, info
+    info = w.alice.info()  # running, stopped and her pod's infra container
+    assert info["containers"] == len(w.alice.containers.list(all=True)) == 3, info
     quotas = w.alice.transport.call("GET", "/v1/quotas")
-    assert quotas["containers"]["in_use"] == 2, quotas
+    assert quotas["containers"]["in_use"] == 3, quotas
     assert quotas["volumes"]["in_use"] == 1, quotas
 
 

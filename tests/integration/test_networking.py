@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from berth.agent.netops import table_name
 from berth.client import APIError, Client
 from tests.integration.daemon import Daemon
 from tests.integration.dockertools import docker, docker_json
@@ -233,7 +234,7 @@ def test_removing_everything_leaves_nothing(own_daemon: Daemon) -> None:
     made = host_links() - before
     assert len([n for n in made if n.startswith("bth")]) == 1
     assert len([n for n in made if n.startswith("vb")]) == 2  # the container's, the pod's
-    ours = next(line.split()[2] for line in table.splitlines() if "berth" in line)
+    ours = table_name(d.run_root)
     d.wait_for(lambda: vip in nft_rules(ours), what="the service's rule")
     api.call("DELETE", "/v1/services/gonesvc")
     api.call("DELETE", "/v1/pods/gonepod", {"force": True})
@@ -248,7 +249,7 @@ def test_removing_everything_leaves_nothing(own_daemon: Daemon) -> None:
                what=f"an empty table, not {nft_rules(ours)}")
     assert not any(line.split()[4].startswith(str(d.run_root))
                    for line in Path("/proc/self/mountinfo").read_text().splitlines())
-    assert "berth" in table  # the daemon's table existed while the port was published
+    assert f"ip {ours}" in table  # the daemon's table existed while the port was published
 
 
 def test_kill_9_keeps_the_network_and_berthd_picks_it_up(own_daemon: Daemon) -> None:
