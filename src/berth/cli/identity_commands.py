@@ -8,8 +8,8 @@ import sys
 from datetime import UTC, datetime
 
 from berth.cli.convert import UsageError, parse_size
-from berth.cli.output import each, emit
-from berth.client import APIError, Client
+from berth.cli.output import each, emit, inspect_each
+from berth.client import Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
@@ -33,19 +33,6 @@ def _when(ts: float | None) -> str:
     if not ts:
         return "never"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _inspect(names: list[str], get: Callable[[str], Any], fmt: str) -> int:
-    found, failed = [], 0
-    for name in names:
-        try:
-            found.append(get(name))
-        except APIError as e:
-            sys.stderr.write(f"berth: {e.message}\n")
-            failed = 1
-    emit(found[0] if len(found) == 1 and len(names) == 1 else found,
-         "json" if fmt == "table" else fmt)
-    return failed
 
 
 # -- projects -------------------------------------------------------------------------------
@@ -79,7 +66,7 @@ def cmd_project(client: Client, args: argparse.Namespace) -> int:
     elif sub == "rm":
         return each(args.projects, projects.remove)
     elif sub == "inspect":
-        return _inspect(args.projects, projects.get, fmt)
+        return inspect_each(args.projects, projects.get, fmt)
     elif sub in ("grant", "ungrant"):
         have = set(projects.get(args.project).get("grants") or [])
         want = have | set(args.grants) if sub == "grant" else have - set(args.grants)

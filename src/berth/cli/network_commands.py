@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from berth.cli import convert
-from berth.cli.output import each, emit
-from berth.cli.pod_commands import inspect_each, listing
+from berth.cli.output import each, emit, inspect_each
+from berth.cli.pod_commands import listing
 from berth.client import Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings

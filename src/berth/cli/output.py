@@ -9,6 +9,7 @@ from datetime import datetime
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -29,6 +30,23 @@ def emit(data: Any, fmt: str, columns: list[tuple[str, Any]] | None = None) -> N
         return
     rows = data if isinstance(data, list) else [data]
     table(columns, rows)
+
+
+def inspect_each(names: list[str], get: Callable[[str], Any], fmt: str) -> int:
+    """Show every object found (JSON unless YAML is asked for); report the missing ones on
+    stderr and exit 1, as `berth inspect` does."""
+    from berth.client import APIError
+
+    found, failed = [], 0
+    for name in names:
+        try:
+            found.append(get(name))
+        except APIError as e:
+            sys.stderr.write(f"berth: {e.message}\n")
+            failed = 1
+    emit(found[0] if len(found) == 1 and len(names) == 1 else found,
+         "json" if fmt == "table" else fmt)
+    return failed
 
 
 def table(columns: list[tuple[str, Any]], rows: list[Any]) -> None:

@@ -4,31 +4,15 @@ namespace; services: a virtual IP over the containers and pods a label selector 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from berth.cli import convert
-from berth.cli.output import ago, each, emit
-from berth.client import APIError, Client
+from berth.cli.output import ago, each, emit, inspect_each
+from berth.client import Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
-
-
-def inspect_each(names: list[str], get: Callable[[str], Any], fmt: str) -> int:
-    """Show every object found (JSON unless YAML is asked for); report the missing ones on
-    stderr and exit 1, as `berth inspect` does."""
-    found, failed = [], 0
-    for name in names:
-        try:
-            found.append(get(name))
-        except APIError as e:
-            sys.stderr.write(f"berth: {e.message}\n")
-            failed = 1
-    emit(found[0] if len(found) == 1 and len(names) == 1 else found,
-         "json" if fmt == "table" else fmt)
-    return failed
 
 
 def listing(rows: list[dict[str, Any]], args: argparse.Namespace,

@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
+from berth.errors import BerthError, Conflict, InvalidArgument
 from berth.service.context import Context
 from berth.service.filters import labels_match
 from berth.service.names import new_id
+from berth.service.refs import find_by_ref
 from berth.service.selectors import Selector
 from berth.service.specs import (
     HOSTNAME_RE,
@@ -106,17 +107,7 @@ class PodView:
 
 def find_pod(s: Session, ctx: Context, ref: str) -> Pod:
     """By id, name, or a unique id prefix, in the caller's project."""
-    q = select(Pod).where(Pod.project_id == ctx.project_id)
-    row = s.scalars(q.where((Pod.id == ref) | (Pod.name == ref))).first()
-    if row is None and ref and all(c in "0123456789abcdef" for c in ref):
-        found = s.scalars(q.where(Pod.id.startswith(ref))).all()
-        if len(found) > 1:
-            raise InvalidArgument(f"pod {ref} is ambiguous ({len(found)} pods have that id "
-                                  "prefix)")
-        row = found[0] if found else None
-    if row is None:
-        raise NotFound(f"no such pod: {ref}")
-    return row
+    return find_by_ref(s, Pod, ctx.project_id, ref, "pod")
 
 
 def pod_status(infra: Container | None, members: list[Container]) -> str:

@@ -17,12 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.errors import Conflict, InvalidArgument
 from berth.service import health, ipam
 from berth.service.context import Context
 from berth.service.filters import labels_match
 from berth.service.hub import Hub
 from berth.service.names import new_id
+from berth.service.refs import find_by_ref
 from berth.service.selectors import Selector, parse_selector
 from berth.service.specs import validate_labels, validate_name
 from berth.store.db import Store
@@ -137,17 +138,7 @@ class VipServices:
         self.store = store
 
     def _find(self, s: Session, ctx: Context, ref: str) -> Service:
-        q = select(Service).where(Service.project_id == ctx.project_id)
-        row = s.scalars(q.where((Service.id == ref) | (Service.name == ref))).first()
-        if row is None and ref and all(c in "0123456789abcdef" for c in ref):
-            found = s.scalars(q.where(Service.id.startswith(ref))).all()
-            if len(found) > 1:
-                raise InvalidArgument(f"service {ref} is ambiguous ({len(found)} services "
-                                      "have that id prefix)")
-            row = found[0] if found else None
-        if row is None:
-            raise NotFound(f"no such service: {ref}")
-        return row
+        return find_by_ref(s, Service, ctx.project_id, ref, "service")
 
     def _views(self, s: Session, rows: list[Service]) -> list[ServiceView]:
         if not rows:
