@@ -27,10 +27,10 @@ from berth.service.names import new_id
 from berth.service.refs import find_by_ref
 from berth.service.selectors import Selector
 from berth.service.specs import (
-    HOSTNAME_RE,
     ContainerCreate,
     PortPublish,
     RestartPolicy,
+    check_hostname,
     validate_labels,
     validate_name,
 )
@@ -61,17 +61,8 @@ class PodCreate(BaseModel):
     def _name(cls, v: str) -> str:
         return validate_name(v, "pod")
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
-        return validate_labels(v)
-
-    @field_validator("hostname")
-    @classmethod
-    def _hostname(cls, v: str | None) -> str | None:
-        if v is not None and not HOSTNAME_RE.match(v):
-            raise ValueError(f"invalid hostname {v!r}: letters, digits and '-', at most 63")
-        return v
+    _labels = field_validator("labels")(validate_labels)
+    _hostname = field_validator("hostname")(check_hostname)
 
     @field_validator("share")
     @classmethod

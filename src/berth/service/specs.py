@@ -41,6 +41,12 @@ def check_argv(v: list[str] | None) -> list[str] | None:
     return v
 
 
+def check_hostname(v: str | None) -> str | None:
+    if v is not None and not HOSTNAME_RE.match(v):
+        raise ValueError(f"invalid hostname {v!r}: letters, digits and '-', at most 63")
+    return v
+
+
 def check_env(v: list[str]) -> list[str]:
     for item in v:
         key = item.split("=", 1)[0]
@@ -246,12 +252,7 @@ class ContainerCreate(ResourcesRequest):
     _user = field_validator("user")(check_user)
     _workdir = field_validator("workdir")(check_workdir)
 
-    @field_validator("hostname")
-    @classmethod
-    def _hostname(cls, v: str | None) -> str | None:
-        if v is not None and not HOSTNAME_RE.match(v):
-            raise ValueError(f"invalid hostname {v!r}: letters, digits and '-', at most 63")
-        return v
+    _hostname = field_validator("hostname")(check_hostname)
 
     @field_validator("labels")
     @classmethod
