@@ -348,7 +348,8 @@ def test_killed_pull_leaves_only_temp_files(proxy: FaultProxy, img: BuiltImage,
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            partial = [p for p in blobs.tmp_dir.iterdir() if p.stat().st_size >= 100_000]
+            # well short of the 100,000 bytes sent: the writer's buffer may hold the rest
+            partial = [p for p in blobs.tmp_dir.iterdir() if p.stat().st_size >= 50_000]
             if partial:
                 break
             time.sleep(0.02)
