@@ -351,3 +351,34 @@ def test_a_container_on_two_networks_resolves_the_names_of_both(daemon: Daemon) 
     finally:
         docker(d, "rm", "-f", "db", "both", check=False)
         docker(d, "network", "rm", "front", "back", check=False)
+
+
+def test_network_container_mode_shares_another_containers_network(daemon: Daemon) -> None:
+    """docker run --network container:NAME: the same interfaces, localhost and hostname."""
+    d = daemon
+    serve(d, "host-side", "-p", f"{free_port()}:8080")
+    try:
+        address = ip_of(d, "host-side", "bridge")
+        target = docker_json(d, "inspect", "host-side")[0]
+        res = docker(d, "run", "--rm", "--network", "container:host-side", "busybox", "sh",
+                     "-c", "wget -q -O- http://127.0.0.1:8080/; hostname; ip -4 addr")
+        lines = res.stdout.splitlines()
+        assert lines[0] == "host-side"  # its server, on the shared localhost
+        assert lines[1] == target["Config"]["Hostname"]
+        assert f"inet {address}/" in res.stdout
+        assert d.cli("run", "--rm", "--network", "container:host-side", "busybox", "wget",
+                     "-q", "-O-", "http://127.0.0.1:8080/").stdout.strip() == "host-side"
+        sidecar = docker(d, "create", "--network", "container:host-side", "busybox", "sleep",
+                         "60").stdout.strip()
+        mode = docker_json(d, "inspect", sidecar)[0]["HostConfig"]["NetworkMode"]
+        assert mode == f"container:{target['Id']}"
+        # it must be running when the sharer starts
+        docker(d, "stop", "-t", "1", "host-side")
+        res = docker(d, "start", sidecar, check=False)
+        assert res.returncode != 0 and "not running" in res.stderr
+        res = docker(d, "run", "--rm", "--network", "container:nosuch", "busybox", "true",
+                     check=False)
+        assert res.returncode != 0 and "nosuch" in res.stderr
+        docker(d, "rm", "-f", sidecar)
+    finally:
+        docker(d, "rm", "-f", "host-side", check=False)

@@ -154,3 +154,10 @@ def test_completion_knows_the_new_commands() -> None:
         assert path in text
     assert "create ls inspect start stop restart rm" in text
     assert "create ls inspect rm connect disconnect prune" in text
+
+
+def test_run_network_container_mode() -> None:
+    args = build().parse_args(["run", "--network", "container:web", "busybox", "true"])
+    spec = convert.container_spec(args)
+    assert spec["network"] == "none" and spec["network_of"] == "web"
+    assert "networks" not in spec

@@ -65,7 +65,7 @@ def test_the_clis_zero_values_are_accepted() -> None:
     ({"SecurityOpt": ["seccomp=unconfined"]}, "seccomp=unconfined"),
     ({"LogConfig": {"Type": "syslog", "Config": {}}}, "LogConfig"),
     ({"LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}}}, "LogConfig"),
-    ({"NetworkMode": "container:abc"}, "NetworkMode"),
+    ({"NetworkMode": "container:"}, "names no container"),
     ({"IpcMode": "host"}, "IpcMode"),
     ({"Memory": "lots"}, "HostConfig.Memory: expected an integer"),
     ({"Memory": True}, "HostConfig.Memory: expected an integer"),
@@ -165,6 +165,14 @@ def test_network_modes() -> None:
     assert net("bridge") == ("none", {"bridge": []})
     assert net("") == ("none", {"bridge": []})
     assert net("mynet") == ("none", {"mynet": []})
+    shared = translate.container_create({"Image": "b", "HostConfig": {
+        "NetworkMode": "container:web"}, "NetworkingConfig": {"EndpointsConfig": {
+            "container:web": {}}}})
+    assert (shared.network, shared.networks, shared.network_of) == ("none", {}, "web")
+    with pytest.raises(InvalidArgument, match="joins no network of its own"):
+        translate.container_create({"Image": "b", "HostConfig": {
+            "NetworkMode": "container:web"}, "NetworkingConfig": {"EndpointsConfig": {
+                "container:web": {"Aliases": ["x"]}}}})
 
 
 def test_endpoint_named_after_the_mode_or_the_network() -> None:

@@ -128,18 +128,27 @@ class ContainerOps:
         idmap = self.idmaps.for_project(row.project_id)
         spec = specbuild.build_spec(row.id, row.name, row.spec, image.config, layers, idmap)
         infra_id = row.spec.get("pod_infra")
+        owner = infra_id or row.id  # whose endpoints the container has
         if infra_id:  # a pod's member: into the namespaces its infra container holds
             pid = await self.pod_infra_pid(row, infra_id)
             spec = dataclasses.replace(spec, joins=specbuild.pod_joins(
                 pid, row.spec.get("pod_shared") or [], idmap is not None))
-        owner = infra_id or row.id  # whose endpoints the container has
+        elif row.spec.get("netns_of"):  # --network container:NAME
+            target = self.load(row.spec["netns_of"])
+            if target is None or target.status != "running" or not target.pid:
+                raise Conflict(f"cannot join the network of container "
+                               f"{target.name if target else row.spec['netns_of'][:12]}: it "
+                               "is not running")
+            owner = (target.spec or {}).get("pod_infra") or target.id
+            spec = dataclasses.replace(spec, joins=specbuild.pod_joins(
+                target.pid, [], idmap is not None))
         plan = await self.run(self.net.plan, owner) if self.net is not None else None
         if plan is not None:
             spec = dataclasses.replace(spec, addresses=plan.addresses,
                                        nameservers=plan.nameservers)
         try:  # create releases whatever a previous run left
             await self.run(self.backend.create, spec)
-            if plan is not None and self.net is not None and not infra_id:
+            if plan is not None and self.net is not None and owner == row.id:
                 # its interfaces, before it runs
                 created = await self.run(self.backend.state, row.id)
                 try:

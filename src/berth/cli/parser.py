@@ -38,7 +38,7 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("--network", default="none",
                    help="none (loopback only, the default) | host | bridge (the project's) | "
-                   "a network's name")
+                   "a network's name | container:NAME (share that container's)")
     p.add_argument("--network-alias", action="append", default=[], metavar="NAME",
                    help="another name the container answers to on its network")
     p.add_argument("--ip", help="a fixed IPv4 address on the network")

@@ -195,6 +195,15 @@ class ContainerService:
                 pod = find_pod(s, ctx, req.pod)
                 spec.update(pod_id=pod.id, pod_infra=pod.infra_id,
                             pod_shared=list(pod.shared), hostname=pod.hostname)
+        if req.network_of is not None:
+            with self.store.session() as s:
+                try:
+                    target = self._find(s, ctx, req.network_of)
+                except NotFound as e:  # a field of the request (a 404 reads as "no image")
+                    raise InvalidArgument(f"network_of: {e.message}") from None
+                # Its UTS namespace too: the hostname is the one it has.
+                spec.update(netns_of=target.id,
+                            hostname=target.spec.get("hostname") or target.id[:12])
         if grants.needed(spec):  # before anything looks at a host path
             grants.check(ctx, self._grants(ctx.project_id), spec)
         image = self.images.resolve(ctx, req.image)

@@ -241,6 +241,9 @@ class ContainerCreate(ResourcesRequest):
     healthcheck: HealthcheckRequest | None = None
     # A pod (name or id) of the project to join: its network, hostname (and IPC, PID).
     pod: str | None = Field(None, min_length=1, max_length=128)
+    # A container of the project whose network (and hostname) this one shares, as Docker's
+    # --network container:NAME; it must be running when this one starts.
+    network_of: str | None = Field(None, min_length=1, max_length=128)
 
     @field_validator("name")
     @classmethod
@@ -287,6 +290,12 @@ class ContainerCreate(ResourcesRequest):
                                      or self.publish_all or self.hostname):
             raise ValueError("a container in a pod has the pod's network and hostname: give "
                              "networks, published ports and the hostname to the pod")
+        if self.network_of is not None and (
+                self.pod is not None or self.network != "none" or self.networks
+                or self.ports or self.publish_all or self.hostname):
+            raise ValueError("a container sharing another's network (network_of) has that "
+                             "container's network and hostname: it takes no pod, network, "
+                             "published port or hostname of its own")
         for net, address in self.ip_addresses.items():
             try:
                 ipaddress.IPv4Address(address)

@@ -98,6 +98,8 @@ def argv(row: Container, image_config: dict[str, Any]) -> list[str]:
 def network_mode(spec: dict[str, Any]) -> str:
     if spec.get("network") == "host":
         return "host"
+    if spec.get("netns_of"):
+        return f"container:{spec['netns_of']}"
     names = list(spec.get("networks") or {})
     return names[0] if names else "none"
 

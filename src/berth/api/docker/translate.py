@@ -224,8 +224,15 @@ def _network(cfg: Fields, host: Fields, net_cfg: Fields) -> dict[str, Any]:
     if cfg.bool("NetworkDisabled"):
         mode = "none"
     if mode.startswith("container:"):
-        raise InvalidArgument(f"HostConfig.NetworkMode {mode!r}: sharing another container's "
-                              "network is not supported by Berth")
+        for key, settings in endpoints.items():  # newer CLIs send one named after the mode
+            extra = _endpoint(Fields(settings, f"NetworkingConfig.EndpointsConfig.{key}"))
+            if key != mode or extra != ([], None):
+                raise InvalidArgument("NetworkingConfig.EndpointsConfig: a container sharing "
+                                      "another's network joins no network of its own")
+        target = mode.removeprefix("container:")
+        if not target:
+            raise InvalidArgument("HostConfig.NetworkMode 'container:' names no container")
+        return {"network": "none", "networks": {}, "network_of": target}
     name = "bridge" if mode == "default" else mode
     if len(endpoints) > 1:
         raise InvalidArgument("NetworkingConfig.EndpointsConfig: a container can join one "
