@@ -19,6 +19,7 @@ from berth.image.layers import LayerStore
 from berth.image.types import LayerRef
 from berth.runtime.base import Observed, RuntimeBackend, Status
 from berth.service import health, ipam
+from berth.service.endpoints import network_owner
 from berth.service.events import volume_event
 from berth.service.hub import Hub
 from berth.service.idmaps import IdMaps
@@ -128,7 +129,7 @@ class ContainerOps:
         idmap = self.idmaps.for_project(row.project_id)
         spec = specbuild.build_spec(row.id, row.name, row.spec, image.config, layers, idmap)
         infra_id = row.spec.get("pod_infra")
-        owner = infra_id or row.id  # whose endpoints the container has
+        owner = network_owner(row.spec, row.id)  # whose endpoints the container has
         if infra_id:  # a pod's member: into the namespaces its infra container holds
             pid = await self.pod_infra_pid(row, infra_id)
             spec = dataclasses.replace(spec, joins=specbuild.pod_joins(
@@ -139,7 +140,7 @@ class ContainerOps:
                 raise Conflict(f"cannot join the network of container "
                                f"{target.name if target else row.spec['netns_of'][:12]}: it "
                                "is not running")
-            owner = (target.spec or {}).get("pod_infra") or target.id
+            owner = network_owner(target.spec, target.id)
             spec = dataclasses.replace(spec, joins=specbuild.pod_joins(
                 target.pid, [], idmap is not None))
         plan = await self.run(self.net.plan, owner) if self.net is not None else None

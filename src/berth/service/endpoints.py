@@ -114,6 +114,11 @@ def publish_all(spec: dict[str, Any], image_config: dict[str, Any]) -> list[dict
     return ports
 
 
+def network_owner(spec: dict[str, Any] | None, container_id: str) -> str:
+    """Whose endpoints a container has: its pod's infra container's, or its own."""
+    return str((spec or {}).get("pod_infra") or container_id)
+
+
 def endpoints_of(s: Session, owner_id: str) -> list[tuple[Endpoint, Network]]:
     rows = s.execute(select(Endpoint, Network).join(Network, Network.id == Endpoint.network_id)
                      .where(Endpoint.owner_id == owner_id).order_by(Endpoint.ifname)).all()

@@ -123,9 +123,14 @@ class PodService:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _view(self, s: Session, pod: Pod) -> PodView:
-        rows = s.scalars(select(Container).where(
-            Container.project_id == pod.project_id).order_by(Container.created_at)).all()
+    @staticmethod
+    def _containers(s: Session, project_id: str) -> list[Container]:
+        return list(s.scalars(select(Container).where(
+            Container.project_id == project_id).order_by(Container.created_at)))
+
+    @staticmethod
+    def _view(pod: Pod, rows: list[Container]) -> PodView:
+        """The pod as shown; ``rows``: its project's containers."""
         infra = next((r for r in rows if r.id == pod.infra_id), None)
         members = [r for r in rows if (r.spec or {}).get("pod_id") == pod.id]
         shown = [PodMember(infra.id, infra.name, infra.status, True)] if infra else []
@@ -138,7 +143,8 @@ class PodService:
 
     def get(self, ctx: Context, ref: str) -> PodView:
         with self.store.session() as s:
-            return self._view(s, find_pod(s, ctx, ref))
+            pod = find_pod(s, ctx, ref)
+            return self._view(pod, self._containers(s, pod.project_id))
 
     def list(self, ctx: Context, filters: dict[str, list[str]] | None = None,
              selector: Selector | None = None) -> list[PodView]:
@@ -150,7 +156,8 @@ class PodService:
         with self.store.session() as s:
             pods = s.scalars(select(Pod).where(Pod.project_id == ctx.project_id)
                              .order_by(Pod.created_at)).all()
-            views = [self._view(s, p) for p in pods]
+            rows = self._containers(s, ctx.project_id)  # once for every pod
+            views = [self._view(p, rows) for p in pods]
         out = []
         for v in views:
             if selector and not selector.matches(v.labels):

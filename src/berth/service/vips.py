@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from berth.errors import Conflict, InvalidArgument
 from berth.service import health, ipam
 from berth.service.context import Context
+from berth.service.endpoints import network_owner
 from berth.service.filters import labels_match
 from berth.service.hub import Hub
 from berth.service.names import new_id
@@ -104,7 +105,7 @@ def select_backends(selector: Selector, project_id: str, containers: Iterable[Co
         spec = c.spec or {}
         if spec.get("infra_of") or not selector.matches(c.labels) or not _ready(c):
             continue
-        address = addresses.get(spec.get("pod_infra") or c.id)
+        address = addresses.get(network_owner(spec, c.id))
         if address:
             out.setdefault(address, Backend("container", c.id, c.name, address))
     by_id = {c.id: c for c in rows}

@@ -16,6 +16,7 @@ from berth.api.routes.streams import MULTIPLEXED, attached_output
 from berth.errors import BerthError, InvalidArgument, NotModified, RuntimeFailure
 from berth.service.containers import ACTION_SORT, CONTAINER_FILTERS, CONTAINER_SORT
 from berth.service.context import Context
+from berth.service.endpoints import network_owner
 from berth.service.filters import parse_filters
 from berth.service.paging import PageRequest
 from berth.service.selectors import parse_selector
@@ -105,7 +106,7 @@ def list_containers(svc: Svc, ctx: Ctx, page: Page, all: bool = False,
     filters = parse_filters(filter, CONTAINER_FILTERS)
     rows = svc.containers.list(ctx, all_=all, filters=filters, selector=parse_selector(selector),
                                page=page, all_projects=ctx.all_projects)
-    owners = {r.id: (r.spec or {}).get("pod_infra") or r.id for r in rows} \
+    owners = {r.id: network_owner(r.spec, r.id) for r in rows} \
         if svc.networks is not None else {}
     nets = svc.networks.states(sorted(set(owners.values()))) if svc.networks else {}
     return paged(rows, lambda r: views.container(r, nets.get(owners.get(r.id, ""))))
@@ -114,7 +115,7 @@ def list_containers(svc: Svc, ctx: Ctx, page: Page, all: bool = False,
 @router.get("/{ref}")
 def inspect(ref: str, svc: Svc, ctx: Ctx) -> dict:
     row = svc.containers.get(ctx, ref)
-    owner = (row.spec or {}).get("pod_infra") or row.id
+    owner = network_owner(row.spec, row.id)
     net = svc.networks.states([owner])[owner] if svc.networks is not None else None
     return views.container(row, net)
 

@@ -29,8 +29,12 @@ def _pods(svc: Services) -> PodService:
     return svc.pods
 
 
-def pod_view(svc: Services, pod: PodView) -> dict[str, Any]:
-    net = svc.networks.states([pod.infra_id]).get(pod.infra_id) if svc.networks else None
+def pod_view(svc: Services, pod: PodView, nets: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
+    """``nets``: the infra containers' network states, when the caller read them at once."""
+    if nets is None:
+        nets = svc.networks.states([pod.infra_id]) if svc.networks else {}
+    net = nets.get(pod.infra_id)
     return {
         "id": pod.id, "name": pod.name, "project_id": pod.project_id, "labels": pod.labels,
         "hostname": pod.hostname, "shared": ["net", "uts", *pod.shared],
@@ -55,7 +59,9 @@ async def create(body: PodCreate, svc: Svc, ctx: Ctx, start: bool = False) -> di
 def list_pods(svc: Svc, ctx: Ctx, filter: Annotated[list[str] | None, Query()] = None,
               selector: SelectorParam = None) -> Any:
     filters = parse_filters(filter, POD_FILTERS)
-    return [pod_view(svc, p) for p in _pods(svc).list(ctx, filters, parse_selector(selector))]
+    pods = _pods(svc).list(ctx, filters, parse_selector(selector))
+    nets = svc.networks.states([p.infra_id for p in pods]) if svc.networks else {}
+    return [pod_view(svc, p, nets) for p in pods]
 
 
 @router.get("/{ref}")
