@@ -146,12 +146,12 @@ def parse_publish(text: str) -> dict[str, Any]:
 def network_settings(args: argparse.Namespace) -> dict[str, Any]:
     """--network/--network-alias/--ip/-p/-P as the spec's network fields."""
     ports = [parse_publish(p) for p in args.publish]
-    if args.network in ("none", "host") or args.network.startswith("container:"):
-        out: dict[str, Any] = {"network": args.network}
+    shared = args.network.startswith("container:")  # docker's: share that one's network
+    if args.network in ("none", "host") or shared:
         if args.network_alias or args.ip:
             raise UsageError("--network-alias and --ip need a bridge network (--network)")
-        if args.network.startswith("container:"):  # docker's: share that one's network
-            out = {"network": "none", "network_of": args.network.removeprefix("container:")}
+        out: dict[str, Any] = {"network": args.network} if not shared else {
+            "network": "none", "network_of": args.network.removeprefix("container:")}
     else:
         out = {"network": "none", "networks": {args.network: args.network_alias}}
         if args.ip:
