@@ -257,6 +257,7 @@ async def serve(args: argparse.Namespace) -> None:
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     agent.stop()
     agent_task.cancel()
+    registry.close()
     for srv in (server, tcp, docker):
         if srv is not None:
             srv.should_exit = True

@@ -471,13 +471,15 @@ class BuiltImage:
         return [_digest(b) for b, _ in self.layers]
 
 
-def build_image(layer_files: list[LayerFiles], arch: str = "amd64",
-                label: str = "") -> BuiltImage:
+def build_image(layer_files: list[LayerFiles], arch: str = "amd64", label: str = "",
+                claimed_diff_ids: list[str] | None = None) -> BuiltImage:
+    """``claimed_diff_ids``: what the config says instead of the layers' true diff_ids."""
     layers = [make_layer(files) for files in layer_files]
     config = json.dumps({
         "architecture": arch, "os": "linux",
         "config": {"Cmd": ["/bin/sh"], "Labels": {"test": label} if label else {}},
-        "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]},
+        "rootfs": {"type": "layers",
+                   "diff_ids": claimed_diff_ids or [d for _, d in layers]},
         "history": [{"created_by": f"layer {i}"} for i in range(len(layers))],
     }, sort_keys=True).encode()
     manifest = json.dumps({

@@ -428,3 +428,53 @@ def test_a_create_that_pulls_answers_with_the_pull_action(env: Env) -> None:
     assert exc.value.status == 404 and "pulling" in exc.value.message
     for ref in (box["id"], made["container"]["id"]):
         d.client.containers.remove(ref, force=True)
+
+
+def _layer_temps(d: Daemon) -> list[Path]:
+    return [p for key in (d.root / "layers").iterdir() if key.is_dir()
+            for p in key.glob(".tmp-*")]
+
+
+def test_kill9_while_a_pulled_image_unpacks_then_run(env: Env) -> None:
+    """The pull returns once its blobs are verified and recorded; the layers unpack after it.
+    A kill -9 in the middle of that leaves no layer marked complete, and the first run
+    unpacks what is missing."""
+    d = env.daemon
+    many = {f"many/d{i % 50}/f{i}": b"x" * 64 for i in range(6000)}
+    img = build_image([{"bin/busybox": (BUSYBOX, 0o755), "etc/hello": b"hello late\n"},
+                       many], label="late")
+    push_built(env.registry, env.work, "late:1", img)
+    d.cli("pull", env.ref("late:1"))
+    deadline = time.monotonic() + 30
+    while not _layer_temps(d) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert _layer_temps(d), "no layer was being unpacked after the pull returned"
+    d.kill9()
+    d.start()
+    assert not _layer_temps(d), "a half-unpacked layer survived a restart"
+    assert d.cli("run", "--rm", env.ref("late:1"), "/bin/busybox", "sh", "-c",
+                 "cat /etc/hello; ls /many/d7 | wc -l").stdout == "hello late\n120\n"
+
+
+def test_a_layer_that_is_not_its_diff_id_fails_the_create_not_the_pull(env: Env) -> None:
+    """Blobs are checked against their digests during the pull; each layer's uncompressed
+    content against the config's diff_id when it is unpacked. A lie there refuses the
+    container, names the layer, and leaves no container and no layer behind."""
+    d = env.daemon
+    honest = build_image([{"bin/busybox": (BUSYBOX, 0o755)}, {"etc/x": b"x\n"}])
+    wrong = "sha256:" + "ab" * 32
+    liar = build_image([{"bin/busybox": (BUSYBOX, 0o755)}, {"etc/x": b"x\n"}], label="liar",
+                       claimed_diff_ids=[honest.layers[0][1], wrong])
+    push_built(env.registry, env.work, "liar:1", liar)
+    before = d.cli("ps", "-aq").stdout
+    d.cli("pull", env.ref("liar:1"))
+    res = d.cli("run", "--rm", env.ref("liar:1"), "/bin/busybox", "true", check=False)
+    assert res.returncode == 125 and "diff_id mismatch" in res.stderr, res.stderr
+    assert liar.layer_digests()[1] in res.stderr
+    assert d.cli("ps", "-aq").stdout == before
+    assert not list((d.root / "layers").glob(f"*/{wrong[7:]}"))
+    deadline = time.monotonic() + 10
+    while _layer_temps(d) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _layer_temps(d)
+    d.cli("rmi", env.ref("liar:1"))

@@ -115,12 +115,16 @@ def test_pull_lines() -> None:
     assert down["status"] == "Downloading" and down["progressDetail"] == \
         {"current": 5, "total": 10} and down["id"] == "0123456789ab"
     assert render({**layer, "status": "exists"})[0]["status"] == "Already exists"
-    assert render({**layer, "status": "extracted"}) == []  # nothing was extracted
     assert render({**layer, "status": "error"}) == []
     image = _image()
     done = render(Finished({"image": image, "digest": "sha256:m"}))
     assert done == [{"status": "Digest: sha256:m"}, {
         "status": "Status: Downloaded newer image for 127.0.0.1:5000/team/app:v1"}]
+    # a layer downloaded is "Pull complete" when the pull ends (it is unpacked after)
+    fresh = PullLines(ref, "x:1", before=None)
+    assert fresh({**layer, "status": "done"})[0]["status"] == "Download complete"
+    assert fresh(Finished({"image": image, "digest": "d"}))[0] == \
+        {"status": "Pull complete", "progressDetail": {}, "id": "0123456789ab"}
     same = PullLines(ref, "x:1", before=ID)(Finished({"image": image, "digest": "d"}))
     assert same[1]["status"] == "Status: Image is up to date for x:1"
     err = render(NotFound("manifest unknown"))[0]

@@ -1,8 +1,9 @@
 """Images to and from registries: pull (policy first, then layers), push, sign, verify, login.
 
 A pull resolves the reference to a manifest, checks it against the signature policy, and only
-then downloads layers, by digest, so what is stored is exactly what was checked. Layers are
-unpacked as part of the pull (as docker does), so the first container starts at once.
+then downloads layers, by digest, so what is stored is exactly what was checked. The pull ends
+once every blob is verified and the image recorded; its layers are unpacked in the background
+right after, and a container create waits for (or does) whatever is not unpacked yet.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from berth.image.registry import (
 )
 from berth.image.registry import pull as registry_pull
 from berth.image.registry import push as registry_push
+from berth.image.registry.sigext import attach, read_attached
 from berth.image.signature import (
     MAX_SIGNATURE_SIZE,
     SigstoreSig,
@@ -80,6 +82,7 @@ class RegistryService:
         self.trust = trust
         self.idmaps = idmaps  # layers are unpacked in the pulling project's id range
         self.config = RegistryConfig(insecure=insecure)
+        self._unpacker = ThreadPoolExecutor(UNPACKERS, thread_name_prefix="unpack")
 
     def _creds(self, ctx: Context, override: tuple[str, Credentials] | None = None
                ) -> CredentialsFn:
@@ -120,23 +123,10 @@ class RegistryService:
                 kept = self.trust.keep(source)
             report({"status": "resolved", "digest": digest,
                     "message": f"{ref.familiar()}: pulling from {ref.domain}"})
-            # Each layer is unpacked as soon as it is stored, while the others download.
-            idmap = self.idmaps.for_project(ctx.project_id)
-            with ThreadPoolExecutor(max_workers=UNPACKERS, thread_name_prefix="unpack") as pool:
-                unpacks: list[Future[None]] = []
-                try:
-                    pulled = registry_pull(
-                        replace(ref, digest=digest), self.blobs, config=self.config,
-                        credentials_for=self._creds(ctx, _for(ref, auth)), platform=wanted,
-                        progress=report,
-                        on_layer=lambda la: unpacks.append(
-                            pool.submit(self._unpack_one, la, report, idmap)))
-                except BaseException:
-                    for job in unpacks:
-                        job.cancel()
-                    raise
-                for job in unpacks:
-                    job.result()
+            pulled = registry_pull(
+                replace(ref, digest=digest), self.blobs, config=self.config,
+                credentials_for=self._creds(ctx, _for(ref, auth)), platform=wanted,
+                progress=report)
             manifest = pulled.image
             self._touch([manifest.id, manifest.manifest_digest, digest,
                          *(la.digest for la in manifest.layers)])
@@ -144,15 +134,45 @@ class RegistryService:
             image = self.images.record(ctx, manifest, tags, source=str(ref),
                                        source_digest=digest, repo_digest=f"{ref.name}@{digest}",
                                        signatures=kept)
+        self.unpack_later(manifest.layers, self.idmaps.for_project(ctx.project_id))
         self.images.event(ctx.project_id, "pull", image, ref.familiar(), digest=digest)
         return image, {"digest": digest, "reference": ref.familiar()}
 
+    def unpack_later(self, layers: list[LayerRef], idmap: IdMapping | None) -> None:
+        """Unpack a pulled image's layers in the background. The pull is done once its blobs
+        are verified and recorded (as skopeo's is); a create that comes first unpacks, or
+        waits on the layer lock for, whatever is not ready yet (LayerStore.ensure)."""
+        for layer in layers:
+            if self.layers.path(layer.diff_id, idmap) is None:
+                self._unpacker.submit(self._unpack_one, layer, idmap)
+
+    def _unpack_one(self, layer: LayerRef, idmap: IdMapping | None) -> None:
+        try:
+            self.layers.ensure(layer, idmap)
+        except Exception as exc:  # noqa: BLE001 - a background job: say it, a create retries
+            log.warning("background unpack of layer %s failed (a container create will try "
+                        "again): %s", layer.digest, exc)
+
+    def close(self) -> None:
+        """Drop queued unpacks (the one running finishes; the rest happen at create)."""
+        self._unpacker.shutdown(wait=False, cancel_futures=True)
+
     def _signatures(self, client: RegistryClient, ref: Reference,
                     digest: str) -> FetchedSignatures:
+        """Read lazily, only the kinds the policy asks for. Simple signatures come from the
+        registry when it keeps them (the signature extension), else from the lookaside, as
+        containers/image chooses."""
+        lookaside = self.trust.simple_fetcher(ref, digest)
+
+        def simple() -> list[bytes]:
+            if client.supports_signatures():
+                return read_attached(client, ref.repository, digest)
+            return lookaside()
+
         def sigstore() -> list[SigstoreSig]:
             return self._read_sigstore(client, ref, digest)
 
-        return FetchedSignatures(self.trust.simple_fetcher(ref, digest), sigstore)
+        return FetchedSignatures(simple, sigstore)
 
     @staticmethod
     def _read_sigstore(client: RegistryClient, ref: Reference, digest: str
@@ -172,15 +192,6 @@ class RegistryService:
         for digest in dict.fromkeys(digests):
             with contextlib.suppress(FileNotFoundError):
                 os.utime(self.blobs.path(digest))
-
-    def _unpack_one(self, layer: LayerRef, report: Report, idmap: IdMapping | None) -> None:
-        short = layer.digest[7:19]
-        if self.layers.path(layer.diff_id, idmap) is None:
-            report({"id": short, "digest": layer.digest, "status": "extracting",
-                    "current": 0, "total": layer.size})
-            self.layers.ensure(layer, idmap)
-        report({"id": short, "digest": layer.digest, "status": "extracted",
-                "current": layer.size, "total": layer.size})
 
     # -- push -----------------------------------------------------------------------------
 
@@ -227,17 +238,28 @@ class RegistryService:
         where: list[str] = []  # the callers (push, sign) checked _may_sign first
         identity = str(replace(ref, digest=None)) if ref.tag else str(ref)
         if sign_by:
-            staging = self.trust.lookaside(ref, write=True)
-            if staging is None or not staging.startswith("file://"):
-                raise InvalidArgument(f"no writable lookaside for {ref.familiar()}: set "
-                                      "lookaside-staging (file://…) in registries.d")
-            home = self.trust.gpg_home or Path(os.environ.get("GNUPGHOME")
-                                               or Path.home() / ".gnupg")
-            sig = sign_simple(digest, identity, sign_by, home)
-            where.append(str(add_signature(staging, ref, digest, sig)))
+            where.append(self._sign_simple(ctx, ref, digest, identity, sign_by))
         if sigstore_key:
             where.append(self._sign_sigstore(ctx, ref, digest, identity, Path(sigstore_key)))
         return where
+
+    def _sign_simple(self, ctx: Context, ref: Reference, digest: str, identity: str,
+                     sign_by: str) -> str:
+        """A GPG simple signature, stored where readers will look: in the registry when it
+        keeps signatures (the extension), else in the writable lookaside."""
+        home = self.trust.gpg_home or Path(os.environ.get("GNUPGHOME")
+                                           or Path.home() / ".gnupg")
+        with self._client(ctx, ref) as client:
+            if client.supports_signatures():
+                sig = sign_simple(digest, identity, sign_by, home)
+                attach(client, ref.repository, digest, sig)
+                return f"{client.where(ref.repository, digest)} (registry signature storage)"
+        staging = self.trust.lookaside(ref, write=True)
+        if staging is None or not staging.startswith("file://"):
+            raise InvalidArgument(f"no writable lookaside for {ref.familiar()}: set "
+                                  "lookaside-staging (file://…) in registries.d")
+        sig = sign_simple(digest, identity, sign_by, home)
+        return str(add_signature(staging, ref, digest, sig))
 
     def _sign_sigstore(self, ctx: Context, ref: Reference, digest: str, identity: str,
                        key_file: Path) -> str:

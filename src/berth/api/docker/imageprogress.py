@@ -19,8 +19,7 @@ BAR = 50
 
 _PULL_STATUS = {"waiting": "Pulling fs layer", "downloading": "Downloading",
                 "verifying": "Verifying Checksum", "done": "Download complete",
-                "exists": "Already exists", "extracting": "Extracting",
-                "extracted": "Pull complete"}
+                "exists": "Already exists"}
 _PUSH_STATUS = {"waiting": "Preparing", "pushing": "Pushing", "exists": "Layer already exists",
                 "done": "Pushed"}
 
@@ -62,20 +61,23 @@ def _layer_line(status: str, event: dict[str, Any], with_bar: bool) -> dict[str,
 
 class PullLines:
     """Render a pull of ``ref``; ``before`` is the id its name had before (for "up to
-    date")."""
+    date"). A layer downloaded is "Pull complete" once the whole pull has stored and recorded
+    it: Berth unpacks layers after the pull (docker shows "Extracting" in between)."""
 
     def __init__(self, ref: Reference, name: str, before: str | None) -> None:
         self.ref = ref
         self.name = name  # as the user asked: "busybox:latest", "x@sha256:..."
         self.before = before
-        self.existing: set[str] = set()  # layers reported "Already exists"
+        self.downloaded: list[str] = []  # layer ids, in the order their downloads finished
 
     def __call__(self, item: Any) -> list[dict[str, Any]]:
         if isinstance(item, Finished):
             image = item["image"]
             fresh = image.id != self.before
             word = "Downloaded newer image" if fresh else "Image is up to date"
-            return [{"status": f"Digest: {item['digest']}"},
+            return [*({"status": "Pull complete", "progressDetail": {}, "id": layer}
+                      for layer in self.downloaded),
+                    {"status": f"Digest: {item['digest']}"},
                     {"status": f"Status: {word} for {self.name}"}]
         if isinstance(item, BaseException):
             return [error_line(item)]
@@ -85,14 +87,9 @@ class PullLines:
                      "id": self.ref.tag or self.ref.digest or "latest"}]
         if "id" not in item or status not in _PULL_STATUS:
             return []
-        if status == "exists":
-            self.existing.add(item["id"])
-        elif status == "extracting":
-            self.existing.discard(item["id"])
-        elif status == "extracted" and item["id"] in self.existing:
-            return []  # nothing was done for it: "Already exists" said it all
-        return [_layer_line(_PULL_STATUS[status], item,
-                            status in ("downloading", "extracting"))]
+        if status == "done" and item["id"] not in self.downloaded:
+            self.downloaded.append(item["id"])
+        return [_layer_line(_PULL_STATUS[status], item, status == "downloading")]
 
 
 class PushLines:

@@ -57,6 +57,18 @@ class ManifestInfo:
 class RegistryClient(Transport):
     """Calls against one registry host; open one per pull or push and close it after."""
 
+    _signature_extension: bool | None = None
+
+    def supports_signatures(self) -> bool:
+        """Whether the registry's /v2/ answer advertises the X-Registry-Supports-Signatures
+        extension (registry/sigext.py); asked once per client."""
+        if self._signature_extension is None:
+            resp = self.request("GET", "/v2/", scopes=[], what="API version check")
+            with closing(resp):
+                value = resp.headers.get("x-registry-supports-signatures", "")
+            self._signature_extension = value.strip() == "1"
+        return self._signature_extension
+
     def where(self, repo: str, reference: str | None = None) -> str:
         if reference is None:
             return f"{self.host}/{repo}"
