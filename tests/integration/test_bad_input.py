@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from berth.client.transport import Transport
+from berth.client.wire import Response, send_request
 from tests.integration.daemon import Daemon
 
 pytestmark = pytest.mark.integration
@@ -137,12 +138,12 @@ def test_refusals_on_container_state(daemon: Daemon) -> None:
 
 def _http(daemon: Daemon, method: str, url: str, body: bytes | None = None,
           content_type: str = "application/json") -> tuple[int, Any]:
-    conn = Transport(daemon.host, timeout=60).connection()
+    conn = Transport(daemon.host, timeout=60).connect()
     try:
         headers = {"Content-Type": content_type} if body is not None else {}
         try:
-            conn.request(method, url, body=body, headers=headers)
-            resp = conn.getresponse()
+            send_request(conn, method, url, "localhost", headers, body)
+            resp = Response(conn, method)
         except (BrokenPipeError, ConnectionResetError):
             # A server may refuse a huge body before reading it all; that is not a 500.
             STATUSES.append((url, 413))

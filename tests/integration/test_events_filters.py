@@ -8,7 +8,6 @@ import contextlib
 import io
 import json
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,9 +53,7 @@ class Stream:
 
     def close(self) -> None:
         """End the stream now (closing the response would wait for the reader thread)."""
-        sock = getattr(getattr(self.resp.fp, "raw", None), "_sock", None)
-        with contextlib.suppress(OSError, AttributeError):
-            sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+        self.resp.shutdown()
 
 
 @dataclass

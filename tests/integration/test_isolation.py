@@ -490,10 +490,7 @@ def call(c: Client, method: str, path: str, spec: Call, *, query: dict[str, Any]
         data = resp.read(1 << 16)
         return Answer(resp.status, data.decode(errors="replace"))
     finally:
-        with contextlib.suppress(OSError):
-            sock = getattr(getattr(resp.fp, "raw", None), "_sock", None)
-            if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)
+        resp.shutdown()
         resp.close()
 
 
@@ -694,8 +691,7 @@ def test_event_stream_shows_nothing_of_another_project(world: World) -> None:
     seen = []
     while not any(b'"a-evt"' in line and b"destroy" in line for line in seen):
         seen.append(lines.get(timeout=TIMEOUT))
-    with contextlib.suppress(OSError, AttributeError):
-        resp.fp.raw._sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+    resp.shutdown()
     text = b"".join(seen).decode()
     assert "b-evt" not in text and not [m for m in w.markers if m in text], text
 

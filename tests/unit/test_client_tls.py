@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import http.client
+import socket
+import ssl
 from pathlib import Path
 
 import pytest
@@ -17,16 +18,19 @@ def ca(tmp_path: Path) -> str:
 
 
 def test_tcp_is_plain_http_without_tls_options() -> None:
-    t = Transport("tcp://127.0.0.1:2375", token="berth_x")  # loopback: --insecure-tcp
-    assert t.ssl_context is None
-    assert not isinstance(t.connection(), http.client.HTTPSConnection)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        t = Transport(f"tcp://127.0.0.1:{port}", token="berth_x")  # loopback: --insecure-tcp
+        assert t.ssl_context is None
+        with t.connect() as sock:
+            assert not isinstance(sock, ssl.SSLSocket)
 
 
 def test_tls_options_or_https_make_it_https(ca: str) -> None:
     for t in (Transport("https://example.test:2376"),
               Transport("tcp://example.test:2376", tls_ca=ca)):
         assert t.ssl_context is not None and t.ssl_context.check_hostname
-        assert isinstance(t.connection(), http.client.HTTPSConnection)
+        assert t.ssl_context.verify_mode == ssl.CERT_REQUIRED
 
 
 def test_no_token_in_the_clear_beyond_loopback() -> None:

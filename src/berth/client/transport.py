@@ -1,21 +1,22 @@
-"""HTTP to berthd over a unix socket or TCP, on the standard library's http.client.
+"""HTTP to berthd over a unix socket or TCP (TLS when configured).
 
-The CLI's start-up time is part of every `berth run`, so the SDK avoids heavy imports: the
-stdlib client costs a fraction of the alternatives, and websockets (interactive exec/attach)
-are imported only when used.
+The CLI's start-up time is part of every `berth run`, so the SDK avoids heavy imports: it speaks
+HTTP/1.1 through berth.client.wire rather than http.client (which imports the email package),
+ssl is imported only for a TLS daemon, and websockets (interactive exec/attach) only when used.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
-import ssl
 import struct
 from urllib.parse import quote, urlencode, urlsplit
 
+from berth.client.wire import ProtocolError, Response, send_request
+
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Iterator
     from typing import Any
 
@@ -35,18 +36,6 @@ class ConnectionFailed(APIError):
     pass
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
-
-
 class Transport:
     """``unix:///path``; ``tcp://host:port`` (HTTPS when any TLS file is given, else plain
     HTTP for a loopback ``--insecure-tcp`` daemon); ``https://host:port`` (TLS, trusting the
@@ -58,7 +47,7 @@ class Transport:
                  tls_key: str | None = None) -> None:
         self.host = host
         self.timeout = timeout
-        self.ssl_context: ssl.SSLContext | None = None
+        self.ssl_context: ssl.SSLContext | None = None  # (ssl is imported only for TLS)
         self.client_cert = tls_cert
         # Sent with every request: who we are, and which of our projects we act in.
         self.auth_headers: dict[str, str] = {}
@@ -84,19 +73,35 @@ class Transport:
             raise ValueError(f"refusing to send a token in the clear to {host}: give --tls-ca "
                              "(BERTH_TLS_CA) for TLS, or use https://")
 
-    def connection(self) -> http.client.HTTPConnection:
-        """A raw http.client connection to berthd (unix socket or TCP)."""
+    def connect(self) -> socket.socket:
+        """A socket to berthd: its unix socket, or TCP (wrapped in TLS when configured)."""
         if self.unix_path is not None:
-            return _UnixConnection(self.unix_path, self.timeout)
-        if self.ssl_context is not None:
-            return http.client.HTTPSConnection(self.netloc, timeout=self.timeout,
-                                               context=self.ssl_context)
-        return http.client.HTTPConnection(self.netloc, timeout=self.timeout)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(self.unix_path)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        host, _, port = self.netloc.rpartition(":")
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=self.timeout)
+        if self.ssl_context is None:
+            return sock
+        try:
+            return self.ssl_context.wrap_socket(sock, server_hostname=host.strip("[]"))
+        except BaseException:
+            sock.close()
+            raise
 
     def _hint(self, e: OSError) -> str:
         """A connection closed on us over TCP: usually TLS spoken to plain HTTP, or the other
         way, or a client certificate the daemon did not accept."""
-        if self.unix_path is not None or isinstance(e, ssl.SSLCertVerificationError) or \
+        if self.unix_path is not None:
+            return ""
+        import ssl
+
+        if isinstance(e, ssl.SSLCertVerificationError) or \
                 not isinstance(e, ConnectionResetError | ssl.SSLError):
             return ""
         if self.ssl_context is None:
@@ -107,7 +112,7 @@ class Transport:
 
     def open(self, method: str, path: str, params: dict[str, Any] | None = None,
              body: Any = None, raw: bytes | Iterator[bytes] | None = None,
-             headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+             headers: dict[str, str] | None = None) -> Response:
         """Send a request; raise APIError for any non-2xx/304 answer."""
         url = quote(path) + ("?" + urlencode(_params(params)) if params else "")
         hdrs = {"Accept": "application/json", **self.auth_headers, **(headers or {})}
@@ -118,25 +123,31 @@ class Transport:
         elif raw is not None:
             data = raw
             hdrs["Content-Type"] = "application/octet-stream"
-            if not isinstance(raw, bytes):
-                hdrs["Transfer-Encoding"] = "chunked"
-        conn = self.connection()
+        sock: socket.socket | None = None
         try:
-            conn.request(method, url, body=data, headers=hdrs,
-                         encode_chunked=data is not None and not isinstance(data, bytes))
-            resp = conn.getresponse()
+            sock = self.connect()
+            send_request(sock, method, url, self.netloc, hdrs, data)
+            resp = Response(sock, method)
         except (FileNotFoundError, ConnectionRefusedError) as e:
+            _close(sock)
             raise ConnectionFailed(0, f"cannot reach berthd at {self.host}: {e.strerror}. Is "
                                    "berthd running?") from None
         except OSError as e:
+            _close(sock)
             raise ConnectionFailed(0, f"cannot talk to berthd at {self.host}: "
                                    f"{e}{self._hint(e)}") from None
-        except http.client.HTTPException as e:  # not HTTP: a TLS port spoken to in plain HTTP
+        except ProtocolError as e:  # not HTTP: a TLS port spoken to in plain HTTP
+            _close(sock)
             hint = "" if self.ssl_context else " (a TLS port? give --tls-ca or use https://)"
             raise ConnectionFailed(0, f"cannot talk to berthd at {self.host}: no HTTP answer "
-                                   f"({type(e).__name__}){hint}") from None
+                                   f"({e}){hint}") from None
         if resp.status >= 400:
-            payload = resp.read()
+            try:
+                payload = resp.read()
+            except (OSError, ProtocolError):
+                payload = b""
+            finally:
+                resp.close()
             try:
                 doc = json.loads(payload)
                 message = doc.get("message") or payload.decode(errors="replace")
@@ -147,8 +158,8 @@ class Transport:
 
     def call(self, method: str, path: str, params: dict[str, Any] | None = None,
              body: Any = None, raw: bytes | Iterator[bytes] | None = None) -> Any:
-        resp = self.open(method, path, params, body, raw)
-        payload = resp.read()
+        with self.open(method, path, params, body, raw) as resp:
+            payload = resp.read()
         if resp.status in (204, 304) or not payload:
             return None
         return json.loads(payload)
@@ -188,6 +199,8 @@ def _loopback(host: str) -> bool:
 def _ssl_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
     """Verify the daemon against ``ca`` (default: the system's CAs) and its name; present a
     client certificate when given one."""
+    import ssl
+
     if key and not cert:
         raise ValueError("a TLS client key needs its certificate (--tls-cert)")
     try:
@@ -210,7 +223,12 @@ def _params(params: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def read_frames(resp: http.client.HTTPResponse) -> Iterator[tuple[int, bytes]]:
+def _close(sock: socket.socket | None) -> None:
+    if sock is not None:
+        sock.close()
+
+
+def read_frames(resp: Response) -> Iterator[tuple[int, bytes]]:
     """Docker-style multiplexed frames: (stream, data) until the response ends."""
     while True:
         header = _read_exact(resp, 8)
@@ -220,10 +238,10 @@ def read_frames(resp: http.client.HTTPResponse) -> Iterator[tuple[int, bytes]]:
         yield stream, _read_exact(resp, size)
 
 
-def _read_exact(resp: http.client.HTTPResponse, n: int) -> bytes:
+def _read_exact(resp: Response, n: int) -> bytes:
     chunks, got = [], 0
     while got < n:
-        chunk = resp.read1(n - got) if hasattr(resp, "read1") else resp.read(n - got)
+        chunk = resp.read1(n - got)
         if not chunk:
             if got:
                 raise APIError(0, "the stream from berthd ended in the middle of a frame")
