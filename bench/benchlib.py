@@ -235,7 +235,10 @@ class OwnDaemon:
             self.proc.wait()
 
     def cleanup(self) -> None:
+        from berth.agent.netops import forget_host
+
         self.stop()
+        forget_host(self.run_root)  # its nft table and bridges outlive it, as on a real host
         remove_tree(self.run_root)
         remove_tree(self.root)
         if self.keep_log:

@@ -128,6 +128,11 @@ if [[ "$want_stamp" != "$have_stamp" ]] || ! installed_here \
     "$VPY" -m pip install -q --disable-pip-version-check -e "$REPO[test]"
     printf '%s\n' "$want_stamp" >"$STAMP"
 fi
+# An editable install is not byte-compiled, and with PYTHONDONTWRITEBYTECODE set (as in many
+# CI and container images) nothing ever writes the .pyc files: every `berth` command would
+# compile the CLI from source, which doubles its start-up (~100 ms instead of ~50). compileall
+# writes them regardless, and skips the ones still up to date.
+"$VPY" -m compileall -q "$REPO/src/berth" >/dev/null
 
 # --- overlayfs ---------------------------------------------------------------------------
 
