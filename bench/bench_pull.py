@@ -420,16 +420,12 @@ def berth_phases(reg: Registry, ref: str, diff_ids: list[str], profile: bool,
         events = [(time.perf_counter() - t0, e)
                   for e in Client(puller.daemon.host).images.pull(ref)]
         total = time.perf_counter() - t0
+        stop_profiler(spy)  # the pull only, not the unpack after it
+        spy = None
         puller.wait_unpacked(puller.daemon.root, puller.diff_ids)
         unpacked = time.perf_counter() - t0
     finally:
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            try:
-                spy.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                spy.kill()
-                spy.wait()
+        stop_profiler(spy)
         puller.reset()
 
     def first(status: str) -> float | None:
@@ -449,6 +445,17 @@ def berth_phases(reg: Registry, ref: str, diff_ids: list[str], profile: bool,
           f"{unpacked:.2f} s after the start")
     if profile and raw.exists():
         summarize_profile(raw)
+
+
+def stop_profiler(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is None:
+        return
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait()
 
 
 def summarize_profile(raw: Path, top: int = 12) -> None:
