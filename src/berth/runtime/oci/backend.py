@@ -39,6 +39,7 @@ from berth.runtime.oci.observe import observe, read_exit, read_float
 from berth.runtime.oci.procutil import (
     conmon_alive,
     is_zombie,
+    poll_until,
     proc_in_cgroup,
     read_pidfile,
     signal_pid,
@@ -266,10 +267,8 @@ class OciBackend(RuntimeBackend):
 
     def _stop_conmon(self, lay: ContainerLayout) -> None:
         pid = read_pidfile(lay.conmon_pidfile)
-        deadline = time.monotonic() + CONMON_EXIT_WAIT
         # conmon exits by itself once the container is gone; give it a moment to write exits.
-        while conmon_alive(pid, lay.cid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll_until(lambda: not conmon_alive(pid, lay.cid), CONMON_EXIT_WAIT)
         if pid is not None and conmon_alive(pid, lay.cid):
             signal_pid(pid, signal.SIGKILL)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from berth.runtime.base import Observed, Status
 from berth.runtime.oci.cgroups import container_cgroup, oom_kill_count
 from berth.runtime.oci.layout import ContainerLayout
-from berth.runtime.oci.procutil import conmon_alive, read_pidfile
+from berth.runtime.oci.procutil import conmon_alive, poll_until, read_pidfile
 from berth.runtime.oci.spec import cgroups_path
 
 RUNC_STATUS = {"created": Status.CREATED, "running": Status.RUNNING,
@@ -45,13 +44,17 @@ def oom_killed(layout: ContainerLayout) -> bool:
 
 
 def _wait_exit(layout: ContainerLayout) -> tuple[int | None, float | None]:
-    code, at = read_exit(layout)
-    deadline = time.monotonic() + EXIT_FILE_WAIT
+    found = read_exit(layout)
     conmon_pid = read_pidfile(layout.conmon_pidfile)
-    while code is None and time.monotonic() < deadline and conmon_alive(conmon_pid, layout.cid):
-        time.sleep(0.05)
-        code, at = read_exit(layout)
-    return code, at
+
+    def written() -> bool:
+        nonlocal found
+        found = read_exit(layout)
+        return found[0] is not None or not conmon_alive(conmon_pid, layout.cid)
+
+    if found[0] is None:
+        poll_until(written, EXIT_FILE_WAIT)
+    return found
 
 
 def observe(layout: ContainerLayout, runc_state: dict[str, Any] | None) -> Observed:
