@@ -8,7 +8,8 @@ import pytest
 from berth.runtime.oci import procutil
 
 
-def test_a_condition_a_moment_away_is_seen_after_short_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_condition_a_moment_away_is_seen_after_short_sleeps(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
     monkeypatch.setattr(procutil.time, "sleep", slept.append)
     answers = iter([False, False, True])
