@@ -216,3 +216,19 @@ def destroy(d: Daemon) -> None:
 
     forget_host(d.run_root)  # bridges and nft table outlive a daemon, as on a real host
     shutil.rmtree(d.root.parent, ignore_errors=True)
+
+
+def registry_daemon(work: Path, registry_host: str, gpg_home: Path) -> tuple[Daemon, Path]:
+    """A berthd for registry tests: plain HTTP to ``registry_host``, a host signature policy
+    (returned; it accepts anything until a test rewrites it), no registries.d, GPG keys from
+    ``gpg_home``, and the busybox base image built."""
+    policy = work / "policy.json"
+    policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+    root, run = make_dirs()
+    d = Daemon(root, run, args=["--insecure-registry", registry_host,
+                                "--signature-policy", str(policy),
+                                "--registries-d", str(work / "no-registries.d"),
+                                "--gpg-home", str(gpg_home)])
+    d.start()
+    d.cli("image", "build-base", "busybox")
+    return d, policy

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from berth.client import APIError, Client
 from tests.gpghome import GpgHome
 from tests.integration.conftest import _finish, _require_host
-from tests.integration.daemon import BIN, Daemon, make_dirs
+from tests.integration.daemon import BIN, Daemon, registry_daemon
 from tests.integration.registry import (
     Registry,
     build_image,
@@ -76,15 +76,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     registry = start_registry(work / "registry", "basic")
     gpg = GpgHome()
     signer = gpg.gen_key("Berth Test Signer <signer@example.com>")
-    policy = work / "policy.json"
-    policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
-    root, run = make_dirs()
-    d = Daemon(root, run, args=["--insecure-registry", registry.host,
-                                "--signature-policy", str(policy),
-                                "--registries-d", str(work / "no-registries.d"),
-                                "--gpg-home", str(gpg.path)])
-    d.start()
-    d.cli("image", "build-base", "busybox")
+    d, policy = registry_daemon(work, registry.host, gpg.path)
     d.cli("login", "-u", registry.username, "--password-stdin", registry.host,
           input=(registry.password + "\n").encode())
     try:

@@ -24,7 +24,7 @@ import pytest
 
 from tests.gpghome import GpgHome
 from tests.integration.conftest import _finish, _require_host
-from tests.integration.daemon import Daemon, make_dirs
+from tests.integration.daemon import Daemon, registry_daemon
 from tests.integration.proxy import Fault, FaultProxy
 from tests.integration.registry import (
     REGISTRY_BIN,
@@ -130,15 +130,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     gpg = GpgHome()
     signer = gpg.gen_key("Berth Extension Signer <ext@example.com>")
     stranger = gpg.gen_key("Someone Else <else@example.com>")
-    policy = work / "policy.json"
-    policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
-    root, run = make_dirs()
-    d = Daemon(root, run, args=["--insecure-registry", front.host,
-                                "--signature-policy", str(policy),
-                                "--registries-d", str(work / "no-registries.d"),
-                                "--gpg-home", str(gpg.path)])
-    d.start()
-    d.cli("image", "build-base", "busybox")
+    d, policy = registry_daemon(work, front.host, gpg.path)
     try:
         yield Env(d, registry, front, ext, gpg, signer, stranger, policy, work)
     finally:
