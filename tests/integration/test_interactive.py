@@ -129,6 +129,22 @@ def test_exec_i_pipes_stdin(daemon: Daemon) -> None:
         daemon.cli("rm", "-f", name, check=False)
 
 
+def test_run_i_with_piped_stdin_ends_with_its_input(daemon: Daemon) -> None:
+    """As `echo hi | docker run -i IMAGE cat`: the end of the input closes the container's
+    stdin, so cat ends and run returns its exit code; a plain `create -i` keeps stdin open."""
+    data = "".join(f"line {i}\n" for i in range(500))
+    res = daemon.cli("run", "--rm", "-i", "busybox", "sh", "-c", "cat; exit 3",
+                     input=data.encode(), check=False, timeout=30)
+    assert res.returncode == 3, res
+    assert res.stdout == data
+    name = "it-create-i"
+    try:
+        daemon.cli("create", "-i", "--name", name, "busybox", "cat")
+        assert daemon.inspect(name)["config"]["stdin_once"] is False
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
 def test_exec_streams_and_exit_code(daemon: Daemon) -> None:
     name = "it-exec-streams"
     try:

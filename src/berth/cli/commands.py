@@ -55,6 +55,8 @@ def cmd_run(client: Client, args: argparse.Namespace) -> int:
     if args.tty or args.interactive:
         from berth.cli.interactive import run_interactive
 
+        # As `docker run -i`: the end of our input is the end of the container's.
+        spec["stdin_once"] = bool(args.interactive)
         box = _pulling(client, args, lambda: client.containers.create(spec, start=False))
         return run_interactive(client, box, args.tty)
     return _pulling(client, args,

@@ -116,9 +116,11 @@ def launch_conmon(launch: ConmonLaunch) -> int:
                 start_new_session=True)  # no terminal signal of ours may reach it
         os.close(write_fd)
         write_fd = -1
-        # The first conmon process exits as soon as it has forked its monitor.
-        rc = proc.wait(timeout=SYNC_TIMEOUT)
+        # The monitor answers once `runc create` is done (or the pipe closes when conmon
+        # fails); the first conmon process has exited by then, as soon as it forked the
+        # monitor. Reading first spares Popen.wait's polling sleeps on the way.
         line = _read_line(read_fd, SYNC_TIMEOUT)
+        rc = proc.wait(timeout=SYNC_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise RuntimeFailure(f"conmon: {e}") from e
     finally:
