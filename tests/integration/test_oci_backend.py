@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from berth.runtime.base import (
     Status,
 )
 from berth.runtime.oci import OciBackend
-from berth.runtime.oci.procutil import comm
+from berth.runtime.oci.procutil import comm, is_zombie, read_pidfile
 
 pytestmark = pytest.mark.integration
 
@@ -318,6 +319,32 @@ def test_pause_resume_and_sigterm(backend: OciBackend, make: Factory) -> None:
     st = wait_status(backend, spec.id, Status.STOPPED)
     assert st.exit_code == 42
     backend.kill(spec.id, signal.SIGTERM)  # no error once it has exited
+
+
+def test_an_exit_not_yet_recorded_is_read_without_asking_the_runtime(
+        backend: OciBackend, make: Factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between a process's end and its monitor writing the exit file, state() waits for
+    the file rather than spawn `runc state` (10 ms of every short `run --rm`)."""
+    spec = make(["sh", "-c", "sleep 0.3; exit 5"])
+    lay = backend._layout(spec.id)
+    monitor, pid = read_pidfile(lay.conmon_pidfile), read_pidfile(lay.container_pidfile)
+    assert monitor is not None and pid is not None
+    os.kill(monitor, signal.SIGSTOP)  # it cannot reap the process nor write the exit
+    try:
+        deadline = time.monotonic() + 10
+        while not is_zombie(pid):
+            assert time.monotonic() < deadline, "the process did not end"
+            time.sleep(0.02)
+
+        def no_runtime(cid: str) -> None:
+            raise AssertionError("state() asked the runtime")
+
+        monkeypatch.setattr(backend.runc, "state", no_runtime)
+        threading.Timer(0.05, os.kill, (monitor, signal.SIGCONT)).start()
+        st = backend.state(spec.id)
+    finally:
+        os.kill(monitor, signal.SIGCONT)
+    assert st.status == Status.STOPPED and st.exit_code == 5, st
 
 
 def test_created_state_and_missing(backend: OciBackend, make: Factory) -> None:

@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 HEAVY = ["typing", "fastapi", "starlette", "pydantic", "sqlalchemy", "httpx", "websockets",
-         "rich", "yaml", "uvicorn", "berth.store", "berth.runtime", "berth.agent"]
+         "rich", "yaml", "uvicorn", "berth.store", "berth.runtime", "berth.agent",
+         "shutil", "datetime"]  # argparse's help formatter and `ps` columns would load these
 
 
 def test_run_path_imports_nothing_heavy() -> None:
@@ -24,3 +25,25 @@ def test_run_path_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout
     assert json.loads(out) == []
+
+
+def _entry(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The console script's function in a child: it leaves through os._exit."""
+    code = f"import sys; sys.argv = ['berth', *{list(args)!r}]; " \
+           "from berth.cli.main import entry; entry()"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          input=stdin, env={"BERTH_HOST": "unix:///nonexistent/berth.sock",
+                                            "PATH": "/usr/bin:/bin"})
+
+
+def test_entry_flushes_output_and_keeps_exit_codes() -> None:
+    version = _entry("--version")
+    assert version.returncode == 0 and version.stdout.startswith("berth ")
+    helped = _entry("--help")  # long output, buffered in a pipe: all of it must arrive
+    assert helped.returncode == 0 and "completion" in helped.stdout
+    assert helped.stdout.endswith("\n")
+    refused = _entry("ps", "--bogus")
+    assert refused.returncode == 125
+    assert refused.stderr.count("\n") == 1 and "--bogus" in refused.stderr
+    unreachable = _entry("ps")
+    assert unreachable.returncode == 125 and "cannot reach berthd" in unreachable.stderr

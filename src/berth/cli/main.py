@@ -72,11 +72,11 @@ def entry() -> None:
         if code is not None:
             sys.stderr.write(f"{code}\n")
         code = 0 if code is None else 1
+    import contextlib  # loaded already by then
+
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError):  # reader gone, stream closed
             stream.flush()
-        except (BrokenPipeError, ValueError):  # the reader is gone, or the stream closed
-            pass
     os._exit(code & 0xFF)
 
 

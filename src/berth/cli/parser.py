@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 
 def _container_options(p: argparse.ArgumentParser) -> None:
@@ -126,8 +128,33 @@ def _selected(argv: list[str]) -> str | None:
     return None
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's, given the width itself: argparse would import shutil for it (with its
+    compression modules), 2-3 ms of every `berth run` that never prints help."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            width = _terminal_columns() - 2  # argparse's own margin
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
+        return 80
+
+
 class _Parser(argparse.ArgumentParser):
     """A usage error is one line and exit 125, as docker's CLI does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(125, f"berth: {message} (see '{self.prog} --help')\n")
@@ -151,7 +178,7 @@ def build(argv: list[str] | None = None) -> argparse.ArgumentParser:
                           help=f"{what} (BERTH_TLS_{name.upper()})")
     root.add_argument("--version", action="store_true")
     # -o/--output also after the command ("berth ps -o json"), as users type it.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-o", "--output", choices=["table", "json", "yaml"],
                         default=argparse.SUPPRESS)
     sub = root.add_subparsers(dest="cmd", metavar="COMMAND")

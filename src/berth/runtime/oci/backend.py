@@ -50,6 +50,7 @@ from berth.runtime.oci.top import process_table
 from berth.runtime.oci.user import resolve_user
 
 CONMON_EXIT_WAIT = 5.0
+EXIT_FILE_WAIT = 0.2  # for a monitor to record the exit of a process it just reaped
 CONMON_CGROUP = "/berth-conmon"  # outside /berth so a container's cgroup never holds it
 
 
@@ -213,9 +214,17 @@ class OciBackend(RuntimeBackend):
             return observe(lay, {"status": "stopped"})
         started = read_float(lay.started_at)
         pid = read_pidfile(lay.container_pidfile)
-        if started is None or pid is None or is_zombie(pid) or \
-                not proc_in_cgroup(pid, cgroups_path(lay.cid)):
-            return None  # created but not started, just exited, or a reused pid
+        if started is None or pid is None:
+            return None  # created but not started
+        if is_zombie(pid) or not proc_in_cgroup(pid, cgroups_path(lay.cid)):
+            # Just exited (or a reused pid): a monitor still there reaps it and writes the
+            # exit file within a moment. Waiting for that spares asking the runtime, which
+            # cost every short `run --rm` 10 ms.
+            monitor = read_pidfile(lay.conmon_pidfile)
+            if conmon_alive(monitor, lay.cid) and \
+                    poll_until(lambda: read_exit(lay)[0] is not None, EXIT_FILE_WAIT):
+                return observe(lay, {"status": "stopped"})
+            return None
         status = Status.PAUSED if cgroups.frozen(self._cgroup(lay.cid)) else Status.RUNNING
         return Observed(status=status, pid=pid, started_at=started)
 
