@@ -177,3 +177,24 @@ def test_vips_come_from_the_service_range_once_each(store: Store) -> None:
             ipam.choose_subnet(s, IPv4Network("10.212.128.0/24"))
         with pytest.raises(Conflict, match="10.212.0.0/16"):
             ipam.choose_subnet(s, IPv4Network("10.0.0.0/8"))
+
+
+def test_only_a_stop_with_addresses_asks_for_a_network_sync(store: Store,
+                                                            tmp_path: Path) -> None:
+    """A container without addresses (network none, the native default) changes no rule,
+    name or service backend when it stops: it must not cost every short run a sync. One
+    with an endpoint, and a pod member through its infra container's, does."""
+    from berth.agent.netops import NetOps
+    from berth.store.db import DEFAULT_PROJECT
+    from berth.store.models import Network
+
+    with store.session() as s:
+        s.add(Network(id="n1", project_id=DEFAULT_PROJECT, name="n1", created_at=0.0,
+                      subnet="10.99.0.0/24", gateway="10.99.0.1"))
+        s.flush()
+        s.add(Endpoint(owner_id="infra", network_id="n1", project_id=DEFAULT_PROJECT,
+                       address="10.99.0.2", ifname="eth0", created_at=0.0))
+    net = NetOps(store, tmp_path / "run", "h")
+    assert net.release("plain", {"network": "none"}) is False
+    assert net.release("infra", {}) is True
+    assert net.release("member", {"pod_infra": "infra"}) is True
