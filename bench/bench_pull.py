@@ -25,8 +25,9 @@ Unpack contenders (the same layers, already on local disk, into an empty dir eac
   umoci           `umoci unpack --image LAYOUT:TAG BUNDLE` (one rootfs, layers applied in
                   order; umoci also writes an mtree manifest of the result)
 
-Rounds are interleaved (A B C D, A B C D, ...); times are wall-clock around the whole command,
-CLI start-up included; the page cache is flushed to disk (sync) before each timed run.
+Rounds are interleaved, each starting one later (A B C D, B C D A, ...); times are wall-clock
+around the whole command, CLI start-up included; the page cache is flushed to disk (sync)
+before each timed run.
 
 Usage: bench_pull.py [--rounds N] [--only berth,skopeo,...] [--size-mb N] [--profile]
 """
@@ -352,7 +353,10 @@ def run_rounds(candidates: list[Candidate], rounds: int, label: str) -> None:
     print(f"bench: {label}: {rounds} rounds of {', '.join(c.name for c in candidates)}",
           file=sys.stderr)
     for n in range(rounds):
-        for c in candidates:
+        # Each round starts one later, so no contender always follows the same one: a pull
+        # that unpacks 486 MB leaves the disk busy for whoever comes next.
+        shift = n % len(candidates)
+        for c in candidates[shift:] + candidates[:shift]:
             if c.error:
                 continue
             try:
