@@ -179,12 +179,11 @@ def test_vips_come_from_the_service_range_once_each(store: Store) -> None:
             ipam.choose_subnet(s, IPv4Network("10.0.0.0/8"))
 
 
-def test_only_a_stop_with_addresses_asks_for_a_network_sync(store: Store,
-                                                            tmp_path: Path) -> None:
+def test_only_a_stop_with_addresses_asks_for_a_network_sync(store: Store) -> None:
     """A container without addresses (network none, the native default) changes no rule,
     name or service backend when it stops: it must not cost every short run a sync. One
     with an endpoint, and a pod member through its infra container's, does."""
-    from berth.agent.netops import NetOps
+    from berth.service.endpoints import has_addresses
     from berth.store.db import DEFAULT_PROJECT
     from berth.store.models import Network
 
@@ -194,7 +193,7 @@ def test_only_a_stop_with_addresses_asks_for_a_network_sync(store: Store,
         s.flush()
         s.add(Endpoint(owner_id="infra", network_id="n1", project_id=DEFAULT_PROJECT,
                        address="10.99.0.2", ifname="eth0", created_at=0.0))
-    net = NetOps(store, tmp_path / "run", "h")
-    assert net.release("plain", {"network": "none"}) is False
-    assert net.release("infra", {}) is True
-    assert net.release("member", {"pod_infra": "infra"}) is True
+    with store.session() as s:
+        assert has_addresses(s, {"network": "none"}, "plain") is False
+        assert has_addresses(s, {}, "infra") is True
+        assert has_addresses(s, {"pod_infra": "infra"}, "member") is True

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
@@ -33,7 +32,7 @@ from berth.errors import BerthError
 from berth.network import dns, links, netns, nft
 from berth.network.dnsserver import DnsBindError, DnsResponder
 from berth.service import vips
-from berth.service.endpoints import endpoints_of, mac_for, network_owner
+from berth.service.endpoints import endpoints_of, mac_for
 from berth.service.selectors import parse_selector
 from berth.store.db import Store
 from berth.store.models import Container, Endpoint, Network, Pod, PortBinding, Service
@@ -135,14 +134,11 @@ class NetOps:
         except Exception:
             log.exception("network change of %s", owner_id[:12])
 
-    def release(self, owner_id: str, spec: dict[str, Any] | None = None) -> bool:
+    def release(self, owner_id: str) -> None:
         """The owner stopped or is gone: unpin its namespace, so that it (and its veths) end
-        with its process. True when the container has addresses (its own or its pod's): only
-        then does its stop change what a sync derives (ports, names, service backends)."""
+        with its process."""
         netns.remove(self.netns_path(owner_id))
         self._pinned_at.pop(owner_id, None)
-        with self.store.session() as s:
-            return bool(endpoints_of(s, network_owner(spec, owner_id)))
 
     # -- the host as a whole ------------------------------------------------------------------
 

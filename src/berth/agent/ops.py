@@ -19,7 +19,7 @@ from berth.image.layers import LayerStore
 from berth.image.types import LayerRef
 from berth.runtime.base import Observed, RuntimeBackend, Status
 from berth.service import health, ipam
-from berth.service.endpoints import endpoints_of, network_owner
+from berth.service.endpoints import has_addresses, network_owner
 from berth.service.events import volume_event
 from berth.service.hub import Hub
 from berth.service.idmaps import IdMaps
@@ -113,8 +113,12 @@ class ContainerOps:
         self.save(row.id, status="exited", pid=0, exit_code=code, oom_killed=obs.oom_killed,
                   finished_at=obs.finished_at or time.time(), error=error, health=None)
         await self.run(self.backend.release, row.id)
-        if self.net is not None and await self.run(self.net.release, row.id, row.spec):
-            self.net.request_sync()
+        if self.net is not None:
+            await self.run(self.net.release, row.id)
+            with self.store.session() as s:
+                addressed = has_addresses(s, row.spec, row.id)
+            if addressed:
+                self.net.request_sync()
         if obs.oom_killed:
             self.event(row, "oom")
         self.event(row, "die", exitCode=code)
@@ -251,7 +255,7 @@ class ContainerOps:
             current = s.get(Container, row.id)
             if current is not None:
                 s.delete(current)
-            networked = bool(endpoints_of(s, network_owner(row.spec, row.id)))
+            addressed = has_addresses(s, row.spec, row.id)  # before its own are freed
             ipam.free_owner(s, row.id)  # its addresses and host ports
             pod = s.get(Pod, row.spec["infra_of"]) if row.spec.get("infra_of") else None
             if pod is not None:  # a pod ends with its infra container
@@ -279,7 +283,7 @@ class ContainerOps:
                 shutil.rmtree(self.volumes_root / row.project_id / name, ignore_errors=True)
         if self.net is not None:
             await self.run(self.net.release, row.id)
-            if networked:
+            if addressed:
                 self.net.request_sync()
         self.event(row, "destroy")
         for vol in gone:

@@ -125,6 +125,12 @@ def endpoints_of(s: Session, owner_id: str) -> list[tuple[Endpoint, Network]]:
     return [(e, n) for e, n in rows]
 
 
+def has_addresses(s: Session, spec: dict[str, Any] | None, container_id: str) -> bool:
+    """Endpoints of its own or of its pod's: only then do the container's start, stop and
+    removal change what a network sync derives (ports, names, service backends)."""
+    return bool(endpoints_of(s, network_owner(spec, container_id)))
+
+
 def ports_of(s: Session, owner_id: str) -> list[PortBinding]:
     return list(s.scalars(select(PortBinding).where(PortBinding.owner_id == owner_id)
                           .order_by(PortBinding.container_port, PortBinding.proto)))

@@ -35,7 +35,7 @@ from berth.image.registry.httputil import (
 )
 
 # httpcore reads a response 64 KiB at a time, and each read goes through h11's parser in
-# Python: a 300 MB pull made ~4,600 of them per 50 MB layer, on four threads sharing the GIL.
+# Python: a 300 MB pull made ~4,600 of them, on four threads sharing the GIL.
 # Reads of up to 1 MiB cut a cold pull by a quarter (bench/bench_pull.py: 1.08 -> 0.81 s).
 READ_SIZE = 1 << 20
 httpcore.HTTP11Connection.READ_NUM_BYTES = READ_SIZE
