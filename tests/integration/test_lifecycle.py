@@ -41,6 +41,19 @@ def test_rm_flag_removes_the_container_after_exit(daemon: Daemon) -> None:
     assert res.returncode != 0 and "no such container" in res.stderr
 
 
+@pytest.mark.parametrize("attach", [[], ["-i"]], ids=["streamed", "websocket"])
+def test_run_rm_returns_only_once_the_container_is_gone(daemon: Daemon,
+                                                         attach: list[str]) -> None:
+    # As `docker run --rm`: asked at once (no CLI start-up in between), nothing is left and
+    # the name is free for the next run.
+    client = daemon.client
+    for _ in range(3):
+        res = daemon.cli("run", "--rm", *attach, "--name", "gone-at-once", "busybox", "echo",
+                         "x", input=b"" if attach else None)
+        assert res.stdout == "x\n"
+        assert client.containers.list(all=True, filters=["name=gone-at-once"]) == []
+
+
 def test_detached_run_then_logs_ps_inspect(daemon: Daemon) -> None:
     cid = daemon.cli("run", "-d", "--name", "lc-detached", "-l", "tier=web", "busybox", "sh",
                      "-c", "echo first; echo oops >&2; sleep 60").stdout.strip()

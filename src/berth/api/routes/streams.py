@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 from berth.agent.hostops import parse_time
 from berth.api.auth import authenticate
 from berth.api.deps import Services, context, services
-from berth.errors import BerthError, Conflict, InvalidArgument
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
 from berth.runtime.base import ExecSpec
 from berth.service.context import Context
 from berth.service.specs import ExecRequest
@@ -34,6 +34,7 @@ Ctx = Annotated[Context, Depends(context)]
 STREAM_IDS = {"stdout": 1, "stderr": 2}
 EXIT_FRAME = 3  # a last frame carrying JSON {"exit_code", "oom_killed", "error"}
 MULTIPLEXED = "application/vnd.berth.multiplexed-stream"
+REMOVAL_WAIT = 30.0  # seconds; a removal failing longer is retried by the agent meanwhile
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -68,10 +69,19 @@ def attached_output(svc: Services, ctx: Context, cid: str) -> StreamingResponse:
     async def body() -> Any:
         async for rec in svc.hostops.logs(cid, follow=True):
             yield frame(STREAM_IDS[rec.stream], rec.data)
-        final = await svc.containers.wait_exit(ctx, cid, "not-running", 3600) or {}
-        yield frame(EXIT_FRAME, json.dumps(final).encode())
+        yield frame(EXIT_FRAME, json.dumps(await _final_exit(svc, ctx, cid)).encode())
 
     return StreamingResponse(body(), media_type=MULTIPLEXED)
+
+
+async def _final_exit(svc: Services, ctx: Context, cid: str) -> dict[str, Any]:
+    """The container's exit; for `run --rm`, told once the container is gone too, as
+    `docker run --rm` does: a `ps -a`, or a run reusing the name, right after finds nothing."""
+    final = await svc.containers.wait_exit(ctx, cid, "not-running", 3600) or {}
+    with contextlib.suppress(NotFound):  # NotFound: removed already
+        if svc.containers.get(ctx, cid).spec.get("auto_remove"):
+            await svc.containers.wait_exit(ctx, cid, "removed", REMOVAL_WAIT)
+    return final
 
 
 @router.get("/{ref}/top")
@@ -254,8 +264,8 @@ async def _send_output(ws: WebSocket, svc: Services, ctx: Context, cid: str,
                        logs: bool) -> None:
     async for rec in svc.hostops.logs(cid, follow=True, tail=None if logs else 0):
         await ws.send_bytes(bytes([STREAM_IDS[rec.stream]]) + rec.data)
-    final = await svc.containers.wait_exit(ctx, cid, "not-running", 3600)
-    await ws.send_text(json.dumps({"exit_code": (final or {}).get("exit_code") or 0}))
+    final = await _final_exit(svc, ctx, cid)
+    await ws.send_text(json.dumps({"exit_code": final.get("exit_code") or 0}))
     await ws.close()
 
 
