@@ -273,3 +273,14 @@ def test_forced_removal_reports_kill_die_destroy(daemon: Daemon) -> None:
     reader.join(20)
     assert [e["action"] for e in seen] == ["kill", "die", "destroy"]
     assert seen[1]["exitCode"] == 137
+
+
+def test_version_shows_the_client_and_the_daemon(daemon: Daemon) -> None:
+    from berth import __version__
+
+    text = daemon.cli("version").stdout
+    assert text.startswith("Client:\n") and "\nServer:\n" in text
+    both = json.loads(daemon.cli("version", "-o", "json").stdout)
+    assert both["client"]["version"] == both["server"]["version"] == __version__
+    info = daemon.client.info()
+    assert both["server"]["runtime"] == info["runtime"] and both["server"]["store"] == "sqlite"

@@ -15,6 +15,7 @@ LINES = [
     ["logs", "-f", "--tail", "5", "a"], ["exec", "-it", "a", "sh", "-c", "ls -l"],
     ["image", "import", "-"], ["image", "rm", "-f", "x"], ["volume", "create", "v"],
     ["update", "--memory", "64m", "a"], ["inspect", "a", "-o", "yaml"], ["info"], ["images"],
+    ["version"],
 ]
 
 

@@ -47,3 +47,11 @@ def test_entry_flushes_output_and_keeps_exit_codes() -> None:
     assert refused.stderr.count("\n") == 1 and "--bogus" in refused.stderr
     unreachable = _entry("ps")
     assert unreachable.returncode == 125 and "cannot reach berthd" in unreachable.stderr
+
+
+def test_version_without_a_daemon_shows_the_client_and_one_error_line() -> None:
+    res = _entry("version")
+    assert res.returncode == 125
+    assert res.stdout.startswith("Client:\n") and "python:" in res.stdout
+    assert "Server:" not in res.stdout
+    assert res.stderr.count("\n") == 1 and "cannot reach berthd" in res.stderr

@@ -299,6 +299,37 @@ def cmd_info(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_version(client: Client, args: argparse.Namespace) -> int:
+    """As `docker version`: the client's versions, then the daemon's, or why it is not there."""
+    import platform
+
+    from berth import __version__
+
+    mine = {"version": __version__, "python": platform.python_version(),
+            "os/arch": f"{platform.system().lower()}/{platform.machine()}"}
+    try:
+        info = client.info()
+    except APIError:
+        if _fmt(args) == "table":
+            _print_section("Client", mine)
+        raise
+    server = {"version": info.get("version"), "api": "v1", "runtime": info.get("runtime"),
+              "store": info.get("store"), "host": info.get("host")}
+    if _fmt(args) != "table":
+        emit({"client": mine, "server": server}, _fmt(args))
+        return 0
+    _print_section("Client", mine)
+    print()
+    _print_section("Server", server)
+    return 0
+
+
+def _print_section(title: str, fields: dict[str, Any]) -> None:
+    print(f"{title}:")
+    for key, value in fields.items():
+        print(f"  {key + ':':<10} {value}")
+
+
 # -- volumes ------------------------------------------------------------------------------
 
 def cmd_volume(client: Client, args: argparse.Namespace) -> int:
@@ -332,6 +363,7 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "rm": cmd_rm, "rename": cmd_rename, "wait": cmd_wait, "inspect": cmd_inspect,
     "ps": cmd_ps, "logs": cmd_logs, "exec": cmd_exec, "top": cmd_top, "stats": cmd_stats,
     "update": cmd_update, "actions": cmd_actions, "events": cmd_events, "info": cmd_info,
+    "version": cmd_version,
     "volume": cmd_volume,
 }
 for _name in ("image", "images", "pull", "build", "push", "commit", "save", "load", "history",

@@ -66,6 +66,7 @@ def _container_options(p: argparse.ArgumentParser) -> None:
 
 COMMAND_HELP: dict[str, str] = {
     "info": "show the daemon and host",
+    "version": "show the client's and the daemon's versions",
     "run": "create and start a container",
     "create": "create a container",
     "start": "start containers",
@@ -476,7 +477,7 @@ def _volume(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None
 
 
 _ARGS = {
-    "info": _nothing, "run": _run, "create": _create, "start": _start,
+    "info": _nothing, "version": _nothing, "run": _run, "create": _create, "start": _start,
     "stop": _stop_or_restart, "restart": _stop_or_restart, "kill": _kill,
     "pause": _containers, "unpause": _containers, "wait": _containers,
     "inspect": _containers, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
