@@ -8,7 +8,10 @@ included). The candidates are interleaved round-robin so drift affects all of th
   runc-dir      runc run of a bundle whose root is a plain directory
   runc-overlay  per run: mkdir upper/work, mount overlayfs over the rootfs, runc run,
                 umount, delete the upper dir -- what a container engine has to do
-  crun-overlay  the same with crun
+  runc-berthcfg runc-overlay with the config.json Berth itself writes for this container
+                (its seccomp profile, capabilities, rlimits, masked paths, /etc binds): the
+                runtime's share of Berth's time, with the same security settings
+  crun-overlay  the same as runc-overlay with crun
   berth         berth run --rm busybox true (CLI -> berthd -> conmon -> runtime)
   docker        docker run --rm of the rootfs imported with `docker import`
   podman        podman run --rm of the rootfs imported with `podman import`
@@ -46,9 +49,10 @@ from benchlib import (
 USERNS_HOST_ID = 100000
 USERNS_SIZE = 65536
 IMAGE_TAG = "berth-bench-busybox:latest"
-ALL_CANDIDATES = ["berth", "runc-dir", "runc-overlay", "crun-overlay", "docker", "podman"]
+ALL_CANDIDATES = ["berth", "runc-dir", "runc-overlay", "runc-berthcfg", "crun-overlay", "docker",
+                  "podman"]
 # --only accepts these shorthands too
-GROUPS = {"runc": ["runc-dir", "runc-overlay"], "crun": ["crun-overlay"]}
+GROUPS = {"runc": ["runc-dir", "runc-overlay", "runc-berthcfg"], "crun": ["crun-overlay"]}
 
 
 @dataclass
@@ -142,19 +146,44 @@ class RuntimeBench:
     def run_dir(self) -> None:
         self._run(self.dir_bundle)
 
-    def run_overlay(self) -> None:
-        layer = self.ovl_bundle / "layer"
-        upper, workdir, merged = layer / "upper", layer / "work", self.ovl_bundle / "rootfs"
+    def run_overlay(self, bundle: Path | None = None) -> None:
+        bundle = bundle or self.ovl_bundle
+        layer = bundle / "layer"
+        upper, workdir, merged = layer / "upper", layer / "work", bundle / "rootfs"
         upper.mkdir(parents=True)
         workdir.mkdir()
         merged.mkdir(exist_ok=True)
         os.chown(upper, USERNS_HOST_ID, USERNS_HOST_ID)
         mount_overlay(self.rootfs, upper, workdir, merged)
         try:
-            self._run(self.ovl_bundle)
+            self._run(bundle)
         finally:
             umount(merged)
             shutil.rmtree(layer)
+
+
+def berth_config_bundle(berth: Berth, daemon: OwnDaemon, bundle: Path) -> None:
+    """A bundle with the config.json Berth wrote for a busybox container of its own, made to
+    run /bin/true on the bench's rootfs and id mapping (which cost the same as Berth's)."""
+    cid = berth.run("run", "-d", "busybox", "sleep", "60").strip()
+    try:
+        ctr = daemon.root / "containers" / cid
+        spec = json.loads((ctr / "config.json").read_text())
+        bundle.mkdir(parents=True, exist_ok=True)
+        for mount in spec["mounts"]:  # /etc/hosts and co. live in the container's dir
+            source = Path(mount.get("source", ""))
+            if source.parent == ctr and source.is_file():
+                shutil.copy2(source, bundle / source.name)
+                mount["source"] = str(bundle / source.name)
+    finally:
+        berth.run("rm", "-f", cid)
+    spec["process"]["args"] = ["/bin/true"]
+    spec["process"]["terminal"] = False
+    spec["root"] = {"path": "rootfs", "readonly": False}
+    mapping = [{"containerID": 0, "hostID": USERNS_HOST_ID, "size": USERNS_SIZE}]
+    spec["linux"]["uidMappings"] = spec["linux"]["gidMappings"] = mapping
+    spec["linux"].pop("cgroupsPath", None)  # runc then names the cgroup after each run's id
+    (bundle / "config.json").write_text(json.dumps(spec))
 
 
 # --- docker / podman ----------------------------------------------------------------------
@@ -259,6 +288,9 @@ def report(candidates: list[Candidate]) -> None:
 
     print(f"targets: berth <= 0.5x docker: {verdict('docker', 0.5)}; "
           f"berth <= 2x runc: {verdict('runc-overlay', 2.0)}")
+    if berth and "runc-berthcfg" in medians:
+        print(f"runc with Berth's own config takes {medians['runc-berthcfg'] * 1000:.1f} ms: "
+              f"berth = {berth / medians['runc-berthcfg']:.2f}x that")
 
 
 def main() -> None:
@@ -284,6 +316,7 @@ def main() -> None:
     try:
         rootfs = work / "rootfs"
         build_rootfs(rootfs)
+        benches: dict[str, RuntimeBench] = {}
         for runtime in ("runc", "crun"):
             names = [n for n in wanted if n.startswith(runtime + "-")]
             if not names:
@@ -291,7 +324,7 @@ def main() -> None:
             if shutil.which(runtime) is None:
                 print(f"note: {runtime} is not installed; skipping {', '.join(names)}")
                 continue
-            rb = RuntimeBench(runtime, work, rootfs)
+            rb = benches[runtime] = RuntimeBench(runtime, work, rootfs)
             if f"{runtime}-dir" in names:
                 candidates.append(Candidate(f"{runtime}-dir", rb.run_dir))
             if f"{runtime}-overlay" in names:
@@ -312,6 +345,15 @@ def main() -> None:
             berth.ensure_busybox()
             argv = berth.argv("run", "--rm", "busybox", "true")
             candidates.insert(0, Candidate("berth", lambda: run_quiet(argv)))
+        if "runc-berthcfg" in wanted:
+            if daemon is None or "runc" not in benches:
+                print("note: runc-berthcfg needs runc and the berth candidate on an own berthd "
+                      "(to read the config it writes); skipping it")
+            else:
+                rb = benches["runc"]
+                bundle = work / "runc-berthcfg-bundle"
+                berth_config_bundle(berth, daemon, bundle)
+                candidates.append(Candidate("runc-berthcfg", lambda: rb.run_overlay(bundle)))
         engines = [e for e in ("docker", "podman") if e in wanted]
         if "docker" in engines and shutil.which("dockerd") and not docker_answers():
             dockerd = PrivateDockerd()

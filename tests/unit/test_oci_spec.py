@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from berth.runtime.base import ContainerSpec, ExecSpec, IdMapping, MountSpec, Re
 from berth.runtime.oci.caps import DEFAULT_CAPS, effective_caps
 from berth.runtime.oci.exec import build_exec_process, exit_code_for, merge_env
 from berth.runtime.oci.runc import clean_error
-from berth.runtime.oci.seccomp import default_profile
+from berth.runtime.oci.seccomp import arches_for, default_profile
 from berth.runtime.oci.spec import build_oci_config
 
 ROOTFS = Path("/var/lib/berth/containers/c1/rootfs")
@@ -218,8 +219,7 @@ def _blocked(profile: dict[str, Any], syscall: str, arg0: int = 0) -> bool:
 def test_seccomp_profile_shape_and_denylist() -> None:
     profile = config()["linux"]["seccomp"]
     assert profile["defaultAction"] == "SCMP_ACT_ALLOW"
-    assert {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"} <= set(
-        profile["architectures"])
+    assert profile["architectures"] == arches_for(os.uname().machine)
     denied = _denied_names(profile)
     for name in ("kexec_load", "kexec_file_load", "init_module", "finit_module",
                  "delete_module", "reboot", "swapon", "swapoff", "acct", "bpf",
@@ -234,6 +234,16 @@ def test_seccomp_profile_shape_and_denylist() -> None:
         assert rule["errnoRet"] == (38 if rule["names"] == ["clone3"] else 1)
     for harmless in ("read", "write", "clone", "unshare", "ptrace", "personality"):
         assert harmless not in denied
+
+
+@pytest.mark.parametrize(("machine", "arches"), [
+    ("x86_64", ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]),  # int 0x80, x32 too
+    ("aarch64", ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]),
+    ("mips", []),  # unknown: libseccomp's native arch alone
+])
+def test_seccomp_covers_every_abi_of_the_host_and_no_foreign_one(machine: str,
+                                                                 arches: list[str]) -> None:
+    assert arches_for(machine) == arches
 
 
 def test_seccomp_namespace_flags() -> None:

@@ -9,14 +9,29 @@ Unknown names (e.g. vm86 on x86_64) are skipped by runc, so one list serves ever
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
 EPERM = 1
 ENOSYS = 38
 
-ARCHES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64",
-          "SCMP_ARCH_ARM"]
+# The ABIs a process can make system calls through on each kind of host (its own and the
+# compat ones): a denylist must cover all of them, or `int 0x80` walks around it on x86_64.
+# Foreign ones only cost time: runc compiles the filter for every listed arch at each start.
+ARCH_FAMILIES = {
+    "x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+    "ppc64le": ["SCMP_ARCH_PPC64LE"],
+    "s390x": ["SCMP_ARCH_S390X", "SCMP_ARCH_S390"],
+    "riscv64": ["SCMP_ARCH_RISCV64"],
+}
+
+
+def arches_for(machine: str) -> list[str]:
+    """The filter's architectures on a host whose `uname -m` is machine (unknown: none listed,
+    which libseccomp reads as the native one only)."""
+    return list(ARCH_FAMILIES.get(machine, []))
 
 # Always blocked: no capability makes these safe inside a shared kernel.
 ALWAYS_DENIED = [
@@ -117,5 +132,5 @@ def default_profile(caps: Iterable[str]) -> dict[str, Any]:
     if "CAP_SYS_ADMIN" not in granted:
         syscalls += _namespace_rules()
     syscalls += _personality_rules()
-    return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": list(ARCHES),
+    return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": arches_for(os.uname().machine),
             "syscalls": syscalls}
