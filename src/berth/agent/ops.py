@@ -248,10 +248,15 @@ class ContainerOps:
 
     # -- removing ------------------------------------------------------------------------
 
-    async def delete_row(self, row: Container, volumes: bool = False) -> None:
+    async def delete_row(self, row: Container, volumes: bool = False,
+                         record: Action | None = None) -> None:
+        """Remove the container's row and what belongs to it; `record`: an action to store in
+        the same transaction."""
         anonymous = [m["volume"] for m in row.spec.get("mounts", [])
                      if m.get("type") == "volume" and m.get("anonymous")]
         with self.store.session() as s:
+            if record is not None:
+                s.add(record)
             current = s.get(Container, row.id)
             if current is not None:
                 s.delete(current)
@@ -291,10 +296,9 @@ class ContainerOps:
 
     async def auto_remove(self, row: Container) -> None:
         await self.run(self.backend.delete, row.id)
-        with self.store.session() as s:  # the exit code outlives the row, for waiters
-            s.add(Action(project_id=row.project_id, container_id=row.id, action="remove",
-                         params={"auto": True}, request_id="auto-remove", user="agent",
-                         state="success", message="", error_status=0,
-                         result=policy.last_exit(row), started_at=time.time(),
-                         finished_at=time.time()))
-        await self.delete_row(row, volumes=True)
+        # The exit code outlives the row, for waiters: recorded with the row's removal.
+        await self.delete_row(row, volumes=True, record=Action(
+            project_id=row.project_id, container_id=row.id, action="remove",
+            params={"auto": True}, request_id="auto-remove", user="agent", state="success",
+            message="", error_status=0, result=policy.last_exit(row), started_at=time.time(),
+            finished_at=time.time()))

@@ -94,7 +94,8 @@ class OciBackend(RuntimeBackend):
             if self.runc.known(spec.id):
                 raise Conflict(f"container {spec.id} already exists")
             existed = lay.dir.exists()  # released before: keep its writable layer and log
-            self._release(lay)
+            if existed:  # else nothing of it can exist: every trace is made after its dir
+                self._release(lay)
             try:
                 self._create(lay, spec)
             except BaseException:
