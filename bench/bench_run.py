@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from benchlib import (
@@ -350,10 +351,10 @@ def main() -> None:
                 print("note: runc-berthcfg needs runc and the berth candidate on an own berthd "
                       "(to read the config it writes); skipping it")
             else:
-                rb = benches["runc"]
                 bundle = work / "runc-berthcfg-bundle"
                 berth_config_bundle(berth, daemon, bundle)
-                candidates.append(Candidate("runc-berthcfg", lambda: rb.run_overlay(bundle)))
+                candidates.append(Candidate("runc-berthcfg",
+                                            partial(benches["runc"].run_overlay, bundle)))
         engines = [e for e in ("docker", "podman") if e in wanted]
         if "docker" in engines and shutil.which("dockerd") and not docker_answers():
             dockerd = PrivateDockerd()
