@@ -43,18 +43,23 @@ def oom_killed(layout: ContainerLayout) -> bool:
     return oom_kill_count(container_cgroup(cgroups_path(layout.cid))) > 0
 
 
-def _wait_exit(layout: ContainerLayout) -> tuple[int | None, float | None]:
+def _wait_exit(layout: ContainerLayout) -> tuple[int | None, float | None, bool]:
+    """The exit code and its time, waiting a moment for conmon to write them; the last item
+    says whether conmon still lives (then a missing code is late, not lost)."""
     found = read_exit(layout)
     conmon_pid = read_pidfile(layout.conmon_pidfile)
+    alive = True
 
     def written() -> bool:
-        nonlocal found
+        nonlocal found, alive
         found = read_exit(layout)
-        return found[0] is not None or not conmon_alive(conmon_pid, layout.cid)
+        alive = conmon_alive(conmon_pid, layout.cid)
+        return found[0] is not None or not alive
 
     if found[0] is None:
         poll_until(written, EXIT_FILE_WAIT)
-    return found
+        found = read_exit(layout)  # it may have written the file just before exiting
+    return found[0], found[1], found[0] is None and alive
 
 
 def observe(layout: ContainerLayout, runc_state: dict[str, Any] | None) -> Observed:
@@ -63,7 +68,15 @@ def observe(layout: ContainerLayout, runc_state: dict[str, Any] | None) -> Obser
     if status in (Status.CREATED, Status.RUNNING, Status.PAUSED):
         assert runc_state is not None
         return Observed(status=status, pid=int(runc_state.get("pid") or 0), started_at=started)
-    code, finished = _wait_exit(layout) if status is Status.STOPPED else read_exit(layout)
+    if status is Status.STOPPED:
+        code, finished, late = _wait_exit(layout)
+        if late:
+            # The process is gone but its monitor has not recorded how yet (a loaded host can
+            # delay it for seconds): still exiting. Concluding now would lose the real code.
+            return Observed(status=Status.RUNNING, pid=read_pidfile(layout.container_pidfile) or 0,
+                            started_at=started)
+    else:
+        code, finished = read_exit(layout)
     if code is None:
         if status is Status.STOPPED:
             # runc saw it die but nobody recorded how (the monitor was killed): unknown code.
