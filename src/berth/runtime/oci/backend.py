@@ -135,11 +135,10 @@ class OciBackend(RuntimeBackend):
             bundle=lay.bundle, container_pidfile=lay.container_pidfile,
             conmon_pidfile=lay.conmon_pidfile, log_path=lay.log, exit_dir=lay.exit_dir,
             persist_dir=lay.persist, socket_dir=lay.socket_dir, error_file=lay.conmon_errors,
-            terminal=spec.tty, stdin=spec.stdin, stdin_once=spec.stdin_once))
-        conmon_pid = read_pidfile(lay.conmon_pidfile)
-        if conmon_alive(conmon_pid, spec.id):
-            assert conmon_pid is not None
-            cgroups.move_to_cgroup(conmon_pid, CONMON_CGROUP)
+            terminal=spec.tty, stdin=spec.stdin, stdin_once=spec.stdin_once),
+            # Moving a process between cgroups waits for an RCU grace period (~10 ms here):
+            # done while `runc create` runs, it is paid in parallel, not after.
+            on_monitor=lambda pid: cgroups.move_to_cgroup(pid, CONMON_CGROUP))
 
     def start(self, cid: str) -> None:
         lay = self._layout(cid)
@@ -220,7 +219,8 @@ class OciBackend(RuntimeBackend):
             # Just exited (or a reused pid): stopped, as the runtime would say (10 ms to ask,
             # on every short `run --rm`). With its monitor alive, observe() waits for the
             # exit file it is about to write; without, only the runtime can tell.
-            if conmon_alive(read_pidfile(lay.conmon_pidfile), lay.cid):
+            if conmon_alive(read_pidfile(lay.conmon_pidfile), lay.cid) or \
+                    read_exit(lay)[0] is not None:  # it wrote the exit, then left, meanwhile
                 return observe(lay, {"status": "stopped"})
             return None
         status = Status.PAUSED if cgroups.frozen(self._cgroup(lay.cid)) else Status.RUNNING
@@ -244,8 +244,11 @@ class OciBackend(RuntimeBackend):
         keep the writable layer, the log and the recorded exit. Each step tolerates the thing
         being gone already."""
         cid = lay.cid
-        result = self.runc.run("delete", "--force", cid, check=False) if self.runc.known(cid) \
-            else None
+        # Once conmon has recorded the exit, the process is reaped: the runtime's delete would
+        # only remove the cgroup (done below in any case) and its own record.
+        reaped = read_exit(lay)[0] is not None
+        result = self.runc.run("delete", "--force", cid, check=False) \
+            if self.runc.known(cid) and not reaped else None
         if result is not None and result.returncode != 0:
             message = clean_error(result.stderr)
             if not is_not_running(message) and self.runc.state(cid) is not None:
@@ -259,6 +262,8 @@ class OciBackend(RuntimeBackend):
         left = cgroups.remove_cgroup(cg)
         if left:
             raise RuntimeFailure(f"cgroup of {cid} is busy: {left[0]}")
+        if reaped:
+            self.runc.forget(cid)
         shutil.rmtree(lay.run_dir, ignore_errors=True)
         lay.exit_file.unlink(missing_ok=True)  # persist/exit keeps the code
         for link in lay.attach_links():  # conmon's symlink(s) to the bundle
