@@ -368,6 +368,13 @@ def test_an_exited_container_is_released_without_the_runtime(
     assert [p for p in Path("/sys/fs/cgroup").glob(f"*/berth/{spec.id}")] == []
     assert backend.state(spec.id).exit_code == 0
 
+    def nothing_to_free(lay: Any) -> None:
+        raise AssertionError("released twice")
+
+    monkeypatch.setattr(backend, "_free_runtime", nothing_to_free)
+    backend.delete(spec.id)  # an auto-remove's delete, right after the exit's release
+    assert_no_traces(backend, spec.id)
+
 
 def test_a_created_container_is_still_deleted_by_the_runtime(
         backend: OciBackend, make: Factory) -> None:

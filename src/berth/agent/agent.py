@@ -161,14 +161,16 @@ class Agent:
             return
         await ops.observe(row)
         pending = ops.pending(cid)
+        current: Container | None = None
         for i, act in enumerate(pending):
             outcome = await self._carry_out(act)
-            if ops.load(cid) is None:  # removed or rolled back: later actions cannot run
+            current = ops.load(cid)
+            if current is None:  # removed or rolled back: later actions cannot run
                 self._fail(pending[i + 1:], outcome)
                 return
-        row = ops.load(cid)
-        if row is not None:
-            await self._converge(row)
+        current = current or ops.load(cid)  # as the last action or the observation left it
+        if current is not None:
+            await self._converge(current)
 
     async def _carry_out(self, act: Action) -> Outcome:
         """Run one action and record its outcome in its row."""

@@ -243,6 +243,18 @@ class OciBackend(RuntimeBackend):
         """Free the runtime side (runc state, monitor, processes, mount, cgroup, run dir) and
         keep the writable layer, the log and the recorded exit. Each step tolerates the thing
         being gone already."""
+        # The run dir is made before anything else and removed after everything else: with it,
+        # the runtime's record and the mount gone, there is nothing to free (an auto-remove's
+        # delete comes right after its exit's release).
+        if lay.run_dir.exists() or self.runc.known(lay.cid) or rootfs.mounted_at(lay.rootfs):
+            self._free_runtime(lay)
+        lay.exit_file.unlink(missing_ok=True)  # persist/exit keeps the code
+        for link in lay.attach_links():  # conmon's symlink(s) to the bundle
+            link.unlink(missing_ok=True)
+        for name in ("ctl", "winsz", "attach"):  # conmon's fifos and socket, made anew
+            (lay.bundle / name).unlink(missing_ok=True)
+
+    def _free_runtime(self, lay: ContainerLayout) -> None:
         cid = lay.cid
         # Once conmon has recorded the exit, the process is reaped: the runtime's delete would
         # only remove the cgroup (done below in any case) and its own record.
@@ -264,12 +276,7 @@ class OciBackend(RuntimeBackend):
             raise RuntimeFailure(f"cgroup of {cid} is busy: {left[0]}")
         if reaped:
             self.runc.forget(cid)
-        shutil.rmtree(lay.run_dir, ignore_errors=True)
-        lay.exit_file.unlink(missing_ok=True)  # persist/exit keeps the code
-        for link in lay.attach_links():  # conmon's symlink(s) to the bundle
-            link.unlink(missing_ok=True)
-        for name in ("ctl", "winsz", "attach"):  # conmon's fifos and socket, made anew
-            (lay.bundle / name).unlink(missing_ok=True)
+        shutil.rmtree(lay.run_dir, ignore_errors=True)  # last: see _release
 
     def _teardown(self, lay: ContainerLayout) -> None:
         self._release(lay)

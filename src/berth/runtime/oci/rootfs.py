@@ -54,6 +54,8 @@ def mounted_at(target: Path, mountinfo: str | None = None) -> bool:
 
 def _unescape(field: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as \ooo (octal).
+    if "\\" not in field:
+        return field
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
