@@ -260,7 +260,18 @@ def test_fork_bomb_contained_by_pids_limit(backend: OciBackend, make: Factory) -
     assert subprocess.run(["true"]).returncode == 0  # the host can still start processes
     backend.kill(spec.id, signal.SIGKILL)
     st = wait_status(backend, spec.id, Status.STOPPED)
-    assert st.exit_code == 137
+    assert st.exit_code == 137, (st, monitor_report(backend, spec.id))
+
+
+def monitor_report(backend: OciBackend, cid: str) -> dict[str, object]:
+    """What conmon left, for a failure message: a lost exit code must say why."""
+    lay = backend._layout(cid)
+    monitor = read_pidfile(lay.conmon_pidfile)
+    return {"conmon": monitor, "alive": monitor is not None and comm(monitor) == "conmon",
+            "errors": lay.conmon_errors.read_text(errors="replace")[-500:]
+            if lay.conmon_errors.exists() else None,
+            "persist": sorted(p.name for p in lay.persist.iterdir())
+            if lay.persist.is_dir() else None}
 
 
 def test_memory_hog_is_oom_killed(backend: OciBackend, make: Factory) -> None:
