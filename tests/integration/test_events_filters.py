@@ -220,13 +220,12 @@ def test_sdk_events_filters(env: Env) -> None:
     a = env.admin
     events = a.events(type=["container"], object="ev-sdk", selector="team=green")
     got: list[dict[str, Any]] = []
-    reader = threading.Thread(target=lambda: got.append(next(events)), daemon=True)
-    reader.start()
-    time.sleep(0.3)
     a.containers.create({"image": "busybox", "name": "ev-sdk-other", "command": ["true"],
                          "labels": {"team": "green"}})
     a.containers.create({"image": "busybox", "name": "ev-sdk", "command": ["true"],
                          "labels": {"team": "green"}})
+    reader = threading.Thread(target=lambda: got.append(next(events)), daemon=True)
+    reader.start()  # after the creates: the stream has held them since events() returned
     reader.join(20)
     assert [(e["name"], e["action"]) for e in got] == [("ev-sdk", "create")]
     a.containers.remove("ev-sdk")

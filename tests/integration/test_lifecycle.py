@@ -243,10 +243,10 @@ def test_events_stream_reports_lifecycle(daemon: Daemon) -> None:
             if event["action"] == "destroy" and event["name"] == "lc-events":
                 return
 
+    # Subscribed once events() returns: what happens next is kept for the reader.
+    daemon.cli("run", "--rm", "--name", "lc-events", "busybox", "true")
     reader = threading.Thread(target=collect, daemon=True)
     reader.start()
-    time.sleep(0.2)
-    daemon.cli("run", "--rm", "--name", "lc-events", "busybox", "true")
     reader.join(20)
     actions = [e["action"] for e in seen if e["name"] == "lc-events"]
     assert actions[:2] == ["create", "start"] and "die" in actions and actions[-1] == "destroy"
@@ -266,10 +266,9 @@ def test_forced_removal_reports_kill_die_destroy(daemon: Daemon) -> None:
                 if event["action"] == "destroy":
                     return
 
+    daemon.cli("rm", "-f", "lc-forced")
     reader = threading.Thread(target=collect, daemon=True)
     reader.start()
-    time.sleep(0.2)
-    daemon.cli("rm", "-f", "lc-forced")
     reader.join(20)
     assert [e["action"] for e in seen] == ["kill", "die", "destroy"]
     assert seen[1]["exitCode"] == 137

@@ -21,7 +21,7 @@ from berth.client.transport import DEFAULT_HOST, APIError, Transport, read_frame
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from typing import Any
 
 EXIT_FRAME = 3
@@ -205,13 +205,18 @@ class Client:
                object: str | list[str] | None = None, selector: str | None = None,
                all_projects: bool = False) -> Iterator[dict[str, Any]]:
         """What happens, as it happens: filtered by type (container, image, volume), object
-        (id or name) and the object's labels (selector); all_projects: admins."""
+        (id or name) and the object's labels (selector); all_projects: admins. Subscribed when
+        this returns (a refusal is raised here): nothing that happens after it is missed."""
         resp = self.transport.open("GET", "/v1/events", {
             "type": type, "object": object, "selector": selector,
             "all_projects": all_projects or None})
-        for line in resp:
-            if line.startswith(b"data: "):
-                yield json.loads(line[6:])
+        return _data_lines(resp)
+
+
+def _data_lines(resp: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    for line in resp:
+        if line.startswith(b"data: "):
+            yield json.loads(line[6:])
 
 
 __all__ = ["APIError", "Client"]
