@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -46,7 +47,11 @@ def test_fork_bomb_is_contained_by_pids_limit(daemon: Daemon) -> None:
             highest = max(highest, current)
             assert current <= 32, f"pids.current {current} > pids-limit 32"
             time.sleep(0.05)
-        assert highest >= 24, f"the bomb never came near the limit (max {highest})"
+        # The bomb may burn out before the samples (every fork refused at once, each shell
+        # then exits): the kernel's high-water mark, where it keeps one, says how high it got.
+        with contextlib.suppress(FileNotFoundError):
+            highest = max(highest, int(_cg("pids", cid, "pids.peak")))
+        assert 24 <= highest <= 32, f"the bomb never came near the limit (max {highest})"
         events = dict(line.split() for line in _cg("pids", cid, "pids.events").splitlines())
         assert int(events["max"]) > 0, "no fork was ever refused: the bomb did not run?"
         # The host can still make processes.
