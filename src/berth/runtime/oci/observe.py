@@ -58,7 +58,8 @@ def _wait_exit(layout: ContainerLayout) -> tuple[int | None, float | None, bool]
 
     if found[0] is None:
         poll_until(written, EXIT_FILE_WAIT)
-        found = read_exit(layout)  # it may have written the file just before exiting
+        if found[0] is None and not alive:
+            found = read_exit(layout)  # it may have written the file just before exiting
     return found[0], found[1], found[0] is None and alive
 
 
