@@ -150,9 +150,18 @@ def move_to_cgroup(pid: int, rel_path: str, mounts: list[CgroupMount] | None = N
     for d in all_dirs(cg):
         try:
             d.mkdir(parents=True, exist_ok=True)
+            _inherit_cpuset(d)
             (d / "cgroup.procs").write_text(f"{pid}\n")
         except OSError:
             continue
+
+
+def _inherit_cpuset(d: Path) -> None:
+    """A new v1 cpuset group takes no process until its cpus and mems are set: its parent's."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        own = d / name
+        if own.exists() and not own.read_text().strip():
+            own.write_text((d.parent / name).read_text())
 
 
 # ---- pure parsers -------------------------------------------------------------------------
