@@ -190,6 +190,19 @@ def test_a_paused_container_can_be_killed_stopped_and_removed(daemon: Daemon, ve
         daemon.cli("rm", "lc-frozen")
 
 
+def test_a_signal_thaws_a_paused_container_and_says_so(daemon: Daemon) -> None:
+    daemon.cli("run", "-d", "--name", "lc-thaw", "busybox", "sleep", "3600")
+    daemon.cli("pause", "lc-thaw")
+    daemon.cli("kill", "-s", "USR1", "lc-thaw")  # pid 1 has no handler: it ignores USR1
+    state = daemon.inspect("lc-thaw")["state"]
+    assert state["status"] == "running" and state["running"], state  # thawed, not "paused"
+    assert daemon.cli("exec", "lc-thaw", "echo", "awake").stdout == "awake\n"
+    # stop: SIGTERM (ignored too), then SIGKILL, which must not try to thaw it again
+    daemon.cli("stop", "-t", "1", "lc-thaw")
+    assert daemon.inspect("lc-thaw")["state"]["status"] == "exited"
+    daemon.cli("rm", "lc-thaw")
+
+
 def test_rename_and_name_conflicts(daemon: Daemon) -> None:
     daemon.cli("create", "--name", "lc-old", "busybox", "true")
     daemon.cli("create", "--name", "lc-taken", "busybox", "true")

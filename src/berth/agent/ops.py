@@ -4,6 +4,7 @@ events. Each step is safe to repeat after a crash."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import shutil
 import signal as signals
@@ -228,13 +229,12 @@ class ContainerOps:
         current = self.load(row.id)
         if current is not None and current.status == "paused":
             # A frozen process cannot act on a signal: thaw it (as Docker does). One that a
-            # fatal signal (SIGKILL) ended already has nothing left to thaw.
-            try:
+            # fatal signal (SIGKILL) ended, or one thawed meanwhile, has nothing to thaw.
+            with contextlib.suppress(Conflict):  # not running, or not paused
                 await self.run(self.backend.resume, row.id)
-            except Conflict:
-                if (await self.run(self.backend.state, row.id)).status not in (
-                        Status.STOPPED, Status.MISSING):
-                    raise
+            # Thawed: say so now, or a second signal (stop's SIGKILL after its SIGTERM) would
+            # thaw again; an exit is recorded as for any running container.
+            self.save(row.id, status="running")
 
     async def wait_stopped(self, cid: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -163,7 +163,8 @@ class OciBackend(RuntimeBackend):
         self.runc.run("pause", cid)
 
     def resume(self, cid: str) -> None:
-        self._require_running(cid)
+        if self._require_running(cid).get("status") != "paused":
+            raise Conflict(f"container {cid} is not paused")
         self.runc.run("resume", cid)
 
     def changes_dir(self, cid: str) -> Path:
