@@ -36,8 +36,10 @@ def _exited(daemon: Daemon, name: str) -> dict[str, Any] | None:
 def test_fork_bomb_is_contained_by_pids_limit(daemon: Daemon) -> None:
     name = "lim-forkbomb"
     try:
+        # The bomb goes off in a subshell: a fork the bomb starves kills the shell that
+        # tried it, and the container's own process must live on to be looked at.
         daemon.cli("run", "-d", "--name", name, "--pids-limit", "32", "busybox",
-                   "sh", "-c", "bomb() { bomb | bomb & }; bomb; exec sleep 1000")
+                   "sh", "-c", "bomb() { bomb | bomb & }; (bomb); exec sleep 1000")
         cid = daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")["id"]
         assert _cg("pids", cid, "pids.max") == "32"
         highest = 0

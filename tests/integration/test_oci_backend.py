@@ -249,7 +249,8 @@ def test_missing_command_fails_with_runc_message_and_leaves_nothing(
 
 
 def test_fork_bomb_contained_by_pids_limit(backend: OciBackend, make: Factory) -> None:
-    spec = make(["sh", "-c", "f() { f | f & }; f; sleep 30"],
+    # In a subshell: a starved fork kills the shell that tried it, never the init.
+    spec = make(["sh", "-c", "f() { f | f & }; (f); exec sleep 30"],
                 resources=Resources(pids_limit=32))
     time.sleep(2)
     stats = backend.stats(spec.id)
