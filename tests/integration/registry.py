@@ -25,6 +25,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -95,12 +96,20 @@ def make_tls_cert(workdir: Path, ip: str = "127.0.0.1") -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+class QuietHTTPServer(ThreadingHTTPServer):
+    """Clients here hang up mid-request on purpose (timeouts, faults): no traceback for that."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """A stdlib HTTP server on a free loopback port, served from a daemon thread."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler],
                  tls: tuple[Path, Path] | None = None) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = QuietHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         if tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

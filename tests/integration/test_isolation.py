@@ -28,7 +28,7 @@ import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -38,6 +38,7 @@ from berth.api.app import create_app
 from berth.client import APIError, Client
 from tests.integration.conftest import _require_host
 from tests.integration.daemon import Daemon, destroy, leaks, make_dirs, remove_pods
+from tests.integration.registry import QuietHTTPServer
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,7 @@ class Registry:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
