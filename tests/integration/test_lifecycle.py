@@ -183,11 +183,14 @@ def test_a_paused_container_can_be_killed_stopped_and_removed(daemon: Daemon, ve
     # SIGKILL ends even a frozen process: the thaw that follows has nothing left to thaw
     # (it used to fail the action with "container ... is not running").
     daemon.cli("run", "-d", "--name", "lc-frozen", "busybox", "sleep", "3600")
-    daemon.cli("pause", "lc-frozen")
-    daemon.cli(*verb.split(), *(["-t", "1"] if verb == "stop" else []), "lc-frozen")
-    if verb != "rm -f":
-        assert daemon.inspect("lc-frozen")["state"]["status"] == "exited"
-        daemon.cli("rm", "lc-frozen")
+    try:
+        daemon.cli("pause", "lc-frozen")
+        daemon.cli(*verb.split(), *(["-t", "1"] if verb == "stop" else []), "lc-frozen")
+        if verb != "rm -f":  # answered once it has stopped (docker's kill and stop too)
+            state = daemon.inspect("lc-frozen")["state"]
+            assert (state["status"], state["exit_code"]) == ("exited", 137), state
+    finally:
+        daemon.cli("rm", "-f", "lc-frozen", check=False)
 
 
 def test_a_signal_thaws_a_paused_container_and_says_so(daemon: Daemon) -> None:

@@ -66,8 +66,12 @@ async def kill(ops: ContainerOps, act: Action) -> None:
     if row.status not in LIVE:
         raise Conflict(f"container {row.name} is not running")
     ops.save(row.id, stopped_by_user=True)  # Docker: a killed container is not restarted
-    await ops.signal(row, int(act.params["signal"]))
-    ops.event(row, "kill", signal=int(act.params["signal"]))
+    sig = int(act.params["signal"])
+    await ops.signal(row, sig)
+    ops.event(row, "kill", signal=sig)
+    if sig == signals.SIGKILL:  # as docker kill: answered once it has stopped, exit recorded
+        await ops.wait_stopped(row.id, KILL_WAIT)
+        await ops.observe(ops.load(row.id))
 
 
 async def pause(ops: ContainerOps, act: Action) -> None:
