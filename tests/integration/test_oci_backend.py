@@ -33,7 +33,7 @@ from berth.runtime.base import (
 )
 from berth.runtime.oci import OciBackend
 from berth.runtime.oci.backend import CONMON_CGROUP
-from berth.runtime.oci.procutil import comm, is_zombie, read_pidfile
+from berth.runtime.oci.procutil import comm, conmon_alive, is_zombie, read_pidfile
 
 pytestmark = pytest.mark.integration
 
@@ -268,7 +268,7 @@ def monitor_report(backend: OciBackend, cid: str) -> dict[str, object]:
     """What conmon left, for a failure message: a lost exit code must say why."""
     lay = backend._layout(cid)
     monitor = read_pidfile(lay.conmon_pidfile)
-    return {"conmon": monitor, "alive": monitor is not None and comm(monitor) == "conmon",
+    return {"conmon": monitor, "alive": conmon_alive(monitor, cid),
             "errors": lay.conmon_errors.read_text(errors="replace")[-500:]
             if lay.conmon_errors.exists() else None,
             "persist": sorted(p.name for p in lay.persist.iterdir())

@@ -12,7 +12,7 @@ from berth.agent import policy, specbuild
 from berth.agent.ops import KILL_WAIT, LIVE, ContainerOps
 from berth.errors import BerthError, Conflict, InvalidArgument, NotModified
 from berth.runtime.base import Status
-from berth.store.models import Action
+from berth.store.models import Action, Container
 
 Handler = Callable[[ContainerOps, Action], Awaitable[dict[str, Any] | None]]
 
@@ -66,10 +66,15 @@ async def kill(ops: ContainerOps, act: Action) -> None:
     if row.status not in LIVE:
         raise Conflict(f"container {row.name} is not running")
     ops.save(row.id, stopped_by_user=True)  # Docker: a killed container is not restarted
-    sig = int(act.params["signal"])
+    await _kill(ops, row, int(act.params["signal"]))
+
+
+async def _kill(ops: ContainerOps, row: Container, sig: int) -> None:
+    """Send sig; SIGKILL is answered once the process has stopped and its exit (and "die"
+    event) is recorded, as docker's kill and rm -f are."""
     await ops.signal(row, sig)
     ops.event(row, "kill", signal=sig)
-    if sig == signals.SIGKILL:  # as docker kill: answered once it has stopped, exit recorded
+    if sig == signals.SIGKILL:
         await ops.wait_stopped(row.id, KILL_WAIT)
         await ops.observe(ops.load(row.id))
 
@@ -115,10 +120,7 @@ async def remove(ops: ContainerOps, act: Action) -> dict[str, Any]:
                        "or force the removal")
     ops.save(row.id, desired="removed")
     if row.status in LIVE:
-        await ops.signal(row, signals.SIGKILL)
-        ops.event(row, "kill", signal=int(signals.SIGKILL))
-        await ops.wait_stopped(row.id, KILL_WAIT)
-        await ops.observe(ops.load(row.id))  # records the exit and its "die" event
+        await _kill(ops, row, int(signals.SIGKILL))
     await ops.run(ops.backend.delete, row.id)
     row = ops.load(row.id) or row
     await ops.delete_row(row, volumes=bool(act.params.get("volumes")))
