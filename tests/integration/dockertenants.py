@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from berth.client import Client
 from tests.integration.daemon import Daemon
-from tests.integration.dockertools import docker, dockerpy
+from tests.integration.dockertools import docker, dockerpy, scratch_dir
 
 
 def member_token(d: Daemon, project: str, user: str) -> str:
@@ -30,7 +29,7 @@ def dockerpy_as(d: Daemon, token: str) -> Any:
 
 def config_as(token: str) -> Path:
     """A docker CLI config dir whose requests carry the token (config.json HttpHeaders)."""
-    path = Path(tempfile.mkdtemp(prefix="berth-docker-member-"))
+    path = scratch_dir("berth-docker-member-")
     (path / "config.json").write_text(json.dumps(
         {"HttpHeaders": {"Authorization": f"Bearer {token}"}}))
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -15,7 +16,16 @@ from tests.integration.daemon import Daemon
 # Debian's docker.io client (API 1.41), which scripts/setup.sh installs for the tests; any
 # other docker on PATH otherwise.
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
-_CONFIG_DIR = tempfile.mkdtemp(prefix="berth-docker-config-")
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A private temporary dir, removed when the test run ends (docker configs hold tokens)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+_CONFIG_DIR = scratch_dir("berth-docker-config-")
 
 
 def docker_cli() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,14 @@ from docker.errors import APIError as DockerAPIError
 from tests.integration.conftest import _finish, _require_host
 from tests.integration.daemon import Daemon, make_dirs
 from tests.integration.dockertenants import config_as, dockerpy_as, member_token
-from tests.integration.dockertools import docker, docker_cli, docker_env, docker_json, dockerpy
+from tests.integration.dockertools import (
+    docker,
+    docker_cli,
+    docker_env,
+    docker_json,
+    dockerpy,
+    scratch_dir,
+)
 from tests.integration.registry import Registry, have_registry, start_registry
 
 pytestmark = pytest.mark.integration
@@ -217,7 +223,7 @@ def login_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon
 def test_docker_login_checks_the_password_with_the_registry(
         login_env: tuple[Daemon, Registry]) -> None:
     d, reg = login_env
-    config = Path(tempfile.mkdtemp(prefix="berth-docker-login-"))
+    config = scratch_dir("berth-docker-login-")
     bad = docker(d, "login", "-u", reg.username, "--password-stdin", reg.host,
                  input="wrong-password-xyzzy\n", check=False, config=config)
     assert bad.returncode != 0 and "Error response from daemon" in bad.stderr
