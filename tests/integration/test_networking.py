@@ -17,7 +17,7 @@ import pytest
 
 from berth.agent.netops import table_name
 from berth.client import APIError, Client
-from tests.integration.daemon import Daemon
+from tests.integration.daemon import Daemon, refused
 from tests.integration.dockertools import docker, docker_json
 
 pytestmark = pytest.mark.integration
@@ -281,6 +281,9 @@ def test_berth_cli_networking(daemon: Daemon) -> None:
     try:
         assert host_fetch(f"http://127.0.0.1:{port}/") == "native"
         assert fetch(d, "http://nat:8080/") == "native"
+        assert d.cli("port", "native").stdout == f"8080/tcp -> 127.0.0.1:{port}\n"
+        assert d.cli("port", "native", "8080/tcp").stdout == f"127.0.0.1:{port}\n"
+        refused(d.cli("port", "native", "8080/udp", check=False), "8080/udp")
         bad = d.cli("run", "--rm", "-p", "80", "busybox", "true", check=False)
         assert bad.returncode == 125 and "published ports need a network" in bad.stderr
         bad = d.cli("run", "--rm", "--network", "bridge", "-p", "1:2:3:4", "busybox", "true",

@@ -37,6 +37,8 @@ def _fmt(args: argparse.Namespace) -> str:
 def dispatch(client: Client, args: argparse.Namespace) -> int:
     if args.cmd in ("pod", "service"):  # their modules load only when named
         from berth.cli.pod_commands import COMMANDS as more
+    elif args.cmd in ("cp", "diff", "export", "port"):
+        from berth.cli.file_commands import COMMANDS as more
     elif args.cmd == "network":
         from berth.cli.network_commands import COMMANDS as more
     else:

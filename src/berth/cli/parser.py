@@ -86,6 +86,10 @@ COMMAND_HELP: dict[str, str] = {
     "stats": "show CPU, memory, pids and IO of containers",
     "update": "change limits of containers",
     "actions": "show a container's actions log",
+    "cp": "copy files between a container and this host",
+    "diff": "show what a container changed in its image's files",
+    "export": "write a container's filesystem to a tar archive",
+    "port": "show a container's published ports",
     "events": "stream events",
     "image": "manage images",
     "images": "list images",
@@ -187,7 +191,7 @@ def build(argv: list[str] | None = None) -> argparse.ArgumentParser:
     for name, help_ in COMMAND_HELP.items():
         if only is not None and only != name:
             continue
-        p = sub.add_parser(name, help=help_, parents=[] if name == "save" else [common],
+        p = sub.add_parser(name, help=help_, parents=[] if name in ("save", "export") else [common],
                            add_help=name not in ("run", "create"))
         (_ARGS.get(name) or _more_args(name))(p, common)
     return root
@@ -271,6 +275,26 @@ def _exec(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 def _one_container(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("container")
+
+
+def _cp(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--archive", action="store_true",
+                   help="keep owners (uid/gid) and set-id bits as they are")
+    p.add_argument("-L", "--follow-link", action="store_true",
+                   help="copy what SRC links to, not the link")
+    p.add_argument("src", metavar="SRC", help="CONTAINER:PATH, a local path, or - (a tar)")
+    p.add_argument("dest", metavar="DEST", help="CONTAINER:PATH, a local path, or - (a tar)")
+
+
+def _export(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", dest="file", metavar="FILE",
+                   help="write to FILE (default: standard output)")
+    p.add_argument("container")
+
+
+def _port(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    p.add_argument("container")
+    p.add_argument("port", nargs="?", metavar="PORT[/PROTO]")
 
 
 def _stats(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
@@ -482,7 +506,8 @@ _ARGS = {
     "pause": _containers, "unpause": _containers, "wait": _containers,
     "inspect": _containers, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
     "exec": _exec, "top": _one_container, "stats": _stats, "update": _update,
-    "actions": _one_container, "events": _events, "image": _image, "images": _images,
+    "actions": _one_container, "cp": _cp, "diff": _one_container, "export": _export,
+    "port": _port, "events": _events, "image": _image, "images": _images,
     "volume": _volume, "pull": _image_alias("pull", _pull),
     "build": _image_alias("build", _build), "push": _image_alias("push", _push),
     "login": _login_args, "logout": _logout_args,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 EXIT_FRAME = 3
+PATH_STAT_HEADER = "x-berth-path-stat"  # GET archive: the path's stat, base64 JSON
 
 
 class _Containers:
@@ -137,6 +138,42 @@ class _Containers:
         return self._t.websocket(f"/v1/containers/{ref}/attach",
                                  {"start": start, "logs": logs})
 
+    # -- its files ---------------------------------------------------------------------------
+
+    def stat_path(self, ref: str, path: str) -> dict[str, Any]:
+        """name, size, mode (Go's FileMode bits, as Docker's), mtime, linkTarget."""
+        return self._t.call("GET", f"/v1/containers/{ref}/stat", {"path": path})
+
+    def get_archive(self, ref: str, path: str) -> tuple[dict[str, Any], Iterator[bytes]]:
+        """The path's stat and a tar of it, whose entries start with the path's base name
+        ("." for a path ending in "/.")."""
+        resp = self._t.open("GET", f"/v1/containers/{ref}/archive", {"path": path})
+        header = resp.headers.get(PATH_STAT_HEADER, "")
+        try:
+            import base64
+
+            stat = json.loads(base64.b64decode(header))
+        except ValueError:
+            resp.close()
+            raise APIError(502, f"berthd sent no valid {PATH_STAT_HEADER} header") from None
+        return stat, _chunks(resp)
+
+    def put_archive(self, ref: str, path: str, tar: Iterable[bytes], *,
+                    copy_uid_gid: bool = False, no_overwrite_dir: bool = False) -> None:
+        """Extract a tar into the directory ``path`` (which must exist). The daemon checks the
+        whole archive first: a hostile one is refused with nothing written."""
+        self._t.call("PUT", f"/v1/containers/{ref}/archive",
+                     {"path": path, "copy_uid_gid": copy_uid_gid,
+                      "no_overwrite_dir_non_dir": no_overwrite_dir}, raw=iter(tar))
+
+    def export(self, ref: str) -> Iterator[bytes]:
+        """A tar of the container's root filesystem (its volumes left out)."""
+        return _chunks(self._t.open("GET", f"/v1/containers/{ref}/export"))
+
+    def changes(self, ref: str) -> list[dict[str, str]]:
+        """[{"path", "kind": added|modified|deleted}]: what differs from its image."""
+        return self._t.call("GET", f"/v1/containers/{ref}/changes")
+
 
 class _Volumes:
     def __init__(self, t: Transport) -> None:
@@ -217,6 +254,12 @@ def _data_lines(resp: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     for line in resp:
         if line.startswith(b"data: "):
             yield json.loads(line[6:])
+
+
+def _chunks(resp: Any) -> Iterator[bytes]:
+    with resp:
+        while chunk := resp.read(1 << 20):
+            yield chunk
 
 
 __all__ = ["APIError", "Client"]

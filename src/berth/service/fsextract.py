@@ -133,15 +133,21 @@ class _CopyExtractor(_Extractor):
 
 
 def extract(spool: BinaryIO, dir_fd: int, idmap: IdMapping | None, *, keep_owner: bool,
-            no_overwrite_dir: bool, end_optional: bool = False) -> None:
+            no_overwrite_dir: bool, end_optional: bool = False,
+            owner: tuple[int, int] | None = None, keep_setid: bool = True) -> None:
     """Extract a checked archive into the directory ``dir_fd``. Entries are owned by the
-    container's root unless keep_owner (then by their own ids, inside the mapping)."""
+    container's root unless keep_owner (then by their own ids, inside the mapping), or by
+    ``owner`` when given. ``keep_setid=False`` drops set-user/group-ID bits."""
     reader, _ = _reader(spool, end_optional)
     ex = _CopyExtractor(dir_fd, idmap, no_overwrite_dir)
     try:
         for m, tf in iter_tar(reader):
-            if not keep_owner:
+            if owner is not None:
+                m.uid, m.gid = owner
+            elif not keep_owner:
                 m.uid = m.gid = 0
+            if not keep_setid:
+                m.mode &= ~(stat.S_ISUID | stat.S_ISGID)
             m.pax_headers.pop(CAPS_PAX, None)  # file capabilities are not copied in
             ex.add(m, tf)
         ex.finish()
