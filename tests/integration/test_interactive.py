@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.daemon import BIN, Daemon
+from tests.integration.daemon import BIN, Daemon, refused
 from tests.integration.terminal import Terminal
 
 pytestmark = pytest.mark.integration
@@ -155,5 +156,54 @@ def test_exec_streams_and_exit_code(daemon: Daemon) -> None:
         assert res.returncode == 4, res
         assert res.stdout == "out\n"
         assert res.stderr == "err\n"
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_attach_to_a_detached_shell_then_its_exit_code(daemon: Daemon) -> None:
+    name = "it-attach"
+    try:
+        with pty_session(daemon, "run", "-it", "--name", name, "busybox", "sh") as s:
+            s.read_until(BANNER)
+            s.send(b"\x10\x11")
+            assert s.wait(timeout=30) == 0, s.seen
+        with pty_session(daemon, "attach", name) as s:
+            s.send(b"echo $((6*9))\r")
+            s.read_until(b"54")
+            s.send(b"\x10\x11")  # detach again: it keeps running
+            assert s.wait(timeout=30) == 0, s.seen
+        assert _status(daemon, name) == "running"
+        with pty_session(daemon, "attach", name) as s:
+            s.send(b"exit 7\r")
+            assert s.wait() == 7, s.seen
+        assert daemon.inspect(name)["state"]["exit_code"] == 7
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_attach_without_a_tty_streams_output_and_refuses_a_stopped_container(
+        daemon: Daemon) -> None:
+    name = "attach-out"
+    try:
+        daemon.cli("run", "-d", "--name", name, "busybox", "sh", "-c",
+                   "echo before; i=0; while [ ! -e /stop ]; do echo tick$i; i=$((i+1)); "
+                   "sleep 0.2; done; echo oops >&2; exit 3")
+        daemon.wait_for(lambda: "tick1" in daemon.cli("logs", name).stdout, what="ticks")
+        proc = subprocess.Popen([str(BIN / "berth"), "attach", name], env=daemon.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()  # output from now on, as docker attach
+            assert first.startswith("tick") and first not in ("tick0\n", "tick1\n"), first
+            daemon.cli("exec", name, "touch", "/stop")
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 3, (out, err)
+        assert "before" not in out and all(line.startswith("tick") for line in out.split())
+        assert err == "oops\n"
+        refused(daemon.cli("attach", name, check=False), name, "start it first")
     finally:
         daemon.cli("rm", "-f", name, check=False)

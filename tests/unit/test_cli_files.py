@@ -1,4 +1,5 @@
-"""`berth cp` argument rules (as docker's) and the file commands' parsing."""
+"""`berth cp` argument rules (as docker's) and the parsing of cp, export, diff, port and
+attach."""
 
 from __future__ import annotations
 
@@ -35,3 +36,5 @@ def test_file_commands_parse() -> None:
     args = build().parse_args(["port", "box", "80/udp"])
     assert (args.container, args.port) == ("box", "80/udp")
     assert build().parse_args(["diff", "-o", "json", "box"]).output == "json"
+    args = build().parse_args(["attach", "--no-stdin", "box"])
+    assert (args.no_stdin, args.container) == (True, "box")

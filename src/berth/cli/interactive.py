@@ -27,7 +27,7 @@ def _raw_terminal(enabled: bool) -> Iterator[None]:
 
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    tty.setraw(fd, termios.TCSANOW)  # (the default, TCSAFLUSH, drops what was typed ahead)
     try:
         yield
     finally:
@@ -101,6 +101,21 @@ def run_interactive(client: Client, box: dict[str, Any], tty: bool) -> int:
     ws = client.containers.attach_session(box["id"], start=True, logs=True)
     try:
         return _session(ws, tty, stdin=bool(box["config"].get("stdin_open")), detach=True)
+    finally:
+        ws.close()
+
+
+def attach(client: Client, ref: str, no_stdin: bool) -> int:
+    """`berth attach`: a running container's output from now on, and our input to it when it
+    keeps stdin open, until it exits (its code is ours) or ctrl-p ctrl-q detaches."""
+    box = client.containers.get(ref)
+    status = box["state"]["status"]
+    if status not in ("running", "paused", "restarting"):
+        raise APIError(409, f"cannot attach to {box['name']}: it is {status}; start it first")
+    ws = client.containers.attach_session(box["id"], start=False, logs=False)
+    stdin = bool(box["config"].get("stdin_open")) and not no_stdin
+    try:
+        return _session(ws, bool(box["config"].get("tty")), stdin, detach=True)
     finally:
         ws.close()
 

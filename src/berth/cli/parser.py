@@ -82,6 +82,7 @@ COMMAND_HELP: dict[str, str] = {
     "ps": "list containers",
     "logs": "show a container's output",
     "exec": "run a command in a running container",
+    "attach": "attach to a running container's input and output (ctrl-p ctrl-q detaches)",
     "top": "show a container's processes",
     "stats": "show CPU, memory, pids and IO of containers",
     "update": "change limits of containers",
@@ -274,6 +275,11 @@ def _exec(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 
 def _one_container(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    p.add_argument("container")
+
+
+def _attach(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-stdin", action="store_true", help="do not send our input")
     p.add_argument("container")
 
 
@@ -505,7 +511,8 @@ _ARGS = {
     "stop": _stop_or_restart, "restart": _stop_or_restart, "kill": _kill,
     "pause": _containers, "unpause": _containers, "wait": _containers,
     "inspect": _containers, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
-    "exec": _exec, "top": _one_container, "stats": _stats, "update": _update,
+    "exec": _exec, "attach": _attach, "top": _one_container, "stats": _stats,
+    "update": _update,
     "actions": _one_container, "cp": _cp, "diff": _one_container, "export": _export,
     "port": _port, "events": _events, "image": _image, "images": _images,
     "volume": _volume, "pull": _image_alias("pull", _pull),
