@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -205,5 +206,26 @@ def test_attach_without_a_tty_streams_output_and_refuses_a_stopped_container(
         assert "before" not in out and all(line.startswith("tick") for line in out.split())
         assert err == "oops\n"
         refused(daemon.cli("attach", name, check=False), name, "start it first")
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_detach_keys_typed_one_at_a_time_reach_nothing(daemon: Daemon) -> None:
+    """A person types ctrl-p, then ctrl-q: the container must not get the ctrl-p."""
+    name = "it-split-keys"
+    script = "stty raw -echo; echo ready; dd bs=1 count=1 2>/dev/null | od -An -c; exec sleep 99"
+    try:
+        with pty_session(daemon, "run", "-it", "--name", name, "busybox", "sh", "-c",
+                         script) as s:
+            s.read_until(b"ready")
+            s.send(b"\x10")
+            time.sleep(0.3)
+            s.send(b"\x11")
+            assert s.wait(timeout=30) == 0, s.seen
+        with pty_session(daemon, "attach", name) as s:
+            s.send(b"z")  # the first byte the container reads: od shows it as "   z"
+            s.read_until(b"   z")
+        logs = daemon.cli("logs", name).stdout
+        assert "z" in logs and "020" not in logs, logs
     finally:
         daemon.cli("rm", "-f", name, check=False)

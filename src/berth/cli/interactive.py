@@ -42,19 +42,28 @@ def _send_size(ws: Any) -> None:
 
 def _pump_stdin(ws: Any, detach: bool, detached: threading.Event) -> None:
     fd = sys.stdin.fileno()
-    last = b""
+    held = b""  # ctrl-p alone: sent once the next key shows it did not start the detach keys
     try:
         while True:
             data = os.read(fd, 4096)
             if not data:
+                if held:
+                    ws.send(b"\x00" + held)
                 ws.send(json.dumps({"close_stdin": True}))
                 return
-            if detach and (last + data).endswith(DETACH_KEYS):
-                detached.set()
-                ws.close()
-                return
-            last = data[-1:]
-            ws.send(b"\x00" + data)
+            data, held = held + data, b""
+            if detach:
+                at = data.find(DETACH_KEYS)
+                if at >= 0:
+                    if at:
+                        ws.send(b"\x00" + data[:at])
+                    detached.set()
+                    ws.close()
+                    return
+                if data.endswith(DETACH_KEYS[:1]):
+                    data, held = data[:-1], data[-1:]
+            if data:
+                ws.send(b"\x00" + data)
     except Exception:  # the session ended under us
         return
 
