@@ -299,3 +299,26 @@ def test_version_shows_the_client_and_the_daemon(daemon: Daemon) -> None:
     assert both["client"]["version"] == both["server"]["version"] == __version__
     info = daemon.client.info()
     assert both["server"]["runtime"] == info["runtime"] and both["server"]["store"] == "sqlite"
+
+
+def test_container_prune_removes_stopped_containers_its_filters_pick(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("run", "--name", "pr-exited", "busybox", "true")
+    d.cli("run", "--name", "pr-kept", "-l", "keep=yes", "busybox", "true")
+    d.cli("create", "--name", "pr-created", "busybox", "true")
+    d.cli("run", "-d", "--name", "pr-running", "busybox", "sleep", "60")
+    try:
+        bad = d.cli("container", "prune", "--filter", "status=exited", check=False)
+        assert bad.returncode == 125 and "status" in bad.stderr
+        ids = {name: d.inspect(name)["id"] for name in ("pr-exited", "pr-created")}
+        out = d.cli("container", "prune", "--filter", "label!=keep=yes").stdout
+        assert sorted(out.splitlines()) == sorted(f"deleted: {i}" for i in ids.values())
+        left = {c["name"] for c in d.client.containers.list(all=True)}
+        assert {"pr-kept", "pr-running"} <= left and not left & set(ids)
+        # until: only what was created before it (nothing here is a day old)
+        assert d.client.containers.prune(["until=24h"]) == {"removed": []}
+        kept = d.inspect("pr-kept")["id"]
+        assert d.client.containers.prune() == {"removed": [kept]}
+    finally:
+        for name in ("pr-exited", "pr-kept", "pr-created", "pr-running"):
+            d.cli("rm", "-f", name, check=False)

@@ -208,6 +208,13 @@ def cmd_attach(client: Client, args: argparse.Namespace) -> int:
     return attach(client, args.container, args.no_stdin)
 
 
+def cmd_container(client: Client, args: argparse.Namespace) -> int:
+    removed = client.containers.prune(args.filter)["removed"]  # the only verb: prune
+    for cid in removed:
+        print(f"deleted: {cid}")
+    return 0
+
+
 def cmd_top(client: Client, args: argparse.Namespace) -> int:
     top = client.containers.top(args.container)
     if _fmt(args) != "table":
@@ -369,8 +376,8 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "run": cmd_run, "create": cmd_create, "start": cmd_start, "stop": cmd_stop,
     "restart": cmd_restart, "kill": cmd_kill, "pause": cmd_pause, "unpause": cmd_unpause,
     "rm": cmd_rm, "rename": cmd_rename, "wait": cmd_wait, "inspect": cmd_inspect,
-    "ps": cmd_ps, "logs": cmd_logs, "exec": cmd_exec, "attach": cmd_attach, "top": cmd_top,
-    "stats": cmd_stats,
+    "ps": cmd_ps, "logs": cmd_logs, "exec": cmd_exec, "attach": cmd_attach,
+    "container": cmd_container, "top": cmd_top, "stats": cmd_stats,
     "update": cmd_update, "actions": cmd_actions, "events": cmd_events, "info": cmd_info,
     "version": cmd_version,
     "volume": cmd_volume,

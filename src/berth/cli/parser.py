@@ -87,6 +87,7 @@ COMMAND_HELP: dict[str, str] = {
     "stats": "show CPU, memory, pids and IO of containers",
     "update": "change limits of containers",
     "actions": "show a container's actions log",
+    "container": "manage containers: prune (the lifecycle commands are top-level)",
     "cp": "copy files between a container and this host",
     "diff": "show what a container changed in its image's files",
     "export": "write a container's filesystem to a tar archive",
@@ -276,6 +277,14 @@ def _exec(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 def _one_container(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("container")
+
+
+def _container(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="container_cmd", metavar="COMMAND", required=True)
+    q = sub.add_parser("prune", help="remove stopped containers", parents=[common])
+    q.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="label=K[=V], label!=K[=V], until=24h|DATE")
+    q.add_argument("-f", "--force", action="store_true", help="(no prompt is asked anyway)")
 
 
 def _attach(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
@@ -512,10 +521,9 @@ _ARGS = {
     "pause": _containers, "unpause": _containers, "wait": _containers,
     "inspect": _containers, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
     "exec": _exec, "attach": _attach, "top": _one_container, "stats": _stats,
-    "update": _update,
-    "actions": _one_container, "cp": _cp, "diff": _one_container, "export": _export,
-    "port": _port, "events": _events, "image": _image, "images": _images,
-    "volume": _volume, "pull": _image_alias("pull", _pull),
+    "update": _update, "actions": _one_container, "container": _container, "cp": _cp,
+    "diff": _one_container, "export": _export, "port": _port, "events": _events,
+    "image": _image, "images": _images, "volume": _volume, "pull": _image_alias("pull", _pull),
     "build": _image_alias("build", _build), "push": _image_alias("push", _push),
     "login": _login_args, "logout": _logout_args,
     "commit": _image_alias("commit", _commit), "save": _image_alias("save", _save),

@@ -58,6 +58,11 @@ class _Containers:
                      {"all": all, "filter": filters or None, "all_projects": all_projects or None},
                      limit=limit, marker=marker, sort=sort, selector=selector)
 
+    def prune(self, filters: list[str] | None = None) -> dict[str, Any]:
+        """Remove stopped containers (filters: "label=k=v", "label!=k", "until=24h"):
+        {"removed": [ids]}."""
+        return self._t.call("POST", "/v1/containers/prune", {"filter": filters or None})
+
     def get(self, ref: str) -> dict[str, Any]:
         return self._t.call("GET", f"/v1/containers/{ref}")
 

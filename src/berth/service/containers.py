@@ -18,7 +18,7 @@ from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability
 from berth.service import endpoints, grants, health, ipam
 from berth.service.context import Context, find_action
-from berth.service.filters import labels_match
+from berth.service.filters import labels_match, parse_time
 from berth.service.hub import Hub
 from berth.service.images import ImageService
 from berth.service.names import new_id, random_name
@@ -44,6 +44,8 @@ from berth.store.models import Action, Container, Image, Pod, Project
 
 # Statuses in which a container has a live process.
 LIVE = ("running", "paused", "restarting")
+STOPPED = ("created", "exited", "dead")
+PRUNE_FILTERS = {"label", "label!", "until"}
 CONTAINER_FILTERS = {"status", "label", "name", "id", "ancestor", "health"}
 CONTAINER_SORT = Sort(("created_at", "name", "status", "id"), "created_at", "desc")
 ACTION_SORT = Sort(("id", "started_at"), "id", "asc")
@@ -138,6 +140,26 @@ class ContainerService:
                                                              Container.name == marker), marker)
             rows, more = page_rows(s, q, order, desc, page.limit if page else None, after, keep)
         return listing(rows, more, lambda row: row.id)
+
+    def prunable(self, ctx: Context, filters: dict[str, list[str]] | None = None
+                 ) -> list[Container]:
+        """The stopped containers a prune removes; filters (Docker's): label, label!, until
+        (created before)."""
+        filters = filters or {}
+        unknown = set(filters) - PRUNE_FILTERS
+        if unknown:
+            raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}: use label, label! "
+                                  "or until")
+        try:
+            until = [parse_time(v) for v in filters.get("until", [])]
+        except InvalidArgument as e:
+            raise InvalidArgument(f"invalid filter until: {e.message}") from None
+        return [row for row in self.list(ctx, True)
+                if row.status in STOPPED and row.desired != "removed"
+                and not any(row.created_at >= limit for limit in until)
+                and labels_match(row.labels or {}, filters.get("label", []))
+                and not any(labels_match(row.labels or {}, [x])
+                            for x in filters.get("label!", []))]
 
     def actions(self, ctx: Context, ref: str, page: PageRequest | None = None) -> Listing:
         """The container's actions log, oldest first unless page says otherwise."""

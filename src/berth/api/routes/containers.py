@@ -13,8 +13,20 @@ from berth.api.auth import read_only
 from berth.api.deps import ActionId, Services, context, services
 from berth.api.listing import PAGED, SelectorParam, paged, paging
 from berth.api.routes.streams import MULTIPLEXED, attached_output
-from berth.errors import BerthError, InvalidArgument, NotModified, RuntimeFailure
-from berth.service.containers import ACTION_SORT, CONTAINER_FILTERS, CONTAINER_SORT
+from berth.errors import (
+    BerthError,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    NotModified,
+    RuntimeFailure,
+)
+from berth.service.containers import (
+    ACTION_SORT,
+    CONTAINER_FILTERS,
+    CONTAINER_SORT,
+    PRUNE_FILTERS,
+)
 from berth.service.context import Context
 from berth.service.endpoints import network_owner
 from berth.service.filters import parse_filters
@@ -110,6 +122,25 @@ def list_containers(svc: Svc, ctx: Ctx, page: Page, all: bool = False,
         if svc.networks is not None else {}
     nets = svc.networks.states(sorted(set(owners.values()))) if svc.networks else {}
     return paged(rows, lambda r: views.container(r, nets.get(owners.get(r.id, ""))))
+
+
+@router.post("/prune")
+async def prune(svc: Svc, ctx: Ctx,
+                filter: Annotated[list[str] | None, Query()] = None) -> dict[str, Any]:
+    """Remove the project's stopped containers (filters: label=, label!=, until=); answers
+    once they are gone, with their ids."""
+    rows = await asyncio.to_thread(svc.containers.prunable, ctx,
+                                   parse_filters(filter, PRUNE_FILTERS))
+    removed = []
+    for row in rows:
+        try:
+            act = await asyncio.to_thread(svc.containers.remove, ctx, row.id)
+        except (NotFound, Conflict):  # removed meanwhile, started again, a pod's infra
+            continue
+        done = await svc.containers.wait_action(ctx, act.id, WAIT_LIMIT)
+        if done is not None and done.state == "success":
+            removed.append(row.id)
+    return {"removed": removed}
 
 
 @router.get("/{ref}")

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -24,18 +22,15 @@ from berth.api.docker import shapes, translate
 from berth.api.docker.routes.common import Ctx, Svc, finish, parse_filters, read_json, truthy
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
 from berth.service.context import Context
-from berth.service.filters import labels_match
 from berth.service.specs import ContainerCreate
 from berth.store.models import Container
 
 router = APIRouter()
 T = TypeVar("T")
 LIVE = ("running", "paused", "restarting")
-STOPPED = ("created", "exited", "dead")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 SERVICE_FILTERS = ("status", "label", "name", "id", "ancestor", "health")
 LOCAL_FILTERS = ("exited", "before", "since", "network", "volume")
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
 def _no_such_container(e: NotFound, ref: str) -> NotFound:
@@ -317,45 +312,12 @@ def _wait_body(result: dict[str, Any] | None) -> dict[str, Any]:
 
 @router.post("/containers/prune")
 async def prune(svc: Svc, ctx: Ctx, filters: str | None = None) -> Any:
-    wanted = parse_filters(filters)
-    unknown = set(wanted) - {"label", "label!", "until"}
-    if unknown:
-        raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}': use label, label! or "
-                              "until")
-    until = [parse_until(v) for v in wanted.get("until", [])]
-    rows = await asyncio.to_thread(svc.containers.list, ctx, True)
+    rows = await asyncio.to_thread(svc.containers.prunable, ctx, parse_filters(filters))
     deleted = []
     for row in rows:
-        if row.status not in STOPPED or row.desired == "removed":
-            continue
-        if any(row.created_at >= limit for limit in until):
-            continue
-        if not labels_match(row.labels or {}, wanted.get("label", [])):
-            continue
-        if any(labels_match(row.labels or {}, [x]) for x in wanted.get("label!", [])):
-            continue
         try:
             await finish(svc, ctx, await _call(row.id, svc.containers.remove, ctx, row.id))
-        except (NotFound, Conflict):  # removed meanwhile, or started again: not pruned
+        except (NotFound, Conflict):  # removed meanwhile, started again, a pod's infra
             continue
         deleted.append(row.id)
     return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
-
-
-def parse_until(text: str, now: float | None = None) -> float:
-    """Docker's until: a unix time, an RFC 3339 date, or a duration ago ("24h", "10m")."""
-    now = time.time() if now is None else now
-    value = text.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    m = _DURATION.match(value)
-    if value and m and any(m.groups()):
-        h, mi, s = (float(g or 0) for g in m.groups())
-        return now - (h * 3600 + mi * 60 + s)
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise InvalidArgument(f"invalid filter 'until={text}': a unix time, an RFC 3339 date "
-                              "or a duration such as 24h") from None
