@@ -159,12 +159,21 @@ def test_mounts_tmpfs_volumes_and_init(daemon: Daemon) -> None:
         pid = info["State"]["Pid"]
         comm = Path(f"/proc/{pid}/comm").read_text().strip()
         assert comm in ("docker-init", "tini-static", "tini"), comm
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        assert children and Path(f"/proc/{children[0]}/comm").read_text().strip() == "sleep"
+        # (the init forks and execs its child just after it starts: give it the moment)
+        daemon.wait_for(lambda: [c for c in Path(f"/proc/{pid}/task/{pid}/children")
+                                 .read_text().split() if _comm(c) == "sleep"],
+                        timeout=10, what="the init's child, sleep")
         mounts = Path(f"/proc/{pid}/mounts").read_text()
         line = next(x for x in mounts.splitlines() if " /scratch " in x)
         assert "noexec" in line and "size=8192k" in line, line
     docker(daemon, "volume", "rm", "named1", check=False)
+
+
+def _comm(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:  # gone meanwhile
+        return ""
 
 
 def test_dockerpy_high_level(daemon: Daemon) -> None:
