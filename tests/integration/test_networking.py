@@ -12,6 +12,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,19 +167,64 @@ def test_connect_and_disconnect_a_running_container(daemon: Daemon) -> None:
     docker(d, "network", "create", "side")
     try:
         serve(d, "joiner")
+        hostname = docker(d, "exec", "joiner", "hostname").stdout.strip()
         docker(d, "network", "connect", "--alias", "j2", "side", "joiner")
         side_ip = ip_of(d, "joiner", "side")
         assert side_ip in docker(d, "exec", "joiner", "ip", "-4", "addr").stdout
         assert fetch(d, "http://j2:8080/", "--network", "side") == "joiner"
+        # /etc/hosts names the new address too (as Docker's), and loses it on disconnect
+        own_line = f"{side_ip}\t{hostname}"
+        wait_until(lambda: own_line in etc_file(d, "joiner", "hosts"), "the hosts line")
         docker(d, "network", "disconnect", "side", "joiner")
         deadline = time.monotonic() + 10
         while side_ip in docker(d, "exec", "joiner", "ip", "-4", "addr").stdout:
             assert time.monotonic() < deadline, "the interface stayed after disconnect"
             time.sleep(0.1)
         assert fetch(d, f"http://{side_ip}:8080/", "--network", "side", timeout=1) == ""
+        wait_until(lambda: own_line not in etc_file(d, "joiner", "hosts"), "no hosts line")
+        assert "127.0.0.1\tlocalhost" in etc_file(d, "joiner", "hosts")
     finally:
         docker(d, "rm", "-f", "joiner", check=False)
         docker(d, "network", "rm", "side", check=False)
+
+
+def test_a_container_without_a_network_gets_its_dns_when_connected(daemon: Daemon) -> None:
+    d = daemon
+    docker(d, "network", "create", "late")
+    try:
+        serve(d, "late-server", "--network", "late")
+        d.cli("run", "-d", "--name", "late-client", "busybox", "sleep", "120")  # none
+        d.cli("run", "-d", "--name", "late-edited", "busybox", "sh", "-c",
+              "echo 'nameserver 9.9.9.9' > /etc/resolv.conf; exec sleep 120")
+        gateway = json.loads(docker(d, "network", "inspect", "late").stdout)[0][
+            "IPAM"]["Config"][0]["Gateway"]
+        wait_until(lambda: "9.9.9.9" in etc_file(d, "late-edited", "resolv.conf"), "the edit")
+        for name in ("late-client", "late-edited"):
+            docker(d, "network", "connect", "late", name)
+        wait_until(lambda: f"nameserver {gateway}" in etc_file(d, "late-client", "resolv.conf"),
+                   "the network's nameserver")
+        got = docker(d, "exec", "late-client", "sh", "-c",
+                     "timeout 3 wget -q -O- http://late-server:8080/", check=False)
+        assert got.stdout.strip() == "late-server", got
+        # resolv.conf edited inside the container is the container's: left as it is
+        wait_until(lambda: ip_of(d, "late-edited", "late") in etc_file(d, "late-edited",
+                                                                        "hosts"), "hosts")
+        assert etc_file(d, "late-edited", "resolv.conf") == "nameserver 9.9.9.9\n"
+    finally:
+        for name in ("late-server", "late-client", "late-edited"):
+            docker(d, "rm", "-f", name, check=False)
+        docker(d, "network", "rm", "late", check=False)
+
+
+def etc_file(d: Daemon, name: str, file: str) -> str:
+    return docker(d, "exec", name, "cat", f"/etc/{file}").stdout
+
+
+def wait_until(check: Any, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
 
 
 def test_projects_cannot_reach_each_other(daemon: Daemon) -> None:

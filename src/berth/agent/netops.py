@@ -78,6 +78,9 @@ class NetOps:
         self._listening: dict[str, str] = {}  # network id -> gateway served
         self._lock = asyncio.Lock()
         self._replumb: set[tuple[str, str | None]] = set()  # (owner, network it left)
+        # After a running owner's namespace followed a connect or disconnect: the /etc files
+        # of the containers in that namespace follow too (set by the agent's ContainerOps).
+        self.on_replumbed: Callable[[str], None] | None = None
 
     def bridge(self, network_id: str) -> str:
         """Per daemon (its table names it): two daemons on one host (tests do that) never
@@ -131,6 +134,8 @@ class NetOps:
                 pid = row.pid if row is not None and row.status in RUNNING else 0
             if pid:
                 self.plumb(owner_id, pid)
+                if self.on_replumbed is not None:
+                    self.on_replumbed(owner_id)
         except Exception:
             log.exception("network change of %s", owner_id[:12])
 

@@ -46,6 +46,8 @@ class ContainerOps:
         self.layers = layers
         self.idmaps = idmaps  # each project's own user-namespace range
         self.volumes_root = volumes_root
+        if net is not None:
+            net.on_replumbed = self.network_files_changed
 
     async def run(self, fn: Any, *args: Any) -> Any:
         """A blocking runtime call, off the event loop."""
@@ -89,6 +91,21 @@ class ContainerOps:
         """Unpacked layers of the image (each unpacked once per id mapping)."""
         idmap = self.idmaps.for_project(image.project_id)
         return [self.layers.ensure(LayerRef(**layer), idmap) for layer in image.layers]
+
+    def network_files_changed(self, owner_id: str) -> None:
+        """The owner joined or left a network while running: rewrite the /etc/hosts and
+        resolv.conf of every running container in its namespace (pod members and
+        --network container:OWNER too). Blocking: runs off the loop."""
+        assert self.net is not None
+        plan = self.net.plan(owner_id)
+        addresses, nameservers = (plan.addresses, plan.nameservers) if plan else ([], [])
+        with self.store.session() as s:
+            rows = s.execute(select(Container.id, Container.spec).where(
+                Container.host == self.net.host, Container.status.in_(LIVE))).all()
+        sharers = {cid for cid, spec in rows if network_owner(spec, cid) == owner_id}
+        sharers |= {cid for cid, spec in rows if (spec or {}).get("netns_of") in sharers}
+        for cid in sorted(sharers):
+            self.backend.update_network_files(cid, addresses, nameservers)
 
     # -- observing -----------------------------------------------------------------------
 

@@ -246,6 +246,12 @@ class RuntimeBackend(ABC):
         """The monitor's attach socket (stdin in, stdout/stderr out) for a container created
         with stdin or tty."""
 
+    def update_network_files(self, cid: str, addresses: list[str],
+                             nameservers: list[str]) -> None:
+        """A running container's networks changed: its /etc/hosts (own addresses) and
+        resolv.conf (nameservers) follow. Backends without such files do nothing."""
+        return None
+
     @abstractmethod
     def resize(self, cid: str, rows: int, cols: int) -> None: ...
 

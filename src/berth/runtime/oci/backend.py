@@ -306,6 +306,16 @@ class OciBackend(RuntimeBackend):
                 signal_pid(pid, signal.SIGKILL)
             time.sleep(0.05)
 
+    def update_network_files(self, cid: str, addresses: list[str],
+                             nameservers: list[str]) -> None:
+        lay = self._layout(cid)
+        try:
+            hostname = json.loads(lay.config.read_text()).get("hostname") or cid[:12]
+        except FileNotFoundError:
+            return  # not created (yet), or released: its next start writes them anew
+        with self._lock(cid):
+            rootfs.update_network_files(lay.dir, hostname, addresses, nameservers)
+
     def list_ids(self) -> list[str]:
         ids: set[str] = set()
         for parent in (self.paths.containers, self.paths.runtime_state):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from berth.errors import RuntimeFailure
 
 MNT_DETACH = 2
+RESOLV_SUM = "resolv.conf.sha256"  # what Berth last wrote there: an edit since is kept
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
@@ -113,16 +115,10 @@ def write_etc_files(cdir: Path, hostname: str, host_network: bool,
                     nameservers: list[str] | None = None) -> dict[str, Path]:
     """Write hosts, hostname and resolv.conf into the container dir; map container paths to them.
     World-readable so that a container root mapped to an unprivileged host uid can read them."""
-    try:
-        host_resolv = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        host_resolv = ""
-    resolv = own_resolv_conf(host_resolv, nameservers) if nameservers else \
-        resolv_conf(host_resolv, host_network)
     contents = {
         "/etc/hosts": ("hosts", hosts_file(hostname, addresses)),
         "/etc/hostname": ("hostname", hostname + "\n"),
-        "/etc/resolv.conf": ("resolv.conf", resolv),
+        "/etc/resolv.conf": ("resolv.conf", _resolv_for(host_network, nameservers)),
     }
     files = {}
     for target, (name, text) in contents.items():
@@ -130,4 +126,67 @@ def write_etc_files(cdir: Path, hostname: str, host_network: bool,
         path.write_text(text)
         path.chmod(0o644)
         files[target] = path
+    _remember(cdir, contents["/etc/resolv.conf"][1])
     return files
+
+
+def update_network_files(cdir: Path, hostname: str, addresses: list[str],
+                         nameservers: list[str]) -> None:
+    """A running container joined or left a network: its own lines in /etc/hosts follow (the
+    rest, a user's lines too, stay), and resolv.conf follows unless someone changed it since
+    Berth wrote it (as Docker does). Written in place: the container sees these very files."""
+    hosts = cdir / "hosts"
+    try:
+        old = hosts.read_text()
+    except FileNotFoundError:
+        return  # released meanwhile
+    new = refresh_hosts(old, hostname, addresses)
+    if new != old:
+        with hosts.open("r+") as f:
+            f.write(new)
+            f.truncate()
+    resolv = cdir / "resolv.conf"
+    try:
+        current = resolv.read_bytes()
+        written = (cdir / RESOLV_SUM).read_text().strip()
+    except FileNotFoundError:
+        return
+    if hashlib.sha256(current).hexdigest() != written:
+        return  # edited inside the container: theirs now
+    text = _resolv_for(False, nameservers)
+    with resolv.open("r+") as f:
+        f.write(text)
+        f.truncate()
+    _remember(cdir, text)
+
+
+def refresh_hosts(text: str, hostname: str, addresses: list[str]) -> str:
+    """``text`` with its own-address lines (as hosts_file writes them) for ``addresses``."""
+    own = {f"{a}\t{hostname}" for a in addresses}
+    kept = [line for line in text.splitlines()
+            if not _own_line(line, hostname) or line in own]
+    missing = [f"{a}\t{hostname}" for a in addresses if f"{a}\t{hostname}" not in kept]
+    lines = missing + kept
+    if not addresses:
+        lines.append(f"127.0.1.1\t{hostname}")
+    return "\n".join(lines) + "\n"
+
+
+def _own_line(line: str, hostname: str) -> bool:
+    """An ``ADDRESS<tab>HOSTNAME`` line naming the container: one of Berth's own."""
+    addr, tab, name = line.partition("\t")
+    return bool(tab) and name == hostname and addr.count(".") == 3 and \
+        all(p.isdigit() for p in addr.split("."))
+
+
+def _resolv_for(host_network: bool, nameservers: list[str] | None) -> str:
+    try:
+        host_resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        host_resolv = ""
+    return own_resolv_conf(host_resolv, nameservers) if nameservers else \
+        resolv_conf(host_resolv, host_network)
+
+
+def _remember(cdir: Path, resolv_text: str) -> None:
+    (cdir / RESOLV_SUM).write_text(hashlib.sha256(resolv_text.encode()).hexdigest() + "\n")

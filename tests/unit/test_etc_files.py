@@ -1,0 +1,36 @@
+"""A running container's /etc/hosts and resolv.conf when its networks change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from berth.runtime.oci import rootfs
+
+
+def test_refresh_hosts_swaps_own_addresses_and_keeps_other_lines() -> None:
+    start = rootfs.hosts_file("box", ["10.0.0.2"]) + "192.168.9.9\tdb.example\n"
+    joined = rootfs.refresh_hosts(start, "box", ["10.0.0.2", "10.1.0.2"])
+    assert joined.splitlines()[:2] == ["10.1.0.2\tbox", "10.0.0.2\tbox"]
+    assert "192.168.9.9\tdb.example" in joined and "127.0.0.1\tlocalhost" in joined
+    left = rootfs.refresh_hosts(joined, "box", ["10.1.0.2"])
+    assert "10.0.0.2\tbox" not in left and "10.1.0.2\tbox" in left
+    alone = rootfs.refresh_hosts(left, "box", [])
+    assert "10.1.0.2" not in alone and alone.endswith("127.0.1.1\tbox\n")
+    assert rootfs.refresh_hosts(alone, "box", ["10.2.0.2"]).count("127.0.1.1") == 0
+    assert rootfs.refresh_hosts(start, "box", ["10.0.0.2"]) == start
+
+
+def test_update_network_files_writes_in_place_and_keeps_an_edited_resolv_conf(
+        tmp_path: Path) -> None:
+    rootfs.write_etc_files(tmp_path, "box", False, ["10.0.0.2"], ["10.0.0.1"])
+    hosts_inode = (tmp_path / "hosts").stat().st_ino
+    rootfs.update_network_files(tmp_path, "box", ["10.0.0.2", "10.1.0.2"],
+                                ["10.0.0.1", "10.1.0.1"])
+    assert (tmp_path / "hosts").stat().st_ino == hosts_inode  # a bind mount sees it
+    assert "10.1.0.2\tbox" in (tmp_path / "hosts").read_text()
+    resolv = (tmp_path / "resolv.conf").read_text()
+    assert "nameserver 10.0.0.1\nnameserver 10.1.0.1\n" in resolv
+    (tmp_path / "resolv.conf").write_text("nameserver 9.9.9.9\n")  # the container's own
+    rootfs.update_network_files(tmp_path, "box", ["10.0.0.2"], ["10.0.0.1"])
+    assert (tmp_path / "resolv.conf").read_text() == "nameserver 9.9.9.9\n"
+    assert "10.1.0.2" not in (tmp_path / "hosts").read_text()
