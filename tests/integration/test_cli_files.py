@@ -73,6 +73,8 @@ def test_cp_out_a_directory_its_contents_and_links(daemon: Daemon, box: str,
     assert os.readlink(tmp_path / "data" / "link") == "/data/a"  # a link stays a link
     daemon.cli("cp", f"{box}:/data", str(tmp_path / "fresh"))  # a new path: the dir itself
     assert (tmp_path / "fresh" / "sub" / "b").read_text() == "deep\n"
+    daemon.cli("cp", f"{box}:/data/sub", str(tmp_path / "fresh2") + "/.")
+    assert (tmp_path / "fresh2" / "b").read_text() == "deep\n"
     (tmp_path / "merged").mkdir()
     (tmp_path / "merged" / "mine").write_text("kept")
     daemon.cli("cp", f"{box}:/data/.", str(tmp_path / "merged"))  # its contents, merged

@@ -98,7 +98,7 @@ def copy_out(client: Client, box: str, path: str, dest: str, *, archive: bool,
     else:
         if dest.endswith(("/", "/.")) and not is_dir:
             raise UsageError(f"{dest}: no such directory")
-        target = dest.rstrip("/") if dest.rstrip("/") else dest
+        target = os.path.normpath(dest)  # "new/" or "new/.": the directory "new"
     parent = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(parent):
         raise UsageError(f"{parent}: no such directory")
