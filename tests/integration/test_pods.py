@@ -118,6 +118,18 @@ def test_stop_start_restart_and_remove(daemon: Daemon) -> None:
         with pytest.raises(APIError) as err:
             d.client.containers.remove("cycle-infra", force=True)
         assert err.value.status == 409 and "remove the pod" in err.value.message
+        # ... and stops only with its pod while members run: alone it would come back with
+        # new namespaces, the members left in the old ones
+        for verb, instead in (("stop", "stop the pod"), ("restart", "restart the pod"),
+                              ("kill", "stop the pod")):
+            with pytest.raises(APIError) as err:
+                getattr(d.client.containers, verb)("cycle-infra")
+            assert err.value.status == 409 and instead in err.value.message, verb
+            assert "cycle-web" in err.value.message
+        assert statuses(d, "cycle")["cycle-infra"] == "running"
+        res = d.cli("stop", "cycle-infra", check=False)  # as docker stop: exit 1, one line
+        assert res.returncode == 1 and res.stderr.count("\n") == 1, res
+        assert "stop the pod instead" in res.stderr
         with pytest.raises(APIError) as err:
             call(d, "DELETE", "/v1/pods/cycle")
         assert err.value.status == 409 and "cycle-web" in err.value.message

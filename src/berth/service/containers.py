@@ -46,6 +46,7 @@ from berth.store.models import Action, Container, Image, Pod, Project
 LIVE = ("running", "paused", "restarting")
 STOPPED = ("created", "exited", "dead")
 PRUNE_FILTERS = {"label", "label!", "until"}
+ENDS_INFRA = ("stop", "restart", "kill")  # refused for a pod's infra while its members run
 CONTAINER_FILTERS = {"status", "label", "name", "id", "ancestor", "health"}
 CONTAINER_SORT = Sort(("created_at", "name", "status", "id"), "created_at", "desc")
 ACTION_SORT = Sort(("id", "started_at"), "id", "asc")
@@ -356,12 +357,29 @@ class ContainerService:
             row = self._find(s, ctx, ref)
             if row.desired == "removed" and action != "remove":
                 raise Conflict(f"container {row.name} is being removed")
+            if action in ENDS_INFRA and row.spec.get("infra_of"):
+                self._check_pod_idle(s, row, action)
             if quotas is not None:  # the container's new limits in place of its old ones
                 quotas.check(s, ctx.project_id, update_demand(params), replacing=row.id)
             act = self._add_action(s, ctx, row, action, params)
             cid = row.id
         self.hub.kick_agent(cid)
         return act
+
+    @staticmethod
+    def _check_pod_idle(s: Session, infra: Container, action: str) -> None:
+        """A pod's infra container holds its members' namespaces: stopped alone it would
+        come back with new ones, its members left behind in the old (without the pod's
+        address). The pod's own stop and restart take the members first."""
+        live = [name for name, spec in s.execute(select(Container.name, Container.spec).where(
+                    Container.project_id == infra.project_id, Container.status.in_(LIVE)))
+                if (spec or {}).get("pod_infra") == infra.id]
+        if live:
+            pod = s.get(Pod, infra.spec["infra_of"])
+            instead = "restart" if action == "restart" else "stop"
+            raise Conflict(f"container {infra.name} is the infra container of pod "
+                           f"{pod.name if pod else infra.spec['infra_of']}, whose containers "
+                           f"run ({', '.join(sorted(live))}): {instead} the pod instead")
 
     @staticmethod
     def _add_action(s: Session, ctx: Context, row: Container, action: str,
