@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 
 from berth.cli.convert import UsageError
-from berth.cli.output import emit
+from berth.cli.output import emit, write_archive
 from berth.client import Client
 
 TYPE_CHECKING = False
@@ -247,22 +247,9 @@ def _read_chunks(stream: BinaryIO) -> Iterator[bytes]:
 # -- export, diff, port ---------------------------------------------------------------------
 
 def cmd_export(client: Client, args: argparse.Namespace) -> int:
-    if args.file is None and sys.stdout.isatty():
+    if args.file is None and sys.stdout.isatty():  # before asking the daemon for anything
         raise UsageError("refusing to write an archive to a terminal: use -o FILE or redirect")
-    chunks = client.containers.export(args.container)
-    if args.file is None:
-        _write_all(chunks, sys.stdout.buffer)
-        return 0
-    partial = f"{args.file}.berth-partial"
-    try:
-        with open(partial, "wb") as f:
-            _write_all(chunks, f)
-        os.replace(partial, args.file)  # never a truncated archive under the real name
-    except OSError as e:
-        raise UsageError(f"cannot write {args.file}: {e.strerror}") from None
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
+    write_archive(client.containers.export(args.container), args.file)
     return 0
 
 

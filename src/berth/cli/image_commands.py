@@ -8,7 +8,7 @@ import os
 import sys
 
 from berth.cli.convert import UsageError
-from berth.cli.output import ago, emit, human_size
+from berth.cli.output import ago, emit, human_size, write_archive
 from berth.client import APIError, Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -186,26 +186,9 @@ def cmd_logout(client: Client, args: argparse.Namespace) -> int:
 # -- archives and commits -------------------------------------------------------------------
 
 def cmd_save(client: Client, args: argparse.Namespace) -> int:
-    if args.file is None and sys.stdout.isatty():
+    if args.file is None and sys.stdout.isatty():  # before asking the daemon for anything
         raise UsageError("refusing to write an archive to a terminal: use -o FILE or redirect")
-    chunks = client.images.save(args.images, args.format)
-    if args.file is None:
-        out = sys.stdout.buffer
-        for chunk in chunks:
-            out.write(chunk)
-        out.flush()
-        return 0
-    tmp = f"{args.file}.berth-partial"
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, args.file)  # never leave a truncated archive under the real name
-    except OSError as e:
-        raise UsageError(f"cannot write {args.file}: {e.strerror}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_archive(client.images.save(args.images, args.format), args.file)
     return 0
 
 

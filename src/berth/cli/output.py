@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 
@@ -118,3 +119,27 @@ def each(names: list[str], fn: Any) -> int:
             sys.stderr.write(f"berth: {e.message}\n")
             failed = 1
     return failed
+
+
+def write_archive(chunks: Iterable[bytes], file: str | None) -> None:
+    """An archive to ``file``, or to standard output (the caller has refused a terminal).
+    Written beside the file first: an interrupted one never sits under the real name."""
+    from berth.cli.convert import UsageError
+
+    if file is None:
+        out = sys.stdout.buffer
+        for chunk in chunks:
+            out.write(chunk)
+        out.flush()
+        return
+    partial = f"{file}.berth-partial"
+    try:
+        with open(partial, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+        os.replace(partial, file)
+    except OSError as e:
+        raise UsageError(f"cannot write {file}: {e.strerror}") from None
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
