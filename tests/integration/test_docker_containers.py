@@ -386,3 +386,27 @@ def test_attached_run_exit_codes(daemon: Daemon) -> None:
         assert _state(daemon, "att1")["ExitCode"] == 3
     finally:
         docker(daemon, "rm", "-f", "att1", check=False)
+
+
+def test_extra_hosts_dns_ulimits_and_groups_through_docker(daemon: Daemon) -> None:
+    with _removed(daemon, "opts1"):
+        docker(daemon, "run", "-d", "--name", "opts1", "--add-host", "db.internal:10.0.0.5",
+               "--add-host", "gw:host-gateway", "--dns", "10.9.9.9", "--dns-search", "corp",
+               "--dns-option", "ndots:3", "--ulimit", "nofile=300:400", "--group-add", "users",
+               "busybox", "sleep", "300")
+        host = docker_json(daemon, "inspect", "opts1")[0]["HostConfig"]
+        assert host["ExtraHosts"] == ["db.internal:10.0.0.5", "gw:host-gateway"]
+        assert (host["Dns"], host["DnsSearch"], host["DnsOptions"]) == (
+            ["10.9.9.9"], ["corp"], ["ndots:3"])
+        assert host["Ulimits"] == [{"Name": "nofile", "Soft": 300, "Hard": 400}]
+        assert host["GroupAdd"] == ["users"]
+        gateway = docker_json(daemon, "network", "inspect", "bridge")[0]["IPAM"]["Config"][0][
+            "Gateway"]
+        hosts = docker(daemon, "exec", "opts1", "cat", "/etc/hosts").stdout
+        assert "10.0.0.5\tdb.internal\n" in hosts and f"{gateway}\tgw\n" in hosts
+        # on a network its DNS stays the nameserver: it sends other names to 10.9.9.9
+        resolv = docker(daemon, "exec", "opts1", "cat", "/etc/resolv.conf").stdout
+        assert resolv == f"nameserver {gateway}\nsearch corp\noptions ndots:3\n"
+        out = docker(daemon, "exec", "opts1", "sh", "-c", "ulimit -n; ulimit -Hn; id -G")
+        assert out.stdout.split("\n")[:2] == ["300", "400"]
+        assert "100" in out.stdout.split("\n")[2].split()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.integration.daemon import Daemon
+from tests.integration.daemon import Daemon, refused
 
 pytestmark = pytest.mark.integration
 
@@ -322,3 +322,39 @@ def test_container_prune_removes_stopped_containers_its_filters_pick(daemon: Dae
     finally:
         for name in ("pr-exited", "pr-kept", "pr-created", "pr-running"):
             d.cli("rm", "-f", name, check=False)
+
+
+def test_extra_hosts_dns_settings_ulimits_and_groups(daemon: Daemon) -> None:
+    out = daemon.cli(
+        "run", "--rm", "--add-host", "db.internal:10.0.0.5", "--dns", "10.9.9.9",
+        "--dns-search", "corp.example", "--dns-option", "ndots:2", "--ulimit", "nofile=256:512",
+        "--ulimit", "nproc=64", "--ulimit", "core=0", "--group-add", "users",
+        "--group-add", "4242", "-u", "user", "busybox", "sh", "-c",
+        "cat /etc/hosts /etc/resolv.conf; echo ---; ulimit -n; ulimit -Hn; ulimit -u; "
+        "ulimit -c; id -G").stdout
+    files, _, limits = out.partition("---\n")
+    assert "10.0.0.5\tdb.internal\n" in files and "127.0.0.1\tlocalhost" in files
+    assert "nameserver 10.9.9.9\nsearch corp.example\noptions ndots:2\n" in files
+    assert limits.split("\n")[:4] == ["256", "512", "64", "0"]
+    assert set(limits.split("\n")[4].split()) == {"1000", "100", "4242"}
+
+
+def test_bad_hosts_dns_ulimits_and_groups_are_refused(daemon: Daemon) -> None:
+    for args, words in ((["--add-host", "db"], ["extra host", "NAME:IP"]),
+                        (["--add-host", "db:nowhere"], ["'nowhere'"]),
+                        (["--add-host", "gw:host-gateway"], ["host-gateway", "network"]),
+                        (["--dns", "one"], ["DNS server 'one'"]),
+                        (["--ulimit", "bogus=1"], ["unknown ulimit 'bogus'"]),
+                        (["--ulimit", "nofile=9:3"], ["soft limit 9", "hard limit 3"]),
+                        (["--ulimit", "nofile"], ["--ulimit"]),
+                        (["--group-add", "no such"], ["invalid group"])):
+        refused(daemon.cli("run", "--rm", *args, "busybox", "true", check=False), *words)
+    # in a user namespace (the default) a hard limit cannot go above the daemon's own
+    for limit in ("nofile=1099511627776", "memlock=-1"):
+        res = daemon.cli("run", "--rm", "--ulimit", limit, "busybox", "true", check=False)
+        assert res.returncode == 125 and "above this host's" in res.stderr, res
+    assert daemon.cli("run", "--rm", "--ulimit", "core=-1", "busybox", "sh", "-c",
+                      "ulimit -c").stdout == "unlimited\n"
+    # a group the image does not have: refused at start, nothing left running
+    res = daemon.cli("run", "--rm", "--group-add", "nosuch", "busybox", "true", check=False)
+    assert res.returncode != 0 and "unable to find group nosuch" in res.stderr, res

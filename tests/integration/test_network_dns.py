@@ -320,3 +320,26 @@ def _read(sock: socket.socket, size: int) -> bytes:
         assert chunk, "connection closed early"
         data += chunk
     return data
+
+
+def test_a_client_with_its_own_servers_is_forwarded_to_them(loop: Loop,
+                                                            upstream: tuple[str, int]):
+    """docker --dns on a network: the network's DNS sends that container's other names to
+    its own servers, everyone else's to the responder's (here: none)."""
+    responder = DnsResponder(table(OURS))
+    try:
+        address = loop.run(responder.listen(
+            (HOST, 0), upstreams_for=lambda client: [upstream] if client == OTHER_HOST
+            else None))
+        for ask in (dns.query.udp, dns.query.tcp):
+            query = dns.message.make_query("far.example", "A")
+            own = ask(query, address[0], port=address[1], timeout=10, source=OTHER_HOST)
+            assert addresses(own) == ["192.0.2.10"]
+            other = ask(query, address[0], port=address[1], timeout=10, source=HOST)
+            assert other.rcode() == dns.rcode.SERVFAIL
+            # its own names it still answers itself
+            mine = ask(dns.message.make_query("web", "A"), address[0], port=address[1],
+                       timeout=10, source=OTHER_HOST)
+            assert addresses(mine) == ["10.88.0.5"]
+    finally:
+        loop.run(responder.stop())

@@ -431,3 +431,38 @@ def test_network_container_mode_shares_another_containers_network(daemon: Daemon
         docker(d, "rm", "-f", sidecar)
     finally:
         docker(d, "rm", "-f", "host-side", check=False)
+
+
+def test_own_dns_servers_get_the_names_the_network_does_not_know(daemon: Daemon) -> None:
+    """--dns on a network: names there still resolve (its DNS answers them), and the rest
+    go to the container's own servers, not the host's."""
+    from berth.network.dns import Answer
+    from berth.network.dnsserver import DnsResponder
+    from tests.integration.test_network_dns import Loop
+
+    d = daemon
+    loop = Loop()
+    upstream = DnsResponder(lambda name, _t: Answer(("192.0.2.77",))
+                            if name == "far.example" else None)
+    try:
+        try:
+            loop.run(upstream.start([("127.0.83.9", 53)]))
+        except OSError as e:
+            pytest.skip(f"cannot listen on 127.0.83.9:53 for a stand-in DNS server: {e}")
+        serve(d, "dns-near")
+        d.cli("run", "-d", "--name", "dns-own", "--network", "bridge", "--dns", "127.0.83.9",
+              "busybox", "sleep", "120")
+        d.cli("run", "-d", "--name", "dns-plain", "--network", "bridge", "busybox", "sleep",
+              "120")
+
+        def lookup(box: str, name: str) -> str:
+            return d.cli("exec", box, "sh", "-c", f"timeout 5 nslookup {name} || true").stdout
+
+        wait_until(lambda: "192.0.2.77" in lookup("dns-own", "far.example"), "the forward")
+        assert ip_of(d, "dns-near", "bridge") in lookup("dns-own", "dns-near")
+        assert "192.0.2.77" not in lookup("dns-plain", "far.example")  # the host's resolvers
+    finally:
+        for name in ("dns-near", "dns-own", "dns-plain"):
+            docker(d, "rm", "-f", name, check=False)
+        loop.run(upstream.stop())
+        loop.close()

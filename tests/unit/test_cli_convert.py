@@ -61,3 +61,18 @@ def test_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         spec("--env-file", str(tmp_path / "bad.env"), "busybox")
     with pytest.raises(convert.UsageError, match="cannot read env file"):
         spec("--env-file", str(tmp_path / "missing.env"), "busybox")
+
+
+def test_hosts_dns_ulimits_groups_and_init() -> None:
+    got = spec("--add-host", "db:10.0.0.5", "--add-host", "v6=::1", "--dns", "10.0.0.53",
+               "--dns-search", "corp", "--dns-option", "ndots:2", "--ulimit", "nofile=100:200",
+               "--ulimit", "nproc=64", "--group-add", "audio", "--init", "busybox")
+    assert got["extra_hosts"] == ["db:10.0.0.5", "v6:::1"]
+    assert (got["dns"], got["dns_search"], got["dns_options"]) == (
+        ["10.0.0.53"], ["corp"], ["ndots:2"])
+    assert got["ulimits"] == [{"name": "nofile", "soft": 100, "hard": 200},
+                              {"name": "nproc", "soft": 64, "hard": 64}]
+    assert got["group_add"] == ["audio"] and got["init"] is True
+    assert "ulimits" not in spec("busybox") and "init" not in spec("busybox")
+    with pytest.raises(convert.UsageError, match="--ulimit"):
+        spec("--ulimit", "nofile", "busybox")

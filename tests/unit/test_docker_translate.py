@@ -55,12 +55,17 @@ def test_the_clis_zero_values_are_accepted() -> None:
     ({"Devices": [{"PathOnHost": "/dev/kvm"}]}, "HostConfig.Devices"),
     ({"PidMode": "host"}, "HostConfig.PidMode"),
     ({"OomScoreAdj": 500}, "HostConfig.OomScoreAdj"),
-    ({"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 2}]}, "HostConfig.Ulimits"),
+    ({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 2}]}, "unknown ulimit 'bogus'"),
+    ({"Ulimits": [{"Name": "nofile", "Soft": 3, "Hard": 2}]}, "above the hard limit"),
+    ({"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 2, "X": 1}]}, "Ulimits[0].X"),
+    ({"ExtraHosts": ["nocolon"]}, "invalid extra host 'nocolon'"),
+    ({"GroupAdd": ["a b"]}, "invalid group 'a b'"),
+    ({"DnsOptions": ["ndots 2"]}, "invalid DNS option"),
     ({"PortBindings": {"80/tcp": [{"HostPort": "80-90"}]}}, "ranges are not supported"),
     ({"PortBindings": {"80/sctp": [{"HostPort": "80"}]}}, "PORT/tcp or PORT/udp"),
     ({"PortBindings": {"80/tcp": [{"HostIp": "nowhere", "HostPort": "80"}]}}, "host_ip"),
     ({"Links": ["db:db"]}, "user-defined network"),
-    ({"Dns": ["1.1.1.1"]}, "DNS"),
+    ({"Dns": ["one.one"]}, "invalid DNS server 'one.one'"),
     ({"ShmSize": 1 << 30}, "HostConfig.ShmSize"),
     ({"SecurityOpt": ["seccomp=unconfined"]}, "seccomp=unconfined"),
     ({"LogConfig": {"Type": "syslog", "Config": {}}}, "LogConfig"),
@@ -280,3 +285,14 @@ def test_human_duration() -> None:
     assert shapes.human_duration(3600 * 30) == "30 hours"
     assert shapes.human_duration(86400 * 3) == "3 days"
     assert shapes.rfc3339(0) == "1970-01-01T00:00:00Z"
+
+
+def test_hosts_dns_ulimits_and_groups_are_taken() -> None:
+    req = translate.container_create(_with(
+        ExtraHosts=["db:10.0.0.5", "gw:host-gateway"], Dns=["10.0.0.53"], DnsSearch=["corp"],
+        DnsOptions=["ndots:2"], Ulimits=[{"Name": "nofile", "Soft": 100, "Hard": 200}],
+        GroupAdd=["audio", "1234"]))
+    assert req.extra_hosts == ["db:10.0.0.5", "gw:host-gateway"]
+    assert (req.dns, req.dns_search, req.dns_options) == (["10.0.0.53"], ["corp"], ["ndots:2"])
+    assert [(u.name, u.soft, u.hard) for u in req.ulimits] == [("nofile", 100, 200)]
+    assert req.group_add == ["audio", "1234"]

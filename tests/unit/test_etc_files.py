@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from berth.runtime.base import DnsSettings
 from berth.runtime.oci import rootfs
 
 
@@ -34,3 +35,27 @@ def test_update_network_files_writes_in_place_and_keeps_an_edited_resolv_conf(
     rootfs.update_network_files(tmp_path, "box", ["10.0.0.2"], ["10.0.0.1"])
     assert (tmp_path / "resolv.conf").read_text() == "nameserver 9.9.9.9\n"
     assert "10.1.0.2" not in (tmp_path / "hosts").read_text()
+
+
+def test_extra_hosts_and_own_dns_settings(tmp_path: Path) -> None:
+    dns = DnsSettings(servers=("10.9.9.9",), search=("corp.example",), options=("ndots:2",))
+    rootfs.write_etc_files(tmp_path, "box", False, extra_hosts=[("10.0.0.5", "db")], dns=dns)
+    hosts = (tmp_path / "hosts").read_text()
+    assert hosts.endswith("10.0.0.5\tdb\n") and "127.0.1.1\tbox" in hosts
+    assert (tmp_path / "resolv.conf").read_text() == (
+        "nameserver 10.9.9.9\nsearch corp.example\noptions ndots:2\n")
+    # on a network its DNS stays the nameserver (it forwards the rest to 10.9.9.9)
+    rootfs.write_etc_files(tmp_path, "box", False, ["10.1.0.2"], ["10.1.0.1"], dns=dns)
+    assert (tmp_path / "resolv.conf").read_text() == (
+        "nameserver 10.1.0.1\nsearch corp.example\noptions ndots:2\n")
+    # a network change keeps the extra lines and the container's own DNS settings
+    rootfs.write_etc_files(tmp_path, "box", False, ["10.1.0.2"], ["10.1.0.1"],
+                           extra_hosts=[("10.0.0.5", "db")], dns=dns)
+    rootfs.update_network_files(tmp_path, "box", ["10.1.0.2", "10.2.0.2"],
+                                ["10.1.0.1", "10.2.0.1"], dns)
+    assert "10.0.0.5\tdb" in (tmp_path / "hosts").read_text()
+    assert (tmp_path / "resolv.conf").read_text() == (
+        "nameserver 10.1.0.1\nnameserver 10.2.0.1\nsearch corp.example\noptions ndots:2\n")
+    none = DnsSettings(search=(".",))
+    rootfs.write_etc_files(tmp_path, "box", False, dns=none)
+    assert "search" not in (tmp_path / "resolv.conf").read_text()

@@ -14,7 +14,7 @@ from berth.runtime.oci.caps import DEFAULT_CAPS, effective_caps
 from berth.runtime.oci.exec import build_exec_process, exit_code_for, merge_env
 from berth.runtime.oci.runc import clean_error
 from berth.runtime.oci.seccomp import arches_for, default_profile
-from berth.runtime.oci.spec import build_oci_config
+from berth.runtime.oci.spec import build_oci_config, check_ulimits
 
 ROOTFS = Path("/var/lib/berth/containers/c1/rootfs")
 FILES = {"/etc/hosts": Path("/x/hosts"), "/etc/hostname": Path("/x/hostname"),
@@ -312,3 +312,25 @@ def test_clean_error_reads_logrus_lines() -> None:
     assert clean_error(text) == ('runc create failed: exec: "nosuch": executable file not '
                                  'found in $PATH')
     assert clean_error("container not running\n") == "container not running"
+
+
+def test_ulimits_join_the_default_open_files_limit() -> None:
+    cfg = config(spec(ulimits=[("nproc", 64, 128), ("core", 0, 0)]))
+    limits = {r["type"]: (r["soft"], r["hard"]) for r in cfg["process"]["rlimits"]}
+    assert limits == {"RLIMIT_NOFILE": (1048576, 1048576), "RLIMIT_NPROC": (64, 128),
+                      "RLIMIT_CORE": (0, 0)}
+    own = config(spec(ulimits=[("nofile", 100, 200)]))
+    assert own["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}]
+
+
+def test_ulimits_above_the_hosts_are_refused_only_in_a_user_namespace() -> None:
+    limits = {"nofile": 1024, "core": -1}
+    check = lambda s: check_ulimits(s, limits.__getitem__)  # noqa: E731
+    check(spec(ulimits=[("nofile", 2048, 4096)]))  # no user namespace: runc may raise it
+    userns = IdMapping(100000)
+    check(spec(idmap=userns, ulimits=[("nofile", 512, 1024), ("core", -1, -1)]))
+    for asked in (4096, -1):
+        with pytest.raises(InvalidArgument, match="above this host's 1024"):
+            check(spec(idmap=userns, ulimits=[("nofile", 1, asked)]))
+    unlimited = config(spec(ulimits=[("core", -1, -1)]))["process"]["rlimits"][1]
+    assert unlimited == {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from berth.errors import InvalidArgument
-from berth.runtime.oci.user import ResolvedUser, parse_group, parse_passwd, resolve_user
+from berth.runtime.oci.user import (
+    ResolvedUser,
+    parse_group,
+    parse_passwd,
+    resolve_groups,
+    resolve_user,
+)
 
 PASSWD = b"""root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
@@ -90,3 +96,10 @@ def test_passwd_symlink_cannot_escape_rootfs(tmp_path: Path) -> None:
     # "../.." stops at the rootfs, so the link resolves to <root>/outside/passwd: absent.
     with pytest.raises(InvalidArgument):
         resolve_user(root, "evil")
+
+
+def test_group_add_by_name_or_number(rootfs: Path) -> None:
+    assert resolve_groups(rootfs, []) == []
+    assert resolve_groups(rootfs, ["wheel", "4242"]) == [10, 4242]
+    with pytest.raises(InvalidArgument, match="unable to find group nosuch"):
+        resolve_groups(rootfs, ["nosuch"])

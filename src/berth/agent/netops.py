@@ -40,6 +40,7 @@ from berth.store.models import Container, Endpoint, Network, Pod, PortBinding, S
 log = logging.getLogger("berth.agent.net")
 RUNNING = ("running", "paused", "restarting")
 SYNC_DELAY = 0.05  # coalesce the syncs a burst of changes asks for
+Upstreams = dict[tuple[str, str], list[tuple[str, int]]]
 # A pin is made between runc create and start, before the row says "running": the sweep
 # leaves pins this young alone (a start takes well under this).
 PIN_GRACE = 60.0
@@ -75,6 +76,7 @@ class NetOps:
         # network id -> a client's address there -> every network its owner is on (that one
         # first): a container on several networks resolves the names of each
         self._peers: dict[str, dict[str, list[str]]] = {}
+        self._upstreams: Upstreams = {}  # (network id, a client's address) -> its own DNS
         self._listening: dict[str, str] = {}  # network id -> gateway served
         self._lock = asyncio.Lock()
         self._replumb: set[tuple[str, str | None]] = set()  # (owner, network it left)
@@ -174,7 +176,8 @@ class NetOps:
             todo, self._replumb = self._replumb, set()
             for owner, left in todo:
                 await asyncio.to_thread(self._replumb_one, owner, left)
-            rules, names, nets, self._peers = await asyncio.to_thread(self._read)
+            rules, names, nets, self._peers, self._upstreams = await asyncio.to_thread(
+                self._read)
             text = nft.render(rules, table=self.table)
             if text != self._applied:
                 await asyncio.to_thread(nft.apply, rules, table=self.table)
@@ -184,7 +187,7 @@ class NetOps:
             await self._serve_dns(nets)
 
     def _read(self) -> tuple[nft.Ruleset, dict[str, dict[str, list[str]]], list[Network],
-                             dict[str, dict[str, list[str]]]]:
+                             dict[str, dict[str, list[str]]], Upstreams]:
         with self.store.session() as s:
             nets = list(s.scalars(select(Network).where(Network.subnet.is_not(None))))
             eps = list(s.scalars(select(Endpoint)))
@@ -200,10 +203,13 @@ class NetOps:
         by_owner: dict[str, list[Endpoint]] = {}
         names: dict[str, dict[str, list[str]]] = {}
         running: set[str] = set()
+        upstreams: Upstreams = {}
         for ep in eps:
             c = by_id.get(ep.owner_id)
             if c is None:
                 continue  # another host's
+            if (c.spec or {}).get("dns"):  # docker --dns: where its other names go
+                upstreams[(ep.network_id, ep.address)] = [(ip, 53) for ip in c.spec["dns"]]
             by_owner.setdefault(c.id, []).append(ep)
             if c.status in RUNNING:
                 running.add(c.id)
@@ -230,7 +236,8 @@ class NetOps:
             for ep in owned:
                 others = [e.network_id for e in owned if e.network_id != ep.network_id]
                 peers.setdefault(ep.network_id, {})[ep.address] = [ep.network_id, *others]
-        return nft.Ruleset(nets=bridges, ports=ports, services=vips), names, nets, peers
+        return (nft.Ruleset(nets=bridges, ports=ports, services=vips), names, nets, peers,
+                upstreams)
 
     def _services(self, services: list[Service], nets: list[Network],
                   containers: list[Container], pods: list[Pod], eps: list[Endpoint],
@@ -304,7 +311,8 @@ class NetOps:
             try:
                 await self._dns.listen((str(net.gateway), 53), lookup=self._lookup([nid]),
                                        clients=[str(net.subnet)],
-                                       per_client=self._client_lookup(nid))
+                                       per_client=self._client_lookup(nid),
+                                       upstreams_for=self._client_upstreams(nid))
                 self._listening[nid] = str(net.gateway)
             except DnsBindError as e:  # the bridge is not up yet: the next sync retries
                 log.info("DNS on %s: %s", net.gateway, e)
@@ -313,6 +321,9 @@ class NetOps:
         def for_client(address: str) -> dns.Lookup:
             return self._lookup(self._peers.get(network_id, {}).get(address) or [network_id])
         return for_client
+
+    def _client_upstreams(self, network_id: str) -> Callable[[str], list[tuple[str, int]] | None]:
+        return lambda address: self._upstreams.get((network_id, address))
 
     def _lookup(self, network_ids: list[str]) -> dns.Lookup:
         """Names on these networks; the first network's win when a name is on several."""

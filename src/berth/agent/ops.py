@@ -18,8 +18,8 @@ from berth.agent import policy, specbuild
 from berth.errors import BerthError, Conflict, InvalidArgument, RuntimeFailure
 from berth.image.layers import LayerStore
 from berth.image.types import LayerRef
-from berth.runtime.base import Observed, RuntimeBackend, Status
-from berth.service import health, ipam
+from berth.runtime.base import DnsSettings, Observed, RuntimeBackend, Status
+from berth.service import health, ipam, runopts
 from berth.service.endpoints import has_addresses, network_owner
 from berth.service.events import volume_event
 from berth.service.hub import Hub
@@ -102,10 +102,12 @@ class ContainerOps:
         with self.store.session() as s:
             rows = s.execute(select(Container.id, Container.spec).where(
                 Container.host == self.net.host, Container.status.in_(LIVE))).all()
-        sharers = {cid for cid, spec in rows if network_owner(spec, cid) == owner_id}
-        sharers |= {cid for cid, spec in rows if (spec or {}).get("netns_of") in sharers}
+        specs = {cid: spec or {} for cid, spec in rows}
+        sharers = {cid for cid, spec in specs.items() if network_owner(spec, cid) == owner_id}
+        sharers |= {cid for cid, spec in specs.items() if spec.get("netns_of") in sharers}
         for cid in sorted(sharers):
-            self.backend.update_network_files(cid, addresses, nameservers)
+            self.backend.update_network_files(cid, addresses, nameservers,
+                                              DnsSettings.of(specs[cid]))
 
     # -- observing -----------------------------------------------------------------------
 
@@ -168,6 +170,11 @@ class ContainerOps:
         if plan is not None:
             spec = dataclasses.replace(spec, addresses=plan.addresses,
                                        nameservers=plan.nameservers)
+        if row.spec.get("extra_hosts"):  # host-gateway: its network's gateway, or the host
+            gateway = plan.nameservers[0] if plan is not None and plan.nameservers else \
+                "127.0.0.1" if row.spec.get("network") == "host" else None
+            spec = dataclasses.replace(spec, extra_hosts=runopts.extra_host_lines(
+                row.spec["extra_hosts"], gateway))
         try:  # create releases whatever a previous run left
             await self.run(self.backend.create, spec)
             if plan is not None and self.net is not None and owner == row.id:

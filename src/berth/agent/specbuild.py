@@ -8,7 +8,7 @@ from typing import Any
 
 from berth.errors import InvalidArgument
 from berth.image.runconfig import combine_command, image_user, image_workdir, merge_env
-from berth.runtime.base import ContainerSpec, IdMapping, MountSpec, Resources
+from berth.runtime.base import ContainerSpec, DnsSettings, IdMapping, MountSpec, Resources
 from berth.service.specs import parse_signal
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -79,6 +79,9 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
         cap_drop=list(spec.get("cap_drop") or []),
         network=spec.get("network") or "none",
         annotations={"io.berth.name": name},
+        dns=DnsSettings.of(spec),
+        ulimits=[(u["name"], int(u["soft"]), int(u["hard"])) for u in spec.get("ulimits") or []],
+        group_add=list(spec.get("group_add") or []),
     )
 
 

@@ -184,6 +184,7 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
         "tty": args.tty,
         "stdin_open": args.interactive,
         **resources(args),
+        **run_options(args),
     }
     if command:
         spec["command"] = command
@@ -196,6 +197,39 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
     if check is not None:
         spec["healthcheck"] = check
     return spec
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--init, --add-host, --dns*, --ulimit, --group-add (checked by the API)."""
+    out: dict[str, Any] = {}
+    if args.init:
+        out["init"] = True
+    for flag, key in (("add_host", "extra_hosts"), ("dns", "dns"), ("dns_search", "dns_search"),
+                      ("dns_option", "dns_options"), ("group_add", "group_add")):
+        if getattr(args, flag):
+            out[key] = [_host_entry(v) for v in args.add_host] if flag == "add_host" \
+                else getattr(args, flag)
+    if args.ulimit:
+        out["ulimits"] = [_ulimit(u) for u in args.ulimit]
+    return out
+
+
+def _host_entry(text: str) -> str:
+    """NAME:IP, or NAME=IP as newer docker CLIs take it too (IPv6 keeps its colons)."""
+    eq, colon = text.find("="), text.find(":")
+    if eq > 0 and (colon < 0 or eq < colon):
+        return text[:eq] + ":" + text[eq + 1:]
+    return text
+
+
+def _ulimit(text: str) -> dict[str, Any]:
+    name, eq, limits = text.partition("=")
+    soft, _, hard = limits.partition(":")
+    hard = hard or soft
+    if not eq or not all(x.isdigit() or x == "-1" for x in (soft, hard)):
+        raise UsageError(f"invalid --ulimit {text!r}: expected NAME=SOFT[:HARD] (-1: "
+                         "unlimited)")
+    return {"name": name, "soft": int(soft), "hard": int(hard)}
 
 
 def _pod_alone(args: argparse.Namespace) -> None:

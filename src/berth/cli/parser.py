@@ -51,6 +51,18 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pod", help="join this pod: its network, hostname and IPC "
                    "(see `berth pod create`)")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("--init", action="store_true",
+                   help="run a tiny init as PID 1 (reaps zombies, forwards signals)")
+    p.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                   help="an /etc/hosts line (IP host-gateway: the network's gateway)")
+    p.add_argument("--dns", action="append", default=[], metavar="IP",
+                   help="a nameserver (on a network: where its DNS sends other names)")
+    p.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN")
+    p.add_argument("--dns-option", action="append", default=[], metavar="OPTION")
+    p.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                   help="an rlimit, e.g. nofile=1024:2048")
+    p.add_argument("--group-add", action="append", default=[], metavar="GROUP",
+                   help="a supplementary group (a name in the image, or a gid)")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
     for flag in ("interval", "timeout", "start-period", "start-interval"):

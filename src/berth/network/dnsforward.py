@@ -48,13 +48,16 @@ class Forwarder:
         return len(self._tasks)
 
     def forward(
-        self, request: Forward, avoid: Collection[Address] = ()
+        self, request: Forward, avoid: Collection[Address] = (),
+        servers: Sequence[Address] | None = None,
     ) -> asyncio.Task[bytes] | None:
         """A task resolving to the reply bytes for *request* (never raising), or None when
-        ``max_in_flight`` are already out. Servers in *avoid* (our own listeners) are skipped."""
+        ``max_in_flight`` are already out. Servers in *avoid* (our own listeners) are skipped;
+        *servers*, when given, are asked instead of ours (a client's own, docker --dns)."""
         if len(self._tasks) >= self.max_in_flight:
             return None
-        task = asyncio.get_running_loop().create_task(self._resolve(request, avoid))
+        task = asyncio.get_running_loop().create_task(
+            self._resolve(request, avoid, self.servers if servers is None else servers))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -65,9 +68,10 @@ class Forwarder:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _resolve(self, request: Forward, avoid: Collection[Address]) -> bytes:
+    async def _resolve(self, request: Forward, avoid: Collection[Address],
+                       servers: Sequence[Address]) -> bytes:
         fallback: dns.message.Message | None = None
-        for server in list(self.servers):
+        for server in list(servers):
             if server in avoid:
                 continue  # a resolv.conf naming one of our own listeners: no loops
             try:

@@ -24,6 +24,7 @@ from berth.network.dns import Forward, Lookup, answer
 from berth.network.dnsforward import FORWARD_TIMEOUT, MAX_FORWARDS, Address, Forwarder
 
 ClientLookup = Callable[[str], Lookup]  # a client's address -> the lookup that answers it
+ClientUpstreams = Callable[[str], Sequence[Address] | None]  # a client -> its own servers
 
 log = logging.getLogger("berth.network")
 
@@ -50,6 +51,7 @@ class _Listener:
     lookup: Lookup | None
     clients: tuple[Network, ...] | None
     per_client: ClientLookup | None = None
+    upstreams_for: ClientUpstreams | None = None
     udp: asyncio.DatagramTransport | None = None
     server: asyncio.Server | None = None
     connections: set[asyncio.Task[object]] = field(default_factory=set)
@@ -160,6 +162,7 @@ class DnsResponder:
         lookup: Lookup | None = None,
         clients: Iterable[str] | None = None,
         per_client: ClientLookup | None = None,
+        upstreams_for: ClientUpstreams | None = None,
     ) -> Address:
         """Serve UDP and TCP on *address* (an IP literal and a port; port 0 picks a free one, the
         same for both) and return it as bound. *lookup* replaces the responder's lookup for this
@@ -169,7 +172,9 @@ class DnsResponder:
         only replaces its lookup and clients. Raises DnsBindError when the address cannot be
         bound (EADDRNOTAVAIL: not up yet, retry later) and ValueError for a malformed one.
         *per_client* (client address -> its Lookup), when given, decides instead of *lookup*:
-        a container on several networks resolves the names of all of them."""
+        a container on several networks resolves the names of all of them. *upstreams_for*
+        (client address -> servers, or None for the responder's) says where a client's other
+        names go: a container's own DNS servers."""
         host, port = _address(address)
         nets = None
         if clients is not None:  # "10.88.0.1/16" (a gateway's interface) means its subnet
@@ -177,10 +182,10 @@ class DnsResponder:
         listener = self._listeners.get((host, port)) if port else None
         if listener is not None:
             listener.lookup, listener.clients = lookup, nets
-            listener.per_client = per_client
+            listener.per_client, listener.upstreams_for = per_client, upstreams_for
             return listener.address
         listener = await self._bind(host, port, lookup, nets)
-        listener.per_client = per_client
+        listener.per_client, listener.upstreams_for = per_client, upstreams_for
         self._listeners[listener.address] = listener
         return listener.address
 
@@ -232,13 +237,18 @@ class DnsResponder:
             return listener.per_client(client)
         return listener.lookup if listener.lookup is not None else self.lookup
 
+    @staticmethod
+    def _upstreams_for(listener: _Listener, client: str) -> Sequence[Address] | None:
+        return listener.upstreams_for(client) if listener.upstreams_for is not None else None
+
     def _datagram(self, listener: _Listener, data: bytes, addr: tuple[str, int]) -> None:
         try:
             if not listener.allows(addr[0]):
                 return
             result = answer(data, self._lookup_for(listener, addr[0]))
             if isinstance(result, Forward):
-                task = self._forwarder.forward(result, self._listeners.keys())
+                task = self._forwarder.forward(result, self._listeners.keys(),
+                                               self._upstreams_for(listener, addr[0]))
                 if task is not None:
                     task.add_done_callback(partial(self._forwarded, listener, addr))
                     return
@@ -304,7 +314,8 @@ class DnsResponder:
                 wire = await reader.readexactly(size)
             result = answer(wire, self._lookup_for(listener, client), tcp=True)
             if isinstance(result, Forward):
-                task = self._forwarder.forward(result, self._listeners.keys())
+                task = self._forwarder.forward(result, self._listeners.keys(),
+                                               self._upstreams_for(listener, client))
                 result = result.failure() if task is None else await task
             if result is None:
                 return  # a scrap or a response: hang up

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class Capability(enum.StrEnum):
@@ -60,6 +61,20 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class DnsSettings:
+    """A container's own resolv.conf settings (empty: the network's or the host's)."""
+
+    servers: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> DnsSettings:
+        return cls(tuple(spec.get("dns") or ()), tuple(spec.get("dns_search") or ()),
+                   tuple(spec.get("dns_options") or ()))
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """Everything a backend needs, already resolved by the service layer."""
 
@@ -89,6 +104,10 @@ class ContainerSpec:
     # Namespaces joined rather than made (a pod's): OCI type ("network", "ipc", "uts", "pid",
     # "user") -> the path of the one to join.
     joins: dict[str, str] = field(default_factory=dict)
+    extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # (address, name)
+    dns: DnsSettings = field(default_factory=lambda: DnsSettings())
+    ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard)
+    group_add: list[str] = field(default_factory=list)  # names (the image's) or gids
 
 
 class Status(enum.StrEnum):
@@ -246,8 +265,8 @@ class RuntimeBackend(ABC):
         """The monitor's attach socket (stdin in, stdout/stderr out) for a container created
         with stdin or tty."""
 
-    def update_network_files(self, cid: str, addresses: list[str],
-                             nameservers: list[str]) -> None:
+    def update_network_files(self, cid: str, addresses: list[str], nameservers: list[str],
+                             dns: DnsSettings) -> None:
         """A running container's networks changed: its /etc/hosts (own addresses) and
         resolv.conf (nameservers) follow. Backends without such files do nothing."""
         return None

@@ -14,7 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from berth.errors import InvalidArgument
+from berth.service import runopts
 from berth.service.health import HealthcheckRequest
+from berth.service.runopts import Ulimit
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
@@ -244,6 +246,15 @@ class ContainerCreate(ResourcesRequest):
     # A container of the project whose network (and hostname) this one shares, as Docker's
     # --network container:NAME; it must be running when this one starts.
     network_of: str | None = Field(None, min_length=1, max_length=128)
+    # /etc/hosts lines of its own, "NAME:IP" (IP host-gateway: its first network's gateway).
+    extra_hosts: list[str] = Field(default_factory=list, max_length=256)
+    # resolv.conf: nameservers (on a bridge network: where the network's DNS forwards the
+    # names it does not know), search domains, options.
+    dns: list[str] = Field(default_factory=list, max_length=16)
+    dns_search: list[str] = Field(default_factory=list, max_length=6)
+    dns_options: list[str] = Field(default_factory=list, max_length=16)
+    ulimits: list[Ulimit] = Field(default_factory=list, max_length=16)
+    group_add: list[str] = Field(default_factory=list, max_length=64)
 
     @field_validator("name")
     @classmethod
@@ -256,6 +267,20 @@ class ContainerCreate(ResourcesRequest):
     _workdir = field_validator("workdir")(check_workdir)
 
     _hostname = field_validator("hostname")(check_hostname)
+    _extra_hosts = field_validator("extra_hosts")(runopts.check_extra_hosts)
+    _dns = field_validator("dns")(runopts.check_nameservers)
+    _dns_search = field_validator("dns_search")(runopts.check_search_domains)
+    _dns_options = field_validator("dns_options")(runopts.check_dns_options)
+    _group_add = field_validator("group_add")(runopts.check_groups)
+
+    @field_validator("ulimits")
+    @classmethod
+    def _ulimits(cls, v: list[Ulimit]) -> list[Ulimit]:
+        names = [u.name for u in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"ulimit {dup[0]} is given twice")
+        return v
 
     @field_validator("labels")
     @classmethod
@@ -290,6 +315,11 @@ class ContainerCreate(ResourcesRequest):
                                      or self.publish_all or self.hostname):
             raise ValueError("a container in a pod has the pod's network and hostname: give "
                              "networks, published ports and the hostname to the pod")
+        if any(h.endswith(":" + runopts.HOST_GATEWAY) for h in self.extra_hosts) and \
+                self.network == "none" and not self.networks and self.pod is None and \
+                self.network_of is None:
+            raise ValueError(f"extra_hosts: {runopts.HOST_GATEWAY} needs a network (it is "
+                             "the network's gateway)")
         if self.network_of is not None and (
                 self.pod is not None or self.network != "none" or self.networks
                 or self.ports or self.publish_all or self.hostname):

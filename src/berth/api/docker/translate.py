@@ -39,7 +39,8 @@ _HOST_USED = {
     "CapDrop", "ReadonlyRootfs", "Init", "Memory", "MemorySwap", "NanoCpus", "CpuQuota",
     "CpuPeriod", "CpuShares", "PidsLimit", "NetworkMode", "LogConfig", "ShmSize",
     "MemorySwappiness", "SecurityOpt", "IpcMode", "CgroupnsMode", "VolumeDriver", "Runtime",
-    "Isolation", "PortBindings", "PublishAllPorts",
+    "Isolation", "PortBindings", "PublishAllPorts", "ExtraHosts", "Dns", "DnsSearch",
+    "DnsOptions", "Ulimits", "GroupAdd",
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
@@ -91,6 +92,12 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "ports": _port_bindings(host),
         "publish_all": host.bool("PublishAllPorts"),
         "healthcheck": _healthcheck(cfg),
+        "extra_hosts": host.strs("ExtraHosts") or [],
+        "dns": host.strs("Dns") or [],
+        "dns_search": host.strs("DnsSearch") or [],
+        "dns_options": host.strs("DnsOptions") or [],
+        "ulimits": _ulimits(host),
+        "group_add": host.strs("GroupAdd") or [],
     }
     for key in ("AttachStdin", "AttachStdout", "AttachStderr", "NetworkDisabled"):
         cfg.bool(key)  # type-checked; attaching is the client's next request
@@ -98,6 +105,17 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
     if name:
         req["name"] = name
     return _model(ContainerCreate, req)
+
+
+def _ulimits(host: Fields) -> list[dict[str, Any]]:
+    """HostConfig.Ulimits: [{"Name", "Soft", "Hard"}]."""
+    out = []
+    for i, item in enumerate(host.objects("Ulimits")):
+        f = Fields(item, f"{host.name('Ulimits')}[{i}]")
+        f.zero_except({"Name", "Soft", "Hard"})
+        out.append({"name": f.str("Name") or "", "soft": f.int("Soft") or 0,
+                    "hard": f.int("Hard") or 0})
+    return out
 
 
 def _model(cls: Any, req: dict[str, Any]) -> Any:

@@ -20,6 +20,7 @@ from berth.paths import HostPaths
 from berth.runtime.base import (
     Capability,
     ContainerSpec,
+    DnsSettings,
     ExecProcess,
     ExecSpec,
     IdMapping,
@@ -45,12 +46,16 @@ from berth.runtime.oci.procutil import (
     signal_pid,
 )
 from berth.runtime.oci.runc import RuncCli, clean_error, find_runtime, is_not_running
-from berth.runtime.oci.spec import build_oci_config, cgroups_path, hostname_of
+from berth.runtime.oci.spec import build_oci_config, cgroups_path, check_ulimits, hostname_of
 from berth.runtime.oci.top import process_table
-from berth.runtime.oci.user import resolve_user
+from berth.runtime.oci.user import resolve_groups, resolve_user
 
 CONMON_EXIT_WAIT = 5.0
 CONMON_CGROUP = "/berth-conmon"  # outside /berth so a container's cgroup never holds it
+
+
+def _hard_limit(name: str) -> int:
+    return resource.getrlimit(getattr(resource, f"RLIMIT_{name.upper()}"))[1]
 
 
 class OciBackend(RuntimeBackend):
@@ -107,6 +112,7 @@ class OciBackend(RuntimeBackend):
                 raise
 
     def _create(self, lay: ContainerLayout, spec: ContainerSpec) -> None:
+        check_ulimits(spec, _hard_limit)
         self.runc.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         lay.dir.mkdir(mode=0o711, parents=True, exist_ok=True)
         for d in (lay.rootfs, lay.upper, lay.work, lay.empty_lower, lay.persist, lay.run_dir,
@@ -121,12 +127,15 @@ class OciBackend(RuntimeBackend):
         rootfs.mount_overlay(lay.rootfs, rootfs.overlay_options(
             list(spec.layers), lay.upper, lay.work, lay.empty_lower))
         user = resolve_user(lay.rootfs, spec.user)
+        groups = sorted({*user.additional_gids, *resolve_groups(lay.rootfs, spec.group_add)}
+                        - {user.gid})
         files = rootfs.write_etc_files(lay.dir, hostname_of(spec), spec.network == "host",
-                                       spec.addresses, spec.nameservers)
+                                       spec.addresses, spec.nameservers,
+                                       extra_hosts=spec.extra_hosts, dns=spec.dns)
         if spec.idmap is not None:
             for path in files.values():
                 os.chown(path, spec.idmap.host_base, spec.idmap.host_base)
-        config = build_oci_config(spec, user.uid, user.gid, user.additional_gids, lay.rootfs,
+        config = build_oci_config(spec, user.uid, user.gid, groups, lay.rootfs,
                                   files, home=user.home,
                                   nofile_hard_limit=resource.getrlimit(resource.RLIMIT_NOFILE)[1])
         lay.config.write_text(json.dumps(config, separators=(",", ":")))
@@ -306,15 +315,15 @@ class OciBackend(RuntimeBackend):
                 signal_pid(pid, signal.SIGKILL)
             time.sleep(0.05)
 
-    def update_network_files(self, cid: str, addresses: list[str],
-                             nameservers: list[str]) -> None:
+    def update_network_files(self, cid: str, addresses: list[str], nameservers: list[str],
+                             dns: DnsSettings) -> None:
         lay = self._layout(cid)
         try:
             hostname = json.loads(lay.config.read_text()).get("hostname") or cid[:12]
         except FileNotFoundError:
             return  # not created (yet), or released: its next start writes them anew
         with self._lock(cid):
-            rootfs.update_network_files(lay.dir, hostname, addresses, nameservers)
+            rootfs.update_network_files(lay.dir, hostname, addresses, nameservers, dns)
 
     def list_ids(self) -> list[str]:
         ids: set[str] = set()

@@ -11,8 +11,10 @@ import re
 from pathlib import Path
 
 from berth.errors import RuntimeFailure
+from berth.runtime.base import DnsSettings
 
 MNT_DETACH = 2
+NO_DNS = DnsSettings()
 RESOLV_SUM = "resolv.conf.sha256"  # what Berth last wrote there: an edit since is kept
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -112,13 +114,16 @@ def own_resolv_conf(host_text: str, nameservers: list[str]) -> str:
 
 def write_etc_files(cdir: Path, hostname: str, host_network: bool,
                     addresses: list[str] | None = None,
-                    nameservers: list[str] | None = None) -> dict[str, Path]:
+                    nameservers: list[str] | None = None, *,
+                    extra_hosts: list[tuple[str, str]] | None = None,
+                    dns: DnsSettings = NO_DNS) -> dict[str, Path]:
     """Write hosts, hostname and resolv.conf into the container dir; map container paths to them.
     World-readable so that a container root mapped to an unprivileged host uid can read them."""
+    extra = "".join(f"{address}\t{name}\n" for address, name in extra_hosts or [])
     contents = {
-        "/etc/hosts": ("hosts", hosts_file(hostname, addresses)),
+        "/etc/hosts": ("hosts", hosts_file(hostname, addresses) + extra),
         "/etc/hostname": ("hostname", hostname + "\n"),
-        "/etc/resolv.conf": ("resolv.conf", _resolv_for(host_network, nameservers)),
+        "/etc/resolv.conf": ("resolv.conf", _resolv_for(host_network, nameservers, dns)),
     }
     files = {}
     for target, (name, text) in contents.items():
@@ -131,7 +136,7 @@ def write_etc_files(cdir: Path, hostname: str, host_network: bool,
 
 
 def update_network_files(cdir: Path, hostname: str, addresses: list[str],
-                         nameservers: list[str]) -> None:
+                         nameservers: list[str], dns: DnsSettings = NO_DNS) -> None:
     """A running container joined or left a network: its own lines in /etc/hosts follow (the
     rest, a user's lines too, stay), and resolv.conf follows unless someone changed it since
     Berth wrote it (as Docker does). Written in place: the container sees these very files."""
@@ -153,7 +158,7 @@ def update_network_files(cdir: Path, hostname: str, addresses: list[str],
         return
     if hashlib.sha256(current).hexdigest() != written:
         return  # edited inside the container: theirs now
-    text = _resolv_for(False, nameservers)
+    text = _resolv_for(False, nameservers, dns)
     with resolv.open("r+") as f:
         f.write(text)
         f.truncate()
@@ -179,13 +184,30 @@ def _own_line(line: str, hostname: str) -> bool:
         all(p.isdigit() for p in addr.split("."))
 
 
-def _resolv_for(host_network: bool, nameservers: list[str] | None) -> str:
+def _resolv_for(host_network: bool, nameservers: list[str] | None,
+                dns: DnsSettings = NO_DNS) -> str:
+    """On a bridge network: its DNS (which forwards other names to dns.servers when given);
+    else dns.servers, or the host's usable ones. dns.search and dns.options replace the
+    host's (a search of "." means none)."""
     try:
         host_resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
         host_resolv = ""
-    return own_resolv_conf(host_resolv, nameservers) if nameservers else \
+    if dns == NO_DNS:
+        return own_resolv_conf(host_resolv, nameservers) if nameservers else \
+            resolv_conf(host_resolv, host_network)
+    base = own_resolv_conf(host_resolv, nameservers) if nameservers else \
+        "".join(f"nameserver {ns}\n" for ns in dns.servers) if dns.servers else \
         resolv_conf(host_resolv, host_network)
+    lines = base.splitlines()
+    if dns.search:
+        lines = [x for x in lines if x.split()[:1] not in (["search"], ["domain"])]
+        if dns.search != (".",):
+            lines.append("search " + " ".join(d for d in dns.search if d != "."))
+    if dns.options:
+        lines = [x for x in lines if x.split()[:1] != ["options"]]
+        lines.append("options " + " ".join(dns.options))
+    return "\n".join(lines) + "\n"
 
 
 def _remember(cdir: Path, resolv_text: str) -> None:

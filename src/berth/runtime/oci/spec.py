@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from berth.runtime.oci.seccomp import default_profile
 
 OCI_VERSION = "1.0.2"
 NOFILE_LIMIT = 1048576
+RLIM_INFINITY = 2**64 - 1  # the OCI spec's (uint64) unlimited
 CPU_PERIOD = 100000  # microseconds; nano_cpus becomes quota over this period, as in Docker
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -64,12 +66,36 @@ def build_process(spec: ContainerSpec, uid: int, gid: int, additional_gids: list
         "cwd": spec.cwd or "/",
         # No inheritable/ambient: a non-root user must not gain caps through file caps.
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+        "rlimits": _rlimits(spec.ulimits, nofile),
         "noNewPrivileges": True,
     }
     if oom_score_adj is not None:
         process["oomScoreAdj"] = oom_score_adj
     return process
+
+
+def _rlimits(ulimits: list[tuple[str, int, int]], nofile: int) -> list[dict[str, Any]]:
+    """The request's (docker --ulimit; -1 unlimited), over the default open-files limit."""
+    limits = {"nofile": (nofile, nofile)}
+    limits.update({name: (soft, hard) for name, soft, hard in ulimits})
+    return [{"type": f"RLIMIT_{name.upper()}", "soft": RLIM_INFINITY if soft == -1 else soft,
+             "hard": RLIM_INFINITY if hard == -1 else hard}
+            for name, (soft, hard) in limits.items()]
+
+
+def check_ulimits(spec: ContainerSpec, host_hard_limit: Callable[[str], int]) -> None:
+    """In a user namespace the runtime cannot raise a hard limit above its own (the
+    kernel says only EPERM): refuse such a request by name. ``host_hard_limit``: the
+    launcher's hard limit by rlimit name, -1 unlimited."""
+    if spec.idmap is None:
+        return
+    for name, _soft, hard in spec.ulimits:
+        ours = host_hard_limit(name)
+        if ours != -1 and (hard == -1 or hard > ours):
+            asked = "unlimited" if hard == -1 else hard
+            raise InvalidArgument(f"ulimit {name}: the hard limit {asked} is above this "
+                                  f"host's {ours}, which a container in a user namespace "
+                                  "cannot raise")
 
 
 def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:

@@ -117,3 +117,12 @@ def resolve_user(rootfs: Path, user: str) -> ResolvedUser:
     extra = sorted({g.gid for g in groups if entry.name and entry.name in g.members}
                    - {entry.gid})
     return ResolvedUser(entry.uid, entry.gid, extra, entry.home)
+
+
+def resolve_groups(rootfs: Path, groups: list[str]) -> list[int]:
+    """Supplementary groups asked for by name (the image's /etc/group) or number."""
+    if not groups:
+        return []
+    known = parse_group(read_file_in_root(rootfs, "/etc/group") or b"") \
+        if any(_numeric(g) is None for g in groups) else []
+    return [_resolve_group(known, g) for g in groups]
