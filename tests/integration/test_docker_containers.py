@@ -393,6 +393,7 @@ def test_extra_hosts_dns_ulimits_and_groups_through_docker(daemon: Daemon) -> No
         docker(daemon, "run", "-d", "--name", "opts1", "--add-host", "db.internal:10.0.0.5",
                "--add-host", "gw:host-gateway", "--dns", "10.9.9.9", "--dns-search", "corp",
                "--dns-option", "ndots:3", "--ulimit", "nofile=300:400", "--group-add", "users",
+               "--shm-size", "128m", "--sysctl", "net.core.somaxconn=777",
                "busybox", "sleep", "300")
         host = docker_json(daemon, "inspect", "opts1")[0]["HostConfig"]
         assert host["ExtraHosts"] == ["db.internal:10.0.0.5", "gw:host-gateway"]
@@ -400,6 +401,9 @@ def test_extra_hosts_dns_ulimits_and_groups_through_docker(daemon: Daemon) -> No
             ["10.9.9.9"], ["corp"], ["ndots:3"])
         assert host["Ulimits"] == [{"Name": "nofile", "Soft": 300, "Hard": 400}]
         assert host["GroupAdd"] == ["users"]
+        assert host["ShmSize"] == 128 << 20 and host["Sysctls"] == {"net.core.somaxconn": "777"}
+        assert docker(daemon, "exec", "opts1", "cat", "/proc/sys/net/core/somaxconn"
+                      ).stdout == "777\n"
         gateway = docker_json(daemon, "network", "inspect", "bridge")[0]["IPAM"]["Config"][0][
             "Gateway"]
         hosts = docker(daemon, "exec", "opts1", "cat", "/etc/hosts").stdout

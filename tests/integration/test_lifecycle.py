@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -337,6 +338,25 @@ def test_extra_hosts_dns_settings_ulimits_and_groups(daemon: Daemon) -> None:
     assert "nameserver 10.9.9.9\nsearch corp.example\noptions ndots:2\n" in files
     assert limits.split("\n")[:4] == ["256", "512", "64", "0"]
     assert set(limits.split("\n")[4].split()) == {"1000", "100", "4242"}
+
+
+def test_shm_size_and_sysctls_of_its_own_namespaces(daemon: Daemon) -> None:
+    out = daemon.cli(
+        "run", "--rm", "--shm-size", "256m", "--sysctl", "net.core.somaxconn=1234",
+        "--sysctl", "net.ipv4.ip_unprivileged_port_start=0", "--sysctl", "kernel.shmmni=999",
+        "busybox", "sh", "-c", "df -k /dev/shm | tail -1; cat /proc/sys/net/core/somaxconn "
+        "/proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni").stdout
+    df, *values = out.split("\n")
+    assert df.split()[1] == str(256 * 1024) and values[:3] == ["1234", "0", "999"]
+    # the host's own values are untouched
+    assert Path("/proc/sys/kernel/shmmni").read_text().strip() != "999"
+    refused(daemon.cli("run", "--rm", "--sysctl", "vm.swappiness=1", "busybox", "true",
+                       check=False), "vm.swappiness", "not allowed")
+    refused(daemon.cli("run", "--rm", "--network", "host", "--sysctl",
+                       "net.core.somaxconn=1", "busybox", "true", check=False),
+            "shares that namespace")
+    refused(daemon.cli("run", "--rm", "--shm-size", "lots", "busybox", "true", check=False),
+            "--shm-size")
 
 
 def test_bad_hosts_dns_ulimits_and_groups_are_refused(daemon: Daemon) -> None:

@@ -66,7 +66,9 @@ def test_the_clis_zero_values_are_accepted() -> None:
     ({"PortBindings": {"80/tcp": [{"HostIp": "nowhere", "HostPort": "80"}]}}, "host_ip"),
     ({"Links": ["db:db"]}, "user-defined network"),
     ({"Dns": ["one.one"]}, "invalid DNS server 'one.one'"),
-    ({"ShmSize": 1 << 30}, "HostConfig.ShmSize"),
+    ({"ShmSize": -1}, "shm_size"),
+    ({"Sysctls": {"vm.swappiness": "1"}}, "sysctl 'vm.swappiness' is not allowed"),
+    ({"Sysctls": {"net.core.somaxconn": 1024}}, "HostConfig.Sysctls: expected string"),
     ({"SecurityOpt": ["seccomp=unconfined"]}, "seccomp=unconfined"),
     ({"LogConfig": {"Type": "syslog", "Config": {}}}, "LogConfig"),
     ({"LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}}}, "LogConfig"),
@@ -291,7 +293,8 @@ def test_hosts_dns_ulimits_and_groups_are_taken() -> None:
     req = translate.container_create(_with(
         ExtraHosts=["db:10.0.0.5", "gw:host-gateway"], Dns=["10.0.0.53"], DnsSearch=["corp"],
         DnsOptions=["ndots:2"], Ulimits=[{"Name": "nofile", "Soft": 100, "Hard": 200}],
-        GroupAdd=["audio", "1234"]))
+        GroupAdd=["audio", "1234"], ShmSize=1 << 30, Sysctls={"net.core.somaxconn": "512"}))
+    assert req.shm_size == 1 << 30 and req.sysctls == {"net.core.somaxconn": "512"}
     assert req.extra_hosts == ["db:10.0.0.5", "gw:host-gateway"]
     assert (req.dns, req.dns_search, req.dns_options) == (["10.0.0.53"], ["corp"], ["ndots:2"])
     assert [(u.name, u.soft, u.hard) for u in req.ulimits] == [("nofile", 100, 200)]

@@ -114,7 +114,11 @@ def test_root_and_standard_mounts() -> None:
     assert mount_at(cfg, "/dev")["type"] == "tmpfs"
     pts = mount_at(cfg, "/dev/pts")
     assert "newinstance" in pts["options"] and "ptmxmode=0666" in pts["options"]
-    assert "size=65536k" in mount_at(cfg, "/dev/shm")["options"]
+    assert "size=67108864" in mount_at(cfg, "/dev/shm")["options"]  # 64 MiB, as docker's
+    big = config(spec(shm_size=1 << 30, sysctls={"net.core.somaxconn": "1024"}))
+    assert "size=1073741824" in mount_at(big, "/dev/shm")["options"]
+    assert big["linux"]["sysctl"] == {"net.core.somaxconn": "1024"}
+    assert "sysctl" not in cfg["linux"]
     assert mount_at(cfg, "/dev/mqueue")["type"] == "mqueue"
     sys_mount = mount_at(cfg, "/sys")
     assert sys_mount["type"] == "sysfs" and "ro" in sys_mount["options"]

@@ -200,7 +200,8 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """--init, --add-host, --dns*, --ulimit, --group-add (checked by the API)."""
+    """--init, --add-host, --dns*, --ulimit, --group-add, --shm-size, --sysctl (checked by
+    the API)."""
     out: dict[str, Any] = {}
     if args.init:
         out["init"] = True
@@ -211,6 +212,10 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
                 else getattr(args, flag)
     if args.ulimit:
         out["ulimits"] = [_ulimit(u) for u in args.ulimit]
+    if args.shm_size is not None:
+        out["shm_size"] = parse_size(args.shm_size, "--shm-size")
+    if args.sysctl:
+        out["sysctls"] = parse_kv(args.sysctl, "sysctl")
     return out
 
 

@@ -63,6 +63,9 @@ def _container_options(p: argparse.ArgumentParser) -> None:
                    help="an rlimit, e.g. nofile=1024:2048")
     p.add_argument("--group-add", action="append", default=[], metavar="GROUP",
                    help="a supplementary group (a name in the image, or a gid)")
+    p.add_argument("--shm-size", metavar="SIZE", help="/dev/shm's size (default 64m)")
+    p.add_argument("--sysctl", action="append", default=[], metavar="KEY=VALUE",
+                   help="a sysctl of its own namespaces (net.*, kernel.shm*, ...)")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
     for flag in ("interval", "timeout", "start-period", "start-interval"):

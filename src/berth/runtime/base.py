@@ -108,6 +108,8 @@ class ContainerSpec:
     dns: DnsSettings = field(default_factory=lambda: DnsSettings())
     ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard)
     group_add: list[str] = field(default_factory=list)  # names (the image's) or gids
+    shm_size: int = 64 * 1024 * 1024  # /dev/shm, bytes
+    sysctls: dict[str, str] = field(default_factory=dict)  # of its own net/IPC namespaces
 
 
 class Status(enum.StrEnum):

@@ -22,6 +22,13 @@ ULIMIT_NAMES = frozenset({"as", "core", "cpu", "data", "fsize", "locks", "memloc
                           "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime",
                           "sigpending", "stack"})
 MAX_RLIMIT = 2**63 - 1
+SHM_SIZE = 64 * 1024 * 1024  # /dev/shm unless asked otherwise (docker's default)
+# Sysctls a container may set (docker's rule): those of its own IPC namespace, and net.*
+# of its own network namespace. Anything else would change the host.
+IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                         "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                         "kernel.shm_rmid_forced"})
+SYSCTL_KEY_RE = re.compile(r"^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$")
 
 
 class Ulimit(BaseModel):
@@ -91,6 +98,33 @@ def check_groups(v: list[str]) -> list[str]:
         if not GROUP_RE.match(item) or (item.isdigit() and int(item) > 2**31 - 1):
             raise ValueError(f"invalid group {item!r}: a group name or a numeric gid")
     return v
+
+
+def check_sysctls(v: dict[str, str]) -> dict[str, str]:
+    """Keys as docker takes them (dots, or slashes as in /proc/sys), values one line."""
+    out = {}
+    for key, value in v.items():
+        name = key.replace("/", ".")
+        if not SYSCTL_KEY_RE.match(name) or ".." in name:
+            raise ValueError(f"invalid sysctl {key!r}")
+        if sysctl_namespace(name) is None:
+            raise ValueError(f"sysctl {key!r} is not allowed: only net.* and the IPC "
+                             "namespace's (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*) "
+                             "belong to a container")
+        if not isinstance(value, str) or not value or len(value) > 4096 or any(
+                c in value for c in "\n\x00"):
+            raise ValueError(f"sysctl {key}: invalid value {value!r}")
+        out[name] = value
+    return out
+
+
+def sysctl_namespace(name: str) -> str | None:
+    """"net" or "ipc": the namespace a sysctl belongs to; None: the host's."""
+    if name.startswith("net."):
+        return "net"
+    if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
+        return "ipc"
+    return None
 
 
 def extra_host_lines(extra_hosts: list[str], gateway: str | None) -> list[tuple[str, str]]:

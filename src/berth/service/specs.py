@@ -255,6 +255,9 @@ class ContainerCreate(ResourcesRequest):
     dns_options: list[str] = Field(default_factory=list, max_length=16)
     ulimits: list[Ulimit] = Field(default_factory=list, max_length=16)
     group_add: list[str] = Field(default_factory=list, max_length=64)
+    # /dev/shm's size in bytes (None: 64 MiB) and sysctls of its own namespaces (net.*, IPC).
+    shm_size: int | None = Field(None, ge=1, le=MAX_BYTES)
+    sysctls: dict[str, str] = Field(default_factory=dict, max_length=64)
 
     @field_validator("name")
     @classmethod
@@ -272,6 +275,7 @@ class ContainerCreate(ResourcesRequest):
     _dns_search = field_validator("dns_search")(runopts.check_search_domains)
     _dns_options = field_validator("dns_options")(runopts.check_dns_options)
     _group_add = field_validator("group_add")(runopts.check_groups)
+    _sysctls = field_validator("sysctls")(runopts.check_sysctls)
 
     @field_validator("ulimits")
     @classmethod
@@ -320,6 +324,13 @@ class ContainerCreate(ResourcesRequest):
                 self.network_of is None:
             raise ValueError(f"extra_hosts: {runopts.HOST_GATEWAY} needs a network (it is "
                              "the network's gateway)")
+        shared = {"net": self.network == "host" or self.pod is not None or
+                  self.network_of is not None, "ipc": self.pod is not None}
+        for name in self.sysctls:
+            if shared[runopts.sysctl_namespace(name) or "net"]:
+                raise ValueError(f"sysctl {name}: the container shares that namespace (with "
+                                 "the host, its pod or another container), so it cannot be "
+                                 "set for it alone")
         if self.network_of is not None and (
                 self.pod is not None or self.network != "none" or self.networks
                 or self.ports or self.publish_all or self.hostname):

@@ -17,10 +17,10 @@ from berth.image.runconfig import (
 )
 from berth.service.endpoints import Attachment, NetState
 from berth.service.health import status_suffix
+from berth.service.runopts import SHM_SIZE
 from berth.store.models import Container
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-SHM_SIZE = 64 * 1024 * 1024
 LOG_CONFIG = {"Type": "json-file", "Config": {}}
 
 
@@ -231,7 +231,8 @@ def host_config(spec: dict[str, Any]) -> dict[str, Any]:
         "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
         "PublishAllPorts": bool(spec.get("publish_all")),
         "ReadonlyRootfs": bool(spec.get("readonly_rootfs")),
-        "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": SHM_SIZE,
+        "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
+        "ShmSize": spec.get("shm_size") or SHM_SIZE, "Sysctls": spec.get("sysctls") or None,
         "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "",
         "CpuShares": spec.get("cpu_shares") or 0, "Memory": spec.get("memory") or 0,
         "NanoCpus": round(cpus * 1e9) if cpus else 0, "CgroupParent": "",

@@ -18,8 +18,6 @@ from berth.service.specs import ContainerCreate, ContainerUpdate, RestartPolicy
 
 __all__ = ["container_create", "container_update", "is_zero", "parse_size", "unsupported"]
 
-# Docker's default /dev/shm (Berth gives every container this size).
-SHM_SIZE = 64 * 1024 * 1024
 DEFAULT_CPU_PERIOD = 100_000
 # Network modes that are not a network of their own.
 BUILTIN_NETWORKS = ("bridge", "host", "none")
@@ -40,7 +38,7 @@ _HOST_USED = {
     "CpuPeriod", "CpuShares", "PidsLimit", "NetworkMode", "LogConfig", "ShmSize",
     "MemorySwappiness", "SecurityOpt", "IpcMode", "CgroupnsMode", "VolumeDriver", "Runtime",
     "Isolation", "PortBindings", "PublishAllPorts", "ExtraHosts", "Dns", "DnsSearch",
-    "DnsOptions", "Ulimits", "GroupAdd",
+    "DnsOptions", "Ulimits", "GroupAdd", "Sysctls",
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
@@ -98,6 +96,8 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "dns_options": host.strs("DnsOptions") or [],
         "ulimits": _ulimits(host),
         "group_add": host.strs("GroupAdd") or [],
+        "shm_size": host.int("ShmSize") or None,
+        "sysctls": _sysctls(host),
     }
     for key in ("AttachStdin", "AttachStdout", "AttachStderr", "NetworkDisabled"):
         cfg.bool(key)  # type-checked; attaching is the client's next request
@@ -105,6 +105,13 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
     if name:
         req["name"] = name
     return _model(ContainerCreate, req)
+
+
+def _sysctls(host: Fields) -> dict[str, str]:
+    found = host.mapping("Sysctls")
+    if not all(isinstance(v, str) for v in found.values()):
+        raise InvalidArgument(f"{host.name('Sysctls')}: expected string values")
+    return dict(found)
 
 
 def _ulimits(host: Fields) -> list[dict[str, Any]]:
@@ -158,10 +165,6 @@ def _healthcheck(cfg: Fields) -> dict[str, Any] | None:
 
 def _host_settings(host: Fields) -> None:
     """Settings whose only honourable values are Berth's own behaviour."""
-    shm = host.int("ShmSize")
-    if shm not in (None, 0, SHM_SIZE):
-        raise InvalidArgument(f"HostConfig.ShmSize: Berth gives every container a "
-                              f"{SHM_SIZE} byte /dev/shm, not {shm}")
     if host.int("MemorySwappiness") not in (None, -1):
         raise unsupported("HostConfig.MemorySwappiness")
     for opt in host.strs("SecurityOpt") or []:

@@ -108,7 +108,7 @@ def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
                      "gid=5"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={spec.shm_size}"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
     ]
@@ -213,6 +213,8 @@ def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: l
         "readonlyPaths": list(READONLY_PATHS),
         "seccomp": default_profile(process["capabilities"]["bounding"]),
     }
+    if spec.sysctls:
+        linux["sysctl"] = dict(spec.sysctls)
     if spec.idmap is not None:
         mapping = [{"containerID": 0, "hostID": spec.idmap.host_base, "size": spec.idmap.size}]
         linux["uidMappings"] = mapping
