@@ -6,6 +6,8 @@ and removing it leaves nothing on the host.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import urllib.request
 from typing import Any
@@ -137,6 +139,38 @@ def test_stop_start_restart_and_remove(daemon: Daemon) -> None:
         call(d, "DELETE", "/v1/pods/cycle", {"force": True})
     names = {c["name"] for c in d.client.containers.list(all=True)}
     assert not names & {"cycle-infra", "cycle-web", "cycle-side"}
+
+
+def test_members_follow_an_infra_container_its_restart_policy_brought_back(
+        daemon: Daemon) -> None:
+    """The infra process dies (killed from outside): its restart policy starts it again with
+    new namespaces, and the members running in the old ones are restarted into the new."""
+    d = daemon
+    call(d, "POST", "/v1/pods", {"start": True}, {"name": "phoenix"})
+    try:
+        member(d, "phoenix-web", "phoenix", "sh", "-c", HTTPD.format(text="again", port=80),
+               stop_timeout=1)
+        until(d, "phoenix-web", "wget -q -O- http://127.0.0.1/")
+        infra = d.client.containers.get("phoenix-infra")
+        web = d.client.containers.get("phoenix-web")
+        os.kill(infra["state"]["pid"], signal.SIGKILL)
+
+        def rejoined() -> bool:
+            i, w = (d.client.containers.get(n) for n in ("phoenix-infra", "phoenix-web"))
+            if i["state"]["status"] != "running" or w["state"]["status"] != "running" or \
+                    w["state"]["pid"] == web["state"]["pid"]:
+                return False
+            return netns(i["state"]["pid"]) == netns(w["state"]["pid"])
+
+        d.wait_for(rejoined, timeout=30, what="the member in the new infra's namespaces")
+        assert d.client.containers.get("phoenix-infra")["state"]["pid"] != infra["state"]["pid"]
+        assert until(d, "phoenix-web", "wget -q -O- http://127.0.0.1/") == "again"
+    finally:
+        call(d, "DELETE", "/v1/pods/phoenix", {"force": True})
+
+
+def netns(pid: int) -> int:
+    return os.stat(f"/proc/{pid}/ns/net").st_ino
 
 
 def test_shared_pid_namespace(daemon: Daemon) -> None:

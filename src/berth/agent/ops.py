@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import shutil
 import signal as signals
 import time
@@ -34,6 +35,14 @@ LIVE = ("running", "paused", "restarting")
 STOP_POLL = 0.05
 KILL_WAIT = 10.0
 POD_START_WAIT = 30.0  # a member waits this long for its pod's infra container
+
+
+def namespace_id(pid: int, kind: str) -> int | None:
+    """The inode of a process's namespace (equal inodes: the same namespace); None: gone."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+    except OSError:
+        return None
 
 
 class ContainerOps:
@@ -197,9 +206,30 @@ class ContainerOps:
                 err.result = {"exit_code": code}  # type: ignore[attr-defined]
                 raise err from None
             raise
-        self.mark_running(row, await self.run(self.backend.state, row.id))
+        started = await self.run(self.backend.state, row.id)
+        self.mark_running(row, started)
         if self.net is not None and plan is not None:  # its ports and name now lead to it
             self.net.request_sync()
+        if row.spec.get("infra_of") and started.pid:
+            await self.run(self.rejoin_members, row.id, started.pid)
+
+    def rejoin_members(self, infra_id: str, infra_pid: int) -> None:
+        """A pod's infra container started while members ran (it died and its restart policy
+        brought it back): its namespaces are new and the members are still in the old ones,
+        without the pod's address. Restart those members into the new ones, as Kubernetes
+        restarts a pod's containers when their sandbox is made anew."""
+        ours = namespace_id(infra_pid, "net")
+        with self.store.session() as s:
+            rows = s.scalars(select(Container).where(Container.status.in_(LIVE))).all()
+            stale = [m for m in rows if (m.spec or {}).get("pod_infra") == infra_id
+                     and m.pid and namespace_id(m.pid, "net") not in (ours, None)]
+            for m in stale:
+                s.add(Action(project_id=m.project_id, container_id=m.id, action="restart",
+                             params={}, request_id="pod-infra-restarted", user="agent",
+                             state="pending", message="", error_status=0, result={},
+                             started_at=time.time()))
+        for m in stale:
+            self.hub.kick_agent(m.id)
 
     async def pod_infra_pid(self, row: Container, infra_id: str) -> int:
         """The PID of the member's pod infra container, started first if it is not running
