@@ -394,6 +394,7 @@ def test_extra_hosts_dns_ulimits_and_groups_through_docker(daemon: Daemon) -> No
                "--add-host", "gw:host-gateway", "--dns", "10.9.9.9", "--dns-search", "corp",
                "--dns-option", "ndots:3", "--ulimit", "nofile=300:400", "--group-add", "users",
                "--shm-size", "128m", "--sysctl", "net.core.somaxconn=777",
+               "--cpuset-cpus", "0", "--memory-reservation", "32m",
                "busybox", "sleep", "300")
         host = docker_json(daemon, "inspect", "opts1")[0]["HostConfig"]
         assert host["ExtraHosts"] == ["db.internal:10.0.0.5", "gw:host-gateway"]
@@ -404,6 +405,11 @@ def test_extra_hosts_dns_ulimits_and_groups_through_docker(daemon: Daemon) -> No
         assert host["ShmSize"] == 128 << 20 and host["Sysctls"] == {"net.core.somaxconn": "777"}
         assert docker(daemon, "exec", "opts1", "cat", "/proc/sys/net/core/somaxconn"
                       ).stdout == "777\n"
+        assert (host["CpusetCpus"], host["MemoryReservation"]) == ("0", 32 << 20)
+        assert docker(daemon, "exec", "opts1", "nproc").stdout == "1\n"
+        docker(daemon, "update", "--memory-reservation", "16m", "opts1")
+        assert docker_json(daemon, "inspect", "opts1")[0]["HostConfig"][
+            "MemoryReservation"] == 16 << 20
         gateway = docker_json(daemon, "network", "inspect", "bridge")[0]["IPAM"]["Config"][0][
             "Gateway"]
         hosts = docker(daemon, "exec", "opts1", "cat", "/etc/hosts").stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -153,5 +154,28 @@ def test_update_of_stopped_container_applies_at_next_start(daemon: Daemon) -> No
         cid = daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")["id"]
         assert _cg("pids", cid, "pids.max") == "45"
         assert int(_cg("memory", cid, "memory.limit_in_bytes")) == 48 * MiB
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_cpusets_and_memory_reservation_at_start_and_live(daemon: Daemon) -> None:
+    name = "lim-cpuset"
+    cpus = sorted(os.sched_getaffinity(0))
+    try:
+        daemon.cli("run", "-d", "--name", name, "--cpuset-cpus", str(cpus[0]),
+                   "--cpuset-mems", "0", "--memory", "64m", "--memory-reservation", "32m",
+                   "busybox", "sleep", "100")
+        cid = daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")["id"]
+        assert daemon.cli("exec", name, "nproc").stdout == "1\n"  # its CPU affinity
+        assert _cg("cpuset", cid, "cpuset.cpus") == str(cpus[0])
+        assert int(_cg("memory", cid, "memory.soft_limit_in_bytes")) == 32 * MiB
+        both = f"{cpus[0]},{cpus[-1]}"
+        daemon.cli("update", "--cpuset-cpus", both, "--memory-reservation", "48m", name)
+        assert daemon.cli("exec", name, "nproc").stdout == f"{len({cpus[0], cpus[-1]})}\n"
+        assert int(_cg("memory", cid, "memory.soft_limit_in_bytes")) == 48 * MiB
+        assert daemon.inspect(name)["config"]["cpuset_cpus"] == both
+        res = daemon.cli("run", "--rm", "--cpuset-cpus", "4095", "busybox", "true",
+                         check=False)
+        assert res.returncode == 125 and "4095 is not on this host" in res.stderr, res
     finally:
         daemon.cli("rm", "-f", name, check=False)

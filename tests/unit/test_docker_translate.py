@@ -299,3 +299,16 @@ def test_hosts_dns_ulimits_and_groups_are_taken() -> None:
     assert (req.dns, req.dns_search, req.dns_options) == (["10.0.0.53"], ["corp"], ["ndots:2"])
     assert [(u.name, u.soft, u.hard) for u in req.ulimits] == [("nofile", 100, 200)]
     assert req.group_add == ["audio", "1234"]
+
+
+def test_cpusets_and_memory_reservation_are_taken() -> None:
+    req = translate.container_create(_with(CpusetCpus="0", CpusetMems="0",
+                                           MemoryReservation=64 << 20))
+    assert (req.cpuset_cpus, req.cpuset_mems, req.memory_reservation) == ("0", "0", 64 << 20)
+    upd = translate.container_update({"CpusetCpus": "0", "MemoryReservation": 32 << 20})
+    assert (upd.cpuset_cpus, upd.memory_reservation) == ("0", 32 << 20)
+    for bad, words in (({"CpusetCpus": "0-"}, "invalid list"), ({"CpusetCpus": "3-1"},
+                       "invalid range"), ({"CpusetCpus": "4096"}, "not on this host"),
+                       ({"Memory": 64 << 20, "MemoryReservation": 128 << 20}, "below")):
+        with pytest.raises(InvalidArgument, match=words):
+            translate.container_create(_with(**bad))

@@ -338,3 +338,10 @@ def test_ulimits_above_the_hosts_are_refused_only_in_a_user_namespace() -> None:
             check(spec(idmap=userns, ulimits=[("nofile", 1, asked)]))
     unlimited = config(spec(ulimits=[("core", -1, -1)]))["process"]["rlimits"][1]
     assert unlimited == {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}
+
+
+def test_cpusets_and_memory_reservation_reach_the_config() -> None:
+    res = Resources(cpuset_cpus="0-1", cpuset_mems="0", memory_reservation=64 << 20)
+    linux = config(spec(resources=res))["linux"]["resources"]
+    assert linux["cpu"] == {"cpus": "0-1", "mems": "0"}
+    assert linux["memory"] == {"reservation": 64 << 20}

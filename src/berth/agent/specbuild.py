@@ -37,6 +37,9 @@ def resources_from(spec: dict[str, Any]) -> Resources:
         nano_cpus=int(cpus * 1e9) if cpus else None,
         cpu_shares=spec.get("cpu_shares"),
         pids_limit=None if pids in (None, -1) else pids,
+        cpuset_cpus=spec.get("cpuset_cpus"),
+        cpuset_mems=spec.get("cpuset_mems"),
+        memory_reservation=spec.get("memory_reservation"),
     )
 
 

@@ -275,7 +275,8 @@ def cmd_update(client: Client, args: argparse.Namespace) -> int:
         changes["restart_policy"] = convert.restart_policy(args.restart)
     if not changes:
         raise convert.UsageError("update: give at least one of --memory, --memory-swap, "
-                                 "--cpus, --cpu-shares, --pids-limit, --restart")
+                                 "--memory-reservation, --cpus, --cpu-shares, --cpuset-cpus, "
+                                 "--cpuset-mems, --pids-limit, --restart")
     return each(args.containers, lambda n: client.containers.update(n, changes))
 
 

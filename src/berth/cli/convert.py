@@ -123,8 +123,10 @@ def resources(args: argparse.Namespace) -> dict[str, Any]:
         out["memory"] = parse_size(args.memory, "memory")
     if args.memory_swap:
         out["memory_swap"] = parse_size(args.memory_swap, "memory-swap")
-    for field in ("cpus", "cpu_shares", "pids_limit"):
-        if getattr(args, field) is not None:
+    if getattr(args, "memory_reservation", None):
+        out["memory_reservation"] = parse_size(args.memory_reservation, "memory-reservation")
+    for field in ("cpus", "cpu_shares", "pids_limit", "cpuset_cpus", "cpuset_mems"):
+        if getattr(args, field, None) is not None:
             out[field] = getattr(args, field)
     return out
 

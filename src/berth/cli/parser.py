@@ -31,6 +31,10 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", type=float)
     p.add_argument("--cpu-shares", type=int)
     p.add_argument("--pids-limit", type=int)
+    p.add_argument("--memory-reservation", metavar="SIZE",
+                   help="a soft memory limit, enforced under pressure")
+    p.add_argument("--cpuset-cpus", metavar="LIST", help='CPUs it may use, e.g. "0-2,4"')
+    p.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes it may use")
     p.add_argument("--restart", default="no", help="no | on-failure[:N] | always | unless-stopped")
     p.add_argument("--entrypoint")
     p.add_argument("--stop-signal")
@@ -338,6 +342,10 @@ def _update(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", type=float)
     p.add_argument("--cpu-shares", type=int)
     p.add_argument("--pids-limit", type=int)
+    p.add_argument("--memory-reservation", metavar="SIZE",
+                   help="a soft memory limit, enforced under pressure")
+    p.add_argument("--cpuset-cpus", metavar="LIST", help='CPUs it may use, e.g. "0-2,4"')
+    p.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes it may use")
     p.add_argument("--restart")
     p.add_argument("containers", nargs="+")
 

@@ -58,6 +58,9 @@ class Resources:
     nano_cpus: int | None = None  # 1e9 = one CPU (cfs quota/period)
     cpu_shares: int | None = None
     pids_limit: int | None = None
+    cpuset_cpus: str | None = None  # "0-2,4"
+    cpuset_mems: str | None = None
+    memory_reservation: int | None = None  # bytes
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import ipaddress
 import os
 import re
 import signal
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -147,6 +148,37 @@ class MountRequest(BaseModel):
         return self
 
 
+def parse_cpuset(text: str, field: str) -> set[int]:
+    """The kernel's list format, "0-2,4" -> {0, 1, 2, 4}."""
+    found: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()) or len(low + high) > 6:
+            raise ValueError(f"{field}: invalid list {text!r}: expected numbers and ranges, "
+                             'e.g. "0-2,4"')
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ValueError(f"{field}: invalid range {part.strip()!r}")
+        found.update(range(first, last + 1))
+    return found
+
+
+def format_cpuset(ids: set[int]) -> str:
+    return ",".join(str(i) for i in sorted(ids)) or "none"
+
+
+def host_cpus() -> set[int]:
+    return set(os.sched_getaffinity(0))
+
+
+def host_mems() -> set[int]:
+    try:
+        text = Path("/sys/devices/system/node/online").read_text().strip()
+    except OSError:
+        return {0}  # no NUMA information: one node
+    return parse_cpuset(text, "nodes") if text else {0}
+
+
 class ResourcesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -157,6 +189,10 @@ class ResourcesRequest(BaseModel):
     cpu_shares: int | None = Field(None, ge=2, le=262_144)
     pids_limit: int | None = Field(None, le=MAX_PIDS,
                                    description="maximum processes; -1 unlimited")
+    cpuset_cpus: str | None = Field(None, max_length=256, description='CPUs, e.g. "0-2,4"')
+    cpuset_mems: str | None = Field(None, max_length=256, description="memory nodes")
+    memory_reservation: int | None = Field(None, ge=0, le=MAX_BYTES,
+                                           description="bytes: a soft limit under pressure")
 
     @model_validator(mode="after")
     def _sane(self) -> ResourcesRequest:
@@ -173,6 +209,15 @@ class ResourcesRequest(BaseModel):
                 raise ValueError(f"cpus: must be between 0.01 and {ncpu} (this host's CPUs)")
         if self.pids_limit is not None and self.pids_limit != -1 and self.pids_limit < 1:
             raise ValueError("pids_limit: must be positive, or -1 for unlimited")
+        if self.memory_reservation and self.memory and self.memory_reservation > self.memory:
+            raise ValueError("memory_reservation: must be below the memory limit")
+        for field, have in (("cpuset_cpus", host_cpus()), ("cpuset_mems", host_mems())):
+            text = getattr(self, field)
+            if text is not None:
+                missing = sorted(parse_cpuset(text, field) - have)
+                if missing:
+                    raise ValueError(f"{field}: {missing[0]} is not on this host (it has "
+                                     f"{format_cpuset(have)})")
         return self
 
 

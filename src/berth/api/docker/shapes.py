@@ -239,9 +239,10 @@ def host_config(spec: dict[str, Any]) -> dict[str, Any]:
         "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": None,
         "BlkioDeviceWriteBps": None, "BlkioDeviceReadIOps": None,
         "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
-        "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
+        "CpuRealtimeRuntime": 0, "CpusetCpus": spec.get("cpuset_cpus") or "",
+        "CpusetMems": spec.get("cpuset_mems") or "", "Devices": [],
         "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0,
-        "KernelMemoryTCP": 0, "MemoryReservation": 0,
+        "KernelMemoryTCP": 0, "MemoryReservation": spec.get("memory_reservation") or 0,
         "MemorySwap": spec.get("memory_swap") or 0, "MemorySwappiness": None,
         "OomKillDisable": False, "PidsLimit": spec.get("pids_limit"),
         "Ulimits": [{"Name": u["name"], "Soft": u["soft"], "Hard": u["hard"]}

@@ -38,7 +38,8 @@ _HOST_USED = {
     "CpuPeriod", "CpuShares", "PidsLimit", "NetworkMode", "LogConfig", "ShmSize",
     "MemorySwappiness", "SecurityOpt", "IpcMode", "CgroupnsMode", "VolumeDriver", "Runtime",
     "Isolation", "PortBindings", "PublishAllPorts", "ExtraHosts", "Dns", "DnsSearch",
-    "DnsOptions", "Ulimits", "GroupAdd", "Sysctls",
+    "DnsOptions", "Ulimits", "GroupAdd", "Sysctls", "CpusetCpus", "CpusetMems",
+    "MemoryReservation",
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
@@ -231,6 +232,11 @@ def _resources(host: Fields) -> dict[str, Any]:
     pids = host.int("PidsLimit")
     if pids:  # Docker: 0 and null leave it unset, -1 is unlimited
         out["pids_limit"] = pids
+    for key, name in (("CpusetCpus", "cpuset_cpus"), ("CpusetMems", "cpuset_mems")):
+        if host.str(key):
+            out[name] = host.str(key)
+    if host.int("MemoryReservation"):
+        out["memory_reservation"] = host.int("MemoryReservation")
     return out
 
 
@@ -318,7 +324,8 @@ def _port_bindings(host: Fields) -> list[dict[str, Any]]:
 # -- update --------------------------------------------------------------------------------
 
 _UPDATE_USED = {"Memory", "MemorySwap", "NanoCpus", "CpuQuota", "CpuPeriod", "CpuShares",
-                "PidsLimit", "RestartPolicy", "MemorySwappiness"}
+                "PidsLimit", "RestartPolicy", "MemorySwappiness", "CpusetCpus", "CpusetMems",
+                "MemoryReservation"}
 
 
 def container_update(body: dict[str, Any]) -> ContainerUpdate:

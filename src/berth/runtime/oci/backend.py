@@ -374,6 +374,12 @@ class OciBackend(RuntimeBackend):
             args += ["--cpu-share", str(resources.cpu_shares)]
         if resources.pids_limit is not None:
             args += ["--pids-limit", str(resources.pids_limit)]
+        if resources.memory_reservation is not None:
+            args += ["--memory-reservation", str(resources.memory_reservation)]
+        for flag, value in (("--cpuset-cpus", resources.cpuset_cpus),
+                            ("--cpuset-mems", resources.cpuset_mems)):
+            if value:
+                args += [flag, value]
         if len(args) > 1:
             self.runc.run(*args, cid)
 

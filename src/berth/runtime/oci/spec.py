@@ -155,9 +155,11 @@ def _resources(res: Resources) -> dict[str, Any]:
         if res.memory is not None and 0 <= res.memory_swap < res.memory:
             raise InvalidArgument("memory_swap must be at least the memory limit")
         memory["swap"] = res.memory_swap
+    if res.memory_reservation:
+        memory["reservation"] = res.memory_reservation
     if memory:
         out["memory"] = memory
-    cpu: dict[str, int] = {}
+    cpu: dict[str, Any] = {}
     if res.nano_cpus:
         if res.nano_cpus < 0:
             raise InvalidArgument("nano_cpus must be positive")
@@ -165,6 +167,10 @@ def _resources(res: Resources) -> dict[str, Any]:
         cpu["period"] = CPU_PERIOD
     if res.cpu_shares:
         cpu["shares"] = res.cpu_shares
+    if res.cpuset_cpus:
+        cpu["cpus"] = res.cpuset_cpus
+    if res.cpuset_mems:
+        cpu["mems"] = res.cpuset_mems
     if cpu:
         out["cpu"] = cpu
     if res.pids_limit is not None and res.pids_limit != 0:
