@@ -364,6 +364,8 @@ def test_bad_hosts_dns_ulimits_and_groups_are_refused(daemon: Daemon) -> None:
                         (["--add-host", "db:nowhere"], ["'nowhere'"]),
                         (["--add-host", "gw:host-gateway"], ["host-gateway", "network"]),
                         (["--dns", "one"], ["DNS server 'one'"]),
+                        (["--dns", "10.0.0.9", "--network", "container:nobody"],
+                         ["dns", "that network's owner"]),
                         (["--ulimit", "bogus=1"], ["unknown ulimit 'bogus'"]),
                         (["--ulimit", "nofile=9:3"], ["soft limit 9", "hard limit 3"]),
                         (["--ulimit", "nofile"], ["--ulimit"]),

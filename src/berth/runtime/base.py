@@ -108,7 +108,7 @@ class ContainerSpec:
     # "user") -> the path of the one to join.
     joins: dict[str, str] = field(default_factory=dict)
     extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # (address, name)
-    dns: DnsSettings = field(default_factory=lambda: DnsSettings())
+    dns: DnsSettings = field(default_factory=DnsSettings)
     ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard)
     group_add: list[str] = field(default_factory=list)  # names (the image's) or gids
     shm_size: int = 64 * 1024 * 1024  # /dev/shm, bytes
