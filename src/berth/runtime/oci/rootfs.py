@@ -193,9 +193,6 @@ def _resolv_for(host_network: bool, nameservers: list[str] | None,
         host_resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
         host_resolv = ""
-    if dns == NO_DNS:
-        return own_resolv_conf(host_resolv, nameservers) if nameservers else \
-            resolv_conf(host_resolv, host_network)
     base = own_resolv_conf(host_resolv, nameservers) if nameservers else \
         "".join(f"nameserver {ns}\n" for ns in dns.servers) if dns.servers else \
         resolv_conf(host_resolv, host_network)
