@@ -338,6 +338,13 @@ def test_extra_hosts_dns_settings_ulimits_and_groups(daemon: Daemon) -> None:
     assert "nameserver 10.9.9.9\nsearch corp.example\noptions ndots:2\n" in files
     assert limits.split("\n")[:4] == ["256", "512", "64", "0"]
     assert set(limits.split("\n")[4].split()) == {"1000", "100", "4242"}
+    # an exec as another user gets the container's --group-add too, as docker's does
+    daemon.cli("run", "-d", "--name", "grouped", "--group-add", "4242", "busybox", "sleep", "60")
+    try:
+        assert "4242" in daemon.cli("exec", "-u", "nobody", "grouped", "id", "-G").stdout.split()
+        assert "4242" in daemon.cli("exec", "grouped", "id", "-G").stdout.split()
+    finally:
+        daemon.cli("rm", "-f", "grouped", check=False)
 
 
 def test_shm_size_and_sysctls_of_its_own_namespaces(daemon: Daemon) -> None:

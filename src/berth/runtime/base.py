@@ -140,6 +140,7 @@ class ExecSpec:
     cwd: str = ""
     user: str = ""
     tty: bool = False
+    group_add: list[str] = field(default_factory=list)  # the container's, added for a user
 
 
 class ExecProcess(ABC):

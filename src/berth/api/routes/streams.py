@@ -135,7 +135,8 @@ async def exec_ws(ws: WebSocket, ref: str) -> None:
         if row.status == "paused":
             raise Conflict(f"container {row.name} is paused: unpause it first")
         proc = await svc.hostops.exec(row.id, ExecSpec(
-            args=req.command, env=req.env, cwd=req.workdir, user=req.user, tty=req.tty))
+            args=req.command, env=req.env, cwd=req.workdir, user=req.user, tty=req.tty,
+            group_add=list(row.spec.get("group_add") or [])))
     except BerthError as e:
         await _ws_error(ws, e.message)
         return

@@ -343,11 +343,13 @@ class OciBackend(RuntimeBackend):
             raise RuntimeFailure("no command given to exec")
         config = json.loads(lay.config.read_text())
         user = None
-        if spec.user:
+        if spec.user:  # that user's groups and, as docker's exec, the container's --group-add
             resolved = resolve_user(lay.rootfs, spec.user)
             user = {"uid": resolved.uid, "gid": resolved.gid}
-            if resolved.additional_gids:
-                user["additionalGids"] = resolved.additional_gids
+            groups = sorted({*resolved.additional_gids,
+                             *resolve_groups(lay.rootfs, spec.group_add)} - {resolved.gid})
+            if groups:
+                user["additionalGids"] = groups
         process = build_exec_process(config["process"], spec, user)
         workdir = lay.run_dir / f"exec-{secrets.token_hex(6)}"
         return RuncExec(self.runc.base_args(), cid, process, workdir)

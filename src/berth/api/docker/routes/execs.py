@@ -130,7 +130,8 @@ async def exec_start(request: Request, eid: str, svc: Svc, ctx: Ctx) -> Response
     inst.started = True
     try:
         proc = await svc.hostops.exec(row.id, ExecSpec(
-            args=inst.command, env=inst.env, cwd=inst.workdir, user=inst.user, tty=inst.tty))
+            args=inst.command, env=inst.env, cwd=inst.workdir, user=inst.user, tty=inst.tty,
+            group_add=list(row.spec.get("group_add") or [])))
     except BaseException:
         inst.started = False
         raise
