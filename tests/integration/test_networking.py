@@ -461,7 +461,12 @@ def test_own_dns_servers_get_the_names_the_network_does_not_know(daemon: Daemon)
         wait_until(lambda: "192.0.2.77" in lookup("dns-own", "far.example"), "the forward")
         assert ip_of(d, "dns-near", "bridge") in lookup("dns-own", "dns-near")
         assert "192.0.2.77" not in lookup("dns-plain", "far.example")  # the host's resolvers
+        # a pod's servers serve its members (which cannot have their own)
+        d.cli("pod", "create", "--dns", "127.0.83.9", "--start", "dns-pod")
+        d.cli("run", "-d", "--name", "dns-member", "--pod", "dns-pod", "busybox", "sleep", "120")
+        wait_until(lambda: "192.0.2.77" in lookup("dns-member", "far.example"), "the pod's")
     finally:
+        d.cli("pod", "rm", "-f", "dns-pod", check=False)
         for name in ("dns-near", "dns-own", "dns-plain"):
             docker(d, "rm", "-f", name, check=False)
         loop.run(upstream.stop())

@@ -358,6 +358,7 @@ def pod_spec(args: argparse.Namespace) -> dict[str, Any]:
         "ip_addresses": pod_addresses(args.ip, networks) or None,
         "ports": [parse_publish(p) for p in args.publish] or None,
         "share": parse_share(args.share),
+        "dns": args.dns or None,
         "start": args.start,
     }
 

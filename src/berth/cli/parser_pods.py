@@ -45,6 +45,8 @@ def _pod(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
                    help="a fixed IPv4 address (NET= when it joins several networks)")
     q.add_argument("-p", "--publish", action="append", default=[],
                    metavar="[IP:][HOST_PORT:]PORT[/PROTO]", help="publish a port of the pod")
+    q.add_argument("--dns", action="append", default=[], metavar="IP",
+                   help="a server for the names its networks do not know")
     q.add_argument("--share", action="append", metavar="ipc,pid",
                    help="namespaces shared besides network and UTS (default: ipc; none: "
                    "neither)")

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from berth.errors import BerthError, Conflict, InvalidArgument
+from berth.service import runopts
 from berth.service.context import Context
 from berth.service.filters import labels_match
 from berth.service.names import new_id
@@ -55,6 +56,8 @@ class PodCreate(BaseModel):
     ports: list[PortPublish] = Field(default_factory=list, max_length=256)
     # Namespaces the members share besides network and UTS: "ipc", "pid".
     share: list[str] = Field(default_factory=lambda: ["ipc"], max_length=4)
+    # DNS servers for the names its networks do not know (its members' --dns).
+    dns: list[str] = Field(default_factory=list, max_length=16)
 
     @field_validator("name")
     @classmethod
@@ -63,6 +66,7 @@ class PodCreate(BaseModel):
 
     _labels = field_validator("labels")(validate_labels)
     _hostname = field_validator("hostname")(check_hostname)
+    _dns = field_validator("dns")(runopts.check_nameservers)
 
     @field_validator("share")
     @classmethod
@@ -190,7 +194,7 @@ class PodService:
         infra_req = ContainerCreate(
             image=image.id, name=f"{req.name}-infra", hostname=req.hostname or req.name,
             labels={"io.berth.pod": req.name}, networks=networks,
-            ip_addresses=req.ip_addresses, ports=req.ports,
+            ip_addresses=req.ip_addresses, ports=req.ports, dns=req.dns,
             restart_policy=RestartPolicy(name="unless-stopped"))
 
         def add_pod(s: Session, infra: Container) -> None:

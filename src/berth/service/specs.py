@@ -371,7 +371,8 @@ class ContainerCreate(ResourcesRequest):
                              "the network's gateway)")
         if self.dns and (self.pod is not None or self.network_of is not None):
             raise ValueError("dns: a container in a pod, or sharing another's network, asks "
-                             "the DNS servers of that network's owner (set them there)")
+                             "the DNS servers of that network's owner (set them there: "
+                             "pod create --dns)")
         shared = {"net": self.network == "host" or self.pod is not None or
                   self.network_of is not None, "ipc": self.pod is not None}
         for name in self.sysctls:
