@@ -387,3 +387,21 @@ def test_bad_hosts_dns_ulimits_and_groups_are_refused(daemon: Daemon) -> None:
     # a group the image does not have: refused at start, nothing left running
     res = daemon.cli("run", "--rm", "--group-add", "nosuch", "busybox", "true", check=False)
     assert res.returncode != 0 and "unable to find group nosuch" in res.stderr, res
+
+
+def test_system_prune_removes_what_nothing_uses(own_daemon: Daemon) -> None:
+    d = own_daemon
+    d.cli("volume", "create", "sp-unused")
+    d.cli("network", "create", "sp-net")
+    dead = d.cli("run", "-d", "--name", "sp-dead", "busybox", "true").stdout.strip()
+    d.wait_for(lambda: d.inspect("sp-dead")["state"]["status"] == "exited", what="exited")
+    d.cli("run", "-d", "--name", "sp-live", "-v", "sp-used:/data", "busybox", "sleep", "60")
+    out = d.cli("system", "prune").stdout  # volumes only when asked
+    assert f"Deleted containers:\n{dead}\n" in out and "Deleted networks:\nsp-net\n" in out
+    assert "volumes" not in out and "Total reclaimed space:" in out
+    out = d.cli("system", "prune", "--volumes").stdout
+    assert "Deleted volumes:\nsp-unused\n" in out and "containers" not in out
+    assert {c["name"] for c in d.client.containers.list(all=True)} == {"sp-live"}
+    assert [v["name"] for v in d.client.volumes.list()] == ["sp-used"]
+    assert any(i for i in d.client.images.list())  # busybox: in use, and not dangling
+    d.cli("rm", "-f", "sp-live")

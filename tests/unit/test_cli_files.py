@@ -1,5 +1,5 @@
-"""`berth cp` argument rules (as docker's) and the parsing of cp, export, diff, port and
-attach."""
+"""`berth cp` argument rules (as docker's) and the parsing of cp, export, diff, port, attach,
+container prune and system prune."""
 
 from __future__ import annotations
 
@@ -38,3 +38,10 @@ def test_file_commands_parse() -> None:
     assert build().parse_args(["diff", "-o", "json", "box"]).output == "json"
     args = build().parse_args(["attach", "--no-stdin", "box"])
     assert (args.no_stdin, args.container) == (True, "box")
+
+
+def test_system_and_container_prune_parse() -> None:
+    args = build().parse_args(["system", "prune", "-a", "--volumes", "-f"])
+    assert (args.cmd, args.system_cmd, args.all, args.volumes) == ("system", "prune", True, True)
+    args = build().parse_args(["container", "prune", "--filter", "until=24h"])
+    assert (args.container_cmd, args.filter) == ("prune", ["until=24h"])

@@ -107,6 +107,7 @@ COMMAND_HELP: dict[str, str] = {
     "update": "change limits of containers",
     "actions": "show a container's actions log",
     "container": "manage containers: prune (the lifecycle commands are top-level)",
+    "system": "prune what nothing uses: stopped containers, networks, images, volumes",
     "cp": "copy files between a container and this host",
     "diff": "show what a container changed in its image's files",
     "export": "write a container's filesystem to a tar archive",
@@ -303,6 +304,16 @@ def _container(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> N
     q = sub.add_parser("prune", help="remove stopped containers", parents=[common])
     q.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="label=K[=V], label!=K[=V], until=24h|DATE")
+    q.add_argument("-f", "--force", action="store_true", help="(no prompt is asked anyway)")
+
+
+def _system(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="system_cmd", metavar="COMMAND", required=True)
+    q = sub.add_parser("prune", parents=[common],
+                       help="remove stopped containers, unused networks, dangling images")
+    q.add_argument("-a", "--all", action="store_true",
+                   help="every image no container uses, not only dangling ones")
+    q.add_argument("--volumes", action="store_true", help="and volumes no container uses")
     q.add_argument("-f", "--force", action="store_true", help="(no prompt is asked anyway)")
 
 
@@ -544,7 +555,8 @@ _ARGS = {
     "pause": _containers, "unpause": _containers, "wait": _containers,
     "inspect": _containers, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
     "exec": _exec, "attach": _attach, "top": _one_container, "stats": _stats,
-    "update": _update, "actions": _one_container, "container": _container, "cp": _cp,
+    "update": _update, "actions": _one_container, "container": _container, "system": _system,
+    "cp": _cp,
     "diff": _one_container, "export": _export, "port": _port, "events": _events,
     "image": _image, "images": _images, "volume": _volume, "pull": _image_alias("pull", _pull),
     "build": _image_alias("build", _build), "push": _image_alias("push", _push),
