@@ -19,16 +19,16 @@ import tarfile
 import tempfile
 
 from berth.cli.convert import UsageError
-from berth.cli.output import emit, write_archive
+from berth.cli.output import emit, write_archive, write_chunks
 from berth.client import Client
+from berth.client.transport import read_chunks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
-    from typing import Any, BinaryIO
+    from typing import Any
 
 GO_DIR, GO_SYMLINK = 1 << 31, 1 << 27  # Docker's path stat uses Go's os.FileMode bits
-CHUNK = 1 << 20
 CHANGE_LETTER = {"added": "A", "modified": "C", "deleted": "D"}
 
 
@@ -75,7 +75,7 @@ def copy_out(client: Client, box: str, path: str, dest: str, *, archive: bool,
     if dest == "-":
         if sys.stdout.isatty():
             raise UsageError("refusing to write an archive to a terminal: redirect it")
-        _write_all(chunks, sys.stdout.buffer)
+        write_chunks(chunks, sys.stdout.buffer)
         return
     is_dir = bool(st["mode"] & GO_DIR)
     top = st["name"]  # the archive's first entry: the base name, or "." (contents)
@@ -134,7 +134,7 @@ def _extract_into(chunks: Iterable[bytes], directory: str, archive: bool) -> Non
     from berth.service import fsextract
 
     with tempfile.TemporaryFile(prefix="berth-cp-") as spool:
-        _write_all(chunks, spool)
+        write_chunks(chunks, spool)
         try:
             spool.seek(0)
             fsextract.check_archive(spool)
@@ -158,12 +158,6 @@ def _umask() -> int:
     return mask
 
 
-def _write_all(chunks: Iterable[bytes], out: BinaryIO) -> None:
-    for chunk in chunks:
-        out.write(chunk)
-    out.flush()
-
-
 # -- into a container -----------------------------------------------------------------------
 
 def copy_in(client: Client, src: str, box: str, path: str, *, archive: bool,
@@ -172,7 +166,7 @@ def copy_in(client: Client, src: str, box: str, path: str, *, archive: bool,
         client.containers.put_archive(box, where, tar, copy_uid_gid=archive)
 
     if src == "-":  # a tar on stdin, extracted into the directory PATH
-        put(path, _read_chunks(sys.stdin.buffer))
+        put(path, read_chunks(sys.stdin.buffer))
         return
     try:
         local = os.stat(src) if follow else os.lstat(src)
@@ -216,7 +210,7 @@ def _tar_of(src: str, arcname: str, follow: bool) -> Iterator[bytes]:
         spool.close()
         raise UsageError(f"cannot read {e.filename or src}: {e.strerror}") from None
     spool.seek(0)
-    return _spooled(spool)
+    return read_chunks(spool, close=True)
 
 
 def _add(tf: tarfile.TarFile, path: str, name: str) -> None:
@@ -231,17 +225,6 @@ def _add(tf: tarfile.TarFile, path: str, name: str) -> None:
     if info.isdir():
         for entry in sorted(os.listdir(path)):
             _add(tf, os.path.join(path, entry), posixpath.join(name, entry))
-
-
-def _spooled(spool: BinaryIO) -> Iterator[bytes]:
-    with spool:
-        while chunk := spool.read(CHUNK):
-            yield chunk
-
-
-def _read_chunks(stream: BinaryIO) -> Iterator[bytes]:
-    while chunk := stream.read(CHUNK):
-        yield chunk
 
 
 # -- export, diff, port ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from typing import Any
+    from typing import Any, BinaryIO
 
 
 def emit(data: Any, fmt: str, columns: list[tuple[str, Any]] | None = None) -> None:
@@ -121,22 +121,24 @@ def each(names: list[str], fn: Any) -> int:
     return failed
 
 
+def write_chunks(chunks: Iterable[bytes], out: BinaryIO) -> None:
+    for chunk in chunks:
+        out.write(chunk)
+    out.flush()
+
+
 def write_archive(chunks: Iterable[bytes], file: str | None) -> None:
     """An archive to ``file``, or to standard output (the caller has refused a terminal).
     Written beside the file first: an interrupted one never sits under the real name."""
     from berth.cli.convert import UsageError
 
     if file is None:
-        out = sys.stdout.buffer
-        for chunk in chunks:
-            out.write(chunk)
-        out.flush()
+        write_chunks(chunks, sys.stdout.buffer)
         return
     partial = f"{file}.berth-partial"
     try:
         with open(partial, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
+            write_chunks(chunks, f)
         os.replace(partial, file)
     except OSError as e:
         raise UsageError(f"cannot write {file}: {e.strerror}") from None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from berth.client.images import _chunks, _progress
-from berth.client.transport import Transport
+from berth.client.images import _progress
+from berth.client.transport import Transport, read_chunks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,5 +71,5 @@ class Builds:
                       "no_cache": no_cache or None, "pull": pull or None,
                       "build_arg": [f"{k}={v}" for k, v in (build_args or {}).items()] or None,
                       "label": [f"{k}={v}" for k, v in (labels or {}).items()] or None}
-            resp = self._t.open("POST", "/v1/build", params, raw=_chunks(body))
+            resp = self._t.open("POST", "/v1/build", params, raw=read_chunks(body))
             yield from _progress(resp)

@@ -17,7 +17,13 @@ from berth.client.identity import Projects, Tokens, Users
 from berth.client.images import Images, Registries
 from berth.client.networking import Networks, Pods, Services
 from berth.client.paging import Page, fetch
-from berth.client.transport import DEFAULT_HOST, APIError, Transport, read_frames
+from berth.client.transport import (
+    DEFAULT_HOST,
+    APIError,
+    Transport,
+    read_chunks,
+    read_frames,
+)
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
@@ -161,7 +167,7 @@ class _Containers:
         except ValueError:
             resp.close()
             raise APIError(502, f"berthd sent no valid {PATH_STAT_HEADER} header") from None
-        return stat, _chunks(resp)
+        return stat, read_chunks(resp, close=True)
 
     def put_archive(self, ref: str, path: str, tar: Iterable[bytes], *,
                     copy_uid_gid: bool = False, no_overwrite_dir: bool = False) -> None:
@@ -173,7 +179,7 @@ class _Containers:
 
     def export(self, ref: str) -> Iterator[bytes]:
         """A tar of the container's root filesystem (its volumes left out)."""
-        return _chunks(self._t.open("GET", f"/v1/containers/{ref}/export"))
+        return read_chunks(self._t.open("GET", f"/v1/containers/{ref}/export"), close=True)
 
     def changes(self, ref: str) -> list[dict[str, str]]:
         """[{"path", "kind": added|modified|deleted}]: what differs from its image."""
@@ -259,12 +265,6 @@ def _data_lines(resp: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     for line in resp:
         if line.startswith(b"data: "):
             yield json.loads(line[6:])
-
-
-def _chunks(resp: Any) -> Iterator[bytes]:
-    with resp:
-        while chunk := resp.read(1 << 20):
-            yield chunk
 
 
 __all__ = ["APIError", "Client"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from berth.client.paging import Page, fetch
-from berth.client.transport import APIError, Transport
+from berth.client.transport import APIError, Transport, read_chunks
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
@@ -22,11 +22,6 @@ def _progress(resp: Any) -> Iterator[dict[str, Any]]:
         if "error" in event:
             raise APIError(int(event.get("status") or 500), event["error"], event)
         yield event
-
-
-def _chunks(stream: BinaryIO) -> Iterator[bytes]:
-    while chunk := stream.read(1 << 20):
-        yield chunk
 
 
 class Images:
@@ -75,12 +70,11 @@ class Images:
         yield from _progress(resp)
 
     def import_archive(self, stream: BinaryIO) -> list[dict[str, Any]]:
-        return self._t.call("POST", "/v1/images/import", raw=_chunks(stream))
+        return self._t.call("POST", "/v1/images/import", raw=read_chunks(stream))
 
     def save(self, refs: list[str], format: str = "docker-archive") -> Iterator[bytes]:
         resp = self._t.open("GET", "/v1/images/save", {"ref": refs, "format": format})
-        while chunk := resp.read(1 << 20):
-            yield chunk
+        yield from read_chunks(resp, close=True)
 
     def build_base(self, kind: str = "busybox", tag: str | None = None) -> dict[str, Any]:
         return self._t.call("POST", "/v1/images/build-base", body={"kind": kind, "tag": tag})

@@ -228,6 +228,17 @@ def _close(sock: socket.socket | None) -> None:
         sock.close()
 
 
+def read_chunks(source: Any, *, close: bool = False) -> Iterator[bytes]:
+    """``source`` (a response, a file) read to its end in 1 MiB pieces; ``close``: then
+    closed, also when the reader stops early."""
+    try:
+        while chunk := source.read(1 << 20):
+            yield chunk
+    finally:
+        if close:
+            source.close()
+
+
 def read_frames(resp: Response) -> Iterator[tuple[int, bytes]]:
     """Docker-style multiplexed frames: (stream, data) until the response ends."""
     while True:
