@@ -48,7 +48,7 @@ from berth.runtime.oci.procutil import (
 from berth.runtime.oci.runc import RuncCli, clean_error, find_runtime, is_not_running
 from berth.runtime.oci.spec import build_oci_config, cgroups_path, check_ulimits, hostname_of
 from berth.runtime.oci.top import process_table
-from berth.runtime.oci.user import resolve_groups, resolve_user
+from berth.runtime.oci.user import resolve_user, supplementary_gids
 
 CONMON_EXIT_WAIT = 5.0
 CONMON_CGROUP = "/berth-conmon"  # outside /berth so a container's cgroup never holds it
@@ -127,8 +127,7 @@ class OciBackend(RuntimeBackend):
         rootfs.mount_overlay(lay.rootfs, rootfs.overlay_options(
             list(spec.layers), lay.upper, lay.work, lay.empty_lower))
         user = resolve_user(lay.rootfs, spec.user)
-        groups = sorted({*user.additional_gids, *resolve_groups(lay.rootfs, spec.group_add)}
-                        - {user.gid})
+        groups = supplementary_gids(lay.rootfs, user, spec.group_add)
         files = rootfs.write_etc_files(lay.dir, hostname_of(spec), spec.network == "host",
                                        spec.addresses, spec.nameservers,
                                        extra_hosts=spec.extra_hosts, dns=spec.dns)
@@ -346,8 +345,7 @@ class OciBackend(RuntimeBackend):
         if spec.user:  # that user's groups and, as docker's exec, the container's --group-add
             resolved = resolve_user(lay.rootfs, spec.user)
             user = {"uid": resolved.uid, "gid": resolved.gid}
-            groups = sorted({*resolved.additional_gids,
-                             *resolve_groups(lay.rootfs, spec.group_add)} - {resolved.gid})
+            groups = supplementary_gids(lay.rootfs, resolved, spec.group_add)
             if groups:
                 user["additionalGids"] = groups
         process = build_exec_process(config["process"], spec, user)

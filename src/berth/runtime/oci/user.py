@@ -119,6 +119,12 @@ def resolve_user(rootfs: Path, user: str) -> ResolvedUser:
     return ResolvedUser(entry.uid, entry.gid, extra, entry.home)
 
 
+def supplementary_gids(rootfs: Path, user: ResolvedUser, group_add: list[str]) -> list[int]:
+    """The user's own supplementary groups and the container's --group-add ones, without
+    the primary group."""
+    return sorted({*user.additional_gids, *resolve_groups(rootfs, group_add)} - {user.gid})
+
+
 def resolve_groups(rootfs: Path, groups: list[str]) -> list[int]:
     """Supplementary groups asked for by name (the image's /etc/group) or number."""
     if not groups:
