@@ -8,8 +8,14 @@ from typing import Any
 
 from berth.errors import InvalidArgument
 from berth.image.runconfig import combine_command, image_user, image_workdir, merge_env
-from berth.runtime.base import ContainerSpec, DnsSettings, IdMapping, MountSpec, Resources
-from berth.service import runopts
+from berth.runtime.base import (
+    SHM_SIZE,
+    ContainerSpec,
+    DnsSettings,
+    IdMapping,
+    MountSpec,
+    Resources,
+)
 from berth.service.specs import parse_signal
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -86,7 +92,7 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
         dns=DnsSettings.of(spec),
         ulimits=[(u["name"], int(u["soft"]), int(u["hard"])) for u in spec.get("ulimits") or []],
         group_add=list(spec.get("group_add") or []),
-        shm_size=spec.get("shm_size") or runopts.SHM_SIZE,
+        shm_size=spec.get("shm_size") or SHM_SIZE,
         sysctls=dict(spec.get("sysctls") or {}),
     )
 

@@ -63,6 +63,9 @@ class Resources:
     memory_reservation: int | None = None  # bytes
 
 
+SHM_SIZE = 64 * 1024 * 1024  # /dev/shm unless asked otherwise (docker's default)
+
+
 @dataclass(frozen=True)
 class DnsSettings:
     """A container's own resolv.conf settings (empty: the network's or the host's)."""
@@ -111,7 +114,7 @@ class ContainerSpec:
     dns: DnsSettings = field(default_factory=DnsSettings)
     ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard)
     group_add: list[str] = field(default_factory=list)  # names (the image's) or gids
-    shm_size: int = 64 * 1024 * 1024  # /dev/shm, bytes
+    shm_size: int = SHM_SIZE  # /dev/shm, bytes
     sysctls: dict[str, str] = field(default_factory=dict)  # of its own net/IPC namespaces
 
 

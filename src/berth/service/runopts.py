@@ -22,7 +22,6 @@ ULIMIT_NAMES = frozenset({"as", "core", "cpu", "data", "fsize", "locks", "memloc
                           "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime",
                           "sigpending", "stack"})
 MAX_RLIMIT = 2**63 - 1
-SHM_SIZE = 64 * 1024 * 1024  # /dev/shm unless asked otherwise (docker's default)
 # Sysctls a container may set (docker's rule): those of its own IPC namespace, and net.*
 # of its own network namespace. Anything else would change the host.
 IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",

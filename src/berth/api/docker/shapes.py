@@ -15,9 +15,9 @@ from berth.image.runconfig import (
     image_stop_signal,
     merge_env,
 )
+from berth.runtime.base import SHM_SIZE
 from berth.service.endpoints import Attachment, NetState
 from berth.service.health import status_suffix
-from berth.service.runopts import SHM_SIZE
 from berth.store.models import Container
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
