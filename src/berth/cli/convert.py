@@ -123,10 +123,10 @@ def resources(args: argparse.Namespace) -> dict[str, Any]:
         out["memory"] = parse_size(args.memory, "memory")
     if args.memory_swap:
         out["memory_swap"] = parse_size(args.memory_swap, "memory-swap")
-    if getattr(args, "memory_reservation", None):
+    if args.memory_reservation:
         out["memory_reservation"] = parse_size(args.memory_reservation, "memory-reservation")
     for field in ("cpus", "cpu_shares", "pids_limit", "cpuset_cpus", "cpuset_mems"):
-        if getattr(args, field, None) is not None:
+        if getattr(args, field) is not None:
             out[field] = getattr(args, field)
     return out
 
@@ -207,11 +207,12 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if args.init:
         out["init"] = True
-    for flag, key in (("add_host", "extra_hosts"), ("dns", "dns"), ("dns_search", "dns_search"),
+    if args.add_host:
+        out["extra_hosts"] = [_host_entry(v) for v in args.add_host]
+    for flag, key in (("dns", "dns"), ("dns_search", "dns_search"),
                       ("dns_option", "dns_options"), ("group_add", "group_add")):
         if getattr(args, flag):
-            out[key] = [_host_entry(v) for v in args.add_host] if flag == "add_host" \
-                else getattr(args, flag)
+            out[key] = getattr(args, flag)
     if args.ulimit:
         out["ulimits"] = [_ulimit(u) for u in args.ulimit]
     if args.shm_size is not None:

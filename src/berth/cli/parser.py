@@ -12,6 +12,19 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 
+def _limits(p: argparse.ArgumentParser) -> None:
+    """The resource limits, as run and create take them and update changes them."""
+    p.add_argument("-m", "--memory", help="memory limit, e.g. 64m")
+    p.add_argument("--memory-swap", help="memory+swap limit, -1 for unlimited")
+    p.add_argument("--memory-reservation", metavar="SIZE",
+                   help="a soft memory limit, enforced under pressure")
+    p.add_argument("--cpus", type=float)
+    p.add_argument("--cpu-shares", type=int)
+    p.add_argument("--cpuset-cpus", metavar="LIST", help='CPUs it may use, e.g. "0-2,4"')
+    p.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes it may use")
+    p.add_argument("--pids-limit", type=int)
+
+
 def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="container name (unique in the project)")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
@@ -26,15 +39,7 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mount", action="append", default=[],
                    metavar="type=bind|volume|tmpfs,source=…,target=…[,readonly]")
     p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:size=64m,mode=1777]")
-    p.add_argument("-m", "--memory", help="memory limit, e.g. 64m")
-    p.add_argument("--memory-swap", help="memory+swap limit, -1 for unlimited")
-    p.add_argument("--cpus", type=float)
-    p.add_argument("--cpu-shares", type=int)
-    p.add_argument("--pids-limit", type=int)
-    p.add_argument("--memory-reservation", metavar="SIZE",
-                   help="a soft memory limit, enforced under pressure")
-    p.add_argument("--cpuset-cpus", metavar="LIST", help='CPUs it may use, e.g. "0-2,4"')
-    p.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes it may use")
+    _limits(p)
     p.add_argument("--restart", default="no", help="no | on-failure[:N] | always | unless-stopped")
     p.add_argument("--entrypoint")
     p.add_argument("--stop-signal")
@@ -348,15 +353,7 @@ def _stats(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 
 def _update(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
-    p.add_argument("-m", "--memory")
-    p.add_argument("--memory-swap")
-    p.add_argument("--cpus", type=float)
-    p.add_argument("--cpu-shares", type=int)
-    p.add_argument("--pids-limit", type=int)
-    p.add_argument("--memory-reservation", metavar="SIZE",
-                   help="a soft memory limit, enforced under pressure")
-    p.add_argument("--cpuset-cpus", metavar="LIST", help='CPUs it may use, e.g. "0-2,4"')
-    p.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes it may use")
+    _limits(p)
     p.add_argument("--restart")
     p.add_argument("containers", nargs="+")
 
