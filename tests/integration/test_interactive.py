@@ -73,13 +73,18 @@ def test_run_it_shell_through_a_pty(daemon: Daemon) -> None:
         daemon.cli("rm", "-f", name, check=False)
 
 
+def run_shell_then_detach(daemon: Daemon, name: str) -> None:
+    """`run -it` a shell, then ctrl-p ctrl-q: the CLI leaves with 0, the shell runs on."""
+    with pty_session(daemon, "run", "-it", "--name", name, "busybox", "sh") as s:
+        s.read_until(BANNER)
+        s.send(b"\x10\x11")
+        assert s.wait(timeout=30) == 0, s.seen
+
+
 def test_run_it_detach_keys_leave_container_running(daemon: Daemon) -> None:
     name = "it-detach"
     try:
-        with pty_session(daemon, "run", "-it", "--name", name, "busybox", "sh") as s:
-            s.read_until(BANNER)
-            s.send(b"\x10\x11")
-            assert s.wait(timeout=30) == 0, s.seen
+        run_shell_then_detach(daemon, name)
         assert _status(daemon, name) == "running"
         # Still a live shell: exec into it works.
         assert daemon.cli("exec", name, "echo", "alive").stdout == "alive\n"
@@ -164,10 +169,7 @@ def test_exec_streams_and_exit_code(daemon: Daemon) -> None:
 def test_attach_to_a_detached_shell_then_its_exit_code(daemon: Daemon) -> None:
     name = "it-attach"
     try:
-        with pty_session(daemon, "run", "-it", "--name", name, "busybox", "sh") as s:
-            s.read_until(BANNER)
-            s.send(b"\x10\x11")
-            assert s.wait(timeout=30) == 0, s.seen
+        run_shell_then_detach(daemon, name)
         with pty_session(daemon, "attach", name) as s:
             s.send(b"echo $((6*9))\r")
             s.read_until(b"54")
