@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from berth import __version__
 from berth.paths import DEFAULT_ROOT, DEFAULT_RUN_ROOT, HostPaths
+from berth.runtime.base import LogLimits
+from berth.service.specs import DEFAULT_LOG_LIMITS, MAX_LOG_FILES, MIN_LOG_SIZE
+from berth.units import bytes_of
 
 if TYPE_CHECKING:
     import uvicorn
@@ -27,6 +30,22 @@ log = logging.getLogger("berth")
 DEFAULT_USERNS_BASE = 1_000_000_000  # far above any uid a distribution hands out
 DEFAULT_POLICY = Path("/etc/berth/policy.json")
 DEFAULT_REGISTRIES_D = Path("/etc/berth/registries.d")
+
+
+def _log_size(text: str) -> int | None:
+    if text.strip() == "-1":
+        return None
+    size = bytes_of(text)
+    if size is None or size < MIN_LOG_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size of at least {MIN_LOG_SIZE} bytes (e.g. 20m), or -1")
+    return size
+
+
+def _log_files(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LOG_FILES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to {MAX_LOG_FILES}")
+    return int(text)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,6 +84,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--insecure-tcp", action="store_true",
                    help="allow --listen without TLS (loopback addresses only)")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--log-max-size", type=_log_size, metavar="SIZE",
+                   default=DEFAULT_LOG_LIMITS.max_size,
+                   help="containers' default log size limit, per file (default 20m; "
+                        "-1: none)")
+    p.add_argument("--log-max-files", type=_log_files, metavar="N",
+                   default=DEFAULT_LOG_LIMITS.max_files,
+                   help="containers' default number of log files kept (default 5)")
     p.add_argument("--version", action="version", version=f"berthd {__version__}")
     return p.parse_args(argv)
 
@@ -199,7 +225,9 @@ async def serve(args: argparse.Namespace) -> None:
     vips = VipServices(store)
     images.hub = volumes.hub = networks.hub = vips.hub = hub  # events go out on the stream
     containers = ContainerService(store, hub, host, backend.capabilities, images, volumes,
-                                  admit=trust.admit, quotas=quotas)
+                                  admit=trust.admit, quotas=quotas,
+                                  log_defaults=LogLimits(args.log_max_size,
+                                                         args.log_max_files))
     agent = Agent(store, hub, backend, layers, host, idmaps, paths.volumes, fresh_boot=fresh,
                   net=NetOps(store, paths.run_root, host))
     hub.attach_agent(agent.kick)

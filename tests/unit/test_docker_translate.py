@@ -8,6 +8,7 @@ import pytest
 
 from berth.api.docker import shapes, translate
 from berth.errors import InvalidArgument
+from berth.runtime.base import LogLimits
 from berth.store.models import Container
 
 # What the docker CLI 20.10 sends for `docker create busybox sleep 5`: zeros everywhere.
@@ -70,8 +71,14 @@ def test_the_clis_zero_values_are_accepted() -> None:
     ({"Sysctls": {"vm.swappiness": "1"}}, "sysctl 'vm.swappiness' is not allowed"),
     ({"Sysctls": {"net.core.somaxconn": 1024}}, "HostConfig.Sysctls: expected string"),
     ({"SecurityOpt": ["seccomp=unconfined"]}, "seccomp=unconfined"),
-    ({"LogConfig": {"Type": "syslog", "Config": {}}}, "LogConfig"),
-    ({"LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}}}, "LogConfig"),
+    ({"LogConfig": {"Type": "syslog", "Config": {}}}, "LogConfig.Type 'syslog'"),
+    ({"LogConfig": {"Type": "json-file", "Config": {"compress": "true"}}},
+     "LogConfig.Config.compress: unsupported log option"),
+    ({"LogConfig": {"Config": {"max-size": "huge"}}}, "LogConfig.Config.max-size: invalid"),
+    ({"LogConfig": {"Config": {"max-size": "1k"}}}, "max_size must be at least 4096"),
+    ({"LogConfig": {"Config": {"max-file": "3", "max-size": "-1"}}},
+     "log max_files needs a max_size"),
+    ({"LogConfig": {"Config": {"max-file": "0"}}}, "max_files"),
     ({"NetworkMode": "container:"}, "names no container"),
     ({"IpcMode": "host"}, "IpcMode"),
     ({"Memory": "lots"}, "HostConfig.Memory: expected an integer"),
@@ -239,7 +246,8 @@ def test_inspect_shape() -> None:
                    {"type": "volume", "target": "/v", "volume": "vol1", "source": "/x",
                     "readonly": False, "anonymous": False},
                    {"type": "tmpfs", "target": "/t", "readonly": False,
-                    "options": ["mode=1777"]}], init=True)
+                    "options": ["mode=1777"]}], init=True,
+               log={"max_size": 1 << 20, "max_files": 3})
     info = shapes.inspect(row, IMAGE)
     assert info["Name"] == "/box" and info["Path"] == "sleep" and info["Args"] == ["300"]
     assert info["Created"] == "2023-11-14T22:13:20.5Z"
@@ -253,6 +261,8 @@ def test_inspect_shape() -> None:
     assert host["Memory"] == 64 << 20 and host["NetworkMode"] == "bridge"
     assert host["Binds"] == ["vol1:/v"] and host["Tmpfs"] == {"/t": "mode=1777"}
     assert host["Init"] is True and host["RestartPolicy"]["Name"] == "no"
+    assert host["LogConfig"] == {"Type": "json-file",
+                                 "Config": {"max-size": "1048576", "max-file": "3"}}
     assert info["Mounts"][0] == {"Type": "volume", "Name": "vol1", "Source": "/x",
                                  "Destination": "/v", "Driver": "local", "Mode": "",
                                  "RW": True, "Propagation": ""}
@@ -299,6 +309,24 @@ def test_hosts_dns_ulimits_and_groups_are_taken() -> None:
     assert (req.dns, req.dns_search, req.dns_options) == (["10.0.0.53"], ["corp"], ["ndots:2"])
     assert [(u.name, u.soft, u.hard) for u in req.ulimits] == [("nofile", 100, 200)]
     assert req.group_add == ["audio", "1234"]
+
+
+def test_log_options_are_taken_and_shown() -> None:
+    req = translate.container_create(_with(LogConfig={
+        "Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}))
+    assert req.log is not None and (req.log.max_size, req.log.max_files) == (10 << 20, 3)
+    assert translate.container_create(_with(LogConfig={"Type": "", "Config": {}})).log is None
+    unlimited = translate.container_create(_with(LogConfig={"Config": {"max-size": "-1"}}))
+    assert unlimited.log is not None
+    assert unlimited.log.merged(LogLimits(1 << 20, 5)) == {"max_size": None, "max_files": 1}
+    # A field left out takes the daemon's default, as docker merges its daemon log-opts.
+    assert req.log.merged(LogLimits(1 << 20, 5)) == {"max_size": 10 << 20, "max_files": 3}
+    only_files = translate.container_create(_with(LogConfig={"Config": {"max-file": "2"}}))
+    assert only_files.log is not None
+    assert only_files.log.merged(LogLimits(1 << 20, 5)) == {"max_size": 1 << 20,
+                                                            "max_files": 2}
+    with pytest.raises(InvalidArgument, match="needs a max_size"):
+        only_files.log.merged(LogLimits(None, 1))
 
 
 def test_cpusets_and_memory_reservation_are_taken() -> None:

@@ -97,6 +97,7 @@ class Agent:
         await self._sync_network()
         self.ready.set()
         await self.ops.hub.changed()
+        await self.ops.run(self.ops.backend.start_watching)
         watch_dir = self.ops.backend.exit_watch_dir()
         if watch_dir is not None:
             self._watcher = ExitWatcher(watch_dir, self.kick)

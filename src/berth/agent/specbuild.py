@@ -13,6 +13,7 @@ from berth.runtime.base import (
     ContainerSpec,
     DnsSettings,
     IdMapping,
+    LogLimits,
     MountSpec,
     Resources,
 )
@@ -94,6 +95,7 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
         group_add=list(spec.get("group_add") or []),
         shm_size=spec.get("shm_size") or SHM_SIZE,
         sysctls=dict(spec.get("sysctls") or {}),
+        log=LogLimits.of(spec),
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import re
 
+from berth.units import bytes_of
+
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$", re.IGNORECASE)
 
 
 class UsageError(Exception):
@@ -21,11 +21,11 @@ def parse_size(text: str, what: str) -> int:
     """'64m', '1g', '512k', '1048576' -> bytes; '-1' stays -1 (unlimited)."""
     if text.strip() == "-1":
         return -1
-    m = _SIZE_RE.match(text.strip())
-    if not m:
+    size = bytes_of(text)
+    if size is None:
         raise UsageError(f"invalid {what} {text!r}: use a number with an optional unit "
                          "(b, k, m, g), e.g. 64m")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return size
 
 
 def parse_kv(items: list[str], what: str) -> dict[str, str]:
@@ -219,6 +219,28 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         out["shm_size"] = parse_size(args.shm_size, "--shm-size")
     if args.sysctl:
         out["sysctls"] = parse_kv(args.sysctl, "sysctl")
+    if args.log_driver not in (None, *FILE_LOG_DRIVERS):
+        raise UsageError(f"invalid --log-driver {args.log_driver!r}: Berth keeps every "
+                         f"container's log itself ({', '.join(FILE_LOG_DRIVERS)})")
+    if args.log_opt:
+        out["log"] = _log_options(parse_kv(args.log_opt, "--log-opt"))
+    return out
+
+
+FILE_LOG_DRIVERS = ("json-file", "local", "k8s-file")  # all mean Berth's own file log
+
+
+def _log_options(opts: dict[str, str]) -> dict[str, int]:
+    out = {}
+    for key, value in opts.items():
+        if key == "max-size":
+            out["max_size"] = parse_size(value, "--log-opt max-size")
+        elif key == "max-file":
+            if not value.isdigit():
+                raise UsageError(f"invalid --log-opt max-file {value!r}: a number of files")
+            out["max_files"] = int(value)
+        else:
+            raise UsageError(f"unknown --log-opt {key!r}: use max-size or max-file")
     return out
 
 

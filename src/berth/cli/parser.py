@@ -75,6 +75,10 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shm-size", metavar="SIZE", help="/dev/shm's size (default 64m)")
     p.add_argument("--sysctl", action="append", default=[], metavar="KEY=VALUE",
                    help="a sysctl of its own namespaces (net.*, kernel.shm*, ...)")
+    p.add_argument("--log-driver", metavar="DRIVER",
+                   help="json-file, local or k8s-file: Berth keeps every log itself")
+    p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="max-size=SIZE (per file; -1: none), max-file=N (files kept)")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
     for flag in ("interval", "timeout", "start-period", "start-interval"):

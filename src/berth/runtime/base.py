@@ -67,6 +67,20 @@ SHM_SIZE = 64 * 1024 * 1024  # /dev/shm unless asked otherwise (docker's default
 
 
 @dataclass(frozen=True)
+class LogLimits:
+    """How much of a container's output is kept: files of at most max_size bytes (None:
+    one file without limit), the newest max_files of them."""
+
+    max_size: int | None = None
+    max_files: int = 1
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> LogLimits:
+        log = spec.get("log") or {}
+        return cls(log.get("max_size"), int(log.get("max_files") or 1))
+
+
+@dataclass(frozen=True)
 class DnsSettings:
     """A container's own resolv.conf settings (empty: the network's or the host's)."""
 
@@ -116,6 +130,7 @@ class ContainerSpec:
     group_add: list[str] = field(default_factory=list)  # names (the image's) or gids
     shm_size: int = SHM_SIZE  # /dev/shm, bytes
     sysctls: dict[str, str] = field(default_factory=dict)  # of its own net/IPC namespaces
+    log: LogLimits = field(default_factory=LogLimits)
 
 
 class Status(enum.StrEnum):
@@ -240,6 +255,11 @@ class RuntimeBackend(ABC):
         """Free a stopped container's runtime resources (runtime state, monitor, rootfs
         mount, cgroup) but keep its writable layer and log, so that ``create`` can run it
         again. Idempotent."""
+
+    def start_watching(self) -> None:
+        """Start whatever the backend watches on its own while the agent runs (called once,
+        after the agent has adopted the host's containers). Nothing by default."""
+        return None
 
     def exit_watch_dir(self) -> Path | None:
         """A directory in which the monitor writes a file when a container exits, for the

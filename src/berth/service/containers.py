@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.runtime.base import Capability
+from berth.runtime.base import Capability, LogLimits
 from berth.service import endpoints, grants, health, ipam
 from berth.service.context import Context, find_action
 from berth.service.filters import labels_match, parse_time
@@ -33,8 +33,10 @@ from berth.service.paging import (
 from berth.service.quotas import QuotaService, container_demand, update_demand
 from berth.service.selectors import Selector, from_label_filters
 from berth.service.specs import (
+    DEFAULT_LOG_LIMITS,
     ContainerCreate,
     ContainerUpdate,
+    LogOptions,
     parse_signal,
     validate_name,
 )
@@ -58,8 +60,10 @@ class ContainerService:
     def __init__(self, store: Store, hub: Hub, host: str, capabilities: frozenset[Capability],
                  images: ImageService, volumes: VolumeService,
                  admit: Callable[[Context, Image], None] | None = None,
-                 quotas: QuotaService | None = None) -> None:
+                 quotas: QuotaService | None = None,
+                 log_defaults: LogLimits = DEFAULT_LOG_LIMITS) -> None:
         self.store = store
+        self.log_defaults = log_defaults  # berthd --log-max-size, --log-max-files
         self.quotas = quotas  # checked in the transaction that inserts the container
         self.admit = admit  # the signature policy's say on a pulled image, at every create
         self.hub = hub
@@ -210,6 +214,7 @@ class ContainerService:
         if req.tty and Capability.TTY not in self.capabilities:
             raise InvalidArgument("this host's runtime does not support a tty")
         spec = req.model_dump(mode="json")
+        spec["log"] = (req.log or LogOptions()).merged(self.log_defaults)
         spec.update(internal or {})
         if req.pod is not None:
             from berth.service.pods import find_pod

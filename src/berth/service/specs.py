@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from berth.errors import InvalidArgument
+from berth.runtime.base import LogLimits
 from berth.service import runopts
 from berth.service.health import HealthcheckRequest
 from berth.service.runopts import Ulimit
@@ -113,6 +114,48 @@ class RestartPolicy(BaseModel):
         if count and not count.isdigit():
             raise InvalidArgument(f"invalid restart policy {text!r}: N must be a number")
         return cls(name=name, max_retries=int(count or 0))  # type: ignore[arg-type]
+
+
+MIN_LOG_SIZE = 4096  # smaller, and nearly every line would begin a new file
+MAX_LOG_FILES = 100
+# What a container keeps of its output unless told otherwise (docker's "local" log driver's
+# defaults): without a limit one busy container could fill the host's disk.
+DEFAULT_LOG_LIMITS = LogLimits(max_size=20 * 1024 * 1024, max_files=5)
+
+
+class LogOptions(BaseModel):
+    """How much of its output a container keeps (docker's max-size and max-file log
+    options). A field left out takes the daemon's default; max_size -1: no limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_size: int | None = Field(None, ge=-1, le=MAX_BYTES)
+    max_files: int | None = Field(None, ge=1, le=MAX_LOG_FILES)
+
+    @field_validator("max_size")
+    @classmethod
+    def _max_size(cls, v: int | None) -> int | None:
+        if v is not None and 0 <= v < MIN_LOG_SIZE:
+            raise ValueError(f"max_size must be at least {MIN_LOG_SIZE} bytes, or -1 for "
+                             "no limit")
+        return v
+
+    @model_validator(mode="after")
+    def _files_need_a_size(self) -> LogOptions:
+        if self.max_size == -1 and (self.max_files or 1) > 1:
+            raise ValueError("log max_files needs a max_size: without a size limit the log "
+                             "is one file")
+        return self
+
+    def merged(self, default: LogLimits) -> dict[str, int | None]:
+        """The limits the container gets (kept in its spec, shown by inspect)."""
+        size = default.max_size if self.max_size is None else self.max_size
+        if size is None or size == -1:
+            if self.max_files is not None and self.max_files > 1:
+                raise InvalidArgument("log max_files needs a max_size: without a size limit "
+                                      "the log is one file")
+            return {"max_size": None, "max_files": 1}
+        return {"max_size": size, "max_files": self.max_files or default.max_files}
 
 
 class MountRequest(BaseModel):
@@ -303,6 +346,8 @@ class ContainerCreate(ResourcesRequest):
     # /dev/shm's size in bytes (None: 64 MiB) and sysctls of its own namespaces (net.*, IPC).
     shm_size: int | None = Field(None, ge=1, le=MAX_BYTES)
     sysctls: dict[str, str] = Field(default_factory=dict, max_length=64)
+    # Its log's size limit and how many files are kept (None: the daemon's defaults).
+    log: LogOptions | None = None
 
     @field_validator("name")
     @classmethod

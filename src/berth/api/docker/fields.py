@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from berth.errors import InvalidArgument
+from berth.units import bytes_of
 
 NETWORKING = "is not supported by Berth yet"
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
 _WHY = {
     "Dns": f"DNS settings {NETWORKING}",
     "DnsSearch": f"DNS settings {NETWORKING}",
@@ -111,7 +109,7 @@ class Fields:
 
 def parse_size(text: str, what: str) -> int:
     """Docker's RAMInBytes: "64m", "1g", "512k", "1024" (binary units)."""
-    m = _SIZE_RE.match(text.strip())
-    if not m:
+    size = bytes_of(text)
+    if size is None:
         raise InvalidArgument(f"{what}: invalid size {text!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return size

@@ -21,7 +21,6 @@ from berth.service.health import status_suffix
 from berth.store.models import Container
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-LOG_CONFIG = {"Type": "json-file", "Config": {}}
 
 
 def rfc3339(ts: float | None) -> str:
@@ -191,6 +190,15 @@ def mounts(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _log_config(spec: dict[str, Any]) -> dict[str, Any]:
+    """The container's log limits as docker's json-file options (strings, in bytes)."""
+    log = spec.get("log") or {}
+    config = {}
+    if log.get("max_size"):
+        config = {"max-size": str(log["max_size"]), "max-file": str(log.get("max_files") or 1)}
+    return {"Type": "json-file", "Config": config}
+
+
 def _binds(spec: dict[str, Any]) -> list[str] | None:
     binds = []
     for m in spec.get("mounts") or []:
@@ -215,7 +223,7 @@ def host_config(spec: dict[str, Any]) -> dict[str, Any]:
     cpus = spec.get("cpus")
     policy = spec.get("restart_policy") or {}
     out: dict[str, Any] = {
-        "Binds": _binds(spec), "ContainerIDFile": "", "LogConfig": dict(LOG_CONFIG),
+        "Binds": _binds(spec), "ContainerIDFile": "", "LogConfig": _log_config(spec),
         "NetworkMode": network_mode(spec), "PortBindings": port_bindings(spec),
         "RestartPolicy": {"Name": policy.get("name", "no"),
                           "MaximumRetryCount": policy.get("max_retries", 0)},

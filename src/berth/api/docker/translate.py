@@ -99,6 +99,7 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "group_add": host.strs("GroupAdd") or [],
         "shm_size": host.int("ShmSize") or None,
         "sysctls": _sysctls(host),
+        "log": _log_config(host.sub("LogConfig")),
     }
     for key in ("AttachStdin", "AttachStdout", "AttachStderr", "NetworkDisabled"):
         cfg.bool(key)  # type-checked; attaching is the client's next request
@@ -178,10 +179,32 @@ def _host_settings(host: Fields) -> None:
         value = host.str(key) or ""
         if value not in allowed:
             raise InvalidArgument(f"HostConfig.{key} {value!r} is not supported by Berth")
-    log = host.sub("LogConfig")
-    if (log.str("Type") or "") not in ("", "json-file") or log.mapping("Config"):
-        raise InvalidArgument("HostConfig.LogConfig: Berth keeps every container's log itself; "
-                              "other drivers and log options are not supported")
+
+
+FILE_LOG_DRIVERS = ("", "json-file", "local", "k8s-file")  # all mean Berth's own file log
+
+
+def _log_config(log: Fields) -> dict[str, Any] | None:
+    """Docker's LogConfig: a file-logging driver with max-size and max-file (None: the
+    daemon's defaults)."""
+    driver = log.str("Type") or ""
+    if driver not in FILE_LOG_DRIVERS:
+        raise InvalidArgument(f"HostConfig.LogConfig.Type {driver!r}: Berth keeps every "
+                              "container's log itself (json-file, local or k8s-file)")
+    out: dict[str, Any] = {}
+    for key, value in log.mapping("Config").items():
+        what = f"HostConfig.LogConfig.Config.{key}"
+        if not isinstance(value, str):
+            raise InvalidArgument(f"{what}: expected a string")
+        if key == "max-size":
+            out["max_size"] = -1 if value.strip() == "-1" else parse_size(value, what)
+        elif key == "max-file":
+            if not value.isdigit():
+                raise InvalidArgument(f"{what}: invalid number of files {value!r}")
+            out["max_files"] = int(value)
+        else:
+            raise InvalidArgument(f"{what}: unsupported log option (use max-size or max-file)")
+    return out or None
 
 
 def _restart_policy(f: Fields) -> RestartPolicy | None:

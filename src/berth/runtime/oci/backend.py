@@ -31,11 +31,11 @@ from berth.runtime.base import (
     Stats,
     Status,
 )
-from berth.runtime.oci import cgroups, fsview, rootfs
+from berth.runtime.oci import cgroups, fsview, logfiles, rootfs
 from berth.runtime.oci.conmon import ConmonLaunch, launch_conmon
 from berth.runtime.oci.exec import RuncExec, build_exec_process
-from berth.runtime.oci.layout import ContainerLayout, check_id, exit_dir
-from berth.runtime.oci.logs import read_log_file
+from berth.runtime.oci.layout import LOG_NAME, ContainerLayout, check_id, exit_dir
+from berth.runtime.oci.logs import read_log_files
 from berth.runtime.oci.observe import observe, read_exit, read_float
 from berth.runtime.oci.procutil import (
     conmon_alive,
@@ -70,6 +70,7 @@ class OciBackend(RuntimeBackend):
         self.runc = RuncCli(self.runtime, paths.run_root / Path(self.runtime).name)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._log_keeper = logfiles.LogKeeper(LOG_NAME)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -138,12 +139,19 @@ class OciBackend(RuntimeBackend):
                                   files, home=user.home,
                                   nofile_hard_limit=resource.getrlimit(resource.RLIMIT_NOFILE)[1])
         lay.config.write_text(json.dumps(config, separators=(",", ":")))
+        limits = spec.log
+        logfiles.begin_new_file(lay.log, limits.max_size, limits.max_files)
+        keep_files = limits.max_size is not None and limits.max_files > 1
+        logfiles.write_keep_file(lay.dir, limits.max_files if keep_files else 1)
+        if keep_files:  # watching before conmon makes the file
+            self._log_keeper.keep(lay.dir, limits.max_files)
         launch_conmon(ConmonLaunch(
             cid=spec.id, name=spec.name, runtime=self.runtime, runtime_root=self.runc.root,
             bundle=lay.bundle, container_pidfile=lay.container_pidfile,
             conmon_pidfile=lay.conmon_pidfile, log_path=lay.log, exit_dir=lay.exit_dir,
             persist_dir=lay.persist, socket_dir=lay.socket_dir, error_file=lay.conmon_errors,
-            terminal=spec.tty, stdin=spec.stdin, stdin_once=spec.stdin_once),
+            terminal=spec.tty, stdin=spec.stdin, stdin_once=spec.stdin_once,
+            log_size_max=limits.max_size),
             # Moving a process between cgroups waits for an RCU grace period (~10 ms here):
             # done while `runc create` runs, it is paid in parallel, not after.
             on_monitor=lambda pid: cgroups.move_to_cgroup(pid, CONMON_CGROUP))
@@ -247,6 +255,14 @@ class OciBackend(RuntimeBackend):
 
     def exit_watch_dir(self) -> Path | None:
         return exit_dir(self.paths)
+
+    def start_watching(self) -> None:
+        """Keep rotated log files of the containers that ran while berthd was down."""
+        with contextlib.suppress(FileNotFoundError):
+            for directory in self.paths.containers.iterdir():
+                keep = logfiles.read_keep_file(directory)
+                if keep > 1:
+                    self._log_keeper.keep(directory, keep)
 
     def _release(self, lay: ContainerLayout) -> None:
         """Free the runtime side (runc state, monitor, processes, mount, cgroup, run dir) and
@@ -388,7 +404,8 @@ class OciBackend(RuntimeBackend):
         if not lay.dir.exists():
             raise NotFound(f"no such container: {cid}")
         pid = read_pidfile(lay.conmon_pidfile)
-        return read_log_file(lay.log, follow, alive=lambda: conmon_alive(pid, cid))
+        return read_log_files(logfiles.files_in_order(lay.log), follow,
+                              alive=lambda: conmon_alive(pid, cid))
 
     def attach_socket(self, cid: str) -> Path:
         lay = self._layout(cid)

@@ -41,6 +41,7 @@ class ConmonLaunch:
     terminal: bool = False
     stdin: bool = False
     stdin_once: bool = False  # an attach client's end of input closes the container's stdin
+    log_size_max: int | None = None  # conmon starts a new log file rather than grow past it
 
 
 def conmon_binary() -> str:
@@ -65,6 +66,8 @@ def conmon_args(launch: ConmonLaunch) -> list[str]:
         "--runtime-arg", "--root", "--runtime-arg", str(launch.runtime_root),
         "--log-level", "error",
     ]
+    if launch.log_size_max is not None:
+        args += ["--log-size-max", str(launch.log_size_max)]
     if launch.terminal:
         args.append("-t")
     if launch.stdin:

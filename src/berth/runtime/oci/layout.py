@@ -10,6 +10,7 @@ from pathlib import Path
 from berth.errors import InvalidArgument
 from berth.paths import HostPaths
 
+LOG_NAME = "ctr.log"  # conmon's k8s-file log; kept older files are LOG_NAME.<n>
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -60,7 +61,7 @@ class ContainerLayout:
 
     @property
     def log(self) -> Path:
-        return self.dir / "ctr.log"
+        return self.dir / LOG_NAME
 
     @property
     def persist(self) -> Path:

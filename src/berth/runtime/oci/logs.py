@@ -7,6 +7,9 @@ partial is passed on as soon as nothing more is there to read (a shell prompt ha
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -80,10 +83,19 @@ def parse_lines(lines: Iterable[bytes | None]) -> Iterator[LogRecord]:
     yield from joiner.flush()
 
 
+def _replaced(path: Path, handle: BinaryIO) -> bool:
+    """conmon has begun a new file at path (the log reached its size limit)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:  # removed with its container: the open file is all there is
+        return False
+
+
 def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
                     poll: float) -> Iterator[bytes | None]:
     """Complete lines of the file; when following, until the writer is gone and all is read,
-    with IDLE each time it has caught up."""
+    with IDLE each time it has caught up, and on into the next file when the writer begins
+    one at the same path."""
     buf = b""
     delay = POLL_FAST
     handle: BinaryIO | None = None
@@ -114,6 +126,14 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
                 buf += read_more()
                 yield from (line for line in buf.split(b"\n") if line)
                 return
+            if handle is not None and _replaced(path, handle):
+                # The old file is complete once the new one is in place: finish it, go on.
+                buf += handle.read()
+                yield from (line for line in buf.split(b"\n") if line)
+                buf = b""
+                handle.close()
+                handle = None
+                continue
             yield IDLE
             time.sleep(delay)
             delay = min(poll, delay * 2)
@@ -122,6 +142,31 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
             handle.close()
 
 
+def _older_lines(paths: list[Path]) -> Iterator[bytes]:
+    """The lines of files that are no longer written, oldest first. All are opened before
+    any is read, so that one removed meanwhile as the oldest beyond the limit is still read
+    whole if it was there when asked for."""
+    handles = []
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            handles.append(path.open("rb"))
+    try:
+        for handle in handles:
+            for line in handle:
+                yield line.rstrip(b"\n")
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def read_log_files(paths: list[Path], follow: bool = False,
+                   alive: Callable[[], bool] = lambda: False,
+                   poll: float = POLL_INTERVAL) -> Iterator[LogRecord]:
+    """A log kept in several files, oldest first; only the last one is still written."""
+    return parse_lines(itertools.chain(_older_lines(paths[:-1]),
+                                       _complete_lines(paths[-1], alive, follow, poll)))
+
+
 def read_log_file(path: Path, follow: bool = False, alive: Callable[[], bool] = lambda: False,
                   poll: float = POLL_INTERVAL) -> Iterator[LogRecord]:
-    return parse_lines(_complete_lines(path, alive, follow, poll))
+    return read_log_files([path], follow, alive, poll)

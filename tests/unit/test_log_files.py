@@ -1,0 +1,117 @@
+"""A size-limited log in several files: linking each current file before the monitor
+replaces it, dropping the oldest, and reading (and following) across the files."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from berth.runtime.oci import logfiles
+from berth.runtime.oci.logs import read_log_files
+
+T = "2024-01-01T00:00:00.000000000Z"
+
+
+def _line(text: str) -> bytes:
+    return f"{T} stdout F {text}\n".encode()
+
+
+def _rotate(log: Path, text: str) -> None:
+    """What conmon does at its size limit: a new file renamed over the old path."""
+    tmp = log.with_name(log.name + ".tmp")
+    tmp.write_bytes(_line(text))
+    os.rename(tmp, log)
+
+
+def _texts(log: Path) -> list[bytes]:
+    return [r.data for r in read_log_files(logfiles.files_in_order(log))]
+
+
+def test_linked_files_survive_rotation_and_the_oldest_are_dropped(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("one"))
+    logfiles.link_current(log, 3)
+    logfiles.link_current(log, 3)  # idempotent: the same file is not linked twice
+    assert [p.name for p in logfiles.kept(log)] == ["ctr.log.1"]
+    for text in ("two", "three", "four"):
+        _rotate(log, text)
+        logfiles.link_current(log, 3)
+    # Three files: the current one and the two before it; "one" was the oldest beyond.
+    assert [p.name for p in logfiles.kept(log)] == ["ctr.log.2", "ctr.log.3", "ctr.log.4"]
+    assert _texts(log) == [b"two\n", b"three\n", b"four\n"]
+
+
+def test_an_unlinked_current_file_is_read_last(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("old"))
+    logfiles.link_current(log, 2)
+    _rotate(log, "new")  # not linked yet (berthd was down)
+    assert logfiles.files_in_order(log) == [tmp_path / "ctr.log.1", log]
+    assert _texts(log) == [b"old\n", b"new\n"]
+
+
+def test_a_new_monitor_begins_a_new_file(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("first run"))
+    logfiles.begin_new_file(log, 4096, 3)  # kept, and the path freed for the new one
+    assert not log.exists() and _texts(log) == [b"first run\n"]
+    one = tmp_path / "one" / "ctr.log"
+    one.parent.mkdir()
+    one.write_bytes(_line("small"))
+    logfiles.begin_new_file(one, 4096, 1)  # one file below its limit: appended to
+    assert one.exists()
+    one.write_bytes(b"x" * 4096)
+    logfiles.begin_new_file(one, 4096, 1)  # at its limit: conmon would drop it anyway
+    assert not one.exists()
+    unlimited = tmp_path / "u.log"
+    unlimited.write_bytes(b"x" * 8192)
+    logfiles.begin_new_file(unlimited, None, 1)
+    assert unlimited.stat().st_size == 8192
+
+
+def test_keep_file_round_trip(tmp_path: Path) -> None:
+    assert logfiles.read_keep_file(tmp_path) == 1
+    logfiles.write_keep_file(tmp_path, 4)
+    assert logfiles.read_keep_file(tmp_path) == 4
+    logfiles.write_keep_file(tmp_path, 1)
+    assert not (tmp_path / logfiles.KEEP_FILE).exists()
+
+
+def test_the_keeper_links_each_new_file_as_it_appears(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("a"))
+    keeper = logfiles.LogKeeper("ctr.log")
+    keeper.keep(tmp_path, 10)
+    for text in "bcd":
+        _rotate(log, text)
+        deadline = time.monotonic() + 5
+        while len(logfiles.kept(log)) < ord(text) - ord("a") + 1:
+            assert time.monotonic() < deadline, "the keeper did not link the new file"
+            time.sleep(0.005)
+    assert _texts(log) == [b"a\n", b"b\n", b"c\n", b"d\n"]
+
+
+def test_a_follower_goes_on_into_the_next_file(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("before"))
+    alive = threading.Event()
+    alive.set()
+
+    def writer() -> None:
+        time.sleep(0.05)
+        with log.open("ab") as f:
+            f.write(_line("end of the first file"))
+        _rotate(log, "in the second file")
+        time.sleep(0.05)
+        with log.open("ab") as f:
+            f.write(_line("last"))
+        alive.clear()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    records = list(read_log_files([log], follow=True, alive=alive.is_set, poll=0.01))
+    thread.join()
+    assert [r.data for r in records] == [b"before\n", b"end of the first file\n",
+                                         b"in the second file\n", b"last\n"]
