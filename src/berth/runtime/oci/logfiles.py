@@ -53,7 +53,7 @@ def link_current(current: Path, max_files: int) -> None:
     with _LINKING:
         links = kept(current)
         inode = _inode(current)
-        if inode is not None and not any(_inode(p) == inode for p in links[-2:]):
+        if inode is not None and not any(_inode(p) == inode for p in links):
             number = int(links[-1].name.rsplit(".", 1)[1]) + 1 if links else 1
             link = current.with_name(f"{current.name}.{number}")
             try:

@@ -145,7 +145,7 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
 def _older_lines(paths: list[Path]) -> Iterator[bytes]:
     """The lines of files that are no longer written, oldest first. All are opened before
     any is read, so that one removed meanwhile as the oldest beyond the limit is still read
-    whole if it was there when asked for."""
+    whole if it was there when reading began."""
     handles = []
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
