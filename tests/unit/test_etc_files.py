@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from berth.runtime.base import DnsSettings
 from berth.runtime.oci import rootfs
 
@@ -59,3 +61,46 @@ def test_extra_hosts_and_own_dns_settings(tmp_path: Path) -> None:
     none = DnsSettings(search=(".",))
     rootfs.write_etc_files(tmp_path, "box", False, dns=none)
     assert "search" not in (tmp_path / "resolv.conf").read_text()
+
+
+def test_a_kill_between_write_and_truncate_leaves_valid_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """berthd killed mid-rewrite: the shorter new text is whole, padded with blank lines,
+    never followed by a tail of the old text."""
+    rootfs.write_etc_files(tmp_path, "box", False, ["10.0.0.2", "10.1.0.2"],
+                           ["10.0.0.1", "10.1.0.1"])
+    before = (tmp_path / "hosts").read_text()
+
+    def killed(fd: int, length: int) -> None:
+        raise SystemExit("killed before the truncate")
+
+    monkeypatch.setattr(rootfs.os, "ftruncate", killed)
+    with pytest.raises(SystemExit):
+        rootfs.update_network_files(tmp_path, "box", ["10.0.0.2"], ["10.0.0.1"])
+    hosts = (tmp_path / "hosts").read_text()
+    expected = rootfs.refresh_hosts(before, "box", ["10.0.0.2"])
+    assert len(hosts) == len(before) and hosts.startswith(expected)
+    assert hosts[len(expected):].strip("\n") == ""
+
+
+def test_resolv_conf_padded_by_a_kill_is_still_berths(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rootfs.write_etc_files(tmp_path, "box", False, ["10.0.0.2", "10.1.0.2"],
+                           ["10.0.0.1", "10.1.0.1"])
+    real = rootfs.os.ftruncate
+    calls = []
+
+    def killed_at_the_second(fd: int, length: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:  # hosts' truncate passes, resolv.conf's does not
+            raise SystemExit("killed")
+        real(fd, length)
+
+    monkeypatch.setattr(rootfs.os, "ftruncate", killed_at_the_second)
+    with pytest.raises(SystemExit):
+        rootfs.update_network_files(tmp_path, "box", ["10.0.0.2"], ["10.0.0.1"])
+    assert (tmp_path / "resolv.conf").read_text().startswith("nameserver 10.0.0.1\n")
+    monkeypatch.undo()
+    rootfs.update_network_files(tmp_path, "box", ["10.0.0.2", "10.3.0.2"],
+                                ["10.0.0.1", "10.3.0.1"])
+    assert "nameserver 10.3.0.1" in (tmp_path / "resolv.conf").read_text()

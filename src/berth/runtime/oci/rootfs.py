@@ -147,22 +147,36 @@ def update_network_files(cdir: Path, hostname: str, addresses: list[str],
         return  # released meanwhile
     new = refresh_hosts(old, hostname, addresses)
     if new != old:
-        with hosts.open("r+") as f:
-            f.write(new)
-            f.truncate()
+        rewrite_in_place(hosts, new)
     resolv = cdir / "resolv.conf"
     try:
         current = resolv.read_bytes()
-        written = (cdir / RESOLV_SUM).read_text().strip()
+        written = (cdir / RESOLV_SUM).read_text().split()
     except FileNotFoundError:
         return
-    if hashlib.sha256(current).hexdigest() != written:
+    # Blank lines at the end may be a rewrite's padding that a kill left (rewrite_in_place).
+    current = current.rstrip(b"\n") + b"\n"
+    if hashlib.sha256(current).hexdigest() not in written:
         return  # edited inside the container: theirs now
     text = _resolv_for(False, nameservers, dns)
-    with resolv.open("r+") as f:
-        f.write(text)
-        f.truncate()
+    # Both sums first: a kill before the write leaves the old text, still known as Berth's.
+    _remember(cdir, text, current.decode())
+    rewrite_in_place(resolv, text)
     _remember(cdir, text)
+
+
+def rewrite_in_place(path: Path, text: str) -> None:
+    """Replace a bind-mounted file's text (a rename would not reach the container): one
+    write of the new text, padded with newlines to the old length, then the truncate. A
+    kill between the two leaves blank lines at its end, never a tail of the old text."""
+    data = text.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        padding = max(0, os.fstat(fd).st_size - len(data))
+        os.pwrite(fd, data + b"\n" * padding, 0)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def refresh_hosts(text: str, hostname: str, addresses: list[str]) -> str:
@@ -207,5 +221,9 @@ def _resolv_for(host_network: bool, nameservers: list[str] | None,
     return "\n".join(lines) + "\n"
 
 
-def _remember(cdir: Path, resolv_text: str) -> None:
-    (cdir / RESOLV_SUM).write_text(hashlib.sha256(resolv_text.encode()).hexdigest() + "\n")
+def _remember(cdir: Path, *resolv_texts: str) -> None:
+    """The sums of the resolv.conf texts Berth wrote (replaced whole: a rename)."""
+    sums = "".join(hashlib.sha256(t.encode()).hexdigest() + "\n" for t in resolv_texts)
+    tmp = cdir / (RESOLV_SUM + ".tmp")
+    tmp.write_text(sums)
+    os.replace(tmp, cdir / RESOLV_SUM)
