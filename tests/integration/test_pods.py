@@ -193,6 +193,25 @@ def test_shared_pid_namespace(daemon: Daemon) -> None:
         call(d, "DELETE", "/v1/pods/nopids", {"force": True})
 
 
+def test_members_take_the_pods_dns_search_and_options(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("pod", "create", "--dns-search", "corp.example", "--dns-option", "ndots:3",
+          "--start", "dnsopts")
+    try:
+        member(d, "dnsopts-a", "dnsopts", "sleep", "300")
+        resolv = sh(d, "dnsopts-a", "cat /etc/resolv.conf", check=True)[1]
+        assert "search corp.example" in resolv and "options ndots:3" in resolv, resolv
+        # A member's own settings win over the pod's.
+        member(d, "dnsopts-b", "dnsopts", "sleep", "300", dns_search=["own.example"])
+        resolv = sh(d, "dnsopts-b", "cat /etc/resolv.conf", check=True)[1]
+        assert "search own.example" in resolv and "corp.example" not in resolv, resolv
+        assert "options ndots:3" in resolv, resolv
+        bad = d.cli("pod", "create", "--dns-option", "bad option", "badopts", check=False)
+        assert bad.returncode == 125 and "bad option" in bad.stderr, bad.stderr
+    finally:
+        call(d, "DELETE", "/v1/pods/dnsopts", {"force": True})
+
+
 def test_bad_pod_input_leaves_nothing(daemon: Daemon) -> None:
     d = daemon
     before = {c["id"] for c in d.client.containers.list(all=True)}

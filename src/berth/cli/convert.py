@@ -382,6 +382,8 @@ def pod_spec(args: argparse.Namespace) -> dict[str, Any]:
         "ports": [parse_publish(p) for p in args.publish] or None,
         "share": parse_share(args.share),
         "dns": args.dns or None,
+        "dns_search": args.dns_search or None,
+        "dns_options": args.dns_option or None,
         "start": args.start,
     }
 

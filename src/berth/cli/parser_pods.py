@@ -47,6 +47,10 @@ def _pod(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
                    metavar="[IP:][HOST_PORT:]PORT[/PROTO]", help="publish a port of the pod")
     q.add_argument("--dns", action="append", default=[], metavar="IP",
                    help="a server for the names its networks do not know")
+    q.add_argument("--dns-search", action="append", default=[], metavar="DOMAIN",
+                   help="its members' search domain (unless they name their own)")
+    q.add_argument("--dns-option", action="append", default=[], metavar="OPTION",
+                   help="its members' resolver option (unless they name their own)")
     q.add_argument("--share", action="append", metavar="ipc,pid",
                    help="namespaces shared besides network and UTS (default: ipc; none: "
                    "neither)")

@@ -33,13 +33,16 @@ class Pods:
                hostname: str | None = None, networks: dict[str, list[str]] | None = None,
                ip_addresses: dict[str, str] | None = None,
                ports: list[dict[str, Any]] | None = None, share: list[str] | None = None,
-               dns: list[str] | None = None, start: bool = False) -> dict[str, Any]:
+               dns: list[str] | None = None, dns_search: list[str] | None = None,
+               dns_options: list[str] | None = None, start: bool = False) -> dict[str, Any]:
         """networks: name -> aliases (none: the project's bridge); ports: {container_port,
         proto, host_ip, host_port}; share: "ipc" (the default), "pid"; dns: servers for the
-        names its networks do not know. start: start its infra container now, so members
-        join a running pod."""
+        names its networks do not know; dns_search, dns_options: its members' unless they
+        name their own. start: start its infra container now, so members join a running
+        pod."""
         body = _given(name=name, labels=labels, hostname=hostname, networks=networks,
-                      ip_addresses=ip_addresses, ports=ports, share=share, dns=dns)
+                      ip_addresses=ip_addresses, ports=ports, share=share, dns=dns,
+                      dns_search=dns_search, dns_options=dns_options)
         return self._t.call("POST", "/v1/pods", {"start": start}, body=body)
 
     def list(self, filters: list[str] | None = None, *,

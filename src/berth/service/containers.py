@@ -223,6 +223,10 @@ class ContainerService:
                 pod = find_pod(s, ctx, req.pod)
                 spec.update(pod_id=pod.id, pod_infra=pod.infra_id,
                             pod_shared=list(pod.shared), hostname=pod.hostname)
+                infra = s.get(Container, pod.infra_id)
+                for key in ("dns_search", "dns_options"):  # the pod's, unless its own
+                    if not spec.get(key) and infra is not None:
+                        spec[key] = list(infra.spec.get(key) or [])
         if req.network_of is not None:
             with self.store.session() as s:
                 try:

@@ -56,8 +56,11 @@ class PodCreate(BaseModel):
     ports: list[PortPublish] = Field(default_factory=list, max_length=256)
     # Namespaces the members share besides network and UTS: "ipc", "pid".
     share: list[str] = Field(default_factory=lambda: ["ipc"], max_length=4)
-    # DNS servers for the names its networks do not know (its members' --dns).
+    # DNS servers for the names its networks do not know (its members' --dns), and the
+    # search domains and resolver options its members get unless they name their own.
     dns: list[str] = Field(default_factory=list, max_length=16)
+    dns_search: list[str] = Field(default_factory=list, max_length=6)
+    dns_options: list[str] = Field(default_factory=list, max_length=16)
 
     @field_validator("name")
     @classmethod
@@ -67,6 +70,8 @@ class PodCreate(BaseModel):
     _labels = field_validator("labels")(validate_labels)
     _hostname = field_validator("hostname")(check_hostname)
     _dns = field_validator("dns")(runopts.check_nameservers)
+    _dns_search = field_validator("dns_search")(runopts.check_search_domains)
+    _dns_options = field_validator("dns_options")(runopts.check_dns_options)
 
     @field_validator("share")
     @classmethod
@@ -195,6 +200,7 @@ class PodService:
             image=image.id, name=f"{req.name}-infra", hostname=req.hostname or req.name,
             labels={"io.berth.pod": req.name}, networks=networks,
             ip_addresses=req.ip_addresses, ports=req.ports, dns=req.dns,
+            dns_search=req.dns_search, dns_options=req.dns_options,
             restart_policy=RestartPolicy(name="unless-stopped"))
 
         def add_pod(s: Session, infra: Container) -> None:
