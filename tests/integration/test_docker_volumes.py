@@ -122,3 +122,20 @@ def test_another_projects_volume_is_not_found(daemon: Daemon) -> None:
         member.volumes.get("veras").remove()
     finally:
         docker(d, "volume", "rm", "admins-own")
+
+
+def test_volumes_from(daemon: Daemon) -> None:
+    d = daemon
+    docker(d, "create", "--name", "dvf-data", "-v", "/shared", "busybox", "true")
+    try:
+        docker(d, "run", "--rm", "--volumes-from", "dvf-data", "busybox", "sh", "-c",
+               "echo kept > /shared/f")
+        docker(d, "create", "--name", "dvf-reader", "--volumes-from", "dvf-data:ro",
+               "busybox", "sh", "-c", "cat /shared/f; touch /shared/g || echo ro")
+        info = docker_json(d, "inspect", "dvf-reader")[0]
+        assert info["HostConfig"]["VolumesFrom"] == ["dvf-data:ro"]
+        assert info["HostConfig"]["Binds"] is None  # the other container's, not its own
+        assert [m["Destination"] for m in info["Mounts"]] == ["/shared"]
+        assert docker(d, "start", "-a", "dvf-reader").stdout.split() == ["kept", "ro"]
+    finally:
+        docker(d, "rm", "-v", "dvf-reader", "dvf-data", check=False)

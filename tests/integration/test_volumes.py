@@ -108,6 +108,45 @@ def test_anonymous_volume_removed_with_rm_v(daemon: Daemon) -> None:
         _rm(daemon, name)
 
 
+def test_volumes_from_shares_volumes_and_binds(daemon: Daemon) -> None:
+    anon: list[str] = []
+    with _host_dir() as host:
+        try:
+            daemon.cli("create", "--name", "vf-data", "-v", "/anon", "-v", "vf-named:/named",
+                       "-v", f"{host}:/bound:ro", "-v", "/own", "busybox", "true")
+            daemon.cli("run", "--rm", "--volumes-from", "vf-data", "busybox", "sh", "-c",
+                       "echo a > /anon/f; echo n > /named/f")
+            # The same volumes, seen by a second user: the data is shared.
+            out = daemon.cli("run", "--rm", "--volumes-from", "vf-data:ro", "-v", "/own",
+                             "busybox", "sh", "-c",
+                             "cat /anon/f /named/f; touch /named/g || echo read-only; "
+                             "ls /own | wc -l").stdout
+            assert out.split() == ["a", "n", "read-only", "0"], out
+            # ":rw" lifts the source's read-only; without a mode its own stays.
+            res = daemon.cli("run", "--rm", "--volumes-from", "vf-data", "busybox", "sh",
+                             "-c", "touch /bound/x", check=False)
+            assert res.returncode != 0 and not (host / "x").exists()
+            daemon.cli("run", "--rm", "--volumes-from", "vf-data:rw", "busybox",
+                       "touch", "/bound/x")
+            assert (host / "x").exists()
+            _one_line_error(daemon.cli("run", "--rm", "--volumes-from", "nosuch", "busybox",
+                                       "true", check=False), "volumes_from", "nosuch")
+            _one_line_error(daemon.cli("run", "--rm", "--volumes-from", "vf-data:rx",
+                                       "busybox", "true", check=False), "vf-data:rx")
+            # The anonymous volume stays its owner's; while another container mounts it,
+            # removing the owner with -v leaves it.
+            daemon.cli("create", "--name", "vf-user", "--volumes-from", "vf-data", "busybox",
+                       "cat", "/anon/f")
+            anon = [m["volume"] for m in daemon.inspect("vf-data")["config"]["mounts"]
+                    if m.get("anonymous")]
+            daemon.cli("rm", "-v", "vf-data")
+            assert set(anon) <= _volume_names(daemon)
+            assert daemon.cli("start", "-a", "vf-user").stdout == "a\n"
+        finally:
+            _rm(daemon, "vf-data", "vf-user")
+            daemon.cli("volume", "rm", "vf-named", *anon, check=False)
+
+
 def test_bind_mount_read_write(daemon: Daemon) -> None:
     with _host_dir() as host:
         (host / "from-host").write_text("hello from the host\n")

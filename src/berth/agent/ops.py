@@ -25,6 +25,7 @@ from berth.service.endpoints import has_addresses, network_owner
 from berth.service.events import volume_event
 from berth.service.hub import Hub
 from berth.service.idmaps import IdMaps
+from berth.service.volumes import mounting
 from berth.store.db import Store
 from berth.store.models import Action, Container, Image, Pod, Volume
 
@@ -332,6 +333,9 @@ class ContainerOps:
                     act.message = f"the container {row.name} was removed"
             gone = []
             if volumes:
+                # Not one another container still mounts (its --volumes-from).
+                anonymous = [name for name in anonymous
+                             if not mounting(s, row.project_id, name)]
                 for name in anonymous:
                     vol = s.get(Volume, (row.project_id, name))
                     if vol is not None:

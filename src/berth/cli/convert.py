@@ -202,8 +202,8 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """--init, --add-host, --dns*, --ulimit, --group-add, --shm-size, --sysctl (checked by
-    the API)."""
+    """--init, --add-host, --dns*, --ulimit, --group-add, --shm-size, --sysctl, --log-*,
+    --volumes-from (checked by the API)."""
     out: dict[str, Any] = {}
     if args.init:
         out["init"] = True
@@ -224,6 +224,8 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
                          f"container's log itself ({', '.join(FILE_LOG_DRIVERS)})")
     if args.log_opt:
         out["log"] = _log_options(parse_kv(args.log_opt, "--log-opt"))
+    if args.volumes_from:
+        out["volumes_from"] = args.volumes_from
     return out
 
 

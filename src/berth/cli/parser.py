@@ -75,6 +75,8 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shm-size", metavar="SIZE", help="/dev/shm's size (default 64m)")
     p.add_argument("--sysctl", action="append", default=[], metavar="KEY=VALUE",
                    help="a sysctl of its own namespaces (net.*, kernel.shm*, ...)")
+    p.add_argument("--volumes-from", action="append", default=[],
+                   metavar="CONTAINER[:ro|rw]", help="mount another container's volumes too")
     p.add_argument("--log-driver", metavar="DRIVER",
                    help="json-file, local or k8s-file: Berth keeps every log itself")
     p.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",

@@ -253,6 +253,12 @@ class ContainerService:
         with self.store.session() as s:
             self._check_name_free(s, ctx, name)
         spec["mounts"], new_volumes = self.volumes.prepare_mounts(ctx, req.mounts)
+        if req.volumes_from:
+            try:
+                spec["mounts"] += self._mounts_from(ctx, req.volumes_from, spec["mounts"])
+            except BaseException:
+                self.volumes.discard(ctx, new_volumes)
+                raise
         try:
             row, act = self._insert(ctx, req, spec, cid, name, image.id, now, start, with_row)
         except BaseException:
@@ -260,6 +266,32 @@ class ContainerService:
             raise
         self.hub.kick_agent(cid)
         return row, act
+
+    def _mounts_from(self, ctx: Context, refs: list[str], own: list[dict[str, Any]],
+                     ) -> list[dict[str, Any]]:
+        """The volume and bind mounts of other containers (docker's --volumes-from): with
+        their modes unless ":ro" or ":rw" says otherwise, at targets the container does not
+        mount itself. An anonymous volume stays its first owner's: removing this container
+        never removes it."""
+        taken = {m["target"] for m in own}
+        out = []
+        with self.store.session() as s:
+            for item in refs:
+                ref, _, mode = item.partition(":")
+                try:
+                    source = self._find(s, ctx, ref)
+                except NotFound as e:
+                    raise InvalidArgument(f"volumes_from: {e.message}") from None
+                for m in source.spec.get("mounts") or []:
+                    if m.get("type") not in ("volume", "bind") or m["target"] in taken:
+                        continue
+                    taken.add(m["target"])
+                    readonly = m.get("readonly", False) if not mode else mode == "ro"
+                    out.append({**m, "readonly": readonly, "anonymous": False,
+                                "from": source.id})
+        if any(m["type"] == "bind" for m in out):  # grants may have changed since
+            grants.check(ctx, self._grants(ctx.project_id), {"mounts": out})
+        return out
 
     def _grants(self, project_id: str) -> list[str]:
         with self.store.session() as s:

@@ -348,6 +348,9 @@ class ContainerCreate(ResourcesRequest):
     sysctls: dict[str, str] = Field(default_factory=dict, max_length=64)
     # Its log's size limit and how many files are kept (None: the daemon's defaults).
     log: LogOptions | None = None
+    # Containers of the project whose volumes and bind mounts it mounts too, "NAME[:ro|rw]"
+    # (docker's --volumes-from; its own mounts win at the same target).
+    volumes_from: list[str] = Field(default_factory=list, max_length=16)
 
     @field_validator("name")
     @classmethod
@@ -366,6 +369,15 @@ class ContainerCreate(ResourcesRequest):
     _dns_options = field_validator("dns_options")(runopts.check_dns_options)
     _group_add = field_validator("group_add")(runopts.check_groups)
     _sysctls = field_validator("sysctls")(runopts.check_sysctls)
+
+    @field_validator("volumes_from")
+    @classmethod
+    def _volumes_from(cls, v: list[str]) -> list[str]:
+        for item in v:
+            ref, _, mode = item.partition(":")
+            if not ref or mode not in ("", "ro", "rw"):
+                raise ValueError(f"invalid volumes_from {item!r}: expected CONTAINER[:ro|rw]")
+        return v
 
     @field_validator("ulimits")
     @classmethod

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.service.context import Context
@@ -132,10 +133,7 @@ class VolumeService:
     def user_ids(self, ctx: Context, name: str) -> list[tuple[str, str]]:
         """(id, name) of the containers that mount this volume."""
         with self.store.session() as s:
-            rows = s.scalars(select(Container).where(Container.project_id == ctx.project_id))
-            return [(c.id, c.name) for c in rows
-                    if any(m.get("type") == "volume" and m.get("volume") == name
-                           for m in c.spec.get("mounts", []))]
+            return [(c.id, c.name) for c in mounting(s, ctx.project_id, name)]
 
     def remove(self, ctx: Context, name: str, force: bool = False) -> None:
         gone = self.get(ctx, name)
@@ -216,3 +214,10 @@ class VolumeService:
                 item["options"] = opts
             out.append(item)
         return out, created
+
+
+def mounting(s: Session, project_id: str, name: str) -> list[Container]:
+    """The project's containers that mount the volume ``name`` (in the session's view)."""
+    rows = s.scalars(select(Container).where(Container.project_id == project_id))
+    return [c for c in rows if any(m.get("type") == "volume" and m.get("volume") == name
+                                   for m in c.spec.get("mounts", []))]

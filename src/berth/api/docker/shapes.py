@@ -202,6 +202,8 @@ def _log_config(spec: dict[str, Any]) -> dict[str, Any]:
 def _binds(spec: dict[str, Any]) -> list[str] | None:
     binds = []
     for m in spec.get("mounts") or []:
+        if m.get("from"):  # another container's (VolumesFrom)
+            continue
         if m.get("type") == "bind":
             source = m.get("source", "")
         elif m.get("type") == "volume" and not m.get("anonymous"):
@@ -227,7 +229,8 @@ def host_config(spec: dict[str, Any]) -> dict[str, Any]:
         "NetworkMode": network_mode(spec), "PortBindings": port_bindings(spec),
         "RestartPolicy": {"Name": policy.get("name", "no"),
                           "MaximumRetryCount": policy.get("max_retries", 0)},
-        "AutoRemove": bool(spec.get("auto_remove")), "VolumeDriver": "", "VolumesFrom": None,
+        "AutoRemove": bool(spec.get("auto_remove")), "VolumeDriver": "",
+        "VolumesFrom": list(spec.get("volumes_from") or []) or None,
         "CapAdd": list(spec.get("cap_add") or []) or None,
         "CapDrop": list(spec.get("cap_drop") or []) or None,
         "CgroupnsMode": "private", "Dns": list(spec.get("dns") or []),
