@@ -38,14 +38,15 @@ def test_pod_create_spec() -> None:
     spec = convert.pod_spec(args("pod", "create", "p1", "-l", "app=web", "--hostname", "h",
                                  "--network", "n1:x,y", "--network", "n2", "--ip",
                                  "n2=10.0.0.2", "-p", "127.0.0.1:8080:80/udp", "--share",
-                                 "pid", "--share", "ipc", "--dns", "10.0.0.53", "--dns-search", "corp",
-                                 "--dns-option", "ndots:2", "--start"))
+                                 "pid", "--share", "ipc", "--dns", "10.0.0.53",
+                                 "--dns-search", "corp", "--dns-option", "ndots:2", "--start"))
     assert spec == {
         "labels": {"app": "web"}, "hostname": "h", "networks": {"n1": ["x", "y"], "n2": []},
         "ip_addresses": {"n2": "10.0.0.2"},
         "ports": [{"container_port": 80, "proto": "udp", "host_ip": "127.0.0.1",
                    "host_port": 8080}],
-        "share": ["ipc", "pid"], "dns": ["10.0.0.53"], "start": True}
+        "share": ["ipc", "pid"], "dns": ["10.0.0.53"], "dns_search": ["corp"],
+        "dns_options": ["ndots:2"], "start": True}
 
 
 def test_pod_create_defaults_are_the_apis() -> None:
