@@ -72,18 +72,20 @@ def test_a_new_monitor_begins_a_new_file(tmp_path: Path) -> None:
 
 
 def test_keep_file_round_trip(tmp_path: Path) -> None:
-    assert logfiles.read_keep_file(tmp_path) == 1
-    logfiles.write_keep_file(tmp_path, 4)
-    assert logfiles.read_keep_file(tmp_path) == 4
-    logfiles.write_keep_file(tmp_path, 1)
+    assert logfiles.read_keep_file(tmp_path) is None
+    logfiles.write_keep_file(tmp_path, 8192, 4)
+    assert logfiles.read_keep_file(tmp_path) == (8192, 4)
+    logfiles.write_keep_file(tmp_path, 8192, 1)  # one file: conmon alone bounds it
     assert not (tmp_path / logfiles.KEEP_FILE).exists()
+    (tmp_path / logfiles.KEEP_FILE).write_text("garbage\n")
+    assert logfiles.read_keep_file(tmp_path) is None
 
 
 def test_the_keeper_links_each_new_file_as_it_appears(tmp_path: Path) -> None:
     log = tmp_path / "ctr.log"
     log.write_bytes(_line("a"))
-    keeper = logfiles.LogKeeper("ctr.log")
-    keeper.keep(tmp_path, 10)
+    keeper = logfiles.LogKeeper("ctr.log", lambda d: False)
+    keeper.keep(tmp_path, 1 << 20, 10)
     for text in "bcd":
         _rotate(log, text)
         deadline = time.monotonic() + 5
@@ -91,6 +93,43 @@ def test_the_keeper_links_each_new_file_as_it_appears(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the keeper did not link the new file"
             time.sleep(0.005)
     assert _texts(log) == [b"a\n", b"b\n", b"c\n", b"d\n"]
+
+
+def _wait(predicate: object, what: str) -> None:
+    deadline = time.monotonic() + 5
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
+def test_the_keeper_rotates_a_full_file_without_losing_any(tmp_path: Path) -> None:
+    """A file at the limit is kept and the monitor asked for a new one; asked once per file."""
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("first"))
+    asked: list[Path] = []
+
+    def reopen(directory: Path) -> bool:  # what conmon does on its control fifo
+        asked.append(directory)
+        _rotate(directory / "ctr.log", f"file {len(asked) + 1}")
+        return True
+
+    keeper = logfiles.LogKeeper("ctr.log", reopen)
+    keeper.keep(tmp_path, 256, 3)
+    time.sleep(3 * logfiles.CHECK_INTERVAL)
+    assert asked == []  # below the limit
+    with log.open("ab") as f:
+        f.write(_line("x" * 300))  # past it
+    _wait(lambda: len(asked) == 1, "no rotation at the limit")
+    _wait(lambda: len(logfiles.kept(log)) == 2, "the new file was not linked")
+    assert _texts(log) == [b"first\n", b"x" * 300 + b"\n", b"file 2\n"]
+    time.sleep(3 * logfiles.CHECK_INTERVAL)
+    assert len(asked) == 1  # the new file is below the limit
+    for n in range(3):  # fill three more: the oldest go, the order stays
+        with log.open("ab") as f:
+            f.write(_line("y" * 300))
+        _wait(lambda n=n: len(asked) == n + 2, "no rotation")
+    _wait(lambda: _texts(log)[-1] == b"file 5\n", "not linked")
+    assert [p.name for p in logfiles.kept(log)] == ["ctr.log.3", "ctr.log.4", "ctr.log.5"]
 
 
 def test_a_follower_goes_on_into_the_next_file(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import resource
@@ -32,7 +31,13 @@ from berth.runtime.base import (
     Status,
 )
 from berth.runtime.oci import cgroups, fsview, logfiles, rootfs
-from berth.runtime.oci.conmon import ConmonLaunch, launch_conmon
+from berth.runtime.oci.conmon import (
+    REOPEN_LOGS,
+    WINDOW_RESIZE,
+    ConmonLaunch,
+    control,
+    launch_conmon,
+)
 from berth.runtime.oci.exec import RuncExec, build_exec_process
 from berth.runtime.oci.layout import LOG_NAME, ContainerLayout, check_id, exit_dir
 from berth.runtime.oci.logs import read_log_files
@@ -70,7 +75,8 @@ class OciBackend(RuntimeBackend):
         self.runc = RuncCli(self.runtime, paths.run_root / Path(self.runtime).name)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._log_keeper = logfiles.LogKeeper(LOG_NAME)
+        self._log_keeper = logfiles.LogKeeper(
+            LOG_NAME, lambda directory: control(self._layout(directory.name).ctl, REOPEN_LOGS))
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -139,19 +145,19 @@ class OciBackend(RuntimeBackend):
                                   files, home=user.home,
                                   nofile_hard_limit=resource.getrlimit(resource.RLIMIT_NOFILE)[1])
         lay.config.write_text(json.dumps(config, separators=(",", ":")))
-        limits = spec.log
-        logfiles.begin_new_file(lay.log, limits.max_size, limits.max_files)
-        keep_files = limits.max_size is not None and limits.max_files > 1
-        logfiles.write_keep_file(lay.dir, limits.max_files if keep_files else 1)
-        if keep_files:  # watching before conmon makes the file
-            self._log_keeper.keep(lay.dir, limits.max_files)
+        size, files = spec.log.max_size, spec.log.max_files
+        logfiles.begin_new_file(lay.log, size, files)
+        logfiles.write_keep_file(lay.dir, size, files)
+        if size is not None and files > 1:  # Berth rotates; conmon's limit is for its absence
+            self._log_keeper.keep(lay.dir, size, files)  # watching before conmon makes the file
+            size *= files
         launch_conmon(ConmonLaunch(
             cid=spec.id, name=spec.name, runtime=self.runtime, runtime_root=self.runc.root,
             bundle=lay.bundle, container_pidfile=lay.container_pidfile,
             conmon_pidfile=lay.conmon_pidfile, log_path=lay.log, exit_dir=lay.exit_dir,
             persist_dir=lay.persist, socket_dir=lay.socket_dir, error_file=lay.conmon_errors,
             terminal=spec.tty, stdin=spec.stdin, stdin_once=spec.stdin_once,
-            log_size_max=limits.max_size),
+            log_size_max=size),
             # Moving a process between cgroups waits for an RCU grace period (~10 ms here):
             # done while `runc create` runs, it is paid in parallel, not after.
             on_monitor=lambda pid: cgroups.move_to_cgroup(pid, CONMON_CGROUP))
@@ -260,9 +266,9 @@ class OciBackend(RuntimeBackend):
         """Keep rotated log files of the containers that ran while berthd was down."""
         with contextlib.suppress(FileNotFoundError):
             for directory in self.paths.containers.iterdir():
-                keep = logfiles.read_keep_file(directory)
-                if keep > 1:
-                    self._log_keeper.keep(directory, keep)
+                kept = logfiles.read_keep_file(directory)
+                if kept is not None:
+                    self._log_keeper.keep(directory, *kept)
 
     def _release(self, lay: ContainerLayout) -> None:
         """Free the runtime side (runc state, monitor, processes, mount, cgroup, run dir) and
@@ -414,15 +420,5 @@ class OciBackend(RuntimeBackend):
         return lay.attach_socket
 
     def resize(self, cid: str, rows: int, cols: int) -> None:
-        lay = self._layout(cid)
-        try:
-            fd = os.open(lay.ctl, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.ENXIO):  # no monitor listening any more
-                raise Conflict(f"container {cid} is not running") from e
-            raise
-        try:
-            # conmon's control protocol: "<type> <rows> <cols>\n", type 1 = window resize.
-            os.write(fd, f"1 {int(rows)} {int(cols)}\n".encode())
-        finally:
-            os.close(fd)
+        if not control(self._layout(cid).ctl, WINDOW_RESIZE, rows, cols):
+            raise Conflict(f"container {cid} is not running")

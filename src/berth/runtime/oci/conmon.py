@@ -7,6 +7,7 @@ detaches itself, so the monitor is not our child: berthd may die without touchin
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -166,3 +167,22 @@ def _error_text(path: Path) -> str:
         return clean_error(path.read_text(errors="replace"))
     except OSError:
         return ""
+
+
+WINDOW_RESIZE = 1  # conmon's control messages: "<type> <rows> <cols>\n" on the ctl fifo
+REOPEN_LOGS = 2  # a new log file at the log path (the old one keeps what it has)
+
+
+def control(ctl: Path, kind: int, rows: int = 0, cols: int = 0) -> bool:
+    """Send conmon a control message; False when no monitor listens (it has exited)."""
+    try:
+        fd = os.open(ctl, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENXIO):
+            return False
+        raise
+    try:
+        os.write(fd, f"{kind} {int(rows)} {int(cols)}\n".encode())
+    finally:
+        os.close(fd)
+    return True

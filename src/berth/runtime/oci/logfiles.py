@@ -1,27 +1,39 @@
 """A container's log files when its log has a size limit: the current one and those kept.
 
-conmon bounds the log itself (--log-size-max): when the file would grow past the limit it
-makes a new, empty file and renames it over the old path, dropping the old content. That
-holds with berthd down. To keep older files (max_files > 1) Berth hard-links each current
-file as ``ctr.log.<n>`` as soon as it appears, so the rename only takes one of its names
-away; the oldest links beyond the limit are removed. An inotify watch on the container's
-directory makes "as soon as" a matter of milliseconds; while berthd is down no new file is
-linked, so output written then may be dropped at the next rotation, never more than the
-limit allows.
+With one file, conmon bounds it alone (--log-size-max): at the limit it begins a new, empty
+file at the same path and the old content goes. To keep older files (max_files > 1) Berth
+rotates instead, so that nothing between the kept files is lost:
+
+* it hard-links each current file as ``ctr.log.<n>`` the moment it appears (an inotify
+  watch on the container's directory), so that a rename over ``ctr.log`` only takes one of
+  its names away;
+* a file that has reached the limit is rotated through conmon's control fifo (reopen: conmon
+  renames a new file over the path) -- checked every CHECK_INTERVAL, so a flood may take a
+  file a little past the limit;
+* the oldest links beyond max_files are removed.
+
+conmon still gets a limit, the whole budget (max_size x max_files), for the time berthd is
+down: then its own rotations drop what no link keeps, and the log stays bounded.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from berth.inotify import IN_CREATE, IN_IGNORED, IN_MOVED_TO, Inotify
 
 log = logging.getLogger("berth.runtime")
 
-KEEP_FILE = "log-keep"  # beside the log: how many files to keep (read back after a restart)
+KEEP_FILE = "log-keep"  # beside the log: "<max_size> <max_files>" (read back after a restart)
+CHECK_INTERVAL = 0.2  # seconds between looks at the watched logs' sizes
 _LINKING = threading.Lock()  # the keeper's thread and a create may link at once
 
 
@@ -92,40 +104,52 @@ def begin_new_file(current: Path, max_size: int | None, max_files: int) -> None:
         current.unlink()
 
 
-def write_keep_file(directory: Path, max_files: int) -> None:
+def write_keep_file(directory: Path, max_size: int | None, max_files: int) -> None:
     path = directory / KEEP_FILE
-    if max_files > 1:
-        path.write_text(f"{max_files}\n")
+    if max_size is not None and max_files > 1:
+        path.write_text(f"{max_size} {max_files}\n")
     else:
         path.unlink(missing_ok=True)
 
 
-def read_keep_file(directory: Path) -> int:
+def read_keep_file(directory: Path) -> tuple[int, int] | None:
+    """(max_size, max_files) of a log that keeps files; None for one that does not."""
     try:
-        value = (directory / KEEP_FILE).read_text().strip()
+        words = (directory / KEEP_FILE).read_text().split()
     except FileNotFoundError:
-        return 1
-    return int(value) if value.isdigit() else 1
+        return None
+    if len(words) != 2 or not all(w.isdigit() for w in words):
+        return None
+    return int(words[0]), int(words[1])
+
+
+@dataclass
+class _Watched:
+    directory: Path
+    max_size: int
+    max_files: int
+    asked: int | None = None  # the file (inode) conmon was last asked to rotate away
 
 
 class LogKeeper:
-    """One thread with an inotify watch per container directory whose log keeps files."""
+    """One thread: links new log files as they appear, rotates full ones, drops the oldest."""
 
-    def __init__(self, log_name: str) -> None:
+    def __init__(self, log_name: str, reopen: Callable[[Path], bool]) -> None:
         self.log_name = log_name
+        self.reopen = reopen  # ask a container's monitor for a new file; False: none listens
         self._lock = threading.Lock()
         self._inotify: Inotify | None = None
-        self._dirs: dict[int, tuple[Path, int]] = {}  # watch -> (container dir, max_files)
+        self._watched: dict[int, _Watched] = {}  # inotify watch -> container
         self._failed = False
 
-    def keep(self, directory: Path, max_files: int) -> None:
-        """Watch ``directory`` for new log files from now on (idempotent)."""
+    def keep(self, directory: Path, max_size: int, max_files: int) -> None:
+        """Keep the files of the log in ``directory`` from now on (idempotent)."""
         with self._lock:
             inotify = self._start()
             if inotify is not None:
                 try:
                     wd = inotify.watch(directory, IN_CREATE | IN_MOVED_TO)
-                    self._dirs[wd] = (directory, max_files)
+                    self._watched[wd] = _Watched(directory, max_size, max_files)
                 except OSError as e:
                     log.warning("cannot watch %s for log rotation: %s", directory, e)
         link_current(directory / self.log_name, max_files)
@@ -133,7 +157,7 @@ class LogKeeper:
     def _start(self) -> Inotify | None:
         if self._inotify is None and not self._failed:
             try:
-                self._inotify = Inotify()
+                self._inotify = Inotify(nonblocking=True)
             except OSError as e:
                 self._failed = True
                 log.warning("log files beyond the current one cannot be kept: %s", e)
@@ -143,20 +167,52 @@ class LogKeeper:
         return self._inotify
 
     def _run(self, inotify: Inotify) -> None:
+        next_check = time.monotonic()
         while True:
             try:
-                events = inotify.read()
+                select.select([inotify.fd], [], [], max(0.0, next_check - time.monotonic()))
+                self._events(inotify)
             except OSError as e:
                 log.warning("log keeper stopped: %s", e)
                 return
-            for event in events:
-                with self._lock:
-                    if event.mask & IN_IGNORED:
-                        self._dirs.pop(event.wd, None)
-                        continue
-                    watched = self._dirs.get(event.wd)
-                if watched is not None and event.name == self.log_name:
-                    try:
-                        link_current(watched[0] / self.log_name, watched[1])
-                    except OSError as e:  # e.g. the container is being removed
-                        log.debug("keeping a log file of %s: %s", watched[0], e)
+            if time.monotonic() >= next_check:
+                self._rotate_full()
+                next_check = time.monotonic() + CHECK_INTERVAL
+
+    def _events(self, inotify: Inotify) -> None:
+        try:
+            events = inotify.read()
+        except BlockingIOError:
+            return
+        for event in events:
+            with self._lock:
+                if event.mask & IN_IGNORED:  # the container's directory is gone
+                    self._watched.pop(event.wd, None)
+                    continue
+                watched = self._watched.get(event.wd)
+            if watched is not None and event.name == self.log_name:
+                self._quietly(link_current, watched.directory / self.log_name,
+                              watched.max_files)
+
+    def _rotate_full(self) -> None:
+        with self._lock:
+            watched = list(self._watched.values())
+        for w in watched:
+            current = w.directory / self.log_name
+            try:
+                st = os.stat(current)
+            except FileNotFoundError:
+                continue
+            if st.st_size < w.max_size or w.asked == st.st_ino:
+                continue
+            self._quietly(link_current, current, w.max_files)  # kept before it is replaced
+            if self._quietly(self.reopen, w.directory):
+                w.asked = st.st_ino
+
+    @staticmethod
+    def _quietly(action: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return action(*args)
+        except OSError as e:  # e.g. the container is being removed
+            log.debug("log files of %s: %s", args[0], e)
+            return None
