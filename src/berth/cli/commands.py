@@ -7,7 +7,7 @@ import json
 import sys
 
 from berth.cli import convert, image_commands
-from berth.cli.output import ago, each, emit, human_size, status_text
+from berth.cli.output import ago, each, emit, human_size, inspect_each, status_text
 from berth.client import APIError, Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -22,6 +22,7 @@ CONTAINER_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
     ("COMMAND", lambda c: _short(" ".join(c["config"].get("command") or []), 22)),
     ("CREATED", lambda c: ago(c["created"])),
     ("STATUS", status_text),
+    ("PORTS", lambda c: ports_text(c)),
     ("NAMES", lambda c: c["name"]),
 ]
 
@@ -156,18 +157,7 @@ def cmd_wait(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(client: Client, args: argparse.Namespace) -> int:
-    found, failed = [], 0
-    for name in args.containers:
-        try:
-            found.append(client.containers.get(name))
-        except APIError as e:
-            sys.stderr.write(f"berth: {e.message}\n")
-            failed = 1
-    fmt = _fmt(args)
-    if fmt == "table":
-        fmt = "json"
-    emit(found[0] if len(found) == 1 and len(args.containers) == 1 else found, fmt)
-    return failed
+    return inspect_each(args.containers, client.containers.get, _fmt(args), args.format)
 
 
 def cmd_ps(client: Client, args: argparse.Namespace) -> int:
@@ -176,8 +166,34 @@ def cmd_ps(client: Client, args: argparse.Namespace) -> int:
         for c in rows:
             print(c["id"][:12])
         return 0
+    if args.format is not None:
+        from berth.cli.template import render_rows
+
+        sys.stdout.write(render_rows(args.format, [ps_fields(c) for c in rows], PS_TITLES))
+        return 0
     emit(rows, _fmt(args), CONTAINER_COLUMNS)
     return 0
+
+
+PS_TITLES = {"id": "CONTAINER ID", "runningfor": "CREATED", "createdat": "CREATED AT"}
+
+
+def ps_fields(c: dict[str, Any]) -> dict[str, Any]:
+    """A container as docker's ps --format names its fields, beside Berth's own."""
+    labels = c.get("labels") or {}
+    return {**c, "ID": c["id"][:12], "Image": c["image"],
+            "Command": _short(" ".join(c["config"].get("command") or []), 20),
+            "CreatedAt": c["created"], "RunningFor": ago(c["created"]),
+            "Ports": ports_text(c), "State": c["state"]["status"], "Status": status_text(c),
+            "Names": c["name"], "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            "Networks": ",".join(sorted(c.get("networks") or {}))}
+
+
+def ports_text(c: dict[str, Any]) -> str:
+    """Published ports as docker's ps shows them: 0.0.0.0:8080->80/tcp."""
+    return ", ".join(f"{p.get('host_ip') or '0.0.0.0'}:{p['host_port']}->"
+                     f"{p['container_port']}/{p['proto']}" for p in c.get("ports") or []
+                     if p.get("host_port"))
 
 
 def cmd_logs(client: Client, args: argparse.Namespace) -> int:
@@ -271,13 +287,26 @@ STATS_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
 
 
 def cmd_stats(client: Client, args: argparse.Namespace) -> int:
+    """The named containers, or every running one (looked up anew each round, as docker
+    does: those that start join, those that stop leave)."""
     import time
 
-    first = {n: client.containers.stats(n) for n in args.containers}
+    def sample() -> dict[str, dict[str, Any]]:
+        if args.containers:
+            return {n: client.containers.stats(n) for n in args.containers}
+        out = {}
+        for c in client.containers.list(filters=["status=running"]):
+            try:
+                out[c["name"]] = client.containers.stats(c["id"])
+            except APIError:  # stopped or removed since the listing
+                continue
+        return out
+
+    first = sample()
     while True:
         time.sleep(0.5 if args.no_stream else 1.0)
-        second = {n: client.containers.stats(n) for n in args.containers}
-        rows = [_stats_row(n, second[n], first[n]) for n in args.containers]
+        second = sample()
+        rows = [_stats_row(n, s, first.get(n)) for n, s in second.items()]
         if not args.no_stream and _fmt(args) == "table":
             sys.stdout.write("\x1b[2J\x1b[H")
         emit(rows, _fmt(args), STATS_COLUMNS)
@@ -379,9 +408,7 @@ def cmd_volume(client: Client, args: argparse.Namespace) -> int:
             emit(vols, _fmt(args), [("DRIVER", lambda v: v["driver"]),
                                     ("VOLUME NAME", lambda v: v["name"])])
     elif sub == "inspect":
-        found = [client.volumes.get(n) for n in args.volumes]
-        emit(found[0] if len(found) == 1 else found, "json" if _fmt(args) == "table"
-             else _fmt(args))
+        return inspect_each(args.volumes, client.volumes.get, _fmt(args), args.format)
     elif sub == "rm":
         return each(args.volumes, client.volumes.remove)
     elif sub == "prune":

@@ -66,7 +66,7 @@ def cmd_project(client: Client, args: argparse.Namespace) -> int:
     elif sub == "rm":
         return each(args.projects, projects.remove)
     elif sub == "inspect":
-        return inspect_each(args.projects, projects.get, fmt)
+        return inspect_each(args.projects, projects.get, fmt, args.format)
     elif sub in ("grant", "ungrant"):
         have = set(projects.get(args.project).get("grants") or [])
         want = have | set(args.grants) if sub == "grant" else have - set(args.grants)

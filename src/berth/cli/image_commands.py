@@ -8,7 +8,7 @@ import os
 import sys
 
 from berth.cli.convert import UsageError
-from berth.cli.output import ago, emit, human_size, write_archive
+from berth.cli.output import ago, emit, human_size, inspect_each, write_archive
 from berth.client import APIError, Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -301,9 +301,7 @@ def cmd_image(client: Client, args: argparse.Namespace) -> int:
         img = client.images.build_base(args.kind, args.tag)
         print(f"{', '.join(img['tags'])} {img['id']}")
     elif sub == "inspect":
-        found = [client.images.get(ref) for ref in args.images]
-        emit(found[0] if len(found) == 1 else found, "json" if _fmt(args) == "table"
-             else _fmt(args))
+        return inspect_each(args.images, client.images.get, _fmt(args), args.format)
     elif sub == "rm":
         return _each_result(args.images, lambda r: [
             line["result"] for line in client.images.remove(r, args.force)])

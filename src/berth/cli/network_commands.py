@@ -35,7 +35,7 @@ def cmd_network(client: Client, args: argparse.Namespace) -> int:
     elif sub == "ls":
         listing(networks.list(args.filter, selector=args.selector), args, NETWORK_COLUMNS)
     elif sub == "inspect":
-        return inspect_each(args.networks, networks.get, args.output)
+        return inspect_each(args.networks, networks.get, args.output, args.format)
     elif sub == "rm":
         return each(args.networks, networks.remove)
     elif sub == "connect":

@@ -32,9 +32,10 @@ def emit(data: Any, fmt: str, columns: list[tuple[str, Any]] | None = None) -> N
     table(columns, rows)
 
 
-def inspect_each(names: list[str], get: Callable[[str], Any], fmt: str) -> int:
-    """Show every object found (JSON unless YAML is asked for); report the missing ones on
-    stderr and exit 1, as `berth inspect` does."""
+def inspect_each(names: list[str], get: Callable[[str], Any], fmt: str,
+                 template: str | None = None) -> int:
+    """Show every object found (JSON unless YAML is asked for, or a line of ``template``
+    each, docker's --format); report the missing ones on stderr and exit 1."""
     from berth.client import APIError
 
     found, failed = [], 0
@@ -44,6 +45,11 @@ def inspect_each(names: list[str], get: Callable[[str], Any], fmt: str) -> int:
         except APIError as e:
             sys.stderr.write(f"berth: {e.message}\n")
             failed = 1
+    if template is not None:
+        from berth.cli.template import render
+
+        sys.stdout.write("".join(render(template, obj) + "\n" for obj in found))
+        return failed
     emit(found[0] if len(found) == 1 and len(names) == 1 else found,
          "json" if fmt == "table" else fmt)
     return failed

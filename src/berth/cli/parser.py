@@ -269,6 +269,16 @@ def _containers(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None
     p.add_argument("containers", nargs="+")
 
 
+def _inspect(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    add_format(p)
+    p.add_argument("containers", nargs="+")
+
+
+def add_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", metavar="TEMPLATE",
+                   help="a Go template per object, e.g. '{{.State.Pid}}' or '{{json .Config}}'")
+
+
 def _rm(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("-v", "--volumes", action="store_true", help="remove anonymous volumes too")
@@ -285,6 +295,10 @@ def _ps(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-f", "--filter", action="append", default=[],
                    metavar="status=…|label=k[=v]|name=…|id=…|ancestor=…|health=…")
+    p.add_argument("--format", metavar="TEMPLATE",
+                   help="a Go template per container, e.g. 'table {{.ID}}\\t{{.Names}}' "
+                   "(docker's fields: ID, Image, Command, CreatedAt, RunningFor, Ports, State, "
+                   "Status, Names, Labels, Networks; and Berth's own)")
 
 
 def _logs(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
@@ -355,7 +369,7 @@ def _port(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 def _stats(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("--no-stream", action="store_true")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("containers", nargs="*", help="default: every running container")
 
 
 def _update(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
@@ -477,7 +491,7 @@ IMAGE_VERBS = {
     "pull": ("pull an image from a registry", _pull),
     "push": ("push an image to a registry", _push),
     "ls": ("list images", _ls),
-    "inspect": ("show images", lambda p: p.add_argument("images", nargs="+")),
+    "inspect": ("show images", lambda p: (add_format(p), p.add_argument("images", nargs="+"))),
     "history": ("show an image's history", _history),
     "tag": ("name an image", _tag),
     "untag": ("remove names from images", lambda p: p.add_argument("images", nargs="+")),
@@ -546,6 +560,7 @@ def _volume(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None
     q.add_argument("-f", "--filter", action="append", default=[])
     q.add_argument("-q", "--quiet", action="store_true")
     q = sub("inspect", "show volumes")
+    add_format(q)
     q.add_argument("volumes", nargs="+")
     q = sub("rm", "remove volumes")
     q.add_argument("volumes", nargs="+")
@@ -556,7 +571,7 @@ _ARGS = {
     "info": _nothing, "version": _nothing, "run": _run, "create": _create, "start": _start,
     "stop": _stop_or_restart, "restart": _stop_or_restart, "kill": _kill,
     "pause": _containers, "unpause": _containers, "wait": _containers,
-    "inspect": _containers, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
+    "inspect": _inspect, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
     "exec": _exec, "attach": _attach, "top": _one_container, "stats": _stats,
     "update": _update, "actions": _one_container, "container": _container, "system": _system,
     "cp": _cp,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from berth.cli.parser import add_format
+
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,7 +28,9 @@ def _project(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> Non
         "-q", "--quiet", action="store_true", help="print only names")
     sub("create", "create a project (admins)").add_argument("name")
     sub("rm", "remove empty projects (admins)").add_argument("projects", nargs="+")
-    sub("inspect", "show projects in detail").add_argument("projects", nargs="+")
+    inspect = sub("inspect", "show projects in detail")
+    add_format(inspect)
+    inspect.add_argument("projects", nargs="+")
     for verb, help_ in (("grant", "open admin-only features to a project (admins)"),
                         ("ungrant", "take grants back (admins)")):
         q = sub(verb, help_)

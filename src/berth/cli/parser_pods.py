@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from berth.cli.parser import add_format
+
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,7 +58,9 @@ def _pod(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
                    "neither)")
     q.add_argument("--start", action="store_true", help="start it now")
     _listing(sub("ls", "list pods"), "name=…, id=…, label=k[=v], status=running|exited|…")
-    sub("inspect", "show pods in detail").add_argument("pods", nargs="+", metavar="POD")
+    inspect = sub("inspect", "show pods in detail")
+    add_format(inspect)
+    inspect.add_argument("pods", nargs="+", metavar="POD")
     sub("start", "start pods (the infra container, then the members)").add_argument(
         "pods", nargs="+", metavar="POD")
     for verb, help_ in (("stop", "stop pods (the members, then the infra container)"),
@@ -80,8 +84,9 @@ def _service(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> Non
                    "the backends' port it goes to (repeatable)")
     q.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
     _listing(sub("ls", "list services"), "name=…, id=…, label=k[=v]")
-    sub("inspect", "show services and their backends").add_argument(
-        "services", nargs="+", metavar="SERVICE")
+    inspect = sub("inspect", "show services and their backends")
+    add_format(inspect)
+    inspect.add_argument("services", nargs="+", metavar="SERVICE")
     sub("rm", "remove services").add_argument("services", nargs="+", metavar="SERVICE")
 
 
@@ -100,8 +105,9 @@ def _network(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> Non
                    help="driver option, e.g. mtu=1400")
     _listing(sub("ls", "list networks"), "name=…, id=…, label=k[=v], driver=…, "
              "type=custom|builtin, dangling=true|false")
-    sub("inspect", "show networks and their containers").add_argument(
-        "networks", nargs="+", metavar="NETWORK")
+    inspect = sub("inspect", "show networks and their containers")
+    add_format(inspect)
+    inspect.add_argument("networks", nargs="+", metavar="NETWORK")
     sub("rm", "remove networks").add_argument("networks", nargs="+", metavar="NETWORK")
     q = sub("connect", "put a container on a network")
     q.add_argument("--alias", action="append", default=[], metavar="NAME",

@@ -52,7 +52,7 @@ def cmd_pod(client: Client, args: argparse.Namespace) -> int:
     elif sub == "ls":
         listing(pods.list(args.filter, selector=args.selector), args, POD_COLUMNS)
     elif sub == "inspect":
-        return inspect_each(args.pods, pods.get, args.output)
+        return inspect_each(args.pods, pods.get, args.output, args.format)
     elif sub == "start":
         return each(args.pods, pods.start)
     elif sub == "stop":
@@ -95,7 +95,7 @@ def cmd_service(client: Client, args: argparse.Namespace) -> int:
     elif sub == "ls":
         listing(services.list(args.filter, selector=args.selector), args, SERVICE_COLUMNS)
     elif sub == "inspect":
-        return inspect_each(args.services, services.get, args.output)
+        return inspect_each(args.services, services.get, args.output, args.format)
     elif sub == "rm":
         return each(args.services, services.remove)
     return 0

@@ -31,6 +31,29 @@ def render(template: str, data: Any) -> str:
     return "".join(_run(_parse(template), data))
 
 
+def render_rows(template: str, rows: list[Any], titles: dict[str, str]) -> str:
+    """A listing's --format: a line per row. "table TEMPLATE" adds a header of column
+    titles (``titles``: field -> title; others show their name in capitals) and aligns the
+    tab-separated columns, as docker does."""
+    if not template.startswith("table"):
+        return "".join(render(template, row) + "\n" for row in rows)
+    body = _parse(template[len("table"):].lstrip())
+    header = "".join(_run(body, Titles(titles)))
+    lines = [header, *("".join(_run(body, row)) for row in rows)]
+    cells = [line.split("\t") for line in lines]
+    width = max(len(c) for c in cells)
+    widths = [max(len(c[i]) for c in cells if i < len(c)) for i in range(width)]
+    return "".join("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(c)).rstrip()
+                   + "\n" for c in cells)
+
+
+class Titles(dict):  # type: ignore[type-arg]
+    """What a "table" format's header is rendered with: every field is its title."""
+
+    def title(self, name: str) -> str:
+        return str(self.get(_key(name), name.upper()))
+
+
 # -- parsing: text and actions into a tree of nodes ---------------------------------------
 
 class _Node:
@@ -174,6 +197,8 @@ def _key(name: str) -> str:
 
 
 def _field(value: Any, name: str) -> Any:
+    if isinstance(value, Titles):
+        return value.title(name)
     if not isinstance(value, dict):
         raise UsageError(f"--format: cannot take field {name} of {show(value)}")
     if name in value:

@@ -1,0 +1,68 @@
+"""docker's --format on inspect and ps, and `stats` of every running container."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.daemon import Daemon, refused
+
+pytestmark = pytest.mark.integration
+
+
+def test_inspect_format(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("run", "-d", "--name", "fmt-web", "-l", "app=shop", "busybox", "sleep", "300")
+    try:
+        pid = d.inspect("fmt-web")["state"]["pid"]
+        assert d.cli("inspect", "-f", "{{.State.Pid}}", "fmt-web").stdout == f"{pid}\n"
+        assert d.cli("inspect", "--format", "{{json .Labels}}", "fmt-web").stdout == \
+            '{"app":"shop"}\n'
+        # Each object its line; a missing one is reported and fails the command.
+        res = d.cli("inspect", "-f", "{{.Name}} {{.RestartCount}}", "fmt-web", "nosuch",
+                    check=False)
+        assert res.returncode == 1 and res.stdout == "fmt-web 0\n"
+        assert "nosuch" in res.stderr
+        refused(d.cli("inspect", "-f", "{{.Name", "fmt-web", check=False), "unclosed action")
+        refused(d.cli("inspect", "-f", "{{nosuch .Name}}", "fmt-web", check=False),
+                "'nosuch' is not defined")
+        image = json.loads(d.cli("image", "inspect", "busybox").stdout)
+        assert d.cli("image", "inspect", "-f", "{{.Id}}", "busybox").stdout == \
+            f"{image['id']}\n"
+        d.cli("volume", "create", "fmt-vol")
+        assert d.cli("volume", "inspect", "-f", "{{.Name}}", "fmt-vol").stdout == "fmt-vol\n"
+        d.cli("volume", "rm", "fmt-vol")
+    finally:
+        d.cli("rm", "-f", "fmt-web")
+
+
+def test_ps_format_and_ports(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("run", "-d", "--name", "fmt-ps", "--network", "bridge", "-p", "127.0.0.1::80",
+          "-l", "tier=front", "busybox", "sleep", "300")
+    try:
+        only = ["--filter", "name=fmt-ps"]
+        out = d.cli("ps", *only, "--format", "{{.Names}} {{.State}} {{.Labels}}").stdout
+        assert out == "fmt-ps running tier=front\n"
+        port = d.inspect("fmt-ps")["ports"][0]["host_port"]
+        lines = d.cli("ps", *only, "--format", "table {{.ID}}\t{{.Names}}\t{{.Ports}}"
+                      ).stdout.splitlines()
+        assert lines[0].split() == ["CONTAINER", "ID", "NAMES", "PORTS"]
+        assert lines[1].split()[1:] == ["fmt-ps", f"127.0.0.1:{port}->80/tcp"]
+        # The default table shows the published ports too, as docker's does.
+        assert f"127.0.0.1:{port}->80/tcp" in d.cli("ps", *only).stdout
+    finally:
+        d.cli("rm", "-f", "fmt-ps")
+
+
+def test_stats_without_names_shows_every_running_container(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("run", "-d", "--name", "st-up", "busybox", "sleep", "300")
+    d.cli("create", "--name", "st-down", "busybox", "true")
+    try:
+        names = [row["name"] for row in json.loads(
+            d.cli("stats", "--no-stream", "-o", "json").stdout)]
+        assert "st-up" in names and "st-down" not in names
+    finally:
+        d.cli("rm", "-f", "st-up", "st-down")
