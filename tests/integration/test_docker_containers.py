@@ -420,3 +420,19 @@ def test_extra_hosts_dns_ulimits_and_groups_through_docker(daemon: Daemon) -> No
         out = docker(daemon, "exec", "opts1", "sh", "-c", "ulimit -n; ulimit -Hn; id -G")
         assert out.stdout.split("\n")[:2] == ["300", "400"]
         assert "100" in out.stdout.split("\n")[2].split()
+
+
+def test_stop_with_a_signal_through_the_api(daemon: Daemon) -> None:
+    """API 1.42's ?signal= on stop (docker stop -s): not the container's stop signal."""
+    client = dockerpy(daemon)
+    box = client.containers.run("busybox", ["sh", "-c", "trap 'exit 7' USR1; trap 'exit 0' "
+                                            "TERM; while true; do sleep 0.1; done"],
+                                detach=True, name="api-sig")
+    try:
+        client.api._raise_for_status(client.api._post(
+            client.api._url("/containers/{0}/stop", box.id), params={"signal": "SIGUSR1",
+                                                                      "t": 10}))
+        box.reload()
+        assert box.attrs["State"]["ExitCode"] == 7
+    finally:
+        box.remove(force=True)

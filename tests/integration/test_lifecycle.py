@@ -131,6 +131,21 @@ def test_stop_sends_sigterm_then_sigkill(daemon: Daemon) -> None:
     daemon.cli("rm", "lc-graceful", "lc-stubborn")
 
 
+def test_stop_and_restart_with_a_signal_of_their_own(daemon: Daemon) -> None:
+    trap = "trap 'echo got-$0; exit 3' INT; trap 'echo got-term; exit 0' TERM; " \
+           "while true; do sleep 0.1; done"
+    daemon.cli("run", "-d", "--name", "lc-sig", "busybox", "sh", "-c", trap, "sig")
+    daemon.cli("stop", "-s", "INT", "lc-sig")
+    assert daemon.inspect("lc-sig")["state"]["exit_code"] == 3
+    daemon.cli("start", "lc-sig")
+    daemon.cli("restart", "--signal", "SIGINT", "lc-sig")
+    assert daemon.cli("logs", "lc-sig").stdout.split() == ["got-sig", "got-sig"]
+    assert daemon.inspect("lc-sig")["state"]["status"] == "running"
+    res = daemon.cli("stop", "-s", "NOPE", "lc-sig", check=False)
+    assert res.returncode != 0 and "NOPE" in res.stderr
+    daemon.cli("rm", "-f", "lc-sig")
+
+
 def test_kill_with_a_signal_and_wait(daemon: Daemon) -> None:
     daemon.cli("run", "-d", "--name", "lc-kill", "busybox", "sh", "-c",
                "trap 'echo usr1; exit 9' USR1; while true; do sleep 0.1; done")

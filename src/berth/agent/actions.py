@@ -48,7 +48,8 @@ async def stop(ops: ContainerOps, act: Action) -> None:
     if row.status not in LIVE:
         ops.save(row.id, stopped_by_user=True, desired="stopped")
         raise NotModified(f"container {row.name} is already stopped")
-    await ops.stop(row, specbuild.stop_timeout(row.spec, act.params.get("timeout")))
+    await ops.stop(row, specbuild.stop_timeout(row.spec, act.params.get("timeout")),
+                   act.params.get("signal"))
     ops.save(row.id, stopped_by_user=True, desired="stopped")
     ops.event(row, "stop")
 
@@ -56,7 +57,8 @@ async def stop(ops: ContainerOps, act: Action) -> None:
 async def restart(ops: ContainerOps, act: Action) -> None:
     row = ops.load(act.container_id)
     if row.status in LIVE:
-        await ops.stop(row, specbuild.stop_timeout(row.spec, act.params.get("timeout")))
+        await ops.stop(row, specbuild.stop_timeout(row.spec, act.params.get("timeout")),
+                       act.params.get("signal"))
     await ops.launch(ops.load(row.id))
     ops.event(row, "restart")
 

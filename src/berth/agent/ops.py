@@ -265,9 +265,11 @@ class ContainerOps:
                   stopped_by_user=False, desired="running", health=health.at_start(row.spec))
         self.event(row, "start")
 
-    async def stop(self, row: Container, timeout: float) -> None:
-        """The stop signal, up to timeout seconds to exit, then SIGKILL (Docker's stop)."""
-        sig = specbuild.stop_signal(row.spec, self.image(row).config)
+    async def stop(self, row: Container, timeout: float, sig: int | None = None) -> None:
+        """The stop signal (``sig``, or the container's), up to timeout seconds to exit, then
+        SIGKILL (Docker's stop)."""
+        if sig is None:
+            sig = specbuild.stop_signal(row.spec, self.image(row).config)
         if timeout < 0:  # Docker: -1 waits for ever
             timeout = float("inf")
         if timeout > 0:

@@ -116,11 +116,12 @@ def cmd_start(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_stop(client: Client, args: argparse.Namespace) -> int:
-    return each(args.containers, lambda n: client.containers.stop(n, args.time))
+    return each(args.containers, lambda n: client.containers.stop(n, args.time, args.signal))
 
 
 def cmd_restart(client: Client, args: argparse.Namespace) -> int:
-    return each(args.containers, lambda n: client.containers.restart(n, args.time))
+    return each(args.containers,
+                lambda n: client.containers.restart(n, args.time, args.signal))
 
 
 def cmd_kill(client: Client, args: argparse.Namespace) -> int:

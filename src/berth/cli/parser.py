@@ -257,6 +257,7 @@ def _start(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 def _stop_or_restart(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--time", type=int, help="seconds to wait before SIGKILL")
+    p.add_argument("-s", "--signal", help="send this instead of the container's stop signal")
     p.add_argument("containers", nargs="+")
 
 

@@ -82,11 +82,14 @@ class _Containers:
         resp = self._t.open("POST", f"/v1/containers/{ref}/start", {"attach": True})
         return read_frames(resp)
 
-    def stop(self, ref: str, timeout: int | None = None) -> dict[str, Any] | None:
-        return self._act(ref, "stop", timeout=timeout)
+    def stop(self, ref: str, timeout: int | None = None,
+             signal: str | None = None) -> dict[str, Any] | None:
+        """signal: instead of the container's stop signal; then SIGKILL after timeout."""
+        return self._act(ref, "stop", timeout=timeout, signal=signal)
 
-    def restart(self, ref: str, timeout: int | None = None) -> dict[str, Any] | None:
-        return self._act(ref, "restart", timeout=timeout)
+    def restart(self, ref: str, timeout: int | None = None,
+                signal: str | None = None) -> dict[str, Any] | None:
+        return self._act(ref, "restart", timeout=timeout, signal=signal)
 
     def kill(self, ref: str, signal: str = "SIGKILL") -> dict[str, Any] | None:
         return self._act(ref, "kill", signal=signal)

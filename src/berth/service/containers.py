@@ -342,13 +342,15 @@ class ContainerService:
     def start(self, ctx: Context, ref: str) -> Action:
         return self._queue(ctx, ref, "start", {}, desired="running")
 
-    def stop(self, ctx: Context, ref: str, timeout: int | None = None) -> Action:
-        if timeout is not None and not -1 <= timeout <= 3600:
-            raise InvalidArgument("timeout: must be between -1 and 3600 seconds")
-        return self._queue(ctx, ref, "stop", {"timeout": timeout}, desired="stopped")
+    def stop(self, ctx: Context, ref: str, timeout: int | None = None,
+             signal: str | None = None) -> Action:
+        """``signal``: instead of the container's stop signal (docker stop --signal)."""
+        return self._queue(ctx, ref, "stop", _stop_params(timeout, signal), desired="stopped")
 
-    def restart(self, ctx: Context, ref: str, timeout: int | None = None) -> Action:
-        return self._queue(ctx, ref, "restart", {"timeout": timeout}, desired="running")
+    def restart(self, ctx: Context, ref: str, timeout: int | None = None,
+                signal: str | None = None) -> Action:
+        return self._queue(ctx, ref, "restart", _stop_params(timeout, signal),
+                           desired="running")
 
     def kill(self, ctx: Context, ref: str, signal: str | int = "SIGKILL") -> Action:
         return self._queue(ctx, ref, "kill", {"signal": parse_signal(signal)})
@@ -508,3 +510,12 @@ def _event(row: Container, action: str, extra: dict[str, Any] | None = None) -> 
     return {"type": "container", "action": action, "id": row.id, "name": row.name,
             "project_id": row.project_id, "labels": dict(row.labels or {}),
             "time": time.time(), **(extra or {})}
+
+
+def _stop_params(timeout: int | None, signal: str | None) -> dict[str, Any]:
+    if timeout is not None and not -1 <= timeout <= 3600:
+        raise InvalidArgument("timeout: must be between -1 and 3600 seconds")
+    params: dict[str, Any] = {"timeout": timeout}
+    if signal:
+        params["signal"] = parse_signal(signal)
+    return params

@@ -177,14 +177,15 @@ async def start(ref: str, svc: Svc, ctx: Ctx, wait: bool = False, attach: bool =
 
 @router.post("/{ref}/stop", responses=QUEUED)
 async def stop(ref: str, svc: Svc, ctx: Ctx, timeout: int | None = None,
-               wait: bool = False) -> Any:
-    return await _answer(svc, ctx, svc.containers.stop(ctx, ref, timeout), wait, ref)
+               signal: str | None = None, wait: bool = False) -> Any:
+    return await _answer(svc, ctx, svc.containers.stop(ctx, ref, timeout, signal), wait, ref)
 
 
 @router.post("/{ref}/restart", responses=QUEUED)
 async def restart(ref: str, svc: Svc, ctx: Ctx, timeout: int | None = None,
-                  wait: bool = False) -> Any:
-    return await _answer(svc, ctx, svc.containers.restart(ctx, ref, timeout), wait, ref)
+                  signal: str | None = None, wait: bool = False) -> Any:
+    return await _answer(svc, ctx, svc.containers.restart(ctx, ref, timeout, signal), wait,
+                         ref)
 
 
 @router.post("/{ref}/kill", responses=QUEUED)

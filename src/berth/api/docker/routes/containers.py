@@ -213,14 +213,16 @@ async def start(ref: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
 
 
 @router.post("/containers/{ref}/stop", status_code=204)
-async def stop(ref: str, svc: Svc, ctx: Ctx, t: int | None = None) -> Response:
-    await finish(svc, ctx, await _call(ref, svc.containers.stop, ctx, ref, t))
+async def stop(ref: str, svc: Svc, ctx: Ctx, t: int | None = None,
+               signal: str | None = None) -> Response:
+    await finish(svc, ctx, await _call(ref, svc.containers.stop, ctx, ref, t, signal))
     return Response(status_code=204)
 
 
 @router.post("/containers/{ref}/restart", status_code=204)
-async def restart(ref: str, svc: Svc, ctx: Ctx, t: int | None = None) -> Response:
-    await finish(svc, ctx, await _call(ref, svc.containers.restart, ctx, ref, t))
+async def restart(ref: str, svc: Svc, ctx: Ctx, t: int | None = None,
+                  signal: str | None = None) -> Response:
+    await finish(svc, ctx, await _call(ref, svc.containers.restart, ctx, ref, t, signal))
     return Response(status_code=204)
 
 
