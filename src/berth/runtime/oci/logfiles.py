@@ -128,7 +128,7 @@ class _Watched:
     directory: Path
     max_size: int
     max_files: int
-    asked: int | None = None  # the file (inode) conmon was last asked to rotate away
+    asked: bool = False  # conmon was asked for a new file and has not made it yet
 
 
 class LogKeeper:
@@ -191,6 +191,7 @@ class LogKeeper:
                     continue
                 watched = self._watched.get(event.wd)
             if watched is not None and event.name == self.log_name:
+                watched.asked = False  # a new file: whatever was asked is done
                 self._quietly(link_current, watched.directory / self.log_name,
                               watched.max_files)
 
@@ -200,14 +201,15 @@ class LogKeeper:
         for w in watched:
             current = w.directory / self.log_name
             try:
-                st = os.stat(current)
+                size = os.stat(current).st_size
             except FileNotFoundError:
                 continue
-            if st.st_size < w.max_size or w.asked == st.st_ino:
+            if size < w.max_size or w.asked:
                 continue
             self._quietly(link_current, current, w.max_files)  # kept before it is replaced
-            if self._quietly(self.reopen, w.directory):
-                w.asked = st.st_ino
+            # Asked once: conmon's new file (an event) says it is done. An inode number
+            # would not do: a removed old file's number comes back for a new one.
+            w.asked = bool(self._quietly(self.reopen, w.directory))
 
     @staticmethod
     def _quietly(action: Callable[..., Any], *args: Any) -> Any:
