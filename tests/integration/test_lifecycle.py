@@ -420,3 +420,24 @@ def test_system_prune_removes_what_nothing_uses(own_daemon: Daemon) -> None:
     assert [v["name"] for v in d.client.volumes.list()] == ["sp-used"]
     assert any(i for i in d.client.images.list())  # busybox: in use, and not dangling
     d.cli("rm", "-f", "sp-live")
+
+
+def test_exec_detached_returns_while_the_command_runs_on(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("run", "-d", "--name", "lc-execd", "busybox", "sleep", "300")
+    try:
+        # Without detaching, this would wait for /tmp/go, which comes only afterwards.
+        res = d.cli("exec", "-d", "lc-execd", "sh", "-c",
+                    "echo noise; while [ ! -f /tmp/go ]; do sleep 0.05; done; "
+                    "echo done > /tmp/marker", timeout=60)
+        assert res.returncode == 0 and res.stdout == "" and res.stderr == ""
+        assert "sleep 0.05" in d.cli("top", "lc-execd").stdout or \
+            "/tmp/go" in d.cli("top", "lc-execd").stdout
+        d.cli("exec", "lc-execd", "touch", "/tmp/go")
+        d.wait_for(lambda: d.cli("exec", "lc-execd", "cat", "/tmp/marker",
+                                 check=False).stdout == "done\n", what="the detached command")
+        assert "noise" not in d.cli("logs", "lc-execd").stdout
+        refused_res = d.cli("exec", "-d", "nosuch", "true", check=False)
+        assert refused_res.returncode != 0 and "nosuch" in refused_res.stderr
+    finally:
+        d.cli("rm", "-f", "lc-execd")

@@ -216,7 +216,7 @@ def cmd_exec(client: Client, args: argparse.Namespace) -> int:
     from berth.cli.interactive import run_exec
 
     return run_exec(client, args.container, command, tty=args.tty, stdin=args.interactive,
-                    env=args.env, workdir=args.workdir, user=args.user)
+                    env=args.env, workdir=args.workdir, user=args.user, detach=args.detach)
 
 
 def cmd_attach(client: Client, args: argparse.Namespace) -> int:

@@ -130,12 +130,12 @@ def attach(client: Client, ref: str, no_stdin: bool) -> int:
 
 
 def run_exec(client: Client, container: str, command: list[str], *, tty: bool, stdin: bool,
-             env: list[str], workdir: str, user: str) -> int:
-    try:
-        ws = client.containers.exec_session(container, command, tty=tty, stdin=stdin, env=env,
-                                            workdir=workdir, user=user)
-    except APIError:
-        raise
+             env: list[str], workdir: str, user: str, detach: bool = False) -> int:
+    """detach: start the command and return at once (exec -d)."""
+    if detach:
+        tty = stdin = False
+    ws = client.containers.exec_session(container, command, tty=tty, stdin=stdin, env=env,
+                                        workdir=workdir, user=user, detach=detach)
     try:
         return _session(ws, tty, stdin, detach=False)
     finally:

@@ -312,6 +312,8 @@ def _logs(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 
 def _exec(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="start the command and return; its output goes nowhere")
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("-e", "--env", action="append", default=[])

@@ -141,11 +141,12 @@ class _Containers:
 
     def exec_session(self, ref: str, command: list[str], tty: bool = False,
                      stdin: bool = False, env: list[str] | None = None, workdir: str = "",
-                     user: str = "") -> Any:
-        """An open websocket: see berth.api.routes.streams for the message protocol."""
+                     user: str = "", detach: bool = False) -> Any:
+        """An open websocket: see berth.api.routes.streams for the message protocol. With
+        detach, the answer comes once the command has started ({"exit_code": 0})."""
         ws = self._t.websocket(f"/v1/containers/{ref}/exec")
         ws.send(json.dumps({"command": command, "tty": tty, "stdin": stdin, "env": env or [],
-                            "workdir": workdir, "user": user}))
+                            "workdir": workdir, "user": user, "detach": detach}))
         return ws
 
     def attach_session(self, ref: str, start: bool = False, logs: bool = True) -> Any:

@@ -509,6 +509,7 @@ class ExecRequest(BaseModel):
     user: str = Field("", max_length=256)
     tty: bool = False
     stdin: bool = False
+    detach: bool = False  # start it and answer at once; its output goes nowhere (exec -d)
 
     _env = field_validator("env")(check_env)
     _argv = field_validator("command")(check_argv)

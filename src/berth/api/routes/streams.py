@@ -143,6 +143,13 @@ async def exec_ws(ws: WebSocket, ref: str) -> None:
     except (ValueError, WebSocketDisconnect) as e:
         await _ws_error(ws, f"bad exec request: {e}")
         return
+    if req.detach:
+        _detached.add(task := asyncio.create_task(_drain_exec(proc)))
+        task.add_done_callback(_detached.discard)
+        with contextlib.suppress(Exception):
+            await ws.send_text(json.dumps({"exit_code": 0, "detached": True}))
+            await ws.close()
+        return
     try:
         code = await _pump_exec(ws, proc, req.stdin)
         await ws.send_text(json.dumps({"exit_code": code}))
@@ -150,6 +157,43 @@ async def exec_ws(ws: WebSocket, ref: str) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        await asyncio.to_thread(proc.close)
+
+
+_detached: set[asyncio.Task[None]] = set()  # detached execs being drained (kept referenced)
+
+
+async def _drain_exec(proc: Any) -> None:
+    """A detached exec: its output is read and dropped until it ends (a full pipe would
+    stop it), then it is reaped."""
+    loop = asyncio.get_running_loop()
+    proc.close_stdin()
+    open_fds = {fd for fd in (proc.fileno_stdout(), proc.fileno_stderr()) if fd is not None}
+    ended = asyncio.Event()
+
+    def readable(fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            open_fds.discard(fd)
+            if not open_fds:
+                ended.set()
+
+    for fd in open_fds:
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, readable, fd)
+    try:
+        if open_fds:
+            await ended.wait()
+        await asyncio.to_thread(proc.wait)
+    finally:
+        for fd in open_fds:
+            loop.remove_reader(fd)
         await asyncio.to_thread(proc.close)
 
 
