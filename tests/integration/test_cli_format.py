@@ -66,3 +66,28 @@ def test_stats_without_names_shows_every_running_container(daemon: Daemon) -> No
         assert "st-up" in names and "st-down" not in names
     finally:
         d.cli("rm", "-f", "st-up", "st-down")
+
+
+def test_system_df(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("run", "-d", "--name", "df-up", "-v", "df-vol:/data", "busybox", "sh", "-c",
+          "head -c 100000 /dev/zero > /data/z; head -c 60000 /dev/zero > /f; sleep 300")
+    d.cli("run", "--name", "df-down", "busybox", "sh", "-c", "head -c 30000 /dev/zero > /g")
+    try:
+        d.wait_for(lambda: d.cli("exec", "df-up", "ls", "/f", check=False).returncode == 0,
+                   what="the files written")
+        use = json.loads(d.cli("system", "df", "-v", "-o", "json").stdout)
+        sizes = {c["name"]: c["size"] for c in use["containers"]}
+        assert sizes["df-up"] >= 60000 and sizes["df-down"] >= 30000
+        vol = next(v for v in use["volumes"] if v["name"] == "df-vol")
+        assert vol["size"] >= 100000 and vol["containers"] == 1
+        summary = use["summary"]
+        # The stopped container's layer is what removing it would free; the running one's not.
+        assert summary["containers"]["reclaimable"] >= 30000
+        assert summary["containers"]["reclaimable"] < summary["containers"]["size"]
+        assert summary["images"]["active"] >= 1
+        table = d.cli("system", "df").stdout.splitlines()
+        assert [line.split()[0] for line in table] == ["TYPE", "Images", "Containers", "Local"]
+    finally:
+        d.cli("rm", "-f", "-v", "df-up", "df-down")
+        d.cli("volume", "rm", "df-vol", check=False)

@@ -233,6 +233,48 @@ def cmd_container(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_system(client: Client, args: argparse.Namespace) -> int:
+    if args.system_cmd == "df":
+        return _disk_usage(client, args)
+    return _prune_all(client, args)
+
+
+DF_KINDS = (("images", "Images"), ("containers", "Containers"), ("volumes", "Local Volumes"))
+
+
+def _disk_usage(client: Client, args: argparse.Namespace) -> int:
+    """docker system df: a line per kind; -v: each object too."""
+    use = client.disk_usage()
+    if _fmt(args) != "table":
+        emit(use if args.verbose else use["summary"], _fmt(args))
+        return 0
+
+    def reclaimable(s: dict[str, int]) -> str:
+        share = f" ({s['reclaimable'] * 100 // s['size']}%)" if s["size"] else ""
+        return human_size(s["reclaimable"]) + share
+
+    emit([(title, use["summary"][kind]) for kind, title in DF_KINDS], "table", [
+        ("TYPE", lambda r: r[0]), ("TOTAL", lambda r: r[1]["total"]),
+        ("ACTIVE", lambda r: r[1]["active"]), ("SIZE", lambda r: human_size(r[1]["size"])),
+        ("RECLAIMABLE", lambda r: reclaimable(r[1]))])
+    if args.verbose:
+        print("\nImages space usage:\n")
+        emit(use["images"], "table", [
+            ("IMAGE ID", lambda i: i["id"].split(":")[-1][:12]),
+            ("TAGS", lambda i: ",".join(i["tags"]) or "<none>"),
+            ("SIZE", lambda i: human_size(i["size"])), ("CONTAINERS", lambda i: i["containers"])])
+        print("\nContainers space usage:\n")
+        emit(use["containers"], "table", [
+            ("CONTAINER ID", lambda c: c["id"][:12]), ("IMAGE", lambda c: c["image"]),
+            ("SIZE", lambda c: human_size(c["size"])), ("STATUS", lambda c: c["status"]),
+            ("NAMES", lambda c: c["name"])])
+        print("\nLocal Volumes space usage:\n")
+        emit(use["volumes"], "table", [
+            ("VOLUME NAME", lambda v: v["name"]), ("LINKS", lambda v: v["containers"]),
+            ("SIZE", lambda v: human_size(v["size"]))])
+    return 0
+
+
+def _prune_all(client: Client, args: argparse.Namespace) -> int:
     """docker system prune: each kind in turn, in the order that frees the next."""
     sections = [("containers", client.containers.prune()["removed"]),
                 ("networks", client.networks.prune()["removed"])]

@@ -118,7 +118,7 @@ COMMAND_HELP: dict[str, str] = {
     "update": "change limits of containers",
     "actions": "show a container's actions log",
     "container": "manage containers: prune (the lifecycle commands are top-level)",
-    "system": "prune what nothing uses: stopped containers, networks, images, volumes",
+    "system": "disk use (df) and pruning what nothing uses",
     "cp": "copy files between a container and this host",
     "diff": "show what a container changed in its image's files",
     "export": "write a container's filesystem to a tar archive",
@@ -343,6 +343,9 @@ def _system(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None
                    help="every image no container uses, not only dangling ones")
     q.add_argument("--volumes", action="store_true", help="and volumes no container uses")
     q.add_argument("-f", "--force", action="store_true", help="(no prompt is asked anyway)")
+    q = sub.add_parser("df", parents=[common], help="show the disk images, containers and "
+                       "volumes take")
+    q.add_argument("-v", "--verbose", action="store_true", help="each of them too")
 
 
 def _attach(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:

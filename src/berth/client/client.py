@@ -253,6 +253,11 @@ class Client:
     def info(self) -> dict[str, Any]:
         return self.transport.call("GET", "/v1/info")
 
+    def disk_usage(self) -> dict[str, Any]:
+        """The project's images, containers and volumes on disk: {"summary": {kind: {total,
+        active, size, reclaimable}}, "images": [...], "containers": [...], "volumes": [...]}."""
+        return self.transport.call("GET", "/v1/system/df")
+
     def events(self, type: str | list[str] | None = None, *,
                object: str | list[str] | None = None, selector: str | None = None,
                all_projects: bool = False) -> Iterator[dict[str, Any]]:

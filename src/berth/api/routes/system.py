@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from berth.api.deps import Services, context, services
 from berth.api.listing import SelectorParam
+from berth.service import diskuse
 from berth.service.context import Context
 from berth.service.events import EVENT_TYPES, MAX_OBJECTS, event_filter
 
@@ -27,6 +28,22 @@ def info(svc: Svc, ctx: Ctx) -> dict[str, Any]:
     public = {k: v for k, v in svc.info.items() if k not in hidden}
     return {**public, **counts, "images": svc.images.count(ctx),
             "project": ctx.project_id}
+
+
+@router.get("/system/df")
+def system_df(svc: Svc, ctx: Ctx) -> dict[str, Any]:
+    """What the project's images, containers and volumes take on disk: a summary per kind
+    (total, active, size, reclaimable) and each object. Walks directories: not cheap."""
+    use = diskuse.measure(ctx, svc.containers, svc.images, svc.volumes, svc.quotas)
+    return {
+        "summary": use.summary(),
+        "images": [{"id": image.id, "tags": tags, "size": image.size, "containers": users}
+                   for image, tags, users in use.images],
+        "containers": [{"id": row.id, "name": row.name, "image": row.image_ref,
+                        "status": row.status, "size": size} for row, size in use.containers],
+        "volumes": [{"name": vol.name, "size": size, "containers": users}
+                    for vol, size, users in use.volumes],
+    }
 
 
 @router.get("/events", response_class=StreamingResponse,

@@ -25,9 +25,9 @@ from berth.api.docker.app import API_VERSION, MIN_API_VERSION
 from berth.api.docker.eventshape import DockerEventFilter, docker_event
 from berth.api.docker.routes.common import Ctx, Svc, parse_filters, read_json
 from berth.api.docker.routes.volumes import volume_shape
-from berth.errors import BerthError, InvalidArgument
+from berth.errors import InvalidArgument
+from berth.service import diskuse
 from berth.service.filters import parse_time
-from berth.service.quotas import disk_usage
 
 router = APIRouter()
 
@@ -204,39 +204,17 @@ async def events(svc: Svc, ctx: Ctx, since: str | None = None, until: str | None
 
 # -- disk usage ----------------------------------------------------------------------------
 
-def _size(path_of: Any, key: str) -> int:
-    try:
-        return disk_usage(path_of(key))
-    except BerthError:  # a container never started here has written nothing
-        return 0
-
-
 @router.get("/system/df")
 def system_df(svc: Svc, ctx: Ctx) -> dict[str, Any]:
-    rows = list(svc.containers.list(ctx, all_=True))
-    by_image: dict[str, int] = {}
-    for row in rows:
-        by_image[row.image_id] = by_image.get(row.image_id, 0) + 1
-    images, configs, layers_size = [], {}, 0
-    for image, tags in svc.images.list(ctx):
-        layers_size += image.size
-        configs[image.id] = image.config.get("config") or {}
-        images.append({**imageshapes.list_item(image, tags), "SharedSize": 0,
-                       "Containers": by_image.get(image.id, 0)})
-    writable = svc.quotas.writable_dir if svc.quotas and svc.quotas.writable_dir else None
-    containers = []
-    for row in rows:
-        size = _size(writable, row.id) if writable else 0
-        containers.append({**shapes.summary(row, configs.get(row.image_id, {})),
-                           "SizeRw": size, "SizeRootFs": size})
-    volumes = []
-    for vol in svc.volumes.list(ctx):
-        shaped = volume_shape(svc, ctx, vol)
-        shaped["UsageData"] = {
-            "Size": disk_usage(svc.volumes.data_dir(ctx.project_id, vol.name)),
-            "RefCount": len(svc.volumes.users(ctx, vol.name))}
-        volumes.append(shaped)
-    return {"LayersSize": layers_size, "Images": images, "Containers": containers,
+    use = diskuse.measure(ctx, svc.containers, svc.images, svc.volumes, svc.quotas)
+    configs = {image.id: image.config.get("config") or {} for image, _, _ in use.images}
+    images = [{**imageshapes.list_item(image, tags), "SharedSize": 0, "Containers": users}
+              for image, tags, users in use.images]
+    containers = [{**shapes.summary(row, configs.get(row.image_id, {})),
+                   "SizeRw": size, "SizeRootFs": size} for row, size in use.containers]
+    volumes = [{**volume_shape(svc, ctx, vol), "UsageData": {"Size": size, "RefCount": users}}
+               for vol, size, users in use.volumes]
+    return {"LayersSize": use.layers_size, "Images": images, "Containers": containers,
             "Volumes": volumes, "BuildCache": []}
 
 

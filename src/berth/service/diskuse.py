@@ -1,0 +1,74 @@
+"""What a project's images, containers and volumes take on disk (docker system df).
+
+Measured by walking directories, so it costs time with many files: an on-demand report, not
+something a listing does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from berth.errors import BerthError
+from berth.service.quotas import disk_usage
+
+if TYPE_CHECKING:
+    from berth.service.containers import ContainerService
+    from berth.service.context import Context
+    from berth.service.images import ImageService
+    from berth.service.quotas import QuotaService
+    from berth.service.volumes import VolumeService
+    from berth.store.models import Container, Image, Volume
+
+RUNNING = ("running", "paused", "restarting")
+
+
+@dataclass
+class DiskUse:
+    images: list[tuple[Image, list[str], int]]  # image, its tags, containers made from it
+    containers: list[tuple[Container, int]]  # container, bytes of its writable layer
+    volumes: list[tuple[Volume, int, int]]  # volume, bytes, containers mounting it
+
+    @property
+    def layers_size(self) -> int:
+        return sum(image.size for image, _, _ in self.images)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per kind: how many, how many in use, their size, and what removing the unused
+        ones would free (images share layers: an estimate, as docker's)."""
+        return {
+            "images": _kind([(image.size, users > 0) for image, _, users in self.images]),
+            "containers": _kind([(size, row.status in RUNNING)
+                                 for row, size in self.containers]),
+            "volumes": _kind([(size, users > 0) for _, size, users in self.volumes]),
+        }
+
+
+def _kind(items: list[tuple[int, bool]]) -> dict[str, int]:
+    return {"total": len(items), "active": sum(1 for _, used in items if used),
+            "size": sum(size for size, _ in items),
+            "reclaimable": sum(size for size, used in items if not used)}
+
+
+def measure(ctx: Context, containers: ContainerService, images: ImageService,
+            volumes: VolumeService, quotas: QuotaService | None) -> DiskUse:
+    rows = list(containers.list(ctx, True))
+    made_from: dict[str, int] = {}
+    for row in rows:
+        made_from[row.image_id] = made_from.get(row.image_id, 0) + 1
+    writable = quotas.writable_dir if quotas is not None else None
+    return DiskUse(
+        images=[(image, list(tags), made_from.get(image.id, 0))
+                for image, tags in images.list(ctx)],
+        containers=[(row, _measured(writable, row.id)) for row in rows],
+        volumes=[(vol, disk_usage(volumes.data_dir(ctx.project_id, vol.name)),
+                  len(volumes.users(ctx, vol.name))) for vol in volumes.list(ctx)])
+
+
+def _measured(path_of: Any, cid: str) -> int:
+    if path_of is None:
+        return 0
+    try:
+        return disk_usage(path_of(cid))
+    except BerthError:  # a container never started here has written nothing
+        return 0
