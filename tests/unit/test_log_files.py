@@ -109,8 +109,8 @@ def test_the_keeper_rotates_a_full_file_without_losing_any(tmp_path: Path) -> No
     asked: list[Path] = []
 
     def reopen(directory: Path) -> bool:  # what conmon does on its control fifo
-        asked.append(directory)
-        _rotate(directory / "ctr.log", f"file {len(asked) + 1}")
+        _rotate(directory / "ctr.log", f"file {len(asked) + 2}")
+        asked.append(directory)  # after: the test writes on once it sees this
         return True
 
     keeper = logfiles.LogKeeper("ctr.log", reopen)
@@ -128,8 +128,9 @@ def test_the_keeper_rotates_a_full_file_without_losing_any(tmp_path: Path) -> No
         with log.open("ab") as f:
             f.write(_line("y" * 300))
         _wait(lambda n=n: len(asked) == n + 2, "no rotation")
-    _wait(lambda: _texts(log)[-1] == b"file 5\n", "not linked")
-    assert [p.name for p in logfiles.kept(log)] == ["ctr.log.3", "ctr.log.4", "ctr.log.5"]
+    _wait(lambda: [p.name for p in logfiles.kept(log)] == ["ctr.log.3", "ctr.log.4",
+                                                           "ctr.log.5"], "not linked")
+    assert _texts(log)[-1] == b"file 5\n"
 
 
 def test_a_follower_goes_on_into_the_next_file(tmp_path: Path) -> None:
