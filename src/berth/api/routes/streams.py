@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import struct
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
@@ -163,48 +164,16 @@ async def exec_ws(ws: WebSocket, ref: str) -> None:
 _detached: set[asyncio.Task[None]] = set()  # detached execs being drained (kept referenced)
 
 
-async def _drain_exec(proc: Any) -> None:
-    """A detached exec: its output is read and dropped until it ends (a full pipe would
-    stop it), then it is reaped."""
+def _read_outputs(proc: Any, on_data: Callable[[int, bytes], None],
+                  ) -> tuple[asyncio.Event, Callable[[], None]]:
+    """Read an exec's stdout (stream 1) and stderr (2) as they come, on the event loop:
+    on_data(stream, chunk) for each chunk. Returns an event set once both have ended, and
+    a function that stops reading (call it in any case)."""
     loop = asyncio.get_running_loop()
-    proc.close_stdin()
-    open_fds = {fd for fd in (proc.fileno_stdout(), proc.fileno_stderr()) if fd is not None}
-    ended = asyncio.Event()
-
-    def readable(fd: int) -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(fd)
-            open_fds.discard(fd)
-            if not open_fds:
-                ended.set()
-
-    for fd in open_fds:
-        os.set_blocking(fd, False)
-        loop.add_reader(fd, readable, fd)
-    try:
-        if open_fds:
-            await ended.wait()
-        await asyncio.to_thread(proc.wait)
-    finally:
-        for fd in open_fds:
-            loop.remove_reader(fd)
-        await asyncio.to_thread(proc.close)
-
-
-async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int:
-    loop = asyncio.get_running_loop()
-    outputs = {proc.fileno_stdout(): 1}
-    if proc.fileno_stderr() is not None:
-        outputs[proc.fileno_stderr()] = 2
+    outputs = {fd: stream for fd, stream in ((proc.fileno_stdout(), 1),
+                                             (proc.fileno_stderr(), 2)) if fd is not None}
     open_fds = set(outputs)
-    finished = asyncio.Event()
-    sends: asyncio.Queue[bytes | None] = asyncio.Queue()
+    ended = asyncio.Event()
 
     def readable(fd: int) -> None:
         try:
@@ -214,16 +183,43 @@ async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int:
         except OSError:
             data = b""  # EIO from a pty whose other side closed
         if data:
-            sends.put_nowait(bytes([outputs[fd]]) + data)
+            on_data(outputs[fd], data)
             return
         loop.remove_reader(fd)
         open_fds.discard(fd)
         if not open_fds:
-            finished.set()
+            ended.set()
 
     for fd in outputs:
         os.set_blocking(fd, False)
         loop.add_reader(fd, readable, fd)
+    if not open_fds:
+        ended.set()
+
+    def stop() -> None:
+        for fd in open_fds:
+            loop.remove_reader(fd)
+
+    return ended, stop
+
+
+async def _drain_exec(proc: Any) -> None:
+    """A detached exec: its output is read and dropped until it ends (a full pipe would
+    stop it), then it is reaped."""
+    proc.close_stdin()
+    ended, stop = _read_outputs(proc, lambda _stream, _data: None)
+    try:
+        await ended.wait()
+        await asyncio.to_thread(proc.wait)
+    finally:
+        stop()
+        await asyncio.to_thread(proc.close)
+
+
+async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int:
+    sends: asyncio.Queue[bytes | None] = asyncio.Queue()
+    finished, stop_reading = _read_outputs(
+        proc, lambda stream, data: sends.put_nowait(bytes([stream]) + data))
 
     async def sender() -> None:
         while (item := await sends.get()) is not None:
@@ -254,8 +250,7 @@ async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int:
         await finished.wait()
         code = await asyncio.to_thread(proc.wait)
     finally:
-        for fd in open_fds:
-            loop.remove_reader(fd)
+        stop_reading()
         recv_task.cancel()
     await sends.put(None)
     await send_task
