@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -42,8 +42,9 @@ POD_FILTERS = {"name", "id", "label", "status"}
 ACTION_WAIT = 120.0  # seconds a pod operation waits for one container's action
 
 
-class PodCreate(BaseModel):
-    """POST /v1/pods."""
+class PodCreate(runopts.DnsRequest):
+    """POST /v1/pods. Its DNS servers get the names its networks do not know (its members'
+    --dns); its search domains and options are its members' unless they name their own."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -56,11 +57,6 @@ class PodCreate(BaseModel):
     ports: list[PortPublish] = Field(default_factory=list, max_length=256)
     # Namespaces the members share besides network and UTS: "ipc", "pid".
     share: list[str] = Field(default_factory=lambda: ["ipc"], max_length=4)
-    # DNS servers for the names its networks do not know (its members' --dns), and the
-    # search domains and resolver options its members get unless they name their own.
-    dns: list[str] = Field(default_factory=list, max_length=16)
-    dns_search: list[str] = Field(default_factory=list, max_length=6)
-    dns_options: list[str] = Field(default_factory=list, max_length=16)
 
     @field_validator("name")
     @classmethod
@@ -69,9 +65,6 @@ class PodCreate(BaseModel):
 
     _labels = field_validator("labels")(validate_labels)
     _hostname = field_validator("hostname")(check_hostname)
-    _dns = field_validator("dns")(runopts.check_nameservers)
-    _dns_search = field_validator("dns_search")(runopts.check_search_domains)
-    _dns_options = field_validator("dns_options")(runopts.check_dns_options)
 
     @field_validator("share")
     @classmethod

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from berth.errors import InvalidArgument
 
@@ -138,3 +138,19 @@ def extra_host_lines(extra_hosts: list[str], gateway: str | None) -> list[tuple[
             address = gateway
         out.append((address.strip("[]"), name))
     return out
+
+
+class DnsRequest(BaseModel):
+    """resolv.conf settings a request may carry (a container's, or a pod's for its members):
+    nameservers (on a bridge network: where the network's DNS forwards the names it does not
+    know), search domains and options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dns: list[str] = Field(default_factory=list, max_length=16)
+    dns_search: list[str] = Field(default_factory=list, max_length=6)
+    dns_options: list[str] = Field(default_factory=list, max_length=16)
+
+    _dns = field_validator("dns")(check_nameservers)
+    _dns_search = field_validator("dns_search")(check_search_domains)
+    _dns_options = field_validator("dns_options")(check_dns_options)

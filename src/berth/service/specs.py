@@ -283,7 +283,7 @@ class PortPublish(BaseModel):
             raise ValueError(f"host_ip {v!r} is not an IPv4 address") from None
 
 
-class ContainerCreate(ResourcesRequest):
+class ContainerCreate(ResourcesRequest, runopts.DnsRequest):
     """POST /v1/containers."""
 
     model_config = ConfigDict(extra="forbid")
@@ -336,11 +336,6 @@ class ContainerCreate(ResourcesRequest):
     network_of: str | None = Field(None, min_length=1, max_length=128)
     # /etc/hosts lines of its own, "NAME:IP" (IP host-gateway: its first network's gateway).
     extra_hosts: list[str] = Field(default_factory=list, max_length=256)
-    # resolv.conf: nameservers (on a bridge network: where the network's DNS forwards the
-    # names it does not know), search domains, options.
-    dns: list[str] = Field(default_factory=list, max_length=16)
-    dns_search: list[str] = Field(default_factory=list, max_length=6)
-    dns_options: list[str] = Field(default_factory=list, max_length=16)
     ulimits: list[Ulimit] = Field(default_factory=list, max_length=16)
     group_add: list[str] = Field(default_factory=list, max_length=64)
     # /dev/shm's size in bytes (None: 64 MiB) and sysctls of its own namespaces (net.*, IPC).
@@ -364,9 +359,6 @@ class ContainerCreate(ResourcesRequest):
 
     _hostname = field_validator("hostname")(check_hostname)
     _extra_hosts = field_validator("extra_hosts")(runopts.check_extra_hosts)
-    _dns = field_validator("dns")(runopts.check_nameservers)
-    _dns_search = field_validator("dns_search")(runopts.check_search_domains)
-    _dns_options = field_validator("dns_options")(runopts.check_dns_options)
     _group_add = field_validator("group_add")(runopts.check_groups)
     _sysctls = field_validator("sysctls")(runopts.check_sysctls)
 
