@@ -219,31 +219,23 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         out["shm_size"] = parse_size(args.shm_size, "--shm-size")
     if args.sysctl:
         out["sysctls"] = parse_kv(args.sysctl, "sysctl")
-    if args.log_driver not in (None, *FILE_LOG_DRIVERS):
-        raise UsageError(f"invalid --log-driver {args.log_driver!r}: Berth keeps every "
-                         f"container's log itself ({', '.join(FILE_LOG_DRIVERS)})")
-    if args.log_opt:
-        out["log"] = _log_options(parse_kv(args.log_opt, "--log-opt"))
+    if args.log_driver is not None or args.log_opt:
+        out.update(_log(args.log_driver, parse_kv(args.log_opt, "--log-opt")))
     if args.volumes_from:
         out["volumes_from"] = args.volumes_from
     return out
 
 
-FILE_LOG_DRIVERS = ("json-file", "local", "k8s-file")  # all mean Berth's own file log
+def _log(driver: str | None, opts: dict[str, str]) -> dict[str, Any]:
+    from berth.logopts import FILE_DRIVERS, LogOptError, from_docker
 
-
-def _log_options(opts: dict[str, str]) -> dict[str, int]:
-    out = {}
-    for key, value in opts.items():
-        if key == "max-size":
-            out["max_size"] = parse_size(value, "--log-opt max-size")
-        elif key == "max-file":
-            if not value.isdigit():
-                raise UsageError(f"invalid --log-opt max-file {value!r}: a number of files")
-            out["max_files"] = int(value)
-        else:
-            raise UsageError(f"unknown --log-opt {key!r}: use max-size or max-file")
-    return out
+    if driver not in (None, *FILE_DRIVERS):
+        raise UsageError(f"invalid --log-driver {driver!r}: Berth keeps every container's log "
+                         f"itself ({', '.join(FILE_DRIVERS)})")
+    try:
+        return {"log": from_docker(opts)} if opts else {}
+    except LogOptError as e:
+        raise UsageError(f"invalid --log-opt {e.key}: {e.why}") from None
 
 
 def _host_entry(text: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from berth import logopts
 from berth.api.docker.fields import Fields, is_zero, parse_size, unsupported
 from berth.api.docker.mounts import mounts
 from berth.api.errors import validation_message
@@ -182,30 +183,17 @@ def _host_settings(host: Fields) -> None:
             raise InvalidArgument(f"HostConfig.{key} {value!r} is not supported by Berth")
 
 
-FILE_LOG_DRIVERS = ("", "json-file", "local", "k8s-file")  # all mean Berth's own file log
-
-
 def _log_config(log: Fields) -> dict[str, Any] | None:
     """Docker's LogConfig: a file-logging driver with max-size and max-file (None: the
     daemon's defaults)."""
     driver = log.str("Type") or ""
-    if driver not in FILE_LOG_DRIVERS:
+    if driver not in ("", *logopts.FILE_DRIVERS):
         raise InvalidArgument(f"HostConfig.LogConfig.Type {driver!r}: Berth keeps every "
                               "container's log itself (json-file, local or k8s-file)")
-    out: dict[str, Any] = {}
-    for key, value in log.mapping("Config").items():
-        what = f"HostConfig.LogConfig.Config.{key}"
-        if not isinstance(value, str):
-            raise InvalidArgument(f"{what}: expected a string")
-        if key == "max-size":
-            out["max_size"] = -1 if value.strip() == "-1" else parse_size(value, what)
-        elif key == "max-file":
-            if not value.isdigit():
-                raise InvalidArgument(f"{what}: invalid number of files {value!r}")
-            out["max_files"] = int(value)
-        else:
-            raise InvalidArgument(f"{what}: unsupported log option (use max-size or max-file)")
-    return out or None
+    try:
+        return logopts.from_docker(log.mapping("Config")) or None
+    except logopts.LogOptError as e:
+        raise InvalidArgument(f"HostConfig.LogConfig.Config.{e}") from None
 
 
 def _restart_policy(f: Fields) -> RestartPolicy | None:
