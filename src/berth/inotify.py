@@ -50,6 +50,10 @@ class Inotify:
             raise OSError(err, f"inotify_add_watch {directory}: {os.strerror(err)}")
         return int(wd)
 
+    def unwatch(self, wd: int) -> None:
+        """Stop a watch (its IN_IGNORED event follows); gone already is no error."""
+        self._libc.inotify_rm_watch(self.fd, wd)
+
     def read(self) -> list[Event]:
         """The events waiting (blocks unless nonblocking; then raises BlockingIOError)."""
         return parse_events(os.read(self.fd, READ_SIZE))

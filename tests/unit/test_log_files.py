@@ -155,3 +155,16 @@ def test_a_follower_goes_on_into_the_next_file(tmp_path: Path) -> None:
     thread.join()
     assert [r.data for r in records] == [b"before\n", b"end of the first file\n",
                                          b"in the second file\n", b"last\n"]
+
+
+def test_a_forgotten_directory_is_no_longer_watched(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("a"))
+    keeper = logfiles.LogKeeper("ctr.log", lambda d: False)
+    keeper.keep(tmp_path, 1 << 20, 5)
+    keeper.forget(tmp_path)
+    _rotate(log, "b")
+    time.sleep(3 * logfiles.CHECK_INTERVAL)
+    assert [p.name for p in logfiles.kept(log)] == ["ctr.log.1"]  # "b" was not linked
+    keeper.keep(tmp_path, 1 << 20, 5)  # started again: watched again
+    assert len(logfiles.kept(log)) == 2

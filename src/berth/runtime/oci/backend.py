@@ -263,11 +263,11 @@ class OciBackend(RuntimeBackend):
         return exit_dir(self.paths)
 
     def start_watching(self) -> None:
-        """Keep rotated log files of the containers that ran while berthd was down."""
+        """Keep the log files of the containers that run on from before berthd's start."""
         with contextlib.suppress(FileNotFoundError):
             for directory in self.paths.containers.iterdir():
                 kept = logfiles.read_keep_file(directory)
-                if kept is not None:
+                if kept is not None and self._layout(directory.name).run_dir.exists():
                     self._log_keeper.keep(directory, *kept)
 
     def _release(self, lay: ContainerLayout) -> None:
@@ -279,6 +279,7 @@ class OciBackend(RuntimeBackend):
         # delete comes right after its exit's release).
         if lay.run_dir.exists() or self.runc.known(lay.cid) or rootfs.mounted_at(lay.rootfs):
             self._free_runtime(lay)
+        self._log_keeper.forget(lay.dir)  # its monitor is gone: no new files to keep
         lay.exit_file.unlink(missing_ok=True)  # persist/exit keeps the code
         for link in lay.attach_links():  # conmon's symlink(s) to the bundle
             link.unlink(missing_ok=True)

@@ -154,6 +154,14 @@ class LogKeeper:
                     log.warning("cannot watch %s for log rotation: %s", directory, e)
         link_current(directory / self.log_name, max_files)
 
+    def forget(self, directory: Path) -> None:
+        """The container stopped: its log gets no new files until it starts again."""
+        with self._lock:
+            for wd, watched in list(self._watched.items()):
+                if watched.directory == directory and self._inotify is not None:
+                    del self._watched[wd]
+                    self._inotify.unwatch(wd)
+
     def _start(self) -> Inotify | None:
         if self._inotify is None and not self._failed:
             try:
