@@ -91,3 +91,23 @@ def test_system_df(daemon: Daemon) -> None:
     finally:
         d.cli("rm", "-f", "-v", "df-up", "df-down")
         d.cli("volume", "rm", "df-vol", check=False)
+
+
+def test_ps_last_latest_and_no_trunc(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("create", "--name", "ps-old", "busybox", "echo", "a long command line here")
+    d.cli("run", "-d", "--name", "ps-new", "busybox", "sleep", "300")
+    try:
+        box = d.inspect("ps-new")
+        assert d.cli("ps", "-l", "-q").stdout.split() == [box["id"][:12]]
+        # -n looks at every state, newest first
+        names = d.cli("ps", "-n", "2", "--format", "{{.Names}}").stdout.split()
+        assert names == ["ps-new", "ps-old"]
+        assert d.cli("ps", "-q", "--no-trunc", "--filter", "name=ps-new").stdout.split() == \
+            [box["id"]]
+        full = d.cli("ps", "-a", "--no-trunc", "--filter", "name=ps-old").stdout
+        assert '"echo a long command line here"' in full
+        short = d.cli("ps", "-a", "--filter", "name=ps-old").stdout
+        assert "a long command line here" not in short
+    finally:
+        d.cli("rm", "-f", "ps-old", "ps-new")

@@ -25,6 +25,12 @@ CONTAINER_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
     ("PORTS", lambda c: ports_text(c)),
     ("NAMES", lambda c: c["name"]),
 ]
+FULL_CONTAINER_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [  # ps --no-trunc
+    ("CONTAINER ID", lambda c: c["id"]),
+    ("IMAGE", lambda c: c["image"]),
+    ("COMMAND", lambda c: f'"{" ".join(c["config"].get("command") or [])}"'),
+    *CONTAINER_COLUMNS[3:],
+]
 
 
 def _short(text: str, n: int) -> str:
@@ -162,17 +168,24 @@ def cmd_inspect(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_ps(client: Client, args: argparse.Namespace) -> int:
-    rows = client.containers.list(all=args.all, filters=args.filter)
+    last = 1 if args.latest else args.last
+    if last is not None and last < 0:
+        raise convert.UsageError(f"invalid --last {last}: a number of containers")
+    # Newest first, as the API lists them: -n/-l look at every state, as docker's do.
+    rows = client.containers.list(all=args.all or last is not None, filters=args.filter)
+    if last is not None:
+        rows = rows[:last]
+    width = None if args.no_trunc else 12
     if args.quiet:
         for c in rows:
-            print(c["id"][:12])
+            print(c["id"][:width])
         return 0
     if args.format is not None:
         from berth.cli.template import render_rows
 
         sys.stdout.write(render_rows(args.format, [ps_fields(c) for c in rows], PS_TITLES))
         return 0
-    emit(rows, _fmt(args), CONTAINER_COLUMNS)
+    emit(rows, _fmt(args), FULL_CONTAINER_COLUMNS if args.no_trunc else CONTAINER_COLUMNS)
     return 0
 
 

@@ -296,6 +296,11 @@ def _ps(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-f", "--filter", action="append", default=[],
                    metavar="status=…|label=k[=v]|name=…|id=…|ancestor=…|health=…")
+    p.add_argument("-n", "--last", type=int, metavar="N",
+                   help="the N most recently created containers (any state)")
+    p.add_argument("-l", "--latest", action="store_true",
+                   help="the most recently created container (any state)")
+    p.add_argument("--no-trunc", action="store_true", help="whole ids and commands")
     p.add_argument("--format", metavar="TEMPLATE",
                    help="a Go template per container, e.g. 'table {{.ID}}\\t{{.Names}}' "
                    "(docker's fields: ID, Image, Command, CreatedAt, RunningFor, Ports, State, "
