@@ -19,7 +19,7 @@ EXIT_FRAME = 3
 CONTAINER_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
     ("CONTAINER ID", lambda c: c["id"][:12]),
     ("IMAGE", lambda c: c["image"]),
-    ("COMMAND", lambda c: _short(" ".join(c["config"].get("command") or []), 22)),
+    ("COMMAND", lambda c: _command(c, 22)),
     ("CREATED", lambda c: ago(c["created"])),
     ("STATUS", status_text),
     ("PORTS", lambda c: ports_text(c)),
@@ -28,13 +28,17 @@ CONTAINER_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
 FULL_CONTAINER_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [  # ps --no-trunc
     ("CONTAINER ID", lambda c: c["id"]),
     ("IMAGE", lambda c: c["image"]),
-    ("COMMAND", lambda c: f'"{" ".join(c["config"].get("command") or [])}"'),
+    ("COMMAND", lambda c: _command(c)),
     *CONTAINER_COLUMNS[3:],
 ]
 
 
-def _short(text: str, n: int) -> str:
-    return f'"{text[: n - 1]}…"' if len(text) > n else f'"{text}"'
+def _command(c: dict[str, Any], width: int | None = None) -> str:
+    """The container's command in quotes, as docker's ps shows it: cut to width if given."""
+    text = " ".join(c["config"].get("command") or [])
+    if width is not None and len(text) > width:
+        return f'"{text[: width - 1]}…"'
+    return f'"{text}"'
 
 
 def _fmt(args: argparse.Namespace) -> str:
@@ -196,7 +200,7 @@ def ps_fields(c: dict[str, Any]) -> dict[str, Any]:
     """A container as docker's ps --format names its fields, beside Berth's own."""
     labels = c.get("labels") or {}
     return {**c, "ID": c["id"][:12], "Image": c["image"],
-            "Command": _short(" ".join(c["config"].get("command") or []), 20),
+            "Command": _command(c, 20),
             "CreatedAt": c["created"], "RunningFor": ago(c["created"]),
             "Ports": ports_text(c), "State": c["state"]["status"], "Status": status_text(c),
             "Names": c["name"], "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
