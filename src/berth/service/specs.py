@@ -118,6 +118,8 @@ class RestartPolicy(BaseModel):
 
 MIN_LOG_SIZE = 4096  # smaller, and nearly every line would begin a new file
 MAX_LOG_FILES = 100
+# Refused with the request (max_size -1), or at create when the daemon's default has no size.
+FILES_NEED_A_SIZE = "log max_files needs a max_size: without a size limit the log is one file"
 # What a container keeps of its output unless told otherwise (docker's "local" log driver's
 # defaults): without a limit one busy container could fill the host's disk.
 DEFAULT_LOG_LIMITS = LogLimits(max_size=20 * 1024 * 1024, max_files=5)
@@ -143,8 +145,7 @@ class LogOptions(BaseModel):
     @model_validator(mode="after")
     def _files_need_a_size(self) -> LogOptions:
         if self.max_size == -1 and (self.max_files or 1) > 1:
-            raise ValueError("log max_files needs a max_size: without a size limit the log "
-                             "is one file")
+            raise ValueError(FILES_NEED_A_SIZE)
         return self
 
     def merged(self, default: LogLimits) -> dict[str, int | None]:
@@ -152,8 +153,7 @@ class LogOptions(BaseModel):
         size = default.max_size if self.max_size is None else self.max_size
         if size is None or size == -1:
             if self.max_files is not None and self.max_files > 1:
-                raise InvalidArgument("log max_files needs a max_size: without a size limit "
-                                      "the log is one file")
+                raise InvalidArgument(FILES_NEED_A_SIZE)
             return {"max_size": None, "max_files": 1}
         return {"max_size": size, "max_files": self.max_files or default.max_files}
 
