@@ -15,7 +15,8 @@ LINES = [
     ["logs", "-f", "--tail", "5", "a"], ["exec", "-it", "a", "sh", "-c", "ls -l"],
     ["image", "import", "-"], ["image", "rm", "-f", "x"], ["volume", "create", "v"],
     ["update", "--memory", "64m", "a"], ["inspect", "a", "-o", "yaml"], ["info"], ["images"],
-    ["version"],
+    ["version"], ["run", "--sig-proxy=false", "busybox", "true"],
+    ["start", "-a", "--sig-proxy=0", "a"], ["attach", "--sig-proxy", "a"],
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -71,9 +72,26 @@ def cmd_run(client: Client, args: argparse.Namespace) -> int:
         # As `docker run -i`: the end of our input is the end of the container's.
         spec["stdin_once"] = bool(args.interactive)
         box = _pulling(client, args, lambda: client.containers.create(spec, start=False))
-        return run_interactive(client, box, args.tty)
-    return _pulling(client, args,
-                    lambda: _stream_until_exit(client.containers.run_attached(spec)))
+        with _signals_to(client, args.sig_proxy and not args.tty, box["id"]):
+            return run_interactive(client, box, args.tty)
+    return _pulling(client, args, lambda: _run_attached(client, spec, args.sig_proxy))
+
+
+def _signals_to(client: Client, enabled: bool, container: str = "") -> Any:
+    """Docker's --sig-proxy: while attached, the signals we get go to the container."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from berth.cli.sigproxy import SignalProxy
+
+    return SignalProxy(client.containers.kill, container)
+
+
+def _run_attached(client: Client, spec: dict[str, Any], sig_proxy: bool) -> int:
+    with _signals_to(client, sig_proxy) as proxy:
+        stream = client.containers.run_attached(spec)
+        if proxy:
+            proxy.target(stream.container_id)
+        return _stream_until_exit(stream)
 
 
 def _pulling(client: Client, args: argparse.Namespace, act: Callable[[], Any]) -> Any:
@@ -121,7 +139,9 @@ def cmd_start(client: Client, args: argparse.Namespace) -> int:
     if args.attach:
         if len(args.containers) != 1:
             raise convert.UsageError("start --attach takes exactly one container")
-        return _stream_until_exit(client.containers.start_attached(args.containers[0]))
+        box = client.containers.get(args.containers[0])
+        with _signals_to(client, args.sig_proxy and not box["config"].get("tty"), box["id"]):
+            return _stream_until_exit(client.containers.start_attached(box["id"]))
     return each(args.containers, client.containers.start)
 
 
@@ -239,7 +259,9 @@ def cmd_exec(client: Client, args: argparse.Namespace) -> int:
 def cmd_attach(client: Client, args: argparse.Namespace) -> int:
     from berth.cli.interactive import attach
 
-    return attach(client, args.container, args.no_stdin)
+    return attach(client, args.container, args.no_stdin,
+                  lambda box: _signals_to(client, args.sig_proxy and not box["config"].get("tty"),
+                                          box["id"]))
 
 
 def cmd_container(client: Client, args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from berth.client import APIError, Client
@@ -114,9 +114,11 @@ def run_interactive(client: Client, box: dict[str, Any], tty: bool) -> int:
         ws.close()
 
 
-def attach(client: Client, ref: str, no_stdin: bool) -> int:
+def attach(client: Client, ref: str, no_stdin: bool,
+           signals_to: Callable[[dict[str, Any]], Any]) -> int:
     """`berth attach`: a running container's output from now on, and our input to it when it
-    keeps stdin open, until it exits (its code is ours) or ctrl-p ctrl-q detaches."""
+    keeps stdin open, until it exits (its code is ours) or ctrl-p ctrl-q detaches.
+    signals_to(container): a context that passes our signals on while attached."""
     box = client.containers.get(ref)
     status = box["state"]["status"]
     if status not in ("running", "paused", "restarting"):
@@ -124,7 +126,8 @@ def attach(client: Client, ref: str, no_stdin: bool) -> int:
     ws = client.containers.attach_session(box["id"], start=False, logs=False)
     stdin = bool(box["config"].get("stdin_open")) and not no_stdin
     try:
-        return _session(ws, bool(box["config"].get("tty")), stdin, detach=True)
+        with signals_to(box):
+            return _session(ws, bool(box["config"].get("tty")), stdin, detach=True)
     finally:
         ws.close()
 

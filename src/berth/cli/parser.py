@@ -239,9 +239,26 @@ def _more_args(name: str) -> Callable[[argparse.ArgumentParser, argparse.Argumen
     return ARGS[name]
 
 
+def go_bool(text: str) -> bool:
+    """A boolean flag's value as docker's take it (``--sig-proxy=false``)."""
+    value = text.strip().lower()
+    if value in ("1", "t", "true"):
+        return True
+    if value in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _sig_proxy(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sig-proxy", type=go_bool, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="pass the signals we get on to the container (without "
+                   "-t; default true)")
+
+
 def _run(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("--help", action="help")
     p.add_argument("-d", "--detach", action="store_true", help="print the id and return")
+    _sig_proxy(p)
     _container_options(p)
 
 
@@ -252,6 +269,7 @@ def _create(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 def _start(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--attach", action="store_true")
+    _sig_proxy(p)
     p.add_argument("containers", nargs="+")
 
 
@@ -355,6 +373,7 @@ def _system(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None
 
 def _attach(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("--no-stdin", action="store_true", help="do not send our input")
+    _sig_proxy(p)
     p.add_argument("container")
 
 

@@ -30,8 +30,23 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from typing import Any
 
+    from berth.client.wire import Response
+
 EXIT_FRAME = 3
 PATH_STAT_HEADER = "x-berth-path-stat"  # GET archive: the path's stat, base64 JSON
+CONTAINER_HEADER = "x-berth-container-id"  # an attached run's container
+
+
+class Attached:
+    """An attached container's output: iterate for (stream, data) frames, the last one
+    (stream 3) its exit record; container_id names it."""
+
+    def __init__(self, resp: Response) -> None:
+        self.container_id: str = resp.getheader(CONTAINER_HEADER) or ""
+        self._frames = read_frames(resp)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        return self._frames
 
 
 class _Containers:
@@ -48,11 +63,11 @@ class _Containers:
                               body=spec)
         return answer["container"]
 
-    def run_attached(self, spec: dict[str, Any]) -> Iterator[tuple[int, bytes]]:
-        """Create, start and stream output as (stream, data); stream 3 is the exit record."""
-        resp = self._t.open("POST", "/v1/containers",
-                            {"start": True, "attach": True, "wait": True}, body=spec)
-        return read_frames(resp)
+    def run_attached(self, spec: dict[str, Any]) -> Attached:
+        """Create, start and stream output as (stream, data); stream 3 is the exit record.
+        The answer's container_id names the container (as soon as it started)."""
+        return Attached(self._t.open("POST", "/v1/containers",
+                                     {"start": True, "attach": True, "wait": True}, body=spec))
 
     def list(self, all: bool = False, filters: list[str] | None = None, *,
              selector: str | None = None, limit: int | None = None, marker: str | None = None,
@@ -78,9 +93,8 @@ class _Containers:
     def start(self, ref: str) -> dict[str, Any] | None:
         return self._act(ref, "start")
 
-    def start_attached(self, ref: str) -> Iterator[tuple[int, bytes]]:
-        resp = self._t.open("POST", f"/v1/containers/{ref}/start", {"attach": True})
-        return read_frames(resp)
+    def start_attached(self, ref: str) -> Attached:
+        return Attached(self._t.open("POST", f"/v1/containers/{ref}/start", {"attach": True}))
 
     def stop(self, ref: str, timeout: int | None = None,
              signal: str | None = None) -> dict[str, Any] | None:

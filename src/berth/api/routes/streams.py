@@ -36,6 +36,8 @@ STREAM_IDS = {"stdout": 1, "stderr": 2}
 EXIT_FRAME = 3  # a last frame carrying JSON {"exit_code", "oom_killed", "error"}
 MULTIPLEXED = "application/vnd.berth.multiplexed-stream"
 REMOVAL_WAIT = 30.0  # seconds; a removal failing longer is retried by the agent meanwhile
+# Names the container an attached run made, so the client can pass signals on to it.
+CONTAINER_HEADER = "X-Berth-Container-Id"
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -72,7 +74,7 @@ def attached_output(svc: Services, ctx: Context, cid: str) -> StreamingResponse:
             yield frame(STREAM_IDS[rec.stream], rec.data)
         yield frame(EXIT_FRAME, json.dumps(await _final_exit(svc, ctx, cid)).encode())
 
-    return StreamingResponse(body(), media_type=MULTIPLEXED)
+    return StreamingResponse(body(), media_type=MULTIPLEXED, headers={CONTAINER_HEADER: cid})
 
 
 async def _final_exit(svc: Services, ctx: Context, cid: str) -> dict[str, Any]:
