@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,36 @@ def test_ps_last_latest_and_no_trunc(daemon: Daemon) -> None:
         assert "a long command line here" not in short
     finally:
         d.cli("rm", "-f", "ps-old", "ps-new")
+
+
+def test_ps_filters_exited_before_since_network_volume(daemon: Daemon, tmp_path: Path) -> None:
+    """docker ps's other filters, on the native API (the Docker API's ps uses the same)."""
+    d = daemon
+    names = ["pf-zero", "pf-three", "pf-host", "pf-vol"]
+    d.cli("run", "--name", "pf-zero", "busybox", "true")
+    d.cli("run", "--name", "pf-three", "busybox", "sh", "-c", "exit 3", check=False)
+    d.cli("run", "-d", "--name", "pf-host", "--network", "host", "busybox", "sleep", "300")
+    d.cli("run", "-d", "--name", "pf-vol", "-v", "pf-data:/data", "-v", f"{tmp_path}:/in:ro",
+          "busybox", "sleep", "300")
+
+    def ps(*filters: str) -> list[str]:
+        line = ["ps", "-a", "--format", "{{.Names}}"]
+        for f in filters:
+            line += ["--filter", f]
+        return [n for n in d.cli(*line).stdout.split() if n.startswith("pf-")]
+
+    try:
+        assert ps("exited=3") == ["pf-three"]
+        assert sorted(ps("exited=0", "exited=3")) == ["pf-three", "pf-zero"]
+        assert ps("since=pf-three") == ["pf-vol", "pf-host"]
+        assert ps("before=pf-three") == ["pf-zero"]
+        assert ps("since=pf-zero", "before=pf-host") == ["pf-three"]
+        assert ps("network=host") == ["pf-host"]
+        assert "pf-host" not in ps("network=none") and "pf-zero" in ps("network=none")
+        assert ps("volume=pf-data") == ["pf-vol"] and ps("volume=/in") == ["pf-vol"]
+        assert ps("volume=/data", "status=running") == ["pf-vol"]
+        refused(d.cli("ps", "--filter", "exited=x", check=False), "exited", "exit codes")
+        refused(d.cli("ps", "--filter", "since=pf-nosuch", check=False), "pf-nosuch")
+        refused(d.cli("ps", "--filter", "bogus=1", check=False), "bogus", "exited", "volume")
+    finally:
+        d.cli("rm", "-f", "-v", *names)

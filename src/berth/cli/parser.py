@@ -195,6 +195,8 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        # A boolean flag given a value other than a boolean (go_bool_flag: --sig-proxy=maybe)
+        message = message.replace("ignored explicit argument", "expected true or false, got")
         self.exit(125, f"berth: {message} (see '{self.prog} --help')\n")
 
 
@@ -239,20 +241,25 @@ def _more_args(name: str) -> Callable[[argparse.ArgumentParser, argparse.Argumen
     return ARGS[name]
 
 
-def go_bool(text: str) -> bool:
-    """A boolean flag's value as docker's take it (``--sig-proxy=false``)."""
-    value = text.strip().lower()
-    if value in ("1", "t", "true"):
-        return True
-    if value in ("0", "f", "false"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+_GO_TRUE = ("1", "t", "T", "true", "TRUE", "True")
+_GO_FALSE = ("0", "f", "F", "false", "FALSE", "False")
+
+
+def go_bool_flag(p: argparse.ArgumentParser, flag: str, default: bool, help: str) -> None:
+    """A boolean flag as docker's (Go's) are: ``--flag`` alone is true and never takes the
+    next word (``attach --sig-proxy web``); ``--flag=false`` sets it. argparse matches an
+    option string exactly before it splits at "=", so each spelling is an option of its own."""
+    dest = flag.lstrip("-").replace("-", "_")
+    p.add_argument(flag, dest=dest, action="store_const", const=True, default=default,
+                   help=help)
+    for words, value in ((_GO_TRUE, True), (_GO_FALSE, False)):
+        p.add_argument(*(f"{flag}={w}" for w in words), dest=dest, action="store_const",
+                       const=value, help=argparse.SUPPRESS)
 
 
 def _sig_proxy(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sig-proxy", type=go_bool, nargs="?", const=True, default=True,
-                   metavar="BOOL", help="pass the signals we get on to the container (without "
-                   "-t; default true)")
+    go_bool_flag(p, "--sig-proxy", True, "pass the signals we get on to the container "
+                 "(without -t); --sig-proxy=false: keep them")
 
 
 def _run(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
@@ -312,8 +319,9 @@ def _rename(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 def _ps(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[],
-                   metavar="status=…|label=k[=v]|name=…|id=…|ancestor=…|health=…")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="status, label=K[=V], name, id, ancestor, health, exited=CODE, "
+                   "before/since=CONTAINER, network, volume (a name or a mount's target)")
     p.add_argument("-n", "--last", type=int, metavar="N",
                    help="the N most recently created containers (any state)")
     p.add_argument("-l", "--latest", action="store_true",

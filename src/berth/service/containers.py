@@ -49,7 +49,8 @@ LIVE = ("running", "paused", "restarting")
 STOPPED = ("created", "exited", "dead")
 PRUNE_FILTERS = {"label", "label!", "until"}
 ENDS_INFRA = ("stop", "restart", "kill")  # refused for a pod's infra while its members run
-CONTAINER_FILTERS = {"status", "label", "name", "id", "ancestor", "health"}
+CONTAINER_FILTERS = {"status", "label", "name", "id", "ancestor", "health", "exited", "before",
+                     "since", "network", "volume"}
 CONTAINER_SORT = Sort(("created_at", "name", "status", "id"), "created_at", "desc")
 ACTION_SORT = Sort(("id", "started_at"), "id", "asc")
 # Actions the agent carries out, and the capability each one needs from the backend.
@@ -106,8 +107,8 @@ class ContainerService:
         filters = filters or {}
         unknown = set(filters) - CONTAINER_FILTERS
         if unknown:
-            raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}: use status, label, "
-                                  "name, id, ancestor or health")
+            raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}: use "
+                                  f"{', '.join(sorted(CONTAINER_FILTERS))}")
         key, desc = CONTAINER_SORT.choose(page)
         scope = select(Container)
         if not across:
@@ -129,12 +130,21 @@ class ContainerService:
         if "id" in filters:
             q = q.where(or_(*(Container.id.startswith(v, autoescape=True)
                               for v in filters["id"])))
+        if "exited" in filters:
+            q = q.where(Container.status == "exited",
+                        func.coalesce(Container.exit_code, 0).in_(_exit_codes(filters["exited"])))
+        for mark_filter, newer in (("before", False), ("since", True)):
+            for ref in filters.get(mark_filter, []):
+                mark = self.get(ctx, ref)
+                q = q.where(Container.id != mark.id,
+                            Container.created_at > mark.created_at if newer else
+                            Container.created_at < mark.created_at)
         by_labels = from_label_filters(filters.get("label", []))
         for sel in (selector, by_labels):
             if sel:
                 q = q.where(sel.sql(lambda k: Container.labels[k].as_string()))
         rest = {k: v for k, v in filters.items()
-                if k in ("name", "id") or (k == "label" and by_labels is None)}
+                if k in ("name", "id", "network", "volume") or (k == "label" and by_labels is None)}
         keep = (lambda row: _matches(row, rest)) if rest else None
         order = (Container.id,) if key == "id" else (getattr(Container, key), Container.id)
         with self.store.session() as s:
@@ -503,7 +513,33 @@ def _matches(row: Container, filters: dict[str, list[str]]) -> bool:
             return False
         if key == "label" and not labels_match(row.labels, values):
             return False
+        if key == "network" and not set(network_names(row.spec)) & set(values):
+            return False
+        if key == "volume" and not _mount_points(row.spec) & set(values):
+            return False
     return True
+
+
+def _exit_codes(values: list[str]) -> list[int]:
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise InvalidArgument(f"invalid filter 'exited={','.join(values)}': expected exit "
+                              "codes") from None
+
+
+def network_names(spec: dict[str, Any]) -> list[str]:
+    """The networks a container is on by name: its user-defined ones, else host or none."""
+    named = list(spec.get("networks") or {})
+    if named:
+        return named
+    return ["host" if spec.get("network") == "host" else "none"]
+
+
+def _mount_points(spec: dict[str, Any]) -> set[str]:
+    """Docker's volume filter matches a volume's name or any mount's target."""
+    mounts = spec.get("mounts") or []
+    return {m["volume"] for m in mounts if m.get("volume")} | {m["target"] for m in mounts}
 
 
 def _event(row: Container, action: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from berth.api.deps import Services
 from berth.api.docker import shapes, translate
 from berth.api.docker.routes.common import Ctx, Svc, finish, parse_filters, read_json, truthy
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
+from berth.service.containers import CONTAINER_FILTERS
 from berth.service.context import Context
 from berth.service.specs import ContainerCreate
 from berth.store.models import Container
@@ -29,8 +30,6 @@ router = APIRouter()
 T = TypeVar("T")
 LIVE = ("running", "paused", "restarting")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
-SERVICE_FILTERS = ("status", "label", "name", "id", "ancestor", "health")
-LOCAL_FILTERS = ("exited", "before", "since", "network", "volume")
 
 
 def _no_such_container(e: NotFound, ref: str) -> NotFound:
@@ -123,7 +122,7 @@ async def _check_networks(svc: Services, ctx: Context, req: ContainerCreate) -> 
 async def list_containers(svc: Svc, ctx: Ctx, all: str | None = None, limit: int | None = None,
                           size: str | None = None, filters: str | None = None) -> Any:
     wanted = parse_filters(filters)
-    unknown = set(wanted) - set(SERVICE_FILTERS) - set(LOCAL_FILTERS)
+    unknown = set(wanted) - CONTAINER_FILTERS
     if unknown:
         raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
     show_all = truthy(all) or (limit is not None and limit > 0)
@@ -143,7 +142,7 @@ async def list_containers(svc: Svc, ctx: Ctx, all: str | None = None, limit: int
 
 def _select(svc: Services, ctx: Context, show_all: bool,
             wanted: dict[str, list[str]]) -> list[Container]:
-    service_filters = {k: list(v) for k, v in wanted.items() if k in SERVICE_FILTERS}
+    service_filters = {k: list(v) for k, v in wanted.items()}
     for status in wanted.get("status", []):
         if status not in STATUSES:
             raise InvalidArgument(f"invalid filter 'status={status}'")
@@ -153,32 +152,11 @@ def _select(svc: Services, ctx: Context, show_all: bool,
         for ref in wanted["ancestor"]:
             with contextlib.suppress(NotFound, InvalidArgument):
                 service_filters["ancestor"].append(svc.images.resolve(ctx, ref).id)
-    rows = list(svc.containers.list(ctx, all_=show_all, filters=service_filters))
-    return [row for row in rows if _matches(svc, ctx, row, wanted)]
-
-
-def _matches(svc: Services, ctx: Context, row: Container, wanted: dict[str, list[str]]) -> bool:
-    if "exited" in wanted and not (row.status == "exited" and str(row.exit_code or 0) in
-                                   wanted["exited"]):
-        return False
-    for key, newer in (("before", False), ("since", True)):
-        for ref in wanted.get(key, []):
-            try:
-                mark = svc.containers.get(ctx, ref)
-            except NotFound:
-                raise NotFound(f"No such container: {ref}") from None
-            if (row.created_at > mark.created_at) != newer or row.id == mark.id:
-                return False
-    if "network" in wanted:
-        names = set(shapes.networks(row.spec))
-        if not names & set(wanted["network"]):
-            return False
-    if "volume" in wanted:
-        points = {m.get("volume") for m in row.spec.get("mounts") or []} | {
-            m["target"] for m in row.spec.get("mounts") or []}
-        if not points & set(wanted["volume"]):
-            return False
-    return True
+    try:
+        return list(svc.containers.list(ctx, all_=show_all, filters=service_filters))
+    except NotFound as e:  # before= or since= a container that is not there
+        ref = e.message.partition(": ")[2]
+        raise _no_such_container(e, ref) from None
 
 
 @router.get("/containers/{ref}/json")
