@@ -422,6 +422,20 @@ def test_extra_hosts_dns_ulimits_and_groups_through_docker(daemon: Daemon) -> No
         assert "100" in out.stdout.split("\n")[2].split()
 
 
+def test_oom_score_adj_and_a_dotted_hostname_through_docker(daemon: Daemon) -> None:
+    with _removed(daemon, "opts2"):
+        docker(daemon, "run", "-d", "--name", "opts2", "--oom-score-adj", "250", "-h",
+               "api.example.com", "busybox", "sleep", "300")
+        box = docker_json(daemon, "inspect", "opts2")[0]
+        assert (box["HostConfig"]["OomScoreAdj"], box["Config"]["Hostname"]) == (
+            250, "api.example.com")
+        out = docker(daemon, "exec", "opts2", "sh", "-c", "cat /proc/1/oom_score_adj; hostname")
+        assert out.stdout == "250\napi.example.com\n"
+    res = docker(daemon, "run", "--rm", "--oom-score-adj", "-100", "busybox", "true",
+                 check=False)
+    assert res.returncode != 0 and "below 0 is not allowed" in res.stderr
+
+
 def test_stop_with_a_signal_through_the_api(daemon: Daemon) -> None:
     """API 1.42's ?signal= on stop (docker stop -s): not the container's stop signal."""
     client = dockerpy(daemon)

@@ -441,3 +441,46 @@ def test_exec_detached_returns_while_the_command_runs_on(daemon: Daemon) -> None
         assert refused_res.returncode != 0 and "nosuch" in refused_res.stderr
     finally:
         d.cli("rm", "-f", "lc-execd")
+
+
+def test_dotted_hostname_label_file_and_expose(daemon: Daemon, tmp_path: Path) -> None:
+    labels = tmp_path / "labels"
+    labels.write_text("# ours\ntier=web\nbare\n")
+    name = "lc-fqdn"
+    try:
+        res = daemon.cli("run", "--name", name, "-h", "web.example.com", "--label-file",
+                         str(labels), "--expose", "8080", "--expose", "53/udp", "busybox",
+                         "sh", "-c", "hostname; grep web /etc/hosts")
+        assert res.stdout == "web.example.com\n127.0.1.1\tweb.example.com web\n"
+        box = daemon.inspect(name)
+        assert box["labels"] == {"tier": "web", "bare": ""}
+        assert box["config"]["exposed_ports"] == ["8080/tcp", "53/udp"]
+        refused(daemon.cli("run", "--rm", "-h", "web..example", "busybox", "true",
+                           check=False), "invalid hostname")
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_cidfile(daemon: Daemon, tmp_path: Path) -> None:
+    """docker's --cidfile: the id is written for run (attached or not) and create; a file
+    that is there is refused; a create that fails leaves no file behind."""
+    attached, detached, created = (tmp_path / n for n in ("attached", "detached", "created"))
+    names = ["cid-attached", "cid-detached", "cid-created"]
+    try:
+        daemon.cli("run", "--name", names[0], "--cidfile", str(attached), "busybox", "true")
+        daemon.cli("run", "-d", "--name", names[1], "--cidfile", str(detached), "busybox",
+                   "sleep", "60")
+        out = daemon.cli("create", "--name", names[2], "--cidfile", str(created), "busybox")
+        for path, name in zip((attached, detached, created), names, strict=True):
+            assert path.read_text() == daemon.inspect(name)["id"]
+        assert created.read_text() == out.stdout.strip()
+        refused(daemon.cli("run", "--rm", "--cidfile", str(attached), "busybox", "true",
+                           check=False), "exists")
+        failed = tmp_path / "failed"
+        refused(daemon.cli("run", "--rm", "--pull", "never", "--cidfile", str(failed),
+                           "no-such-image-here", "true", check=False), "no such image")
+        assert not failed.exists()
+        refused(daemon.cli("create", "--cidfile", str(tmp_path / "no" / "dir"), "busybox",
+                           check=False), "cannot write the container ID file")
+    finally:
+        daemon.cli("rm", "-f", *names, check=False)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.daemon import Daemon
+from tests.integration.daemon import Daemon, refused
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +131,38 @@ def test_cpus_sets_cfs_quota(daemon: Daemon) -> None:
         cid = daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")["id"]
         assert _cg("cpu", cid, "cpu.cfs_period_us") == "100000"
         assert _cg("cpu", cid, "cpu.cfs_quota_us") == "50000"
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_cpu_quota_and_period_as_docker_gives_them(daemon: Daemon) -> None:
+    """--cpu-quota/--cpu-period (run and update): the same share of CPU time."""
+    name = "lim-cpu-quota"
+    try:
+        daemon.cli("run", "-d", "--name", name, "--cpu-quota", "25000", "busybox", "sleep",
+                   "100")
+        cid = daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")["id"]
+        assert _cg("cpu", cid, "cpu.cfs_quota_us") == "25000"
+        daemon.cli("update", "--cpu-quota", "150000", "--cpu-period", "100000", name)
+        assert _cg("cpu", cid, "cpu.cfs_quota_us") == "150000"
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_oom_score_adj_for_the_container_and_its_execs(daemon: Daemon) -> None:
+    name = "lim-oom-score"
+    try:
+        res = daemon.cli("run", "--rm", "--oom-score-adj", "700", "busybox", "cat",
+                         "/proc/self/oom_score_adj")
+        assert res.stdout.strip() == "700"
+        daemon.cli("run", "-d", "--name", name, "--oom-score-adj", "300", "busybox", "sleep",
+                   "100")
+        assert daemon.cli("exec", name, "cat", "/proc/self/oom_score_adj").stdout.strip() \
+            == "300"
+        refused(daemon.cli("run", "--rm", "--oom-score-adj", "-500", "busybox", "true",
+                           check=False), "oom_score_adj -500", "below 0")
+        refused(daemon.cli("run", "--rm", "--oom-score-adj", "1001", "busybox", "true",
+                           check=False), "oom_score_adj")
     finally:
         daemon.cli("rm", "-f", name, check=False)
 

@@ -63,6 +63,47 @@ def test_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         spec("--env-file", str(tmp_path / "missing.env"), "busybox")
 
 
+def test_label_file_and_expose(tmp_path: Path) -> None:
+    labels = tmp_path / "labels"
+    labels.write_text("# team labels\ntier=web\nowner=ops\nbare\n")
+    s = spec("--label-file", str(labels), "-l", "owner=me", "--expose", "80",
+             "--expose", "53-54/udp", "--expose", "80/tcp", "busybox")
+    assert s["labels"] == {"tier": "web", "owner": "me", "bare": ""}  # -l wins over a file
+    assert s["exposed_ports"] == ["80/tcp", "53/udp", "54/udp"]
+    with pytest.raises(convert.UsageError, match="cannot read label file"):
+        spec("--label-file", str(tmp_path / "missing"), "busybox")
+    for bad in ("http", "0", "90-80", "70000", "80/sctp", "1-"):
+        with pytest.raises(convert.UsageError, match="--expose"):
+            spec("--expose", bad, "busybox")
+
+
+@pytest.mark.parametrize(("argv", "cpus"), [
+    (["--cpu-quota", "50000"], 0.5),
+    (["--cpu-quota", "150000", "--cpu-period", "100000"], 1.5),
+    (["--cpu-quota", "10000", "--cpu-period", "50000"], 0.2),
+])
+def test_cpu_quota_and_period_as_cpus(argv: list[str], cpus: float) -> None:
+    assert spec(*argv, "busybox")["cpus"] == cpus
+    line = ["update", *argv, "c"]
+    assert convert.resources(build(line).parse_args(line))["cpus"] == cpus
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--cpu-period", "50000"], "needs --cpu-quota"),
+    (["--cpus", "1", "--cpu-quota", "50000"], "--cpus cannot go with"),
+    (["--cpu-quota", "500"], "at least 1000"),
+    (["--cpu-quota", "5000", "--cpu-period", "10"], "--cpu-period 10"),
+])
+def test_cpu_quota_refusals(argv: list[str], words: str) -> None:
+    with pytest.raises(convert.UsageError, match=words):
+        spec(*argv, "busybox")
+
+
+def test_oom_score_adj_is_passed_as_given() -> None:
+    assert spec("--oom-score-adj", "500", "busybox")["oom_score_adj"] == 500
+    assert "oom_score_adj" not in spec("busybox")
+
+
 def test_hosts_dns_ulimits_groups_and_init() -> None:
     got = spec("--add-host", "db:10.0.0.5", "--add-host", "v6=::1", "--dns", "10.0.0.53",
                "--dns-search", "corp", "--dns-option", "ndots:2", "--ulimit", "nofile=100:200",

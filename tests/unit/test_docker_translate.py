@@ -55,7 +55,7 @@ def test_the_clis_zero_values_are_accepted() -> None:
     ({"Privileged": True}, "HostConfig.Privileged"),
     ({"Devices": [{"PathOnHost": "/dev/kvm"}]}, "HostConfig.Devices"),
     ({"PidMode": "host"}, "HostConfig.PidMode"),
-    ({"OomScoreAdj": 500}, "HostConfig.OomScoreAdj"),
+    ({"OomKillDisable": True}, "HostConfig.OomKillDisable"),
     ({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 2}]}, "unknown ulimit 'bogus'"),
     ({"Ulimits": [{"Name": "nofile", "Soft": 3, "Hard": 2}]}, "above the hard limit"),
     ({"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 2, "X": 1}]}, "Ulimits[0].X"),
@@ -100,6 +100,9 @@ def test_what_berth_cannot_honour_is_refused(host: dict[str, Any], field: str) -
 @pytest.mark.parametrize(("body", "field"), [
     ({"Image": ""}, "Image: required"),
     ({"Image": "busybox", "Domainname": "example.com"}, "Domainname"),
+    ({"Image": "busybox", "Hostname": "-web"}, "invalid hostname"),
+    ({"Image": "busybox", "Hostname": "a" * 65}, "invalid hostname"),
+    ({"Image": "busybox", "HostConfig": {"OomScoreAdj": 1001}}, "oom_score_adj"),
     ({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1}},
      "Healthcheck.Interval: cannot be less than 1ms"),
     ({"Image": "busybox", "Env": "A=1"}, "Env: expected a list"),
@@ -137,7 +140,7 @@ def test_ports_and_fixed_address() -> None:
 def test_settings_berth_honours() -> None:
     req = translate.container_create({
         "Image": "busybox", "Cmd": "true", "Env": ["A=1"], "User": "1000:1000",
-        "Hostname": "h1", "Labels": {"k": "v"}, "Tty": True, "OpenStdin": True,
+        "Hostname": "h1.example.com", "Labels": {"k": "v"}, "Tty": True, "OpenStdin": True,
         "StdinOnce": True, "StopSignal": "SIGINT", "StopTimeout": 3,
         "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/anon": {}, "/bound": {}},
         "Healthcheck": {"Test": ["NONE"]},
@@ -149,10 +152,11 @@ def test_settings_berth_honours() -> None:
             "PidsLimit": -1, "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
             "CapAdd": ["NET_ADMIN"], "CapDrop": ["MKNOD"], "ReadonlyRootfs": True,
             "Init": True, "ShmSize": 64 << 20, "SecurityOpt": ["no-new-privileges"],
-            "NetworkMode": "appnet"},
+            "NetworkMode": "appnet", "OomScoreAdj": 300},
         "NetworkingConfig": {"EndpointsConfig": {"appnet": {"Aliases": ["web", "web"]}}},
     })
-    assert req.command == ["true"] and req.user == "1000:1000" and req.hostname == "h1"
+    assert req.command == ["true"] and req.user == "1000:1000"
+    assert req.hostname == "h1.example.com" and req.oom_score_adj == 300
     assert req.tty and req.stdin_open and req.stdin_once and req.init
     assert req.stop_signal == "SIGINT" and req.stop_timeout == 3
     assert req.exposed_ports == ["80/tcp"]

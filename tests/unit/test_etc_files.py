@@ -23,6 +23,18 @@ def test_refresh_hosts_swaps_own_addresses_and_keeps_other_lines() -> None:
     assert rootfs.refresh_hosts(start, "box", ["10.0.0.2"]) == start
 
 
+def test_a_dotted_hostname_is_named_whole_and_short(tmp_path: Path) -> None:
+    """As docker: "web.example.com web", so both the full and the short name resolve."""
+    assert rootfs.hosts_names("web") == "web"
+    assert rootfs.hosts_names("web.example.com") == "web.example.com web"
+    rootfs.write_etc_files(tmp_path, "web.example.com", False, ["10.0.0.2"], ["10.0.0.1"])
+    assert (tmp_path / "hosts").read_text().startswith("10.0.0.2\tweb.example.com web\n")
+    assert (tmp_path / "hostname").read_text() == "web.example.com\n"
+    rootfs.update_network_files(tmp_path, "web.example.com", ["10.1.0.2"], ["10.1.0.1"])
+    hosts = (tmp_path / "hosts").read_text()
+    assert "10.1.0.2\tweb.example.com web" in hosts and "10.0.0.2" not in hosts
+
+
 def test_update_network_files_writes_in_place_and_keeps_an_edited_resolv_conf(
         tmp_path: Path) -> None:
     rootfs.write_etc_files(tmp_path, "box", False, ["10.0.0.2"], ["10.0.0.1"])

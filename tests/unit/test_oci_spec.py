@@ -60,7 +60,7 @@ def test_process_defaults() -> None:
 
 
 def test_env_given_wins_and_oom_score() -> None:
-    cfg = config(spec(env=["PATH=/only", "HOME=/h"], hostname="box"), oom_score_adj=500)
+    cfg = config(spec(env=["PATH=/only", "HOME=/h"], hostname="box", oom_score_adj=500))
     assert cfg["process"]["env"][:2] == ["PATH=/only", "HOME=/h"]
     assert not any(e.startswith("HOME=/") and e != "HOME=/h" for e in cfg["process"]["env"])
     assert cfg["hostname"] == "box"

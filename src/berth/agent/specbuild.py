@@ -96,6 +96,7 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
         shm_size=spec.get("shm_size") or SHM_SIZE,
         sysctls=dict(spec.get("sysctls") or {}),
         log=LogLimits.of(spec),
+        oom_score_adj=spec.get("oom_score_adj"),
     )
 
 

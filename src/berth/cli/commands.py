@@ -62,19 +62,57 @@ def dispatch(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_run(client: Client, args: argparse.Namespace) -> int:
     spec = convert.container_spec(args)
-    if args.detach:
-        box = _pulling(client, args, lambda: client.containers.create(spec, start=True))
-        print(box["id"])
-        return 0
-    if args.tty or args.interactive:
-        from berth.cli.interactive import run_interactive
+    with _cidfile(args.cidfile) as note_id:
+        if args.detach:
+            box = _pulling(client, args, lambda: client.containers.create(spec, start=True))
+            note_id(box["id"])
+            print(box["id"])
+            return 0
+        if args.tty or args.interactive:
+            from berth.cli.interactive import run_interactive
 
-        # As `docker run -i`: the end of our input is the end of the container's.
-        spec["stdin_once"] = bool(args.interactive)
-        box = _pulling(client, args, lambda: client.containers.create(spec, start=False))
-        with _signals_to(client, args.sig_proxy and not args.tty, box["id"]):
-            return run_interactive(client, box, args.tty)
-    return _pulling(client, args, lambda: _run_attached(client, spec, args.sig_proxy))
+            # As `docker run -i`: the end of our input is the end of the container's.
+            spec["stdin_once"] = bool(args.interactive)
+            box = _pulling(client, args, lambda: client.containers.create(spec, start=False))
+            note_id(box["id"])
+            with _signals_to(client, args.sig_proxy and not args.tty, box["id"]):
+                return run_interactive(client, box, args.tty)
+        return _pulling(client, args, lambda: _run_attached(client, spec, args.sig_proxy,
+                                                            note_id))
+
+
+@contextlib.contextmanager
+def _cidfile(path: str | None) -> Iterator[Callable[[str], None]]:
+    """Docker's --cidfile: the file is made first (one that is there may be another
+    container's), gets the id once it is known, and goes again if no container came."""
+    if not path:
+        yield lambda _cid: None
+        return
+    try:
+        f = open(path, "x", encoding="ascii")  # noqa: SIM115 (kept open across the create)
+    except FileExistsError:
+        raise convert.UsageError(f"container ID file {path} exists: is its container still "
+                                 "running? Remove the file first") from None
+    except OSError as e:
+        raise convert.UsageError(f"cannot write the container ID file {path}: "
+                                 f"{e.strerror or e}") from None
+    noted: list[str] = []
+
+    def note(cid: str) -> None:
+        f.write(cid)
+        f.flush()
+        noted.append(cid)
+
+    try:
+        yield note
+    except BaseException:
+        if not noted:
+            import os
+
+            os.unlink(path)
+        raise
+    finally:
+        f.close()
 
 
 def _signals_to(client: Client, enabled: bool, container: str = "") -> Any:
@@ -86,11 +124,13 @@ def _signals_to(client: Client, enabled: bool, container: str = "") -> Any:
     return SignalProxy(client.containers.kill, container)
 
 
-def _run_attached(client: Client, spec: dict[str, Any], sig_proxy: bool) -> int:
+def _run_attached(client: Client, spec: dict[str, Any], sig_proxy: bool,
+                  note_id: Callable[[str], None]) -> int:
     with _signals_to(client, sig_proxy) as proxy:
         stream = client.containers.run_attached(spec)
         if proxy:
             proxy.target(stream.container_id)
+        note_id(stream.container_id)
         return _stream_until_exit(stream)
 
 
@@ -131,7 +171,10 @@ def _stream_until_exit(frames: Iterator[tuple[int, bytes]]) -> int:
 
 def cmd_create(client: Client, args: argparse.Namespace) -> int:
     spec = convert.container_spec(args)
-    print(_pulling(client, args, lambda: client.containers.create(spec, start=False))["id"])
+    with _cidfile(args.cidfile) as note_id:
+        box = _pulling(client, args, lambda: client.containers.create(spec, start=False))
+        note_id(box["id"])
+    print(box["id"])
     return 0
 
 
@@ -403,8 +446,9 @@ def cmd_update(client: Client, args: argparse.Namespace) -> int:
         changes["restart_policy"] = convert.restart_policy(args.restart)
     if not changes:
         raise convert.UsageError("update: give at least one of --memory, --memory-swap, "
-                                 "--memory-reservation, --cpus, --cpu-shares, --cpuset-cpus, "
-                                 "--cpuset-mems, --pids-limit, --restart")
+                                 "--memory-reservation, --cpus (or --cpu-quota), "
+                                 "--cpu-shares, --cpuset-cpus, --cpuset-mems, --pids-limit, "
+                                 "--restart")
     return each(args.containers, lambda n: client.containers.update(n, changes))
 
 

@@ -91,6 +91,26 @@ def _tmpfs(spec: str) -> dict[str, Any]:
     return out
 
 
+def _settings_lines(path: str, what: str) -> list[tuple[str, str, bool, str]]:
+    """The KEY[=VALUE] lines of an env or label file, # comments and blank lines skipped:
+    (key, value, whether "=" was there, "path:line" for messages)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {what} {path}: {e}") from None
+    out = []
+    for number, line in enumerate(lines, 1):
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, eq, value = line.partition("=")
+        if not key or " " in key:
+            raise UsageError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        out.append((key, value, bool(eq), f"{path}:{number}"))
+    return out
+
+
 def env_files(paths: list[str]) -> list[str]:
     """Docker's --env-file: KEY=VALUE per line, # comments and blank lines skipped, and a
     bare KEY taking its value from this environment (dropped when unset there)."""
@@ -98,23 +118,33 @@ def env_files(paths: list[str]) -> list[str]:
 
     out = []
     for path in paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"cannot read env file {path}: {e}") from None
-        for number, line in enumerate(lines, 1):
-            line = line.lstrip()
-            if not line or line.startswith("#"):
-                continue
-            key, eq, _ = line.partition("=")
-            if not key or " " in key:
-                raise UsageError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        for key, value, eq, _where in _settings_lines(path, "env file"):
             if eq:
-                out.append(line)
+                out.append(f"{key}={value}")
             elif key in os.environ:
                 out.append(f"{key}={os.environ[key]}")
     return out
+
+
+def label_files(paths: list[str]) -> dict[str, str]:
+    """Docker's --label-file: KEY[=VALUE] per line (a bare KEY: an empty value)."""
+    return {key: value for path in paths
+            for key, value, _eq, _where in _settings_lines(path, "label file")}
+
+
+def exposed_ports(items: list[str]) -> list[str]:
+    """--expose 80, 53/udp, 8000-8010/tcp as the API's "PORT/PROTO" list."""
+    out: list[str] = []
+    for item in items:
+        ports, _, proto = item.partition("/")
+        first, dash, last = ports.partition("-")
+        proto = proto or "tcp"
+        if not first.isdigit() or (dash and not last.isdigit()) or proto not in ("tcp", "udp") \
+                or not 0 < int(first) <= int(last or first) <= 65535:
+            raise UsageError(f"invalid --expose {item!r}: expected PORT[-PORT][/tcp|udp] "
+                             "with ports from 1 to 65535")
+        out += [f"{p}/{proto}" for p in range(int(first), int(last or first) + 1)]
+    return list(dict.fromkeys(out))
 
 
 def resources(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,7 +158,23 @@ def resources(args: argparse.Namespace) -> dict[str, Any]:
     for field in ("cpus", "cpu_shares", "pids_limit", "cpuset_cpus", "cpuset_mems"):
         if getattr(args, field) is not None:
             out[field] = getattr(args, field)
+    if args.cpu_quota is not None or args.cpu_period is not None:
+        out["cpus"] = _cpu_quota(args)
     return out
+
+
+def _cpu_quota(args: argparse.Namespace) -> float:
+    """--cpu-quota/--cpu-period as a share of CPUs: Berth limits over a fixed period."""
+    if args.cpus is not None:
+        raise UsageError("--cpus cannot go with --cpu-quota or --cpu-period: give one")
+    if args.cpu_quota is None:
+        raise UsageError("--cpu-period needs --cpu-quota")
+    period = 100_000 if args.cpu_period is None else args.cpu_period
+    if not 1000 <= period <= 1_000_000:
+        raise UsageError(f"invalid --cpu-period {period}: from 1000 to 1000000 microseconds")
+    if args.cpu_quota < 1000:
+        raise UsageError(f"invalid --cpu-quota {args.cpu_quota}: at least 1000 microseconds")
+    return args.cpu_quota / period
 
 
 def parse_publish(text: str) -> dict[str, Any]:
@@ -174,7 +220,7 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "image": args.image,
         "env": env_files(args.env_file) + args.env,  # -e wins over a file, as in docker
-        "labels": parse_kv(args.label, "label"),
+        "labels": {**label_files(args.label_file), **parse_kv(args.label, "label")},
         "mounts": [_volume_mount(v) for v in args.volume] + [_mount_flag(m) for m in args.mount]
         + [_tmpfs(t) for t in args.tmpfs],
         "restart_policy": _restart(args.restart),
@@ -190,7 +236,10 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
     }
     if command:
         spec["command"] = command
-    for field in ("name", "workdir", "user", "hostname", "stop_signal", "stop_timeout", "pod"):
+    if args.expose:
+        spec["exposed_ports"] = exposed_ports(args.expose)
+    for field in ("name", "workdir", "user", "hostname", "stop_signal", "stop_timeout", "pod",
+                  "oom_score_adj"):
         if getattr(args, field) is not None:
             spec[field] = getattr(args, field)
     if args.entrypoint is not None:

@@ -19,6 +19,9 @@ def _limits(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-reservation", metavar="SIZE",
                    help="a soft memory limit, enforced under pressure")
     p.add_argument("--cpus", type=float)
+    p.add_argument("--cpu-period", type=int, metavar="USEC",
+                   help="with --cpu-quota: CPU time per period (default 100000)")
+    p.add_argument("--cpu-quota", type=int, metavar="USEC", help="CPU time allowed per period")
     p.add_argument("--cpu-shares", type=int)
     p.add_argument("--cpuset-cpus", metavar="LIST", help='CPUs it may use, e.g. "0-2,4"')
     p.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes it may use")
@@ -34,6 +37,10 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-u", "--user")
     p.add_argument("-h", "--hostname")
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--label-file", action="append", default=[], metavar="FILE",
+                   help="KEY[=VALUE] lines; # comments")
+    p.add_argument("--cidfile", metavar="FILE", help="write the container's id to FILE "
+                   "(which must not exist)")
     p.add_argument("-v", "--volume", action="append", default=[],
                    metavar="SRC:DST[:ro]", help="named volume or host path (bind) mount")
     p.add_argument("--mount", action="append", default=[],
@@ -57,6 +64,8 @@ def _container_options(p: argparse.ArgumentParser) -> None:
                    metavar="[IP:][HOST_PORT:]PORT[/PROTO]", help="publish a port (needs a network)")
     p.add_argument("-P", "--publish-all", action="store_true",
                    help="publish every exposed port on an ephemeral host port")
+    p.add_argument("--expose", action="append", default=[], metavar="PORT[-PORT][/PROTO]",
+                   help="a port it listens on (-P publishes it)")
     p.add_argument("--pod", help="join this pod: its network, hostname and IPC "
                    "(see `berth pod create`)")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
@@ -73,6 +82,8 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group-add", action="append", default=[], metavar="GROUP",
                    help="a supplementary group (a name in the image, or a gid)")
     p.add_argument("--shm-size", metavar="SIZE", help="/dev/shm's size (default 64m)")
+    p.add_argument("--oom-score-adj", type=int, metavar="N",
+                   help="0 to 1000: higher, the OOM killer takes it first")
     p.add_argument("--sysctl", action="append", default=[], metavar="KEY=VALUE",
                    help="a sysctl of its own namespaces (net.*, kernel.shm*, ...)")
     p.add_argument("--volumes-from", action="append", default=[],

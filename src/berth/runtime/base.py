@@ -131,6 +131,7 @@ class ContainerSpec:
     shm_size: int = SHM_SIZE  # /dev/shm, bytes
     sysctls: dict[str, str] = field(default_factory=dict)  # of its own net/IPC namespaces
     log: LogLimits = field(default_factory=LogLimits)
+    oom_score_adj: int | None = None  # None: inherited (berthd's)
 
 
 class Status(enum.StrEnum):

@@ -223,6 +223,11 @@ class ContainerService:
         adds rows that belong with the container to its transaction (the pod)."""
         if req.tty and Capability.TTY not in self.capabilities:
             raise InvalidArgument("this host's runtime does not support a tty")
+        if (req.oom_score_adj or 0) < 0:
+            # It would shield the container at its neighbours' expense, and inside a user
+            # namespace runc cannot lower it anyway.
+            raise InvalidArgument(f"oom_score_adj {req.oom_score_adj}: below 0 is not allowed "
+                                  "(0 to 1000: higher, the OOM killer takes it first)")
         spec = req.model_dump(mode="json")
         spec["log"] = (req.log or LogOptions()).merged(self.log_defaults)
         spec.update(internal or {})

@@ -21,7 +21,10 @@ from berth.service.health import HealthcheckRequest
 from berth.service.runopts import Ulimit
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
-HOSTNAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
+# RFC 1123 names, dotted ones too (web.example.com), as docker takes them.
+_DNS_LABEL = r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+HOSTNAME_RE = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
+UTS_NAME_MAX = 64  # the kernel's limit on a hostname and a domain name
 ENV_KEY_RE = re.compile(r"^[^=\x00]+$")
 PORT_RE = re.compile(r"^[0-9]{1,5}/(tcp|udp|sctp)$")
 LABEL_KEY_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._/-]{0,252}$")
@@ -46,8 +49,9 @@ def check_argv(v: list[str] | None) -> list[str] | None:
 
 
 def check_hostname(v: str | None) -> str | None:
-    if v is not None and not HOSTNAME_RE.match(v):
-        raise ValueError(f"invalid hostname {v!r}: letters, digits and '-', at most 63")
+    if v is not None and (not HOSTNAME_RE.match(v) or len(v) > UTS_NAME_MAX):
+        raise ValueError(f"invalid hostname {v!r}: dot-separated labels of letters, digits "
+                         f"and '-', at most {UTS_NAME_MAX} characters")
     return v
 
 
@@ -346,6 +350,9 @@ class ContainerCreate(ResourcesRequest, runopts.DnsRequest):
     # Containers of the project whose volumes and bind mounts it mounts too, "NAME[:ro|rw]"
     # (docker's --volumes-from; its own mounts win at the same target).
     volumes_from: list[str] = Field(default_factory=list, max_length=16)
+    # Its processes' oom_score_adj: higher, the OOM killer picks them first. Below 0 would
+    # shield them at others' expense: the service refuses it, naming why.
+    oom_score_adj: int | None = Field(None, ge=-1000, le=1000)
 
     @field_validator("name")
     @classmethod

@@ -40,7 +40,7 @@ _HOST_USED = {
     "MemorySwappiness", "SecurityOpt", "IpcMode", "CgroupnsMode", "VolumeDriver", "Runtime",
     "Isolation", "PortBindings", "PublishAllPorts", "ExtraHosts", "Dns", "DnsSearch",
     "DnsOptions", "Ulimits", "GroupAdd", "Sysctls", "CpusetCpus", "CpusetMems",
-    "MemoryReservation", "VolumesFrom",
+    "MemoryReservation", "VolumesFrom", "OomScoreAdj",
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
@@ -102,6 +102,7 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "sysctls": _sysctls(host),
         "log": _log_config(host.sub("LogConfig")),
         "volumes_from": host.strs("VolumesFrom") or [],
+        "oom_score_adj": host.int("OomScoreAdj") or None,
     }
     for key in ("AttachStdin", "AttachStdout", "AttachStderr", "NetworkDisabled"):
         cfg.bool(key)  # type-checked; attaching is the client's next request

@@ -79,15 +79,23 @@ def unmount(target: Path) -> None:
             raise RuntimeFailure(f"umount {target}: {os.strerror(err)}")
 
 
-def hosts_file(hostname: str, addresses: list[str] | None = None) -> str:
-    own = "".join(f"{a}\t{hostname}\n" for a in addresses or [])
+def hosts_names(hostname: str) -> str:
+    """The names /etc/hosts gives the container's own address, as Docker writes them: its
+    name, then the first label alone when the name is dotted (web.example.com web)."""
+    short = hostname.partition(".")[0]
+    return f"{hostname} {short}" if short != hostname else hostname
+
+
+def hosts_file(names: str, addresses: list[str] | None = None) -> str:
+    """names: the container's own (hosts_names)."""
+    own = "".join(f"{a}\t{names}\n" for a in addresses or [])
     return own + ("127.0.0.1\tlocalhost\n"
             "::1\tlocalhost ip6-localhost ip6-loopback\n"
             "fe00::0\tip6-localnet\n"
             "ff00::0\tip6-mcastprefix\n"
             "ff02::1\tip6-allnodes\n"
             "ff02::2\tip6-allrouters\n"
-            + ("" if addresses else f"127.0.1.1\t{hostname}\n"))
+            + ("" if addresses else f"127.0.1.1\t{names}\n"))
 
 
 def resolv_conf(host_text: str, host_network: bool) -> str:
@@ -121,7 +129,7 @@ def write_etc_files(cdir: Path, hostname: str, host_network: bool,
     World-readable so that a container root mapped to an unprivileged host uid can read them."""
     extra = "".join(f"{address}\t{name}\n" for address, name in extra_hosts or [])
     contents = {
-        "/etc/hosts": ("hosts", hosts_file(hostname, addresses) + extra),
+        "/etc/hosts": ("hosts", hosts_file(hosts_names(hostname), addresses) + extra),
         "/etc/hostname": ("hostname", hostname + "\n"),
         "/etc/resolv.conf": ("resolv.conf", _resolv_for(host_network, nameservers, dns)),
     }
@@ -145,7 +153,7 @@ def update_network_files(cdir: Path, hostname: str, addresses: list[str],
         old = hosts.read_text()
     except FileNotFoundError:
         return  # released meanwhile
-    new = refresh_hosts(old, hostname, addresses)
+    new = refresh_hosts(old, hosts_names(hostname), addresses)
     if new != old:
         rewrite_in_place(hosts, new)
     resolv = cdir / "resolv.conf"
@@ -179,22 +187,22 @@ def rewrite_in_place(path: Path, text: str) -> None:
         os.close(fd)
 
 
-def refresh_hosts(text: str, hostname: str, addresses: list[str]) -> str:
+def refresh_hosts(text: str, names: str, addresses: list[str]) -> str:
     """``text`` with its own-address lines (as hosts_file writes them) for ``addresses``."""
-    own = {f"{a}\t{hostname}" for a in addresses}
+    own = {f"{a}\t{names}" for a in addresses}
     kept = [line for line in text.splitlines()
-            if not _own_line(line, hostname) or line in own]
-    missing = [f"{a}\t{hostname}" for a in addresses if f"{a}\t{hostname}" not in kept]
+            if not _own_line(line, names) or line in own]
+    missing = [f"{a}\t{names}" for a in addresses if f"{a}\t{names}" not in kept]
     lines = missing + kept
     if not addresses:
-        lines.append(f"127.0.1.1\t{hostname}")
+        lines.append(f"127.0.1.1\t{names}")
     return "\n".join(lines) + "\n"
 
 
-def _own_line(line: str, hostname: str) -> bool:
-    """An ``ADDRESS<tab>HOSTNAME`` line naming the container: one of Berth's own."""
+def _own_line(line: str, names: str) -> bool:
+    """An ``ADDRESS<tab>NAMES`` line naming the container: one of Berth's own."""
     addr, tab, name = line.partition("\t")
-    return bool(tab) and name == hostname and addr.count(".") == 3 and \
+    return bool(tab) and name == names and addr.count(".") == 3 and \
         all(p.isdigit() for p in addr.split("."))
 
 

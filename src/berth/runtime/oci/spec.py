@@ -50,8 +50,7 @@ def _env(spec: ContainerSpec, home: str) -> list[str]:
 
 
 def build_process(spec: ContainerSpec, uid: int, gid: int, additional_gids: list[int], *,
-                  home: str = "/", oom_score_adj: int | None = None,
-                  nofile: int = NOFILE_LIMIT) -> dict[str, Any]:
+                  home: str = "/", nofile: int = NOFILE_LIMIT) -> dict[str, Any]:
     if not spec.args:
         raise InvalidArgument("no command specified")
     caps = effective_caps(spec.cap_add, spec.cap_drop)
@@ -69,8 +68,8 @@ def build_process(spec: ContainerSpec, uid: int, gid: int, additional_gids: list
         "rlimits": _rlimits(spec.ulimits, nofile),
         "noNewPrivileges": True,
     }
-    if oom_score_adj is not None:
-        process["oomScoreAdj"] = oom_score_adj
+    if spec.oom_score_adj is not None:
+        process["oomScoreAdj"] = spec.oom_score_adj
     return process
 
 
@@ -193,7 +192,6 @@ def _namespaces(spec: ContainerSpec) -> list[dict[str, str]]:
 
 def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: list[int],
                      rootfs: Path, files: dict[str, Path], *, home: str = "/",
-                     oom_score_adj: int | None = None,
                      nofile_hard_limit: int | None = None) -> dict[str, Any]:
     """files maps a container path (/etc/hosts, /etc/hostname, /etc/resolv.conf) to the
     host file bind-mounted there. nofile_hard_limit: the hard RLIMIT_NOFILE the runtime
@@ -203,8 +201,7 @@ def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: l
     nofile = NOFILE_LIMIT
     if spec.idmap is not None and nofile_hard_limit is not None and nofile_hard_limit > 0:
         nofile = min(nofile, nofile_hard_limit)
-    process = build_process(spec, uid, gid, additional_gids, home=home,
-                            oom_score_adj=oom_score_adj, nofile=nofile)
+    process = build_process(spec, uid, gid, additional_gids, home=home, nofile=nofile)
     mounts = _standard_mounts(spec)
     for target, source in sorted(files.items()):
         mounts.append({"destination": target, "type": "bind", "source": str(source),
