@@ -145,3 +145,31 @@ def test_ps_filters_exited_before_since_network_volume(daemon: Daemon, tmp_path:
         refused(d.cli("ps", "--filter", "bogus=1", check=False), "bogus", "exited", "volume")
     finally:
         d.cli("rm", "-f", "-v", *names)
+
+
+def test_listings_take_dockers_format(daemon: Daemon) -> None:
+    """images, volume ls, network ls, stats, history and pod ls take --format as docker's
+    (docker's field names, "table" with a header, \\t as a tab)."""
+    d = daemon
+    d.cli("volume", "create", "lf-vol", "--label", "team=a")
+    d.cli("run", "-d", "--name", "lf-box", "busybox", "sleep", "300")
+    try:
+        images = d.cli("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").stdout
+        busybox_id = d.client.images.get("busybox")["id"][7:19]
+        assert f"busybox:latest {busybox_id}\n" in images
+        table = d.cli("images", "--format", r"table {{.Repository}}\t{{.Size}}").stdout
+        assert table.splitlines()[0].split() == ["REPOSITORY", "SIZE"]
+        assert d.cli("volume", "ls", "--format", "{{.Name}} {{.Driver}} {{.Labels}}"
+                     ).stdout.splitlines().count("lf-vol local team=a") == 1
+        networks = d.cli("network", "ls", "--format", "{{.Name}}/{{.Driver}}").stdout.split()
+        assert "host/host" in networks and "none/null" in networks
+        stats = d.cli("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}",
+                      "lf-box").stdout
+        assert stats == "lf-box 1\n"
+        history = d.cli("history", "--format", "{{.ID}}|{{.Size}}", "busybox").stdout
+        assert history.startswith(busybox_id + "|")
+        assert d.cli("pod", "ls", "--format", "json").stdout.strip().startswith("[")
+        refused(d.cli("images", "--format", "{{.Nope", check=False), "--format")
+    finally:
+        d.cli("rm", "-f", "lf-box")
+        d.cli("volume", "rm", "lf-vol")

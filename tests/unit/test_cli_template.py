@@ -76,3 +76,7 @@ def test_rows_and_tables() -> None:
         "defghi         db      <no value>",
     ]
     assert render_rows("{{len .labels}}", rows, {}) == "1\n0\n"
+    # as a shell's quotes leave them: backslash-t and backslash-n, which docker reads as such
+    spelled = render_rows(r"table {{.ID}}\t{{.Names}}", rows, {"id": "CONTAINER ID"})
+    assert spelled.splitlines()[1] == "abc            web"
+    assert render_rows(r"{{.ID}}\t{{.Names}}\n", rows[:1], {}) == "abc\tweb\n\n"

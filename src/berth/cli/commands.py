@@ -8,7 +8,16 @@ import json
 import sys
 
 from berth.cli import convert, image_commands
-from berth.cli.output import ago, each, emit, human_size, inspect_each, status_text
+from berth.cli.output import (
+    ago,
+    each,
+    emit,
+    emit_rows,
+    human_size,
+    inspect_each,
+    output_kind,
+    status_text,
+)
 from berth.client import APIError, Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -400,15 +409,30 @@ def _stats_row(name: str, s: dict[str, Any], prev: dict[str, Any] | None) -> dic
             "io_read_bytes": s["io_read_bytes"], "io_write_bytes": s["io_write_bytes"]}
 
 
+def _mem_usage(r: dict[str, Any]) -> str:
+    limit = r["memory_limit"]
+    return f"{human_size(r['memory_usage'])} / {human_size(limit) if limit else 'unlimited'}"
+
+
+def _block_io(r: dict[str, Any]) -> str:
+    return f"{human_size(r['io_read_bytes'])} / {human_size(r['io_write_bytes'])}"
+
+
 STATS_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
     ("NAME", lambda r: r["name"]),
     ("CPU %", lambda r: f"{r['cpu_percent']:.2f}%"),
-    ("MEM USAGE / LIMIT", lambda r: f"{human_size(r['memory_usage'])} / "
-     f"{human_size(r['memory_limit']) if r['memory_limit'] else 'unlimited'}"),
-    ("BLOCK I/O", lambda r: f"{human_size(r['io_read_bytes'])} / "
-     f"{human_size(r['io_write_bytes'])}"),
+    ("MEM USAGE / LIMIT", _mem_usage),
+    ("BLOCK I/O", _block_io),
     ("PIDS", lambda r: r["pids"]),
 ]
+
+
+def _stats_fields(r: dict[str, Any]) -> dict[str, Any]:
+    """A stats row as docker's stats --format names its fields, beside Berth's own."""
+    limit = r["memory_limit"]
+    return {**r, "Container": r["name"], "Name": r["name"], "CPUPerc": f"{r['cpu_percent']:.2f}%",
+            "MemUsage": _mem_usage(r), "BlockIO": _block_io(r), "PIDs": r["pids"],
+            "MemPerc": f"{r['memory_usage'] / limit * 100:.2f}%" if limit else "--"}
 
 
 def cmd_stats(client: Client, args: argparse.Namespace) -> int:
@@ -432,9 +456,11 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
         time.sleep(0.5 if args.no_stream else 1.0)
         second = sample()
         rows = [_stats_row(n, s, first.get(n)) for n, s in second.items()]
-        if not args.no_stream and _fmt(args) == "table":
+        if not args.no_stream and output_kind(args) in ("table", "template"):
             sys.stdout.write("\x1b[2J\x1b[H")
-        emit(rows, _fmt(args), STATS_COLUMNS)
+        emit_rows(rows, args, STATS_COLUMNS, _stats_fields,
+                  {"cpuperc": "CPU %", "memusage": "MEM USAGE / LIMIT", "memperc": "MEM %",
+                   "blockio": "BLOCK I/O", "container": "CONTAINER"})
         if args.no_stream:
             return 0
         first = second
@@ -520,6 +546,13 @@ def _print_section(title: str, fields: dict[str, Any]) -> None:
 
 # -- volumes ------------------------------------------------------------------------------
 
+def _volume_fields(v: dict[str, Any]) -> dict[str, Any]:
+    """A volume row as docker's volume ls --format names its fields, beside Berth's own."""
+    labels = v.get("labels") or {}
+    return {**v, "Scope": "local", "Labels": ",".join(f"{k}={val}" for k, val in
+                                                      sorted(labels.items()))}
+
+
 def cmd_volume(client: Client, args: argparse.Namespace) -> int:
     sub = args.volume_cmd
     if sub == "create":
@@ -531,8 +564,9 @@ def cmd_volume(client: Client, args: argparse.Namespace) -> int:
             for v in vols:
                 print(v["name"])
         else:
-            emit(vols, _fmt(args), [("DRIVER", lambda v: v["driver"]),
-                                    ("VOLUME NAME", lambda v: v["name"])])
+            emit_rows(vols, args, [("DRIVER", lambda v: v["driver"]),
+                                   ("VOLUME NAME", lambda v: v["name"])],
+                      _volume_fields, {"name": "VOLUME NAME"})
     elif sub == "inspect":
         return inspect_each(args.volumes, client.volumes.get, _fmt(args), args.format)
     elif sub == "rm":

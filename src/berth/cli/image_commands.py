@@ -8,7 +8,15 @@ import os
 import sys
 
 from berth.cli.convert import UsageError
-from berth.cli.output import ago, emit, human_size, inspect_each, write_archive
+from berth.cli.output import (
+    ago,
+    emit,
+    emit_rows,
+    human_size,
+    inspect_each,
+    output_kind,
+    write_archive,
+)
 from berth.client import APIError, Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -33,8 +41,8 @@ def cmd_images(client: Client, args: argparse.Namespace) -> int:
         for img in images:
             print(img["id"][7:19])
         return 0
-    if _fmt(args) != "table":
-        emit(images, _fmt(args))
+    if output_kind(args) in ("json", "yaml"):  # the images themselves, not a row per tag
+        emit(images, output_kind(args))
         return 0
     rows = []
     for img in images:
@@ -43,11 +51,23 @@ def cmd_images(client: Client, args: argparse.Namespace) -> int:
             rows.append({**img, "repo": repo, "tag": t})
     columns = list(IMAGE_COLUMNS)
     if getattr(args, "digests", False):
-        columns.insert(2, ("DIGEST", lambda r: next(
-            (d.split("@")[1] for d in r["repo_digests"] if d.startswith(r["repo"] + "@")),
-            "<none>")))
-    emit(rows, "table", columns)
+        columns.insert(2, ("DIGEST", _digest))
+    emit_rows(rows, args, columns, _image_fields, {"id": "IMAGE ID",
+                                                   "createdsince": "CREATED",
+                                                   "createdat": "CREATED AT"})
     return 0
+
+
+def _digest(r: dict[str, Any]) -> str:
+    return next((d.split("@")[1] for d in r["repo_digests"] if d.startswith(r["repo"] + "@")),
+                "<none>")
+
+
+def _image_fields(r: dict[str, Any]) -> dict[str, Any]:
+    """An image row as docker's images --format names its fields, beside Berth's own."""
+    return {**r, "ID": r["id"][7:19], "Repository": r["repo"], "Tag": r["tag"],
+            "Digest": _digest(r), "CreatedSince": ago(r["created"]), "CreatedAt": r["created"],
+            "Size": human_size(r["size"])}
 
 
 # -- registries -----------------------------------------------------------------------------
@@ -223,8 +243,8 @@ def cmd_history(client: Client, args: argparse.Namespace) -> int:
         for e in entries:
             print(e["id"] or "<missing>")
         return 0
-    if _fmt(args) != "table":
-        emit(entries, _fmt(args))
+    if output_kind(args) in ("json", "yaml"):
+        emit(entries, output_kind(args))
         return 0
     width = None if args.no_trunc else 45
 
@@ -232,12 +252,20 @@ def cmd_history(client: Client, args: argparse.Namespace) -> int:
         text = e["created_by"]
         return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
-    emit(entries, "table", [
-        ("IMAGE", lambda e: (e["id"] or "<missing>")[: None if args.no_trunc else 19]
-         .removeprefix("sha256:")),
-        ("CREATED", lambda e: ago(e["created"]) if e["created"] else "N/A"),
-        ("CREATED BY", created_by), ("SIZE", lambda e: human_size(e["size"])),
-        ("COMMENT", lambda e: e["comment"])])
+    def image(e: dict[str, Any]) -> str:
+        return (e["id"] or "<missing>")[: None if args.no_trunc else 19].removeprefix("sha256:")
+
+    def since(e: dict[str, Any]) -> str:
+        return ago(e["created"]) if e["created"] else "N/A"
+
+    emit_rows(entries, args, [
+        ("IMAGE", image), ("CREATED", since), ("CREATED BY", created_by),
+        ("SIZE", lambda e: human_size(e["size"])), ("COMMENT", lambda e: e["comment"])],
+        lambda e: {**e, "ID": image(e), "CreatedSince": since(e), "CreatedAt": e["created"],
+                   "CreatedBy": created_by(e), "Size": human_size(e["size"]),
+                   "Comment": e["comment"]},
+        {"id": "IMAGE", "createdsince": "CREATED", "createdat": "CREATED AT",
+         "createdby": "CREATED BY"})
     return 0
 
 

@@ -24,6 +24,13 @@ NETWORK_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
 ]
 
 
+def _network_fields(n: dict[str, Any]) -> dict[str, Any]:
+    """A network row as docker's network ls --format names its fields, beside Berth's."""
+    labels = n.get("labels") or {}
+    return {**n, "ID": n["id"][:12], "Scope": "local", "IPv6": False, "CreatedAt": n["created"],
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items()))}
+
+
 def cmd_network(client: Client, args: argparse.Namespace) -> int:
     sub, networks = args.network_cmd, client.networks
     if sub == "create":
@@ -33,7 +40,8 @@ def cmd_network(client: Client, args: argparse.Namespace) -> int:
         else:
             emit(net, args.output)
     elif sub == "ls":
-        listing(networks.list(args.filter, selector=args.selector), args, NETWORK_COLUMNS)
+        listing(networks.list(args.filter, selector=args.selector), args, NETWORK_COLUMNS,
+                _network_fields, {"id": "NETWORK ID"})
     elif sub == "inspect":
         return inspect_each(args.networks, networks.get, args.output, args.format)
     elif sub == "rm":

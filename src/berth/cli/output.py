@@ -32,6 +32,33 @@ def emit(data: Any, fmt: str, columns: list[tuple[str, Any]] | None = None) -> N
     table(columns, rows)
 
 
+OUTPUT_KINDS = ("table", "json", "yaml")
+
+
+def output_kind(args: Any) -> str:
+    """table, json or yaml (from --format, else -o), or "template" for a Go template."""
+    template = getattr(args, "format", None)
+    if template is None:
+        return getattr(args, "output", None) or "table"
+    return template if template in OUTPUT_KINDS else "template"
+
+
+def emit_rows(rows: list[Any], args: Any, columns: list[tuple[str, Any]],
+              fields: Callable[[Any], dict[str, Any]] | None = None,
+              titles: dict[str, str] | None = None) -> None:
+    """A listing as -o asks, or docker's --format: a Go template rendered for each row as
+    ``fields`` shapes it (docker's field names beside Berth's), "table TEMPLATE" with a header
+    (``titles``: field -> column title); --format table|json|yaml is -o's setting."""
+    kind = output_kind(args)
+    if kind != "template":
+        emit(rows, kind, columns)
+        return
+    from berth.cli.template import render_rows
+
+    shaped = [fields(row) if fields else row for row in rows]
+    sys.stdout.write(render_rows(args.format, shaped, titles or {}))
+
+
 def inspect_each(names: list[str], get: Callable[[str], Any], fmt: str,
                  template: str | None = None) -> int:
     """Show every object found (JSON unless YAML is asked for, or a line of ``template``

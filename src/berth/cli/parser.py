@@ -311,6 +311,11 @@ def _inspect(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("containers", nargs="+")
 
 
+def add_list_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", metavar="TEMPLATE", help="a Go template for each row "
+                   "('table TEMPLATE': with a header); or table, json, yaml as -o")
+
+
 def add_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", metavar="TEMPLATE",
                    help="a Go template per object, e.g. '{{.State.Pid}}' or '{{json .Config}}'")
@@ -418,6 +423,7 @@ def _port(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 def _stats(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("--no-stream", action="store_true")
+    add_list_format(p)
     p.add_argument("containers", nargs="*", help="default: every running container")
 
 
@@ -503,6 +509,7 @@ def _load(p: argparse.ArgumentParser) -> None:
 def _history(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
+    add_list_format(p)
     p.add_argument("image")
 
 
@@ -521,6 +528,7 @@ def _ls(p: argparse.ArgumentParser) -> None:
                    help="reference=GLOB, label=KEY[=VALUE], dangling=true|false, before=, since=")
     p.add_argument("-q", "--quiet", action="store_true", help="print only image ids")
     p.add_argument("--digests", action="store_true")
+    add_list_format(p)
 
 
 def _sign(p: argparse.ArgumentParser) -> None:
@@ -608,6 +616,7 @@ def _volume(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None
     q = sub("ls", "list volumes")
     q.add_argument("-f", "--filter", action="append", default=[])
     q.add_argument("-q", "--quiet", action="store_true")
+    add_list_format(q)
     q = sub("inspect", "show volumes")
     add_format(q)
     q.add_argument("volumes", nargs="+")

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from berth.cli.parser import add_format
+from berth.cli.parser import add_format, add_list_format
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-FORMATS = ["table", "json", "yaml"]
 
 
 def _verbs(p: argparse.ArgumentParser, common: argparse.ArgumentParser, dest: str
@@ -30,8 +28,7 @@ def _listing(q: argparse.ArgumentParser, filters: str) -> None:
     q.add_argument("--selector", metavar="SELECTOR",
                    help="their labels, Kubernetes grammar: app=web,tier!=db,env in (a,b)")
     q.add_argument("-q", "--quiet", action="store_true", help="print only ids")
-    # --format as docker and podman spell it; the same setting as -o/--output.
-    q.add_argument("--format", dest="output", choices=FORMATS, default=argparse.SUPPRESS)
+    add_list_format(q)
 
 
 def _pod(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:

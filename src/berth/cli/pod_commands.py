@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from berth.cli import convert
-from berth.cli.output import ago, each, emit, inspect_each
+from berth.cli.output import ago, each, emit, emit_rows, inspect_each
 from berth.client import Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
@@ -16,12 +16,14 @@ if TYPE_CHECKING:
 
 
 def listing(rows: list[dict[str, Any]], args: argparse.Namespace,
-            columns: list[tuple[str, Callable[[dict], Any]]]) -> None:
+            columns: list[tuple[str, Callable[[dict], Any]]],
+            fields: Callable[[dict], dict[str, Any]] | None = None,
+            titles: dict[str, str] | None = None) -> None:
     if args.quiet:
         for row in rows:
             print(row["id"][:12])
         return
-    emit(rows, args.output, columns)
+    emit_rows(rows, args, columns, fields, titles)
 
 
 # -- pods -----------------------------------------------------------------------------------
@@ -41,6 +43,14 @@ POD_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
 ]
 
 
+def _pod_fields(p: dict[str, Any]) -> dict[str, Any]:
+    """A pod row as podman's pod ps --format names its fields, beside Berth's own."""
+    members = sum(1 for c in p["containers"] if not c.get("infra"))
+    return {**p, "ID": p["id"][:12], "Created": ago(p["created"]), "Address": _address(p),
+            "NumberOfContainers": members, "Containers": members,
+            "InfraID": (p.get("infra_container_id") or "")[:12]}
+
+
 def cmd_pod(client: Client, args: argparse.Namespace) -> int:
     sub, pods = args.pod_cmd, client.pods
     if sub == "create":
@@ -50,7 +60,8 @@ def cmd_pod(client: Client, args: argparse.Namespace) -> int:
         else:
             emit(pod, args.output)
     elif sub == "ls":
-        listing(pods.list(args.filter, selector=args.selector), args, POD_COLUMNS)
+        listing(pods.list(args.filter, selector=args.selector), args, POD_COLUMNS,
+                _pod_fields, {"id": "POD ID"})
     elif sub == "inspect":
         return inspect_each(args.pods, pods.get, args.output, args.format)
     elif sub == "start":
@@ -93,7 +104,8 @@ def cmd_service(client: Client, args: argparse.Namespace) -> int:
         else:
             emit(svc, args.output)
     elif sub == "ls":
-        listing(services.list(args.filter, selector=args.selector), args, SERVICE_COLUMNS)
+        listing(services.list(args.filter, selector=args.selector), args, SERVICE_COLUMNS,
+                lambda s: {**s, "ID": s["id"][:12], "Ports": service_ports(s)})
     elif sub == "inspect":
         return inspect_each(args.services, services.get, args.output, args.format)
     elif sub == "rm":

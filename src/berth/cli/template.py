@@ -34,7 +34,9 @@ def render(template: str, data: Any) -> str:
 def render_rows(template: str, rows: list[Any], titles: dict[str, str]) -> str:
     """A listing's --format: a line per row. "table TEMPLATE" adds a header of column
     titles (``titles``: field -> title; others show their name in capitals) and aligns the
-    tab-separated columns, as docker does."""
+    tab-separated columns, as docker does. As docker's, a listing's template may spell a tab
+    and a newline as the two characters \\t and \\n (what a shell's quotes leave)."""
+    template = template.replace("\\t", "\t").replace("\\n", "\n")
     if not template.startswith("table"):
         return "".join(render(template, row) + "\n" for row in rows)
     body = _parse(template[len("table"):].lstrip())
