@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from berth.client import APIError, Client
-from tests.integration.daemon import Daemon, empty_project
+from tests.integration.daemon import Daemon, empty_project, refused
 
 pytestmark = pytest.mark.integration
 
@@ -202,6 +202,9 @@ def test_streams_are_scoped_to_the_callers_project(env: Env) -> None:
     ({"selector": "a in ()"}, 400, "invalid selector"),
     ({"selector": "a=b,,"}, 400, "position 4"),
     ({"object": ""}, 400, "object"),
+    ({"action": ""}, 400, "action"),
+    ({"since": "yesterday-ish"}, 400, "invalid time"),
+    ({"since": "1m", "until": "2m"}, 400, "before `until`"),
 ])
 def test_bad_filters_are_refused_before_the_stream(env: Env, params: dict[str, Any],
                                                    status: int, words: str) -> None:
@@ -230,6 +233,31 @@ def test_sdk_events_filters(env: Env) -> None:
     assert [(e["name"], e["action"]) for e in got] == [("ev-sdk", "create")]
     a.containers.remove("ev-sdk")
     a.containers.remove("ev-sdk-other")
+
+
+def test_since_replays_until_ends_and_actions_filter(env: Env) -> None:
+    """The native API's since/until and action filter, through the CLI as docker's events
+    --since/--until/--filter/--format."""
+    d = env.d
+    d.cli("run", "--rm", "--name", "ev-past", "-l", "tier=db", "busybox", "sh", "-c", "exit 4",
+          check=False)
+    d.cli("run", "--rm", "--name", "ev-other", "busybox", "true")
+    dies = d.cli("events", "--since", "5m", "--until", "0s", "--filter", "event=die",
+                 "--format", "{{.Actor.Attributes.name}}:{{.exitCode}}", timeout=30).stdout
+    assert dies.splitlines()[-2:] == ["ev-past:4", "ev-other:0"]
+    past = d.cli("events", "--since", "5m", "--until", "0s", "--filter", "container=ev-past",
+                 "--format", "json", timeout=30).stdout.splitlines()
+    assert [json.loads(line)["action"] for line in past][-4:] == [
+        "create", "start", "die", "destroy"]
+    labelled = d.cli("events", "--since", "5m", "--until", "0s", "--filter", "label=tier=db",
+                     "--filter", "event=start", "--format", "{{.Action}} {{.name}}",
+                     timeout=30).stdout
+    assert labelled.splitlines()[-1:] == ["start ev-past"]
+    # without since, only what happens from now: until ends an empty stream at its time
+    started = time.monotonic()
+    assert d.cli("events", "--until", "1s", timeout=30).stdout == ""
+    assert time.monotonic() - started < 20
+    refused(d.cli("events", "--filter", "colour=red", check=False), "colour")
 
 
 def test_pull_and_push_events(tmp_path: Any) -> None:

@@ -117,3 +117,29 @@ def test_hosts_dns_ulimits_groups_and_init() -> None:
     assert "ulimits" not in spec("busybox") and "init" not in spec("busybox")
     with pytest.raises(convert.UsageError, match="--ulimit"):
         spec("--ulimit", "nofile", "busybox")
+
+
+def test_events_filters_as_the_apis_query() -> None:
+    from berth.cli.commands import event_query
+
+    query = event_query(["container=web", "event=die", "event=health_status",
+                         "label=tier=db", "label=team", "type=image"], None)
+    assert query == {"type": ["container", "image"], "object": ["web"],
+                     "action": ["die", "health_status"], "selector": "tier=db,team"}
+    assert event_query([], "volume") == {"type": ["volume"], "object": None, "action": None,
+                                         "selector": None}
+    for bad in ("colour=red", "event", "event="):
+        with pytest.raises(convert.UsageError, match="--filter"):
+            event_query([bad], None)
+
+
+def test_event_action_filter_takes_dockers_health_status_prefix() -> None:
+    from berth.service.context import Context
+    from berth.service.events import event_filter
+
+    ctx = Context(project_id="p", user="u", role="admin")
+    wanted = event_filter(ctx, actions=["health_status", "die"])
+    event = {"project_id": "p", "type": "container", "id": "c", "name": "n", "labels": {}}
+    assert wanted.matches({**event, "action": "health_status: healthy"})
+    assert wanted.matches({**event, "action": "die"})
+    assert not wanted.matches({**event, "action": "start"})

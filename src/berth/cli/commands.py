@@ -488,11 +488,54 @@ def cmd_actions(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+_EVENT_OBJECTS = ("container", "image", "volume", "network")
+
+
+def event_query(filters: list[str], type_: str | None) -> dict[str, Any]:
+    """docker events' --filter as the API's query: type, object (a name or id, its type
+    implied), action (event=) and selector (label=)."""
+    types = [type_] if type_ else []
+    query: dict[str, list[str]] = {"object": [], "action": [], "selector": []}
+    for item in filters:
+        key, eq, value = item.partition("=")
+        if not eq or not value:
+            raise convert.UsageError(f"invalid --filter {item!r}: expected KEY=VALUE")
+        if key == "type":
+            types.append(value)
+        elif key in _EVENT_OBJECTS:
+            query["object"].append(value)
+            types.append(key)
+        elif key == "event":
+            query["action"].append(value)
+        elif key == "label":
+            query["selector"].append(value)
+        else:
+            raise convert.UsageError(f"invalid --filter {key!r}: use type, container, image, "
+                                     "volume, network, event or label")
+    return {"type": list(dict.fromkeys(types)) or None, "object": query["object"] or None,
+            "action": query["action"] or None,
+            "selector": ",".join(query["selector"]) or None}
+
+
+def _event_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """An event as docker's events --format names its fields, beside Berth's own."""
+    attributes = {**(event.get("labels") or {}), "name": event.get("name", "")}
+    return {**event, "Actor": {"ID": event["id"], "Attributes": attributes},
+            "Time": int(event["time"]), "TimeNano": int(event["time"] * 1e9)}
+
+
 def cmd_events(client: Client, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    for event in client.events(args.type):
-        if _fmt(args) == "table":
+    kind = output_kind(args)
+    events = client.events(**event_query(args.filter, args.type), since=args.since,
+                           until=args.until)
+    for event in events:
+        if kind == "template":
+            from berth.cli.template import render
+
+            print(render(args.format, _event_fields(event)), flush=True)
+        elif kind == "table":
             when = datetime.fromtimestamp(event["time"], UTC).isoformat(timespec="microseconds")
             attrs = ", ".join(f"{k}={event[k]}" for k in ("image", "name", "exitCode", "signal")
                               if k in event)

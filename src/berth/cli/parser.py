@@ -434,7 +434,15 @@ def _update(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 
 def _events(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
-    p.add_argument("--type")
+    p.add_argument("--type", help="container, image, volume or network")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="type=, container=, image=, volume=, network= (a name or id), "
+                   "event= (die, start, ...), label=KEY[=VALUE]")
+    p.add_argument("--since", metavar="TIME", help="replay the recent events since then "
+                   "(unix seconds, RFC 3339, or a duration before now: 10m)")
+    p.add_argument("--until", metavar="TIME", help="stop then (same forms)")
+    p.add_argument("--format", metavar="TEMPLATE",
+                   help="a Go template for each event, or json (a line each)")
 
 
 def _nothing(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:

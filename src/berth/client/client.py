@@ -274,13 +274,17 @@ class Client:
 
     def events(self, type: str | list[str] | None = None, *,
                object: str | list[str] | None = None, selector: str | None = None,
-               all_projects: bool = False) -> Iterator[dict[str, Any]]:
-        """What happens, as it happens: filtered by type (container, image, volume), object
-        (id or name) and the object's labels (selector); all_projects: admins. Subscribed when
-        this returns (a refusal is raised here): nothing that happens after it is missed."""
+               action: str | list[str] | None = None, since: str | None = None,
+               until: str | None = None, all_projects: bool = False
+               ) -> Iterator[dict[str, Any]]:
+        """What happens, as it happens: filtered by type (container, image, volume, network),
+        object (id or name), action (die, pull, ...) and the object's labels (selector);
+        since: the recent past first ("10m", unix seconds, RFC 3339); until: the stream's end;
+        all_projects: admins. Subscribed when this returns (a refusal is raised here):
+        nothing that happens after it is missed."""
         resp = self.transport.open("GET", "/v1/events", {
-            "type": type, "object": object, "selector": selector,
-            "all_projects": all_projects or None})
+            "type": type, "object": object, "selector": selector, "action": action,
+            "since": since, "until": until, "all_projects": all_projects or None})
         return _data_lines(resp)
 
 

@@ -3,7 +3,8 @@
 Every event is a dict with ``type`` (container, image, volume, network), ``action``, ``id``,
 ``name``, ``project_id``, ``labels`` (the object's, so a selector can pick events) and ``time``. The
 stream (GET /v1/events) shows a caller only its own project's events, unless an admin asks for
-all projects; it filters by type, object (id, id prefix or name) and label selector.
+all projects; it filters by type, object (id, id prefix or name), action and label selector,
+and replays the recent past from ``since``, ending at ``until``.
 
 Actions: container create, start, die, oom, kill, stop, restart, pause, unpause, update,
 rename, destroy, "health_status: healthy" and "health_status: unhealthy" (as Docker's);
@@ -52,20 +53,29 @@ class EventFilter:
     types: frozenset[str] = frozenset()  # empty: every type
     objects: tuple[str, ...] = ()  # empty: every object
     selector: Selector = Selector()
+    actions: frozenset[str] = frozenset()  # empty: every action
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         if self.project_id is not None and event.get("project_id") != self.project_id:
             return False
         if self.types and event.get("type") not in self.types:
             return False
+        if self.actions and not _action_in(str(event.get("action") or ""), self.actions):
+            return False
         if self.objects and not any(_names(event, o) for o in self.objects):
             return False
         return self.selector.matches(event.get("labels") or {})
 
 
+def _action_in(action: str, wanted: frozenset[str]) -> bool:
+    """"health_status" also picks "health_status: healthy", as Docker's filter does."""
+    return action in wanted or action.partition(":")[0] in wanted
+
+
 def event_filter(ctx: Context, types: Iterable[str] | None = None,
                  objects: Iterable[str] | None = None,
-                 selector: str | None = None) -> EventFilter:
+                 selector: str | None = None,
+                 actions: Iterable[str] | None = None) -> EventFilter:
     """The caller's filter; bad input is refused before the stream starts (400)."""
     wanted = frozenset(types or ())
     unknown = sorted(wanted - set(EVENT_TYPES))
@@ -77,8 +87,11 @@ def event_filter(ctx: Context, types: Iterable[str] | None = None,
         raise InvalidArgument(f"at most {MAX_OBJECTS} objects")
     if any(not o or len(o) > 400 for o in objs):
         raise InvalidArgument("object: name an id or a name (1-400 characters)")
+    acts = frozenset(actions or ())
+    if len(acts) > MAX_OBJECTS or any(not a or len(a) > 100 for a in acts):
+        raise InvalidArgument(f"action: at most {MAX_OBJECTS} actions of 1-100 characters")
     return EventFilter(None if ctx.all_projects else ctx.project_id, wanted, objs,
-                       parse_selector(selector))
+                       parse_selector(selector), acts)
 
 
 def _names(event: Mapping[str, Any], obj: str) -> bool:

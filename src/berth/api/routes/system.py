@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
@@ -10,11 +9,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from berth.api.deps import Services, context, services
+from berth.api.eventfeed import feed, time_window
 from berth.api.listing import SelectorParam
 from berth.service import diskuse
 from berth.service.context import Context
 from berth.service.events import EVENT_TYPES, MAX_OBJECTS, event_filter
 
+KEEPALIVE = 15.0  # seconds between comments on a quiet event stream
 router = APIRouter(prefix="/v1", tags=["system"])
 Svc = Annotated[Services, Depends(services)]
 Ctx = Annotated[Context, Depends(context)]
@@ -56,25 +57,28 @@ async def events(svc: Svc, ctx: Ctx,
                  object: Annotated[list[str] | None, Query(
                      max_length=MAX_OBJECTS,
                      description="an id, id prefix or name (repeat for several)")] = None,
+                 action: Annotated[list[str] | None, Query(
+                     max_length=MAX_OBJECTS,
+                     description="die, start, pull, ... (repeat for several)")] = None,
+                 since: Annotated[str | None, Query(
+                     description="replay the events since then (unix seconds, RFC 3339, or "
+                                 "a duration before now: 10m); only the recent ones are "
+                                 "kept")] = None,
+                 until: Annotated[str | None, Query(
+                     description="end the stream then (same forms)")] = None,
                  selector: SelectorParam = None,
                  all_projects: bool = False) -> StreamingResponse:
     """Server-sent events, one JSON object per ``data:`` line, as things happen: the caller's
-    project's (admins with all_projects=true: every project's), filtered by type, object and
-    the labels of the object (selector)."""
-    wanted = event_filter(ctx, type, object, selector)  # bad input: 400 before streaming
-    queue = svc.hub.subscribe()
+    project's (admins with all_projects=true: every project's), filtered by type, object,
+    action and the labels of the object (selector); since replays, until ends the stream."""
+    wanted = event_filter(ctx, type, object, selector, action)  # bad input: 400 first
+    start, end = time_window(since, until)
 
     async def body() -> Any:
-        try:
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), 15)
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
-                if wanted.matches(event):
-                    yield f"data: {json.dumps(event)}\n\n".encode()
-        finally:
-            svc.hub.unsubscribe(queue)
+        async for event in feed(svc.hub, start, end, idle=KEEPALIVE):
+            if event is None:
+                yield b": keep-alive\n\n"
+            elif wanted.matches(event):
+                yield f"data: {json.dumps(event)}\n\n".encode()
 
     return StreamingResponse(body(), media_type="text/event-stream")

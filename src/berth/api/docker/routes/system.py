@@ -9,7 +9,6 @@ import json
 import os
 import platform
 import threading
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +24,9 @@ from berth.api.docker.app import API_VERSION, MIN_API_VERSION
 from berth.api.docker.eventshape import DockerEventFilter, docker_event
 from berth.api.docker.routes.common import Ctx, Svc, parse_filters, read_json
 from berth.api.docker.routes.volumes import volume_shape
+from berth.api.eventfeed import feed, time_window
 from berth.errors import InvalidArgument
 from berth.service import diskuse
-from berth.service.filters import parse_time
 
 router = APIRouter()
 
@@ -148,56 +147,21 @@ def info(svc: Svc, ctx: Ctx) -> dict[str, Any]:
 
 # -- events --------------------------------------------------------------------------------
 
-def _window(since: str | None, until: str | None) -> tuple[float | None, float | None]:
-    now = time.time()
-    start = parse_time(since, now) if since else None
-    end = parse_time(until, now) if until else None
-    if start is not None and end is not None and end < start:
-        raise InvalidArgument("`since` time must be before `until` time")
-    return start, end
-
-
 @router.get("/events")
 async def events(svc: Svc, ctx: Ctx, since: str | None = None, until: str | None = None,
                  filters: str | None = None) -> StreamingResponse:
     """Docker's event stream: the caller's project's events (replayed from the hub's recent
     ones when ``since`` asks), one JSON object a line, ending at ``until``."""
     wanted = DockerEventFilter.parse(parse_filters(filters))  # 400 before streaming
-    start, end = _window(since, until)
-
-    def pick(event: dict[str, Any]) -> bytes | None:
-        if event.get("project_id") != ctx.project_id:
-            return None
-        when = float(event.get("time") or 0.0)
-        if (start is not None and when < start) or (end is not None and when > end):
-            return None
-        shaped = docker_event(event)
-        return (json.dumps(shaped) + "\n").encode() if wanted.matches(shaped) else None
+    start, end = time_window(since, until)
 
     async def body() -> AsyncIterator[bytes]:
-        # Subscribing and taking the replay with no await between: nothing is missed or
-        # sent twice.
-        queue = svc.hub.subscribe()
-        try:
-            for event in svc.hub.recent() if start is not None else []:
-                line = pick(event)
-                if line is not None:
-                    yield line
-            loop = asyncio.get_running_loop()
-            deadline = None if end is None else loop.time() + (end - time.time())
-            while True:
-                left = None if deadline is None else deadline - loop.time()
-                if left is not None and left <= 0:
-                    return
-                try:
-                    event = await asyncio.wait_for(queue.get(), left)
-                except TimeoutError:
-                    return
-                line = pick(event)
-                if line is not None:
-                    yield line
-        finally:
-            svc.hub.unsubscribe(queue)
+        async for event in feed(svc.hub, start, end):
+            if event is None or event.get("project_id") != ctx.project_id:
+                continue
+            shaped = docker_event(event)
+            if wanted.matches(shaped):
+                yield (json.dumps(shaped) + "\n").encode()
 
     return StreamingResponse(body(), media_type="application/json")
 
