@@ -110,6 +110,8 @@ def test_ps_last_latest_and_no_trunc(daemon: Daemon) -> None:
         assert '"echo a long command line here"' in full
         short = d.cli("ps", "-a", "--filter", "name=ps-old").stdout
         assert "a long command line here" not in short
+        as_json = json.loads(d.cli("ps", "--format", "json", "--filter", "name=ps-new").stdout)
+        assert [c["name"] for c in as_json] == ["ps-new"]
     finally:
         d.cli("rm", "-f", "ps-old", "ps-new")
 

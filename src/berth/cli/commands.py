@@ -256,12 +256,8 @@ def cmd_ps(client: Client, args: argparse.Namespace) -> int:
         for c in rows:
             print(c["id"][:width])
         return 0
-    if args.format is not None:
-        from berth.cli.template import render_rows
-
-        sys.stdout.write(render_rows(args.format, [ps_fields(c) for c in rows], PS_TITLES))
-        return 0
-    emit(rows, _fmt(args), FULL_CONTAINER_COLUMNS if args.no_trunc else CONTAINER_COLUMNS)
+    emit_rows(rows, args, FULL_CONTAINER_COLUMNS if args.no_trunc else CONTAINER_COLUMNS,
+              ps_fields, PS_TITLES)
     return 0
 
 
@@ -414,13 +410,17 @@ def _mem_usage(r: dict[str, Any]) -> str:
     return f"{human_size(r['memory_usage'])} / {human_size(limit) if limit else 'unlimited'}"
 
 
+def _cpu_perc(r: dict[str, Any]) -> str:
+    return f"{r['cpu_percent']:.2f}%"
+
+
 def _block_io(r: dict[str, Any]) -> str:
     return f"{human_size(r['io_read_bytes'])} / {human_size(r['io_write_bytes'])}"
 
 
 STATS_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
     ("NAME", lambda r: r["name"]),
-    ("CPU %", lambda r: f"{r['cpu_percent']:.2f}%"),
+    ("CPU %", _cpu_perc),
     ("MEM USAGE / LIMIT", _mem_usage),
     ("BLOCK I/O", _block_io),
     ("PIDS", lambda r: r["pids"]),
@@ -430,7 +430,7 @@ STATS_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
 def _stats_fields(r: dict[str, Any]) -> dict[str, Any]:
     """A stats row as docker's stats --format names its fields, beside Berth's own."""
     limit = r["memory_limit"]
-    return {**r, "Container": r["name"], "Name": r["name"], "CPUPerc": f"{r['cpu_percent']:.2f}%",
+    return {**r, "Container": r["name"], "Name": r["name"], "CPUPerc": _cpu_perc(r),
             "MemUsage": _mem_usage(r), "BlockIO": _block_io(r), "PIDs": r["pids"],
             "MemPerc": f"{r['memory_usage'] / limit * 100:.2f}%" if limit else "--"}
 

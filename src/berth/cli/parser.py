@@ -346,7 +346,7 @@ def _ps(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("--format", metavar="TEMPLATE",
                    help="a Go template per container, e.g. 'table {{.ID}}\\t{{.Names}}' "
                    "(docker's fields: ID, Image, Command, CreatedAt, RunningFor, Ports, State, "
-                   "Status, Names, Labels, Networks; and Berth's own)")
+                   "Status, Names, Labels, Networks; and Berth's own); or table, json, yaml as -o")
 
 
 def _logs(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
