@@ -15,6 +15,7 @@ from berth.cli.output import (
     emit_rows,
     human_size,
     inspect_each,
+    labels_text,
     output_kind,
     status_text,
 )
@@ -266,12 +267,11 @@ PS_TITLES = {"id": "CONTAINER ID", "runningfor": "CREATED", "createdat": "CREATE
 
 def ps_fields(c: dict[str, Any]) -> dict[str, Any]:
     """A container as docker's ps --format names its fields, beside Berth's own."""
-    labels = c.get("labels") or {}
     return {**c, "ID": c["id"][:12], "Image": c["image"],
             "Command": _command(c, 20),
             "CreatedAt": c["created"], "RunningFor": ago(c["created"]),
             "Ports": ports_text(c), "State": c["state"]["status"], "Status": status_text(c),
-            "Names": c["name"], "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            "Names": c["name"], "Labels": labels_text(c.get("labels")),
             "Networks": ",".join(sorted(c.get("networks") or {}))}
 
 
@@ -591,9 +591,7 @@ def _print_section(title: str, fields: dict[str, Any]) -> None:
 
 def _volume_fields(v: dict[str, Any]) -> dict[str, Any]:
     """A volume row as docker's volume ls --format names its fields, beside Berth's own."""
-    labels = v.get("labels") or {}
-    return {**v, "Scope": "local", "Labels": ",".join(f"{k}={val}" for k, val in
-                                                      sorted(labels.items()))}
+    return {**v, "Scope": "local", "Labels": labels_text(v.get("labels"))}
 
 
 def cmd_volume(client: Client, args: argparse.Namespace) -> int:

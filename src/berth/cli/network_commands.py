@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from berth.cli import convert
-from berth.cli.output import each, emit, inspect_each
+from berth.cli.output import each, emit, inspect_each, labels_text
 from berth.cli.pod_commands import listing
 from berth.client import Client
 
@@ -26,9 +26,8 @@ NETWORK_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
 
 def _network_fields(n: dict[str, Any]) -> dict[str, Any]:
     """A network row as docker's network ls --format names its fields, beside Berth's."""
-    labels = n.get("labels") or {}
     return {**n, "ID": n["id"][:12], "Scope": "local", "IPv6": False, "CreatedAt": n["created"],
-            "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items()))}
+            "Labels": labels_text(n.get("labels"))}
 
 
 def cmd_network(client: Client, args: argparse.Namespace) -> int:

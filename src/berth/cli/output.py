@@ -35,6 +35,11 @@ def emit(data: Any, fmt: str, columns: list[tuple[str, Any]] | None = None) -> N
 OUTPUT_KINDS = ("table", "json", "yaml")
 
 
+def labels_text(labels: dict[str, str] | None) -> str:
+    """Labels as docker's listings' {{.Labels}} show them: k=v,k2=v2."""
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
+
+
 def output_kind(args: Any) -> str:
     """table, json or yaml (from --format, else -o), or "template" for a Go template."""
     template = getattr(args, "format", None)

@@ -28,6 +28,11 @@ def listing(rows: list[dict[str, Any]], args: argparse.Namespace,
 
 # -- pods -----------------------------------------------------------------------------------
 
+def _members(pod: dict[str, Any]) -> int:
+    """Its containers, the infra container not counted."""
+    return sum(1 for c in pod["containers"] if not c.get("infra"))
+
+
 def _address(pod: dict[str, Any]) -> str:
     return next((n["address"] for n in pod.get("networks", {}).values() if n.get("address")),
                 "")
@@ -39,13 +44,13 @@ POD_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
     ("STATUS", lambda p: p["status"]),
     ("CREATED", lambda p: ago(p["created"])),
     ("ADDRESS", _address),
-    ("CONTAINERS", lambda p: sum(1 for c in p["containers"] if not c.get("infra"))),
+    ("CONTAINERS", _members),
 ]
 
 
 def _pod_fields(p: dict[str, Any]) -> dict[str, Any]:
     """A pod row as podman's pod ps --format names its fields, beside Berth's own."""
-    members = sum(1 for c in p["containers"] if not c.get("infra"))
+    members = _members(p)
     return {**p, "ID": p["id"][:12], "Created": ago(p["created"]), "Address": _address(p),
             "NumberOfContainers": members, "Containers": members,
             "InfraID": (p.get("infra_container_id") or "")[:12]}
