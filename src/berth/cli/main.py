@@ -20,9 +20,9 @@ REFUSED = 125
 
 
 def main(argv: list[str] | None = None) -> None:
-    from berth.cli.parser import build
+    from berth.cli.parser import build, expand_aliases
 
-    line = sys.argv[1:] if argv is None else argv
+    line = expand_aliases(sys.argv[1:] if argv is None else argv)
     args = build(line).parse_args(line)
     if args.version:
         from berth import __version__

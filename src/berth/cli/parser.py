@@ -128,7 +128,7 @@ COMMAND_HELP: dict[str, str] = {
     "stats": "show CPU, memory, pids and IO of containers",
     "update": "change limits of containers",
     "actions": "show a container's actions log",
-    "container": "manage containers: prune (the lifecycle commands are top-level)",
+    "container": "manage containers (`container ls` = ps, `container rm`, …; and prune)",
     "system": "disk use (df) and pruning what nothing uses",
     "cp": "copy files between a container and this host",
     "diff": "show what a container changed in its image's files",
@@ -164,17 +164,77 @@ _GLOBAL_WITH_VALUE = ("-H", "--host", "-o", "--output", "--token", "--project", 
                       "--tls-ca", "--tls-cert", "--tls-key")
 
 
-def _selected(argv: list[str]) -> str | None:
-    """The command named on the line, found without parsing (None: show them all)."""
+# docker's `container VERB` (its management command): the top-level command each verb is.
+CONTAINER_VERBS = {
+    **{verb: verb for verb in (
+        "attach", "commit", "cp", "create", "diff", "exec", "export", "inspect", "kill", "logs",
+        "pause", "port", "ps", "rename", "restart", "rm", "run", "start", "stats", "stop",
+        "top", "unpause", "update", "wait", "actions")},
+    "ls": "ps", "list": "ps", "remove": "rm",
+}
+# Other `GROUP VERB` spellings of docker's: its list/remove aliases, and verbs it files under
+# a group that Berth has at the top level.
+_LIST_REMOVE = {"list": "ls", "remove": "rm"}
+_GROUP_ALIASES: dict[str, dict[str, str]] = {
+    "image": {**_LIST_REMOVE, "build": "build"}, "volume": _LIST_REMOVE,
+    "network": _LIST_REMOVE, "pod": _LIST_REMOVE, "service": _LIST_REMOVE,
+    "project": _LIST_REMOVE, "context": _LIST_REMOVE, "user": {"list": "ls"},
+    "token": {"list": "ls"}, "system": {"info": "info", "events": "events"},
+}
+_TOP_LEVEL_FROM_GROUP = {("image", "build"), ("system", "info"), ("system", "events")}
+_OUTPUT_OPTIONS = ("-o", "--output")
+
+
+def _command_at(argv: list[str]) -> int | None:
+    """Where the command is named on the line, found without parsing."""
     skip = False
-    for token in argv:
+    for at, token in enumerate(argv):
         if skip:
             skip = False
         elif token in _GLOBAL_WITH_VALUE:
             skip = True
         elif not token.startswith("-"):
-            return token if token in COMMAND_HELP else None
+            return at
     return None
+
+
+def _selected(argv: list[str]) -> str | None:
+    """The command named on the line (None: show them all)."""
+    at = _command_at(argv)
+    return argv[at] if at is not None and argv[at] in COMMAND_HELP else None
+
+
+def expand_aliases(argv: list[str]) -> list[str]:
+    """The line with docker's other spellings of a command made Berth's own:
+    `container ls -a` is `ps -a`, `image list` is `image ls`, `system info` is `info`.
+    Only the words are swapped, so each command keeps one parser and one behaviour."""
+    at = _command_at(argv)
+    if at is None or argv[at] not in ("container", *_GROUP_ALIASES):
+        return argv
+    group = argv[at]
+    verb_at, skip = None, False  # the verb may follow -o json (`container -o json ls`)
+    for i in range(at + 1, len(argv)):
+        if skip:
+            skip = False
+        elif argv[i] in _OUTPUT_OPTIONS:
+            skip = True
+        elif not argv[i].startswith("-"):
+            verb_at = i
+            break
+    if verb_at is None:
+        return argv
+    verb = argv[verb_at]
+    rest = argv[at + 1:verb_at] + argv[verb_at + 1:]
+    if group == "container":
+        if verb not in CONTAINER_VERBS:
+            return argv
+        return [*argv[:at], CONTAINER_VERBS[verb], *rest]
+    target = _GROUP_ALIASES[group].get(verb)
+    if target is None:
+        return argv
+    if (group, verb) in _TOP_LEVEL_FROM_GROUP:
+        return [*argv[:at], target, *rest]
+    return [*argv[:verb_at], target, *argv[verb_at + 1:]]
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -376,6 +436,14 @@ def _one_container(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> N
 
 def _container(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="container_cmd", metavar="COMMAND", required=True)
+    # expand_aliases makes `container VERB` the top-level command before parsing; these are
+    # here for `container --help` and shell completion.
+    for verb, command in CONTAINER_VERBS.items():
+        same = "" if verb == command else f" (= berth {command})"
+        q = sub.add_parser(verb, help=COMMAND_HELP[command] + same,
+                           parents=[] if command == "export" else [common],
+                           add_help=command not in ("run", "create"))
+        _ARGS[command](q, common)
     q = sub.add_parser("prune", help="remove stopped containers", parents=[common])
     q.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="label=K[=V], label!=K[=V], until=24h|DATE")
