@@ -7,6 +7,7 @@ import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -229,5 +230,84 @@ def test_detach_keys_typed_one_at_a_time_reach_nothing(daemon: Daemon) -> None:
             s.read_until(b"   z")
         logs = daemon.cli("logs", name).stdout
         assert "z" in logs and "020" not in logs, logs
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_run_it_with_other_detach_keys(daemon: Daemon) -> None:
+    """--detach-keys ctrl-x,x: ctrl-p ctrl-q now reach the container; ctrl-x x detaches."""
+    name = "it-keys"
+    script = "stty raw -echo; echo ready; dd bs=1 count=2 2>/dev/null | od -An -c; exec sleep 99"
+    try:
+        with pty_session(daemon, "run", "-it", "--detach-keys", "ctrl-x,x", "--name", name,
+                         "busybox", "sh", "-c", script) as s:
+            s.read_until(b"ready")
+            s.send(b"\x10\x11")
+            s.read_until(b"020 021")  # od's octal for the two control characters
+            s.send(b"\x18x")
+            assert s.wait(timeout=30) == 0, s.seen
+        assert _status(daemon, name) == "running"
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_bad_detach_keys_are_refused_before_a_container_is_made(daemon: Daemon) -> None:
+    before = daemon.cli("ps", "-aq").stdout
+    for command in (["run", "-it", "--detach-keys", "meta-x", "busybox", "sh"],
+                    ["exec", "-it", "--detach-keys", "ctrl-", "nosuch", "sh"],
+                    ["attach", "--detach-keys", "ab,c", "nosuch"]):
+        res = daemon.cli(*command, check=False)
+        assert res.returncode == 125, res
+        assert res.stderr.startswith("berth: --detach-keys: Invalid detach keys"), res.stderr
+        assert res.stderr.count("\n") == 1, res.stderr
+    assert daemon.cli("ps", "-aq").stdout == before
+
+
+def test_exec_it_detach_keys_leave_the_command_running(daemon: Daemon) -> None:
+    """As docker exec: the detach keys end the session, not the command."""
+    name = "it-exec-detach"
+    try:
+        daemon.cli("run", "-d", "--name", name, "busybox", "sleep", "100")
+        daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")
+        with pty_session(daemon, "exec", "-it", name, "sh", "-c",
+                         "echo ready; exec watch -n 0.1 echo still-here") as s:
+            s.read_until(b"still-here")
+            s.send(b"\x10\x11")
+            assert s.wait(timeout=30) == 0, s.seen
+        # It runs on, its output drained by the daemon, until the container stops.
+        time.sleep(1)
+        assert "watch" in daemon.cli("top", name).stdout
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
+def test_exec_ends_when_its_client_goes_and_never_piles_up_output(daemon: Daemon) -> None:
+    """A client that stops reading holds the command back (berthd keeps no backlog); a
+    client that goes away ends its command."""
+    name = "exec-gone"
+    assert daemon.proc is not None
+    status = Path(f"/proc/{daemon.proc.pid}/status")
+
+    def rss_mib() -> float:
+        line = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS:"))
+        return int(line.split()[1]) / 1024
+
+    try:
+        daemon.cli("run", "-d", "--name", name, "busybox", "sleep", "300")
+        daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")
+        before = rss_mib()
+        # stdout is a pipe nobody reads: `yes` writes ~1 GB/s while it may.
+        proc = subprocess.Popen([str(BIN / "berth"), "exec", name, "yes"], env=daemon.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            daemon.wait_for(lambda: "yes" in daemon.cli("top", name).stdout, what="yes runs")
+            time.sleep(3)
+            grown = rss_mib() - before
+            assert grown < 64, f"berthd grew {grown:.0f} MiB behind a client that reads nothing"
+        finally:
+            proc.kill()
+            proc.wait()
+        daemon.wait_for(lambda: "yes" not in daemon.cli("top", name).stdout, timeout=20,
+                        what="the exec to end with its client")
     finally:
         daemon.cli("rm", "-f", name, check=False)

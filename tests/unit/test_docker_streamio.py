@@ -1,4 +1,4 @@
-"""Pure pieces of the Docker stream endpoints: framing, detach keys, timestamps, params, stats."""
+"""Pure pieces of the Docker stream endpoints: framing, timestamps, params, stats."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import pytest
 
 from berth.api.docker.stats import rfc3339, stats_document, zero_stats
 from berth.api.docker.streamio import (
-    DetachScanner,
     docker_timestamp,
     frame,
-    parse_detach_keys,
     parse_size,
     parse_tail,
 )
@@ -20,43 +18,6 @@ from berth.store.models import Container
 def test_frame_header() -> None:
     assert frame(1, b"hi\n") == b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"
     assert frame(2, b"x" * 258)[:8] == b"\x02\x00\x00\x00\x00\x00\x01\x02"
-
-
-@pytest.mark.parametrize(("text", "keys"), [
-    (None, b"\x10\x11"), ("", b"\x10\x11"), ("ctrl-p,ctrl-q", b"\x10\x11"),
-    ("ctrl-a", b"\x01"), ("a,b", b"ab"), ("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_",
-                                          b"\x00\x1b\x1c\x1d\x1e\x1f"), ("CTRL-X", b"\x18"),
-])
-def test_detach_keys(text: str | None, keys: bytes) -> None:
-    assert parse_detach_keys(text) == keys
-
-
-@pytest.mark.parametrize("text", ["ctrl-", "ctrl-??", "ctrl-1", "meta-a", "ab,c"])
-def test_bad_detach_keys(text: str) -> None:
-    with pytest.raises(InvalidArgument, match="detach keys"):
-        parse_detach_keys(text)
-
-
-def test_scanner_passes_input_and_stops_at_the_sequence() -> None:
-    s = DetachScanner(b"\x10\x11")
-    assert s.feed(b"echo hi\r") == (b"echo hi\r", False)
-    assert s.feed(b"ab\x10") == (b"ab", False)  # held: may be the start of the sequence
-    assert s.feed(b"\x11tail") == (b"", True)
-
-
-def test_scanner_releases_a_false_start() -> None:
-    s = DetachScanner(b"\x10\x11")
-    assert s.feed(b"\x10") == (b"", False)
-    assert s.feed(b"x") == (b"\x10x", False)
-    assert s.feed(b"\x10\x10\x11") == (b"\x10", True)
-    s = DetachScanner(b"\x10\x11")
-    s.feed(b"\x10")
-    assert s.flush() == b"\x10"
-
-
-def test_scanner_single_key_and_none() -> None:
-    assert DetachScanner(b"q").feed(b"abqcd") == (b"ab", True)
-    assert DetachScanner(b"").feed(b"\x10\x11") == (b"\x10\x11", False)
 
 
 @pytest.mark.parametrize(("conmon", "docker"), [

@@ -72,6 +72,7 @@ def dispatch(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_run(client: Client, args: argparse.Namespace) -> int:
     spec = convert.container_spec(args)
+    keys = _detach_keys(args)  # refused before anything is made
     with _cidfile(args.cidfile) as note_id:
         if args.detach:
             box = _pulling(client, args, lambda: client.containers.create(spec, start=True))
@@ -86,7 +87,7 @@ def cmd_run(client: Client, args: argparse.Namespace) -> int:
             box = _pulling(client, args, lambda: client.containers.create(spec, start=False))
             note_id(box["id"])
             with _signals_to(client, args.sig_proxy and not args.tty, box["id"]):
-                return run_interactive(client, box, args.tty)
+                return run_interactive(client, box, args.tty, keys)
         return _pulling(client, args, lambda: _run_attached(client, spec, args.sig_proxy,
                                                             note_id))
 
@@ -301,15 +302,28 @@ def cmd_exec(client: Client, args: argparse.Namespace) -> int:
     from berth.cli.interactive import run_exec
 
     return run_exec(client, args.container, command, tty=args.tty, stdin=args.interactive,
-                    env=args.env, workdir=args.workdir, user=args.user, detach=args.detach)
+                    env=args.env, workdir=args.workdir, user=args.user, detach=args.detach,
+                    keys=_detach_keys(args))
 
 
 def cmd_attach(client: Client, args: argparse.Namespace) -> int:
     from berth.cli.interactive import attach
 
+    keys = _detach_keys(args)
     return attach(client, args.container, args.no_stdin,
                   lambda box: _signals_to(client, args.sig_proxy and not box["config"].get("tty"),
-                                          box["id"]))
+                                          box["id"]), keys)
+
+
+def _detach_keys(args: argparse.Namespace) -> bytes:
+    """--detach-keys in docker's notation: "ctrl-p,ctrl-q" (the default), "ctrl-x,x", …"""
+    from berth.detachkeys import parse
+    from berth.errors import InvalidArgument
+
+    try:
+        return parse(args.detach_keys)
+    except InvalidArgument as e:
+        raise convert.UsageError(f"--detach-keys: {e.message}") from None
 
 
 def cmd_container(client: Client, args: argparse.Namespace) -> int:

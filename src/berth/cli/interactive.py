@@ -14,7 +14,7 @@ from typing import Any
 
 from berth.client import APIError, Client
 
-DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, as in docker
+DEFAULT_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, as in docker
 
 
 @contextlib.contextmanager
@@ -40,35 +40,35 @@ def _send_size(ws: Any) -> None:
         ws.send(json.dumps({"resize": [size.lines, size.columns]}))
 
 
-def _pump_stdin(ws: Any, detach: bool, detached: threading.Event) -> None:
+def _pump_stdin(ws: Any, keys: bytes, detached: threading.Event) -> None:
+    """Our input to the session until it ends, or until the detach keys are typed (they are
+    not sent; the server is told, and the session closes)."""
+    from berth.detachkeys import DetachScanner
+
     fd = sys.stdin.fileno()
-    held = b""  # ctrl-p alone: sent once the next key shows it did not start the detach keys
+    scanner = DetachScanner(keys)  # holds back what may be the start of the keys
     try:
         while True:
             data = os.read(fd, 4096)
             if not data:
-                if held:
+                if held := scanner.flush():
                     ws.send(b"\x00" + held)
                 ws.send(json.dumps({"close_stdin": True}))
                 return
-            data, held = held + data, b""
-            if detach:
-                at = data.find(DETACH_KEYS)
-                if at >= 0:
-                    if at:
-                        ws.send(b"\x00" + data[:at])
-                    detached.set()
-                    ws.close()
-                    return
-                if data.endswith(DETACH_KEYS[:1]):
-                    data, held = data[:-1], data[-1:]
+            data, found = scanner.feed(data)
             if data:
                 ws.send(b"\x00" + data)
+            if found:
+                detached.set()
+                ws.send(json.dumps({"detach": True}))  # an exec runs on without us
+                ws.close()
+                return
     except Exception:  # the session ended under us
         return
 
 
-def _session(ws: Any, tty: bool, stdin: bool, detach: bool) -> int:
+def _session(ws: Any, tty: bool, stdin: bool, keys: bytes) -> int:
+    """keys: the detach keys (b"": none)."""
     detached = threading.Event()
     out, err = sys.stdout.buffer, sys.stderr.buffer
     with _raw_terminal(tty and stdin):
@@ -77,7 +77,7 @@ def _session(ws: Any, tty: bool, stdin: bool, detach: bool) -> int:
             if os.isatty(sys.stdout.fileno()):
                 signal.signal(signal.SIGWINCH, lambda *_: _send_size(ws))
         if stdin:
-            threading.Thread(target=_pump_stdin, args=(ws, detach, detached),
+            threading.Thread(target=_pump_stdin, args=(ws, keys, detached),
                              daemon=True).start()
         code = None
         try:
@@ -97,7 +97,7 @@ def _session(ws: Any, tty: bool, stdin: bool, detach: bool) -> int:
             if not detached.is_set():
                 raise
     if detached.is_set():
-        sys.stderr.write("\nberth: detached (the container keeps running)\n")
+        sys.stderr.write("\nberth: detached (it keeps running)\n")
         return 0
     if code is None:
         sys.stderr.write("berth: the session ended before an exit code arrived\n")
@@ -105,19 +105,20 @@ def _session(ws: Any, tty: bool, stdin: bool, detach: bool) -> int:
     return code
 
 
-def run_interactive(client: Client, box: dict[str, Any], tty: bool) -> int:
-    """Attach to a created container, start it, stream until it exits (or ctrl-p ctrl-q)."""
+def run_interactive(client: Client, box: dict[str, Any], tty: bool,
+                    keys: bytes = DEFAULT_KEYS) -> int:
+    """Attach to a created container, start it, stream until it exits (or the detach keys)."""
     ws = client.containers.attach_session(box["id"], start=True, logs=True)
     try:
-        return _session(ws, tty, stdin=bool(box["config"].get("stdin_open")), detach=True)
+        return _session(ws, tty, stdin=bool(box["config"].get("stdin_open")), keys=keys)
     finally:
         ws.close()
 
 
 def attach(client: Client, ref: str, no_stdin: bool,
-           signals_to: Callable[[dict[str, Any]], Any]) -> int:
+           signals_to: Callable[[dict[str, Any]], Any], keys: bytes = DEFAULT_KEYS) -> int:
     """`berth attach`: a running container's output from now on, and our input to it when it
-    keeps stdin open, until it exits (its code is ours) or ctrl-p ctrl-q detaches.
+    keeps stdin open, until it exits (its code is ours) or the detach keys are typed.
     signals_to(container): a context that passes our signals on while attached."""
     box = client.containers.get(ref)
     status = box["state"]["status"]
@@ -127,19 +128,21 @@ def attach(client: Client, ref: str, no_stdin: bool,
     stdin = bool(box["config"].get("stdin_open")) and not no_stdin
     try:
         with signals_to(box):
-            return _session(ws, bool(box["config"].get("tty")), stdin, detach=True)
+            return _session(ws, bool(box["config"].get("tty")), stdin, keys)
     finally:
         ws.close()
 
 
 def run_exec(client: Client, container: str, command: list[str], *, tty: bool, stdin: bool,
-             env: list[str], workdir: str, user: str, detach: bool = False) -> int:
-    """detach: start the command and return at once (exec -d)."""
+             env: list[str], workdir: str, user: str, detach: bool = False,
+             keys: bytes = DEFAULT_KEYS) -> int:
+    """detach: start the command and return at once (exec -d); keys: typed in the session,
+    they leave the command running without us."""
     if detach:
         tty = stdin = False
     ws = client.containers.exec_session(container, command, tty=tty, stdin=stdin, env=env,
                                         workdir=workdir, user=user, detach=detach)
     try:
-        return _session(ws, tty, stdin, detach=False)
+        return _session(ws, tty, stdin, keys)
     finally:
         ws.close()

@@ -333,10 +333,16 @@ def _sig_proxy(p: argparse.ArgumentParser) -> None:
                  "(without -t); --sig-proxy=false: keep them")
 
 
+def _detach_keys(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detach-keys", metavar="KEYS", help="the keys that detach, in docker's "
+                   "notation (default: ctrl-p,ctrl-q; e.g. ctrl-x,x)")
+
+
 def _run(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("--help", action="help")
     p.add_argument("-d", "--detach", action="store_true", help="print the id and return")
     _sig_proxy(p)
+    _detach_keys(p)
     _container_options(p)
 
 
@@ -426,6 +432,7 @@ def _exec(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--env", action="append", default=[])
     p.add_argument("-w", "--workdir", default="")
     p.add_argument("-u", "--user", default="")
+    _detach_keys(p)
     p.add_argument("container")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -466,6 +473,7 @@ def _system(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None
 def _attach(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("--no-stdin", action="store_true", help="do not send our input")
     _sig_proxy(p)
+    _detach_keys(p)
     p.add_argument("container")
 
 

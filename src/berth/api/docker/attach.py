@@ -24,7 +24,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from berth.api.deps import Services
 from berth.api.docker.hijack import Hijack
-from berth.api.docker.streamio import STREAM_IDS, DetachScanner, frame
+from berth.api.docker.streamio import STREAM_IDS, frame
+from berth.detachkeys import DetachScanner
 from berth.errors import BerthError
 from berth.service.context import Context
 from berth.store.models import Container

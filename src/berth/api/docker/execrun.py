@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth.api.docker.attach import Peer
-from berth.api.docker.streamio import STDERR, STDOUT, DetachScanner, frame
+from berth.api.docker.streamio import STDERR, STDOUT, frame
+from berth.detachkeys import DetachScanner
 from berth.runtime.base import ExecProcess
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
@@ -147,81 +146,100 @@ async def exec_ws(ws: WebSocket, ref: str) -> None:
         await _ws_error(ws, f"bad exec request: {e}")
         return
     if req.detach:
-        _detached.add(task := asyncio.create_task(_drain_exec(proc)))
-        task.add_done_callback(_detached.discard)
+        _run_on(proc, close_stdin=True)
         with contextlib.suppress(Exception):
             await ws.send_text(json.dumps({"exit_code": 0, "detached": True}))
             await ws.close()
         return
+    detached = False
     try:
         code = await _pump_exec(ws, proc, req.stdin)
+        if code is None:  # the client detached: the command runs on without it
+            detached = True
+            _run_on(proc, close_stdin=False)
+            return
         await ws.send_text(json.dumps({"exit_code": code}))
         await ws.close()
     except WebSocketDisconnect:
-        pass
+        pass  # the client went away: its command ends with the session
     finally:
-        await asyncio.to_thread(proc.close)
+        if not detached:
+            await asyncio.to_thread(proc.close)
 
 
 _detached: set[asyncio.Task[None]] = set()  # detached execs being drained (kept referenced)
+# Output chunks waiting for the client: a client that reads slowly slows the command down
+# instead of growing our memory.
+OUTPUT_QUEUE = 16
 
 
-def _read_outputs(proc: Any, on_data: Callable[[int, bytes], None],
-                  ) -> tuple[asyncio.Event, Callable[[], None]]:
-    """Read an exec's stdout (stream 1) and stderr (2) as they come, on the event loop:
-    on_data(stream, chunk) for each chunk. Returns an event set once both have ended, and
-    a function that stops reading (call it in any case)."""
+def _outputs(proc: Any) -> list[tuple[int, int]]:
+    """The exec's output descriptors, each with its stream (1 stdout, 2 stderr)."""
+    return [(fd, stream) for fd, stream in ((proc.fileno_stdout(), 1),
+                                           (proc.fileno_stderr(), 2)) if fd is not None]
+
+
+async def _read_chunk(fd: int) -> bytes:
+    """The next output on a non-blocking fd, b"" at its end."""
     loop = asyncio.get_running_loop()
-    outputs = {fd: stream for fd, stream in ((proc.fileno_stdout(), 1),
-                                             (proc.fileno_stderr(), 2)) if fd is not None}
-    open_fds = set(outputs)
-    ended = asyncio.Event()
-
-    def readable(fd: int) -> None:
+    while True:
         try:
-            data = os.read(fd, 65536)
+            return os.read(fd, 65536)
         except BlockingIOError:
-            return
-        except OSError:
-            data = b""  # EIO from a pty whose other side closed
-        if data:
-            on_data(outputs[fd], data)
-            return
-        loop.remove_reader(fd)
-        open_fds.discard(fd)
-        if not open_fds:
-            ended.set()
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _set_once, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+        except OSError:  # EIO from a pty whose other side closed
+            return b""
 
-    for fd in outputs:
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _run_on(proc: Any, close_stdin: bool) -> None:
+    """Leave an exec to run without a client (exec -d, or the client detached)."""
+    _detached.add(task := asyncio.create_task(_drain_exec(proc, close_stdin)))
+    task.add_done_callback(_detached.discard)
+
+
+async def _drain_exec(proc: Any, close_stdin: bool) -> None:
+    """Read and drop the output of an exec nobody watches until it ends (a full pipe would
+    stop it), then reap it. close_stdin: give it the end of its input (exec -d); a detached
+    session's command keeps its input open, as docker's does."""
+    if close_stdin:
+        proc.close_stdin()
+
+    async def drain(fd: int) -> None:
         os.set_blocking(fd, False)
-        loop.add_reader(fd, readable, fd)
-    if not open_fds:
-        ended.set()
+        while await _read_chunk(fd):
+            pass
 
-    def stop() -> None:
-        for fd in open_fds:
-            loop.remove_reader(fd)
-
-    return ended, stop
-
-
-async def _drain_exec(proc: Any) -> None:
-    """A detached exec: its output is read and dropped until it ends (a full pipe would
-    stop it), then it is reaped."""
-    proc.close_stdin()
-    ended, stop = _read_outputs(proc, lambda _stream, _data: None)
     try:
-        await ended.wait()
+        await asyncio.gather(*(drain(fd) for fd, _stream in _outputs(proc)))
         await asyncio.to_thread(proc.wait)
     finally:
-        stop()
         await asyncio.to_thread(proc.close)
 
 
-async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int:
-    sends: asyncio.Queue[bytes | None] = asyncio.Queue()
-    finished, stop_reading = _read_outputs(
-        proc, lambda stream, data: sends.put_nowait(bytes([stream]) + data))
+async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int | None:
+    """Forward the exec's output to the client and the client's input to it, until it ends
+    (its exit code) or the client detaches (None). Raises WebSocketDisconnect when the
+    client goes away."""
+    sends: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=OUTPUT_QUEUE)
+
+    async def read(fd: int, stream: int) -> None:
+        os.set_blocking(fd, False)
+        while data := await _read_chunk(fd):
+            await sends.put(bytes([stream]) + data)
+
+    async def output() -> None:
+        await asyncio.gather(*(read(fd, stream) for fd, stream in _outputs(proc)))
+        await sends.put(None)
 
     async def sender() -> None:
         while (item := await sends.get()) is not None:
@@ -245,18 +263,21 @@ async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int:
                 if ctl.get("close_stdin") and stdin is not None:
                     proc.close_stdin()  # the process owns the descriptor: close() follows
                     stdin = None
+                if ctl.get("detach"):
+                    return
 
-    send_task = asyncio.create_task(sender())
-    recv_task = asyncio.create_task(receiver())
+    tasks = [asyncio.create_task(output()), send := asyncio.create_task(sender()),
+             recv := asyncio.create_task(receiver())]
     try:
-        await finished.wait()
-        code = await asyncio.to_thread(proc.wait)
+        await asyncio.wait({send, recv}, return_when=asyncio.FIRST_COMPLETED)
+        if not send.done():
+            recv.result()  # the client went away: raises
+            return None
+        send.result()
+        return await asyncio.to_thread(proc.wait)
     finally:
-        stop_reading()
-        recv_task.cancel()
-    await sends.put(None)
-    await send_task
-    return code
+        for task in tasks:
+            task.cancel()
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -347,6 +368,8 @@ async def _listen_to_client(ws: WebSocket, svc: Services, cid: str, stdin_open: 
                     await svc.hostops.resize(cid, int(ctl["resize"][0]), int(ctl["resize"][1]))
                 if ctl.get("close_stdin"):
                     sock.shutdown(socket.SHUT_WR)
+                if ctl.get("detach"):
+                    return  # the client leaves; the container runs on
     except (OSError, BerthError, ValueError, WebSocketDisconnect):
         return
     finally:

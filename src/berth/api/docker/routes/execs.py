@@ -21,8 +21,9 @@ from berth.api.docker.attach import HijackPeer
 from berth.api.docker.execrun import ExecInstance, ExecSession
 from berth.api.docker.hijack import MULTIPLEXED_STREAM, RAW_STREAM
 from berth.api.docker.routes.common import Ctx, Hijacked, Svc, hijack_of, read_json
-from berth.api.docker.streamio import parse_detach_keys, parse_size
+from berth.api.docker.streamio import parse_size
 from berth.api.errors import validation_message
+from berth.detachkeys import parse as parse_detach_keys
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability, ExecSpec
 from berth.service.context import Context

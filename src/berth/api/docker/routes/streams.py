@@ -21,10 +21,10 @@ from berth.api.docker.streamio import (
     STREAM_IDS,
     docker_timestamp,
     frame,
-    parse_detach_keys,
     parse_size,
     parse_tail,
 )
+from berth.detachkeys import parse as parse_detach_keys
 from berth.errors import BerthError, Conflict, InvalidArgument
 from berth.service.context import Context
 from berth.store.models import Container
