@@ -92,6 +92,7 @@ def test_object_filter_by_name_and_id(env: Env) -> None:
         seen = stream.until(named("ev-obj", "rename"))
         assert {e["id"] for e in seen} == {box["id"]}  # not ev-noise's create
         assert seen[-1]["oldName"] == "ev-obj2"
+        assert seen[-1]["image"] == seen[0]["image"] == box["image"]  # as docker's, named
     by_name.close()
     by_id.close()
     a.containers.remove("ev-obj", force=True)

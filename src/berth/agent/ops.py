@@ -22,7 +22,7 @@ from berth.image.types import LayerRef
 from berth.runtime.base import DnsSettings, Observed, RuntimeBackend, Status
 from berth.service import health, ipam, runopts
 from berth.service.endpoints import has_addresses, network_owner
-from berth.service.events import volume_event
+from berth.service.events import container_event, volume_event
 from berth.service.hub import Hub
 from berth.service.idmaps import IdMaps
 from berth.service.volumes import mounting
@@ -85,10 +85,7 @@ class ContainerOps:
             return row
 
     def event(self, row: Container, action: str, **extra: Any) -> None:
-        self.hub.publish({"type": "container", "action": action, "id": row.id,
-                          "name": row.name, "project_id": row.project_id,
-                          "image": row.image_ref, "labels": dict(row.labels or {}),
-                          "time": time.time(), **extra})
+        self.hub.publish(container_event(row, action, **extra))
 
     def image(self, row: Container) -> Image:
         with self.store.session() as s:

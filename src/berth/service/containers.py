@@ -18,6 +18,7 @@ from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability, LogLimits
 from berth.service import endpoints, grants, health, ipam
 from berth.service.context import Context, find_action
+from berth.service.events import container_event
 from berth.service.filters import labels_match, parse_time
 from berth.service.hub import Hub
 from berth.service.images import ImageService
@@ -400,7 +401,7 @@ class ContainerService:
             row.name = new_name
             act = self._add_action(s, ctx, row, "rename", {"from": old, "to": new_name})
             act.state, act.finished_at = "success", time.time()
-        self.hub.publish(_event(row, "rename", {"oldName": old}))
+        self.hub.publish(container_event(row, "rename", oldName=old))
         return row
 
     def _queue(self, ctx: Context, ref: str, action: str, params: dict[str, Any],
@@ -545,12 +546,6 @@ def _mount_points(spec: dict[str, Any]) -> set[str]:
     """Docker's volume filter matches a volume's name or any mount's target."""
     mounts = spec.get("mounts") or []
     return {m["volume"] for m in mounts if m.get("volume")} | {m["target"] for m in mounts}
-
-
-def _event(row: Container, action: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"type": "container", "action": action, "id": row.id, "name": row.name,
-            "project_id": row.project_id, "labels": dict(row.labels or {}),
-            "time": time.time(), **(extra or {})}
 
 
 def _stop_params(timeout: int | None, signal: str | None) -> dict[str, Any]:

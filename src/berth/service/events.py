@@ -27,6 +27,13 @@ EVENT_TYPES = ("container", "image", "volume", "network")
 MAX_OBJECTS = 100
 
 
+def container_event(row: Any, action: str, **extra: Any) -> dict[str, Any]:
+    """An event of a container row (its image too, which Docker's events name)."""
+    return {"type": "container", "action": action, "id": row.id, "name": row.name,
+            "project_id": row.project_id, "image": row.image_ref,
+            "labels": dict(row.labels or {}), "time": time.time(), **extra}
+
+
 def image_event(project_id: str, action: str, image_id: str, name: str | None,
                 labels: Mapping[str, str] | None, **extra: Any) -> dict[str, Any]:
     return {"type": "image", "action": action, "id": image_id, "name": name or image_id,
