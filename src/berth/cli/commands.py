@@ -315,8 +315,11 @@ def cmd_attach(client: Client, args: argparse.Namespace) -> int:
                                           box["id"]), keys)
 
 
-def _detach_keys(args: argparse.Namespace) -> bytes:
-    """--detach-keys in docker's notation: "ctrl-p,ctrl-q" (the default), "ctrl-x,x", …"""
+def _detach_keys(args: argparse.Namespace) -> bytes | None:
+    """--detach-keys in docker's notation: "ctrl-p,ctrl-q" (the default), "ctrl-x,x", …
+    (None: not given; the parser loads only then, off `berth run`'s path)."""
+    if args.detach_keys is None:
+        return None
     from berth.detachkeys import parse
     from berth.errors import InvalidArgument
 

@@ -67,8 +67,10 @@ def _pump_stdin(ws: Any, keys: bytes, detached: threading.Event) -> None:
         return
 
 
-def _session(ws: Any, tty: bool, stdin: bool, keys: bytes) -> int:
-    """keys: the detach keys (b"": none)."""
+def _session(ws: Any, tty: bool, stdin: bool, keys: bytes | None) -> int:
+    """keys: the detach keys (None: ctrl-p ctrl-q)."""
+    if keys is None:
+        keys = DEFAULT_KEYS
     detached = threading.Event()
     out, err = sys.stdout.buffer, sys.stderr.buffer
     with _raw_terminal(tty and stdin):
@@ -106,7 +108,7 @@ def _session(ws: Any, tty: bool, stdin: bool, keys: bytes) -> int:
 
 
 def run_interactive(client: Client, box: dict[str, Any], tty: bool,
-                    keys: bytes = DEFAULT_KEYS) -> int:
+                    keys: bytes | None = None) -> int:
     """Attach to a created container, start it, stream until it exits (or the detach keys)."""
     ws = client.containers.attach_session(box["id"], start=True, logs=True)
     try:
@@ -116,7 +118,7 @@ def run_interactive(client: Client, box: dict[str, Any], tty: bool,
 
 
 def attach(client: Client, ref: str, no_stdin: bool,
-           signals_to: Callable[[dict[str, Any]], Any], keys: bytes = DEFAULT_KEYS) -> int:
+           signals_to: Callable[[dict[str, Any]], Any], keys: bytes | None = None) -> int:
     """`berth attach`: a running container's output from now on, and our input to it when it
     keeps stdin open, until it exits (its code is ours) or the detach keys are typed.
     signals_to(container): a context that passes our signals on while attached."""
@@ -135,7 +137,7 @@ def attach(client: Client, ref: str, no_stdin: bool,
 
 def run_exec(client: Client, container: str, command: list[str], *, tty: bool, stdin: bool,
              env: list[str], workdir: str, user: str, detach: bool = False,
-             keys: bytes = DEFAULT_KEYS) -> int:
+             keys: bytes | None = None) -> int:
     """detach: start the command and return at once (exec -d); keys: typed in the session,
     they leave the command running without us."""
     if detach:
