@@ -307,8 +307,14 @@ def test_top_lists_the_processes(daemon: Daemon, names: list[str]) -> None:
     assert any(line.endswith("sleep 120") for line in lines[1:])
     top = dockerpy(daemon).api.top("st-top")
     assert top["Titles"][-1] == "CMD" and len(top["Processes"]) == 1
-    res = docker(daemon, "top", "st-top", "aux", check=False)
-    assert res.returncode != 0 and "ps_args" in res.stderr
+    # ps options, as docker's: the host's ps, only this container's rows.
+    lines = docker(daemon, "top", "st-top", "-o", "pid,args").stdout.splitlines()
+    assert lines[0].split() == ["PID", "COMMAND"] and len(lines) == 2, lines
+    assert lines[1].split()[1:] == ["sleep", "120"]
+    aux = dockerpy(daemon).api.top("st-top", ps_args="aux")
+    assert aux["Titles"][:2] == ["USER", "PID"] and len(aux["Processes"]) == 1, aux
+    res = docker(daemon, "top", "st-top", "-o", "comm", check=False)
+    assert res.returncode != 0 and "PID column" in res.stderr
     docker(daemon, "stop", "-t", "0", "st-top")
     res = docker(daemon, "top", "st-top", check=False)
     assert res.returncode != 0 and "not running" in res.stderr

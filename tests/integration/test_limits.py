@@ -120,6 +120,15 @@ def test_stats_and_top_of_running_container(daemon: Daemon) -> None:
         top = daemon.cli("top", name).stdout.splitlines()
         assert "PID" in top[0]
         assert any("sleep 100" in line for line in top[1:]), top
+        # ps options after the name, as docker top: the host's ps, this container's rows
+        # only (berthd's own and every other host process are left out).
+        aux = json.loads(daemon.cli("top", name, "aux", "-o", "json").stdout)
+        assert aux["titles"][:2] == ["USER", "PID"], aux
+        assert [row[-1] for row in aux["processes"]] == ["sleep 100"], aux
+        custom = daemon.cli("top", name, "-o", "pid,ppid,args").stdout.splitlines()
+        assert custom[0].split() == ["PID", "PPID", "COMMAND"] and len(custom) == 2, custom
+        for bad, says in ((["-o", "comm"], "PID column"), (["--bogus"], "ps --bogus")):
+            refused(daemon.cli("top", name, *bad, check=False), says)
     finally:
         daemon.cli("rm", "-f", name, check=False)
 

@@ -100,3 +100,20 @@ def test_main_runs_container_verb_as_its_command(monkeypatch: pytest.MonkeyPatch
             main.main(line)
         assert exc.value.code == 0
     assert seen == ["ps", "ps", "rm"]
+
+
+@pytest.mark.parametrize(("words", "ps", "output"), [
+    (["aux"], ["aux"], "table"),
+    (["-o", "pid,args"], ["-o", "pid,args"], "table"),
+    (["-o", "json"], [], "json"),
+    (["aux", "--output", "yaml"], ["aux"], "yaml"),
+    (["--output=json", "-o", "pid"], ["-o", "pid"], "json"),
+])
+def test_top_words_go_to_ps_but_our_output_option(words: list[str], ps: list[str],
+                                                   output: str) -> None:
+    from berth.cli.commands import _take_output_option
+
+    args = build(["top"]).parse_args(["top", "box", *words])
+    assert args.ps_args == words
+    assert _take_output_option(args, args.ps_args) == ps
+    assert args.output == output

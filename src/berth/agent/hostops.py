@@ -87,8 +87,9 @@ class HostOps:
     async def exec(self, cid: str, spec: ExecSpec) -> ExecProcess:
         return await asyncio.to_thread(self.backend.exec, cid, spec)
 
-    async def top(self, cid: str) -> tuple[list[str], list[list[str]]]:
-        return await asyncio.to_thread(self.backend.top, cid)
+    async def top(self, cid: str, ps_args: list[str] | None = None
+                  ) -> tuple[list[str], list[list[str]]]:
+        return await asyncio.to_thread(self.backend.top, cid, ps_args)
 
     async def stats(self, cid: str) -> dict[str, Any]:
         st = await asyncio.to_thread(self.backend.stats, cid)
@@ -122,6 +123,23 @@ class HostOps:
             raise Conflict("the container has no attach socket: it was not created with "
                            "stdin open or it is not running")
         return str(path)
+
+
+MAX_PS_ARGS = 32
+MAX_PS_ARG_LENGTH = 256
+
+
+def split_ps_args(text: str | None) -> list[str] | None:
+    """The ps_args query parameter: words split at spaces, as docker's (None: not given)."""
+    if not text or not text.strip():
+        return None
+    args = text.split()
+    if len(args) > MAX_PS_ARGS:
+        raise InvalidArgument(f"ps_args: at most {MAX_PS_ARGS} words")
+    for arg in args:
+        if len(arg) > MAX_PS_ARG_LENGTH or "\0" in arg:
+            raise InvalidArgument(f"ps_args: {arg[:40]!r} is not a ps option")
+    return args
 
 
 def _collect_tail(backend: RuntimeBackend, cid: str, n: int, wanted: Any) -> list[LogRecord]:

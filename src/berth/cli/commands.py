@@ -396,13 +396,36 @@ def _prune_all(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_top(client: Client, args: argparse.Namespace) -> int:
-    top = client.containers.top(args.container)
+    ps_args = _take_output_option(args, args.ps_args)
+    top = client.containers.top(args.container, " ".join(ps_args) or None)
     if _fmt(args) != "table":
         emit(top, _fmt(args))
         return 0
     cols = [(t, _column(i)) for i, t in enumerate(top["titles"])]
     emit(top["processes"], "table", cols)
     return 0
+
+
+OUTPUTS = ("table", "json", "yaml")
+
+
+def _take_output_option(args: argparse.Namespace, words: list[str]) -> list[str]:
+    """The words after `top NAME` go to ps, but `-o json` there (no ps format is called
+    json, table or yaml) is still our --output, as it was before ps options came."""
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("-o", "--output") and i + 1 < len(words) and words[i + 1] in OUTPUTS:
+            args.output = words[i + 1]
+            i += 2
+            continue
+        if word.startswith("--output=") and word.partition("=")[2] in OUTPUTS:
+            args.output = word.partition("=")[2]
+        else:
+            rest.append(word)
+        i += 1
+    return rest
 
 
 def _column(i: int) -> Callable[[list[str]], str]:

@@ -124,7 +124,7 @@ COMMAND_HELP: dict[str, str] = {
     "logs": "show a container's output",
     "exec": "run a command in a running container",
     "attach": "attach to a running container's input and output (ctrl-p ctrl-q detaches)",
-    "top": "show a container's processes",
+    "top": "show a container's processes (ps options after it: aux, -o pid,args, …)",
     "stats": "show CPU, memory, pids and IO of containers",
     "update": "change limits of containers",
     "actions": "show a container's actions log",
@@ -441,6 +441,12 @@ def _one_container(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> N
     p.add_argument("container")
 
 
+def _top(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
+    p.add_argument("container")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS OPTIONS",
+                   help="options for the host's ps, as docker top takes them (default: -ef)")
+
+
 def _container(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="container_cmd", metavar="COMMAND", required=True)
     # expand_aliases makes `container VERB` the top-level command before parsing; these are
@@ -714,7 +720,7 @@ _ARGS = {
     "stop": _stop_or_restart, "restart": _stop_or_restart, "kill": _kill,
     "pause": _containers, "unpause": _containers, "wait": _containers,
     "inspect": _inspect, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
-    "exec": _exec, "attach": _attach, "top": _one_container, "stats": _stats,
+    "exec": _exec, "attach": _attach, "top": _top, "stats": _stats,
     "update": _update, "actions": _one_container, "container": _container, "system": _system,
     "cp": _cp,
     "diff": _one_container, "export": _export, "port": _port, "events": _events,

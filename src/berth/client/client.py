@@ -141,8 +141,9 @@ class _Containers:
             "timestamps": timestamps, "stdout": stdout, "stderr": stderr})
         return read_frames(resp)
 
-    def top(self, ref: str) -> dict[str, Any]:
-        return self._t.call("GET", f"/v1/containers/{ref}/top")
+    def top(self, ref: str, ps_args: str | None = None) -> dict[str, Any]:
+        return self._t.call("GET", f"/v1/containers/{ref}/top",
+                            {"ps_args": ps_args} if ps_args else None)
 
     def stats(self, ref: str) -> dict[str, Any]:
         return self._t.call("GET", f"/v1/containers/{ref}/stats")

@@ -278,8 +278,10 @@ class RuntimeBackend(ABC):
     def stats(self, cid: str) -> Stats: ...
 
     @abstractmethod
-    def top(self, cid: str) -> tuple[list[str], list[list[str]]]:
-        """Column titles and one row per process in the container."""
+    def top(self, cid: str, ps_args: list[str] | None = None
+            ) -> tuple[list[str], list[list[str]]]:
+        """Column titles and one row per process in the container; ps_args: the columns and
+        rows the host's ps would show with these options (docker top's ps OPTIONS)."""
 
     @abstractmethod
     def update(self, cid: str, resources: Resources) -> None:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from berth.agent.hostops import parse_time
+from berth.agent.hostops import parse_time, split_ps_args
 from berth.api.auth import authenticate
 from berth.api.deps import Services, context, services
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
@@ -87,9 +87,10 @@ async def _final_exit(svc: Services, ctx: Context, cid: str) -> dict[str, Any]:
 
 
 @router.get("/{ref}/top")
-async def top(ref: str, svc: Svc, ctx: Ctx) -> dict:
+async def top(ref: str, svc: Svc, ctx: Ctx, ps_args: str | None = None) -> dict:
+    """ps_args: options for the host's ps, as docker's (`aux`, `-o pid,user,args`)."""
     row = _running(svc, ctx, ref)
-    titles, procs = await svc.hostops.top(row.id)
+    titles, procs = await svc.hostops.top(row.id, split_ps_args(ps_args))
     return {"titles": titles, "processes": procs}
 
 

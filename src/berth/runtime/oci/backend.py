@@ -52,7 +52,7 @@ from berth.runtime.oci.procutil import (
 )
 from berth.runtime.oci.runc import RuncCli, clean_error, find_runtime, is_not_running
 from berth.runtime.oci.spec import build_oci_config, cgroups_path, check_ulimits, hostname_of
-from berth.runtime.oci.top import process_table
+from berth.runtime.oci.top import DEFAULT_PS_ARGS, process_table, ps_table
 from berth.runtime.oci.user import resolve_user, supplementary_gids
 
 CONMON_EXIT_WAIT = 5.0
@@ -379,9 +379,13 @@ class OciBackend(RuntimeBackend):
         self._require_running(cid)
         return cgroups.read_stats(self._cgroup(cid))
 
-    def top(self, cid: str) -> tuple[list[str], list[list[str]]]:
+    def top(self, cid: str, ps_args: list[str] | None = None
+            ) -> tuple[list[str], list[list[str]]]:
         self._require_running(cid)
-        return process_table(cgroups.cgroup_procs(self._cgroup(cid)))
+        pids = cgroups.cgroup_procs(self._cgroup(cid))
+        if ps_args is None or tuple(ps_args) in DEFAULT_PS_ARGS:
+            return process_table(pids)
+        return ps_table(pids, ps_args)
 
     def update(self, cid: str, resources: Resources) -> None:
         self._require_running(cid)

@@ -1,11 +1,15 @@
-"""A `ps -ef`-like table of a container's processes, read from /proc."""
+"""A container's processes: a `ps -ef`-like table read from /proc, or, given ps options,
+the host's ps cut to the container's processes."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
+from berth.errors import InvalidArgument, RuntimeFailure
 from berth.runtime.oci.procutil import boot_time
 
 TITLES = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
@@ -64,3 +68,45 @@ def process_table(pids: list[int]) -> tuple[list[str], list[list[str]]]:
     now, btime, clk_tck = time.time(), boot_time(), os.sysconf("SC_CLK_TCK")
     rows = [row for pid in sorted(pids) if (row := process_row(pid, now, btime, clk_tck))]
     return list(TITLES), rows
+
+
+DEFAULT_PS_ARGS = ((), ("-ef",), ("ef",))  # what the /proc reader above already shows
+PS_TIMEOUT = 10.0
+
+
+def ps_table(pids: list[int], args: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The host's `ps` with the caller's options, cut to the container's processes, as
+    docker's top does: the PID column picks the rows. ps only reads /proc, the options go
+    to it as words (no shell), and rows of other processes never leave here."""
+    ps = shutil.which("ps", path="/usr/bin:/bin")
+    if ps is None:
+        raise RuntimeFailure("top with ps options needs ps (Debian's procps) on the host")
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}  # no PS_FORMAT, PS_PERSONALITY of ours
+    picked = ["-q", ",".join(map(str, pids))] if pids else []
+    try:
+        res = subprocess.run([ps, *args, *picked], capture_output=True, text=True, env=env,
+                             timeout=PS_TIMEOUT, errors="replace")
+        if res.returncode != 0 and picked:  # some options (BSD f) cannot be mixed with -q
+            res = subprocess.run([ps, *args], capture_output=True, text=True, env=env,
+                                 timeout=PS_TIMEOUT, errors="replace")
+    except subprocess.TimeoutExpired:
+        raise RuntimeFailure("ps did not answer in time") from None
+    if res.returncode != 0:
+        reason = next((line for line in res.stderr.splitlines() if line.strip()), "")
+        raise InvalidArgument(f"ps {' '.join(args)}: "
+                              f"{reason.strip() or f'exit status {res.returncode}'}")
+    return parse_ps(res.stdout, set(pids))
+
+
+def parse_ps(output: str, pids: set[int]) -> tuple[list[str], list[list[str]]]:
+    lines = output.splitlines()
+    titles = lines[0].split() if lines else []
+    if "PID" not in titles:
+        raise InvalidArgument("ps options must keep the PID column (e.g. -o pid,args)")
+    at = titles.index("PID")
+    rows = []
+    for line in lines[1:]:
+        fields = line.split(None, len(titles) - 1)  # the last column keeps its spaces
+        if len(fields) > at and fields[at].isdigit() and int(fields[at]) in pids:
+            rows.append(fields)
+    return titles, rows

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import Response, StreamingResponse
 
-from berth.agent.hostops import parse_time
+from berth.agent.hostops import parse_time, split_ps_args
 from berth.api.auth import authenticate
 from berth.api.deps import Services
 from berth.api.docker.attach import AttachOptions, HijackPeer, WebSocketPeer, run_session
@@ -129,13 +129,11 @@ async def resize(ref: str, svc: Svc, ctx: Ctx, h: str | None = None,
 
 @router.get("/containers/{ref}/top")
 async def top(ref: str, svc: Svc, ctx: Ctx, ps_args: str | None = None) -> dict[str, Any]:
-    if ps_args not in (None, "", "-ef", "ef"):
-        raise InvalidArgument(f"ps_args {ps_args!r} are not supported: Berth lists a "
-                              "container's processes with ps -ef's columns only")
+    args = split_ps_args(ps_args)
     row = svc.containers.get(ctx, ref)
     if row.status not in LIVE:
         raise Conflict(f"Container {row.id} is not running")
-    titles, procs = await svc.hostops.top(row.id)
+    titles, procs = await svc.hostops.top(row.id, args)
     return {"Titles": titles, "Processes": procs}
 
 
