@@ -158,6 +158,10 @@ def test_exec_streams_and_exit_code(daemon: Daemon) -> None:
     try:
         daemon.cli("run", "-d", "--name", name, "busybox", "sleep", "100")
         daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")
+        # A command that reads none of its input still ends with its own code.
+        res = daemon.cli("exec", "-i", name, "sh", "-c", "exit 6", input=b"x" * 4_000_000,
+                         check=False, timeout=30)
+        assert res.returncode == 6, res
         res = daemon.cli("exec", name, "sh", "-c", "echo out; echo err >&2; exit 4",
                          check=False)
         assert res.returncode == 4, res

@@ -16,6 +16,7 @@ from typing import Any
 
 from berth.api.docker.attach import Peer
 from berth.api.docker.streamio import STDERR, STDOUT, frame
+from berth.api.fdio import read_chunk, write_all
 from berth.detachkeys import DetachScanner
 from berth.runtime.base import ExecProcess
 
@@ -64,7 +65,6 @@ class ExecSession:
         self.proc = proc
         self.peer = peer
         self.scanner = DetachScanner(detach_keys)
-        self.loop = asyncio.get_running_loop()
 
     async def run(self) -> None:
         """Until the process ends, or until the client detaches or goes (then the process
@@ -104,7 +104,7 @@ class ExecSession:
     async def _pump_out(self, fd: int, stream: int) -> None:
         os.set_blocking(fd, False)
         wanted = self.inst.stdout if stream == STDOUT else self.inst.stderr
-        while data := await self._read(fd):
+        while data := await read_chunk(fd):
             peer = self.peer
             if peer is None or not wanted:
                 continue
@@ -112,31 +112,6 @@ class ExecSession:
                 await peer.write(data if self.inst.tty else frame(stream, data))
             except (ConnectionError, OSError):
                 self.peer = None
-
-    async def _read(self, fd: int) -> bytes:
-        while True:
-            try:
-                return os.read(fd, 65536)
-            except BlockingIOError:
-                await self._ready(fd, self.loop.add_reader, self.loop.remove_reader)
-            except OSError:  # EIO: the terminal's other side closed
-                return b""
-
-    async def _ready(self, fd: int, add: Any, remove: Any) -> None:
-        fut = self.loop.create_future()
-        add(fd, lambda: fut.done() or fut.set_result(None))
-        try:
-            await fut
-        finally:
-            remove(fd)
-
-    async def _write(self, fd: int, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(fd, view):]
-            except BlockingIOError:
-                await self._ready(fd, self.loop.add_writer, self.loop.remove_writer)
 
     async def _input(self) -> None:
         """Forward the client's input; return when it detached or went away."""
@@ -150,7 +125,7 @@ class ExecSession:
                 continue
             data, detached = self.scanner.feed(data)
             try:
-                await self._write(stdin, data)
+                await write_all(stdin, data)
             except OSError:  # the process closed its input or ended
                 stdin = None
             if detached:
@@ -159,6 +134,6 @@ class ExecSession:
             held = self.scanner.flush()
             with contextlib.suppress(OSError):
                 if held:
-                    await self._write(stdin, held)
+                    await write_all(stdin, held)
             self.proc.close_stdin()
         await peer.wait_closed()

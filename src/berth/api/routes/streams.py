@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from berth.agent.hostops import parse_time, split_ps_args
 from berth.api.auth import authenticate
 from berth.api.deps import Services, context, services
+from berth.api.fdio import read_chunk, write_all
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
 from berth.runtime.base import ExecSpec
 from berth.service.context import Context
@@ -180,28 +181,6 @@ def _outputs(proc: Any) -> list[tuple[int, int]]:
                                            (proc.fileno_stderr(), 2)) if fd is not None]
 
 
-async def _read_chunk(fd: int) -> bytes:
-    """The next output on a non-blocking fd, b"" at its end."""
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            return os.read(fd, 65536)
-        except BlockingIOError:
-            ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, _set_once, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(fd)
-        except OSError:  # EIO from a pty whose other side closed
-            return b""
-
-
-def _set_once(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 def _run_on(proc: Any, close_stdin: bool) -> None:
     """Leave an exec to run without a client (exec -d, or the client detached)."""
     _detached.add(task := asyncio.create_task(_drain_exec(proc, close_stdin)))
@@ -217,7 +196,7 @@ async def _drain_exec(proc: Any, close_stdin: bool) -> None:
 
     async def drain(fd: int) -> None:
         os.set_blocking(fd, False)
-        while await _read_chunk(fd):
+        while await read_chunk(fd):
             pass
 
     try:
@@ -235,7 +214,7 @@ async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int | None:
 
     async def read(fd: int, stream: int) -> None:
         os.set_blocking(fd, False)
-        while data := await _read_chunk(fd):
+        while data := await read_chunk(fd):
             await sends.put(bytes([stream]) + data)
 
     async def output() -> None:
@@ -248,6 +227,8 @@ async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int | None:
 
     async def receiver() -> None:
         stdin = proc.fileno_stdin()
+        if stdin is not None:
+            os.set_blocking(stdin, False)
         while True:
             msg = await ws.receive()
             if msg["type"] == "websocket.disconnect":
@@ -255,12 +236,20 @@ async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int | None:
             if msg.get("bytes") is not None:
                 data = msg["bytes"]
                 if data[:1] == b"\x00" and stdin is not None and want_stdin:
-                    await asyncio.to_thread(_write_all, stdin, data[1:])
+                    try:
+                        await write_all(stdin, data[1:])
+                    except OSError:  # it closed its input or ended: the rest goes nowhere
+                        stdin = None
             elif msg.get("text"):
-                ctl = json.loads(msg["text"])
-                if "resize" in ctl:
-                    rows, cols = ctl["resize"]
-                    proc.resize(int(rows), int(cols))
+                try:
+                    ctl = json.loads(msg["text"])
+                    if "resize" in ctl:
+                        rows, cols = ctl["resize"]
+                        proc.resize(int(rows), int(cols))
+                except (ValueError, TypeError, OSError):  # a bad message changes nothing
+                    continue
+                if not isinstance(ctl, dict):
+                    continue
                 if ctl.get("close_stdin") and stdin is not None:
                     proc.close_stdin()  # the process owns the descriptor: close() follows
                     stdin = None
@@ -279,16 +268,6 @@ async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int | None:
     finally:
         for task in tasks:
             task.cancel()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:
-            continue
-        view = view[n:]
 
 
 @router.websocket("/{ref}/attach")
