@@ -43,3 +43,9 @@ def test_scanner_releases_a_false_start() -> None:
 def test_scanner_single_key_and_none() -> None:
     assert DetachScanner(b"q").feed(b"abqcd") == (b"ab", True)
     assert DetachScanner(b"").feed(b"\x10\x11") == (b"\x10\x11", False)
+
+
+def test_the_clis_default_is_dockers() -> None:
+    from berth.cli.interactive import DEFAULT_KEYS  # kept as bytes there: no parse at start-up
+
+    assert parse(None) == DEFAULT_KEYS

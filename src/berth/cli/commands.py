@@ -9,6 +9,7 @@ import sys
 
 from berth.cli import convert, image_commands
 from berth.cli.output import (
+    OUTPUT_KINDS,
     ago,
     each,
     emit,
@@ -406,9 +407,6 @@ def cmd_top(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-OUTPUTS = ("table", "json", "yaml")
-
-
 def _take_output_option(args: argparse.Namespace, words: list[str]) -> list[str]:
     """The words after `top NAME` go to ps, but `-o json` there (no ps format is called
     json, table or yaml) is still our --output, as it was before ps options came."""
@@ -416,11 +414,11 @@ def _take_output_option(args: argparse.Namespace, words: list[str]) -> list[str]
     i = 0
     while i < len(words):
         word = words[i]
-        if word in ("-o", "--output") and i + 1 < len(words) and words[i + 1] in OUTPUTS:
+        if word in ("-o", "--output") and i + 1 < len(words) and words[i + 1] in OUTPUT_KINDS:
             args.output = words[i + 1]
             i += 2
             continue
-        if word.startswith("--output=") and word.partition("=")[2] in OUTPUTS:
+        if word.startswith("--output=") and word.partition("=")[2] in OUTPUT_KINDS:
             args.output = word.partition("=")[2]
         else:
             rest.append(word)
