@@ -4,6 +4,7 @@ container and of berthd."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import time
@@ -64,17 +65,27 @@ def test_a_flood_stays_bounded_and_whole(daemon: Daemon) -> None:
     d.cli("rm", "flood")
 
 
+def _first_gap(numbers: list[int]) -> str:
+    for before, after in itertools.pairwise(numbers):
+        if after != before + 1:
+            return f"after n{before} came n{after}"
+    return "none"
+
+
 def test_a_follower_reads_on_across_files(daemon: Daemon) -> None:
     d = daemon
+    # ~3 s of output, paced by count (a loaded host only makes it slower); a file of 8k
+    # holds ~180 lines, so the follower goes through many new files. Four kept files give
+    # it ~0.7 s of headroom before lines are dropped by design.
     d.cli("run", "-d", "--name", "ticker", "--log-opt", "max-size=8k", "--log-opt",
-          "max-file=2", "busybox", "sh", "-c", TICK.format(us=1000))
+          "max-file=4", "busybox", "sh", "-c", PACED.format(n=3000, us=1000))
     follower = subprocess.Popen([str(BIN / "berth"), "logs", "-f", "ticker"], env=d.env,
                                 stdout=subprocess.PIPE, text=True)
-    time.sleep(3)  # a file of 8k holds ~180 lines: many new files meanwhile
-    d.cli("kill", "ticker")
-    out, _ = follower.communicate(timeout=30)
+    out, _ = follower.communicate(timeout=120)  # ends when the ticker does
     numbers = _numbers(out)
-    assert len(numbers) > 1000 and _contiguous(numbers), numbers[:5]
+    assert numbers and numbers[-1] == 2999, numbers[-5:]
+    assert len(numbers) > 2000 and _contiguous(numbers), (
+        f"{len(numbers)} lines from n{numbers[0]}; first gap: {_first_gap(numbers)}")
     d.cli("rm", "ticker")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from berth.runtime.oci import logfiles
@@ -168,3 +169,56 @@ def test_a_forgotten_directory_is_no_longer_watched(tmp_path: Path) -> None:
     assert [p.name for p in logfiles.kept(log)] == ["ctr.log.1"]  # "b" was not linked
     keeper.keep(tmp_path, 1 << 20, 5)  # started again: watched again
     assert len(logfiles.kept(log)) == 2
+
+
+def _follow(log: Path, alive: threading.Event) -> Iterator[bytes]:
+    records = read_log_files(logfiles.files_in_order(log), follow=True, alive=alive.is_set,
+                             poll=0.01, newer=lambda inode: logfiles.newer_files(log, inode))
+    return (r.data for r in records)
+
+
+def test_a_follower_that_missed_two_new_files_reads_both_in_order(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("a"))
+    logfiles.link_current(log, 5)
+    alive = threading.Event()
+    alive.set()
+    follower = _follow(log, alive)
+    assert next(follower) == b"a\n"
+    for text in ("b", "c"):  # both while the follower is not looking
+        _rotate(log, text)
+        logfiles.link_current(log, 5)
+    assert next(follower) == b"b\n"
+    assert next(follower) == b"c\n"
+    with log.open("ab") as f:
+        f.write(_line("d"))
+    assert next(follower) == b"d\n"
+    alive.clear()
+    assert list(follower) == []
+
+
+def test_a_follower_behind_when_the_writer_exits_still_reads_the_newer_files(
+        tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("a"))
+    logfiles.link_current(log, 5)
+    alive = threading.Event()
+    alive.set()
+    follower = _follow(log, alive)
+    assert next(follower) == b"a\n"
+    _rotate(log, "b")
+    logfiles.link_current(log, 5)
+    alive.clear()
+    assert list(follower) == [b"b\n"]
+
+
+def test_newer_files_are_those_linked_after_the_given_one(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("a"))
+    logfiles.link_current(log, 5)
+    first = os.stat(log).st_ino
+    _rotate(log, "b")
+    logfiles.link_current(log, 5)
+    assert [p.name for p in logfiles.newer_files(log, first)] == ["ctr.log.2"]
+    assert logfiles.newer_files(log, os.stat(log).st_ino) == []
+    assert logfiles.newer_files(log, 1) == []  # not linked: nothing known after it

@@ -416,7 +416,8 @@ class OciBackend(RuntimeBackend):
             raise NotFound(f"no such container: {cid}")
         pid = read_pidfile(lay.conmon_pidfile)
         return read_log_files(logfiles.files_in_order(lay.log), follow,
-                              alive=lambda: conmon_alive(pid, cid))
+                              alive=lambda: conmon_alive(pid, cid),
+                              newer=lambda inode: logfiles.newer_files(lay.log, inode))
 
     def attach_socket(self, cid: str) -> Path:
         lay = self._layout(cid)

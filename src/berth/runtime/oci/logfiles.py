@@ -86,6 +86,16 @@ def files_in_order(current: Path) -> list[Path]:
     return [*older, current]
 
 
+def newer_files(current: Path, inode: int) -> list[Path]:
+    """The links of the files begun after the one with this inode, oldest first (the
+    current one among them once linked); none when that file is not linked."""
+    links = kept(current)
+    for i, link in enumerate(links):
+        if _inode(link) == inode:
+            return links[i + 1:]
+    return []
+
+
 def begin_new_file(current: Path, max_size: int | None, max_files: int) -> None:
     """Before a new monitor starts writing (a container's first start or a restart): it
     counts from zero, so a file already there would let the log grow past the limit. With

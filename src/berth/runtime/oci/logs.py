@@ -8,7 +8,6 @@ partial is passed on as soon as nothing more is there to read (a shell prompt ha
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -91,14 +90,23 @@ def _replaced(path: Path, handle: BinaryIO) -> bool:
         return False
 
 
-def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
-                    poll: float) -> Iterator[bytes | None]:
-    """Complete lines of the file; when following, until the writer is gone and all is read,
-    with IDLE each time it has caught up, and on into the next file when the writer begins
-    one at the same path."""
+def _open_next(finished: BinaryIO, newer: Callable[[int], list[Path]]) -> BinaryIO | None:
+    """The file begun after the finished one, when its link is known: a follower slow to
+    notice a new file may find that more than one has been begun since."""
+    for path in newer(os.fstat(finished.fileno()).st_ino):
+        with contextlib.suppress(FileNotFoundError):
+            return path.open("rb")
+    return None  # not known: the file now at the log's path
+
+
+def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool, poll: float,
+                    newer: Callable[[int], list[Path]],
+                    handle: BinaryIO | None) -> Iterator[bytes | None]:
+    """Complete lines of the file (handle, when already open); when following, until the
+    writer is gone and all is read, with IDLE each time it has caught up, and on into the
+    next file when the writer begins one at the same path."""
     buf = b""
     delay = POLL_FAST
-    handle: BinaryIO | None = None
 
     def read_more() -> bytes:
         # Once open, the file stays open: a container removed right after it exits (--rm)
@@ -120,20 +128,21 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
             if chunk:
                 delay = POLL_FAST
                 continue
+            if handle is not None and _replaced(path, handle):
+                # The old file is complete once the new one is in place: finish it, go on
+                # (before asking whether the writer is alive: it may have exited since).
+                buf += handle.read()
+                yield from (line for line in buf.split(b"\n") if line)
+                buf = b""
+                finished, handle = handle, _open_next(handle, newer)
+                finished.close()
+                continue
             # Check liveness before the final read so that nothing written just before exit
             # is lost.
             if not follow or not alive():
                 buf += read_more()
                 yield from (line for line in buf.split(b"\n") if line)
                 return
-            if handle is not None and _replaced(path, handle):
-                # The old file is complete once the new one is in place: finish it, go on.
-                buf += handle.read()
-                yield from (line for line in buf.split(b"\n") if line)
-                buf = b""
-                handle.close()
-                handle = None
-                continue
             yield IDLE
             time.sleep(delay)
             delay = min(poll, delay * 2)
@@ -142,29 +151,43 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool,
             handle.close()
 
 
-def _older_lines(paths: list[Path]) -> Iterator[bytes]:
-    """The lines of files that are no longer written, oldest first. All are opened before
-    any is read, so that one removed meanwhile as the oldest beyond the limit is still read
-    whole if it was there when reading began."""
+def _lines(paths: list[Path], alive: Callable[[], bool], follow: bool, poll: float,
+           newer: Callable[[int], list[Path]]) -> Iterator[bytes | None]:
+    """Every file is opened before any is read, so that one removed meanwhile (the oldest
+    beyond the limit, or all of them with their container) is still read whole if it was
+    there when reading began; the older files are no longer written and are read to the end,
+    the last one is read as it grows."""
     handles = []
-    for path in paths:
+    for older in paths[:-1]:
         with contextlib.suppress(FileNotFoundError):
-            handles.append(path.open("rb"))
+            handles.append(older.open("rb"))
+    current: BinaryIO | None = None
+    with contextlib.suppress(FileNotFoundError):
+        current = paths[-1].open("rb")
     try:
         for handle in handles:
             for line in handle:
                 yield line.rstrip(b"\n")
+    except BaseException:  # e.g. the reader went away: _complete_lines never gets current
+        if current is not None:
+            current.close()
+        raise
     finally:
         for handle in handles:
             handle.close()
+    yield from _complete_lines(paths[-1], alive, follow, poll, newer, current)
+
+
+def _none_known(inode: int) -> list[Path]:
+    return []
 
 
 def read_log_files(paths: list[Path], follow: bool = False,
-                   alive: Callable[[], bool] = lambda: False,
-                   poll: float = POLL_INTERVAL) -> Iterator[LogRecord]:
-    """A log kept in several files, oldest first; only the last one is still written."""
-    return parse_lines(itertools.chain(_older_lines(paths[:-1]),
-                                       _complete_lines(paths[-1], alive, follow, poll)))
+                   alive: Callable[[], bool] = lambda: False, poll: float = POLL_INTERVAL,
+                   newer: Callable[[int], list[Path]] = _none_known) -> Iterator[LogRecord]:
+    """A log kept in several files, oldest first; only the last one is still written.
+    newer(inode) names the files begun after the one with that inode, oldest first."""
+    return parse_lines(_lines(paths, alive, follow, poll, newer))
 
 
 def read_log_file(path: Path, follow: bool = False, alive: Callable[[], bool] = lambda: False,
