@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import queue
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -155,6 +156,14 @@ def test_image_events_tag_untag_delete_import(env: Env) -> None:
         ("import", "busybox:latest")]
     assert {e["id"] for e in seen} == {a.images.get("busybox")["id"]}
     assert all(e["project_id"] == "default" for e in seen)
+    rootfs = io.BytesIO()
+    with tarfile.open(fileobj=rootfs, mode="w") as tar:
+        tar.addfile(tarfile.TarInfo("empty"))
+    rootfs.seek(0)
+    flat = a.images.import_tarball(rootfs, "ev/flat:1", format="rootfs")[0]
+    seen = stream.until(lambda e: e["action"] == "import")
+    assert [(e["action"], e["name"], e["id"]) for e in seen] == [
+        ("import", "ev/flat:1", flat["id"])]
 
     # Deleting bob's only image: untag then delete, in bob's project only.
     bobs = Stream(env.bob, type="image")

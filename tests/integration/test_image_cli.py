@@ -1,16 +1,19 @@
-"""Images through the CLI: import an archive, run it (whiteouts honoured), tag, remove."""
+"""Images through the CLI: import an archive or a root filesystem, run it (whiteouts
+honoured), tag, remove."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon import Daemon
+from tests.integration.daemon import BIN, Daemon
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +126,67 @@ def test_removing_a_tag_that_looks_like_the_id_only_untags(daemon: Daemon,
     assert daemon.cli("image", "rm", lookalike).stdout == f"untagged: {lookalike}\n"
     assert json.loads(daemon.cli("image", "inspect", "hexy:1").stdout)["tags"] == ["hexy:1"]
     daemon.cli("image", "rm", "hexy:1")
+
+
+def _berth(daemon: Daemon, *args: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([str(BIN / "berth"), *args], env=daemon.env, input=data,
+                          capture_output=True, timeout=120)
+
+
+def test_export_then_import_flattens_a_container(daemon: Daemon, tmp_path: Path) -> None:
+    """docker's export | import: a container's filesystem becomes a one-layer image."""
+    daemon.cli("run", "--name", "flat-src", "busybox", "sh", "-c", "echo hello > /note")
+    fs = tmp_path / "fs.tar"
+    with fs.open("wb") as out:
+        subprocess.run([str(BIN / "berth"), "export", "flat-src"], env=daemon.env, stdout=out,
+                       check=True, timeout=120)
+    daemon.cli("rm", "flat-src")
+    image_id = daemon.cli("import", "-c", 'CMD ["cat", "/note"]', "-m", "flattened", str(fs),
+                          "flat:1").stdout.strip()
+    info = json.loads(daemon.cli("image", "inspect", "flat:1").stdout)
+    assert info["id"] == image_id and len(info["layers"]) == 1
+    assert daemon.cli("run", "--rm", "flat:1").stdout == "hello\n"
+    assert "flattened" in daemon.cli("history", "flat:1").stdout
+    # `image import` takes a root filesystem too, here gzip'd on stdin
+    res = _berth(daemon, "image", "import", "-", "flat:2", data=gzip.compress(fs.read_bytes()))
+    assert res.returncode == 0 and res.stdout == b"Loaded image: flat:2\n", res.stderr
+    assert daemon.cli("run", "--rm", "flat:2", "cat", "/note").stdout == "hello\n"
+    daemon.cli("rmi", "flat:2")
+
+
+def test_image_import_tells_an_archive_from_a_root_filesystem(daemon: Daemon,
+                                                              tmp_path: Path) -> None:
+    archive = tmp_path / "image.tar"
+    _docker_archive(archive, "told:1")
+    # an archive is loaded as its images; a name or changes for it are refused by name
+    res = daemon.cli("image", "import", str(archive), "other:1", check=False)
+    assert res.returncode == 125 and "apply to a root filesystem tarball" in res.stderr
+    assert daemon.cli("image", "import", str(archive)).stdout == "Loaded image: told:1\n"
+    assert len(json.loads(daemon.cli("image", "inspect", "told:1").stdout)["layers"]) == 2
+    # `import` is docker's: always a root filesystem, here the archive's own files
+    image_id = daemon.cli("import", str(archive), "told:raw").stdout.strip()
+    raw = json.loads(daemon.cli("image", "inspect", "told:raw").stdout)
+    assert raw["id"] == image_id and len(raw["layers"]) == 1
+    # `load` is only ever an archive
+    fs = tmp_path / "fs.tar"
+    fs.write_bytes(_tar([("etc/", None, 0o755), ("etc/note", b"x", 0o644)]))
+    res = daemon.cli("load", "-i", str(fs), check=False)
+    assert res.returncode == 125 and "neither a docker archive" in res.stderr
+    daemon.cli("rmi", "told:1", "told:raw")
+
+
+def test_import_refuses_a_root_filesystem_that_could_never_be_unpacked(
+        daemon: Daemon, tmp_path: Path) -> None:
+    before = daemon.cli("images", "-q").stdout
+    device = io.BytesIO()
+    with tarfile.open(fileobj=device, mode="w") as tar:
+        info = tarfile.TarInfo("dev/null")
+        info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+        tar.addfile(info)
+    for data, words in [(device.getvalue(), "device node 'dev/null'"),
+                        (_tar([("../up", b"x", 0o644)]), "'../up' contains '..'"),
+                        (_tar([("/abs", b"x", 0o644)]), "absolute entry name '/abs'")]:
+        res = _berth(daemon, "import", "-", "never:1", data=data)
+        assert res.returncode == 125 and words in res.stderr.decode(), res.stderr
+        assert res.stderr.decode().count("\n") == 1  # one line, no traceback
+    assert daemon.cli("images", "-q").stdout == before

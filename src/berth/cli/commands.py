@@ -666,8 +666,8 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "version": cmd_version,
     "volume": cmd_volume,
 }
-for _name in ("image", "images", "pull", "build", "push", "commit", "save", "load", "history",
-              "tag", "rmi"):
+for _name in ("image", "images", "pull", "build", "push", "commit", "save", "load", "import",
+              "history", "tag", "rmi"):
     COMMANDS[_name] = image_commands.cmd_image
 COMMANDS["login"] = image_commands.cmd_login
 COMMANDS["logout"] = image_commands.cmd_logout

@@ -22,7 +22,7 @@ from berth.client import APIError, Client
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import Any
+    from typing import Any, BinaryIO
 
 IMAGE_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
     ("REPOSITORY", lambda r: r["repo"]), ("TAG", lambda r: r["tag"]),
@@ -230,6 +230,26 @@ def cmd_load(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(client: Client, args: argparse.Namespace) -> int:
+    """`import` (docker's): a root filesystem; `image import`: that, or an image archive."""
+    def send(stream: BinaryIO) -> list[dict[str, Any]]:
+        return client.images.import_tarball(stream, args.reference, args.change, args.message,
+                                            args.import_format)
+
+    if args.file == "-":
+        imported = send(sys.stdin.buffer)
+    else:
+        try:
+            with open(args.file, "rb") as f:
+                imported = send(f)
+        except OSError as e:
+            raise UsageError(f"cannot read {args.file}: {e.strerror}") from None
+    for img in imported:
+        print(img["id"] if args.import_format == "rootfs" else
+              f"Loaded image: {', '.join(img['tags']) or img['id']}")
+    return 0
+
+
 def cmd_commit(client: Client, args: argparse.Namespace) -> int:
     img = client.images.commit(args.container, args.repository, args.change, args.message,
                                args.author, args.pause == "true")
@@ -351,6 +371,6 @@ def cmd_image(client: Client, args: argparse.Namespace) -> int:
 IMAGE_HANDLERS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "ls": cmd_images, "pull": cmd_pull, "build": cmd_build, "push": cmd_push,
     "save": cmd_save, "load": cmd_load,
-    "import": cmd_load, "commit": cmd_commit, "history": cmd_history, "sign": cmd_sign,
+    "import": cmd_import, "commit": cmd_commit, "history": cmd_history, "sign": cmd_sign,
     "verify": cmd_verify, "policy": cmd_policy,
 }

@@ -145,6 +145,7 @@ COMMAND_HELP: dict[str, str] = {
     "commit": "make an image from a container's changes",
     "save": "write images to a tar archive",
     "load": "load images from a tar archive",
+    "import": "make an image from a root filesystem tarball (as `export` writes)",
     "history": "show an image's layers and how they were made",
     "tag": "name an image",
     "rmi": "remove images",
@@ -596,6 +597,19 @@ def _load(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
 
 
+def _import_args(fmt: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(p: argparse.ArgumentParser) -> None:
+        p.set_defaults(import_format=fmt)
+        p.add_argument("-c", "--change", action="append", default=[],
+                       help="Dockerfile instruction for the image's config: CMD, ENTRYPOINT, "
+                       "ENV, LABEL, EXPOSE, USER, WORKDIR, VOLUME, STOPSIGNAL")
+        p.add_argument("-m", "--message", default="", help="the image's history comment")
+        p.add_argument("file", help="path, or - for standard input")
+        p.add_argument("reference", nargs="?", help="NAME[:TAG] for the image")
+
+    return add
+
+
 def _history(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -647,8 +661,8 @@ IMAGE_VERBS = {
               lambda p: p.add_argument("-a", "--all", action="store_true")),
     "save": ("write images to a tar archive", _save),
     "load": ("load images from a tar archive", _load),
-    "import": ("import a docker-archive or OCI layout tarball",
-               lambda p: p.add_argument("file", help="path, or - for standard input")),
+    "import": ("import a root filesystem tarball as an image (or a docker-archive or OCI "
+               "layout's images)", _import_args("auto")),
     "commit": ("make an image from a container's changes", _commit),
     "build-base": ("build a base image from the host (offline)", None),
     "sign": ("sign an image in its registry", _sign),
@@ -728,6 +742,7 @@ _ARGS = {
     "build": _image_alias("build", _build), "push": _image_alias("push", _push),
     "login": _login_args, "logout": _logout_args,
     "commit": _image_alias("commit", _commit), "save": _image_alias("save", _save),
-    "load": _image_alias("load", _load), "history": _image_alias("history", _history),
+    "load": _image_alias("load", _load), "import": _image_alias("import", _import_args("rootfs")),
+    "history": _image_alias("history", _history),
     "tag": _image_alias("tag", _tag), "rmi": _image_alias("rm", _rmi),
 }

@@ -70,7 +70,21 @@ class Images:
         yield from _progress(resp)
 
     def import_archive(self, stream: BinaryIO) -> list[dict[str, Any]]:
-        return self._t.call("POST", "/v1/images/import", raw=read_chunks(stream))
+        """The images of a docker-archive or OCI-layout tarball (``load``)."""
+        return self._t.call("POST", "/v1/images/import", {"format": "archive"},
+                            raw=read_chunks(stream))
+
+    def import_tarball(self, stream: BinaryIO, reference: str | None = None,
+                       changes: list[str] | None = None, message: str = "",
+                       format: str = "auto") -> list[dict[str, Any]]:
+        """An image archive's images, or a root filesystem as a one-layer image (``import``;
+        format: auto, archive or rootfs)."""
+        params: dict[str, Any] = {"format": format, "change": changes or []}
+        if reference:
+            params["reference"] = reference
+        if message:
+            params["message"] = message
+        return self._t.call("POST", "/v1/images/import", params, raw=read_chunks(stream))
 
     def save(self, refs: list[str], format: str = "docker-archive") -> Iterator[bytes]:
         resp = self._t.open("GET", "/v1/images/save", {"ref": refs, "format": format})

@@ -379,6 +379,26 @@ def _commit(blobs: BlobStore, pending: list[_Pending]) -> list[ImageManifest]:
     return list(by_id.values())
 
 
+def holds_images(stream: BinaryIO, max_members: int = 1_000_000) -> bool:
+    """Is the tarball an image archive (a docker-archive's manifest.json or an OCI layout's
+    index.json at its top) rather than a root filesystem? Reads it through once, member
+    data unhashed and unkept; the caller rewinds it."""
+    reader = BoundedReader(decompressed(stream), "tarball")
+    try:
+        for count, (member, tf) in enumerate(iter_tar(reader), 1):
+            if count > max_members:
+                raise _bad(f"more than {max_members} members")
+            name = "/".join(p for p in member.name.split("/") if p not in ("", "."))
+            if name in ("manifest.json", "index.json"):
+                return True
+            data = tf.extractfile(member) if member.isreg() else None
+            while data is not None and data.read(1 << 20):
+                pass
+    except tarfile.TarError as exc:
+        raise InvalidArgument(f"not a tar archive: {exc}") from None
+    return False
+
+
 def import_archive(stream: BinaryIO, blobs: BlobStore, *,
                    limits: ArchiveLimits = ArchiveLimits()) -> list[ImageManifest]:
     """Import every image in a docker-archive or OCI-layout tarball (optionally gzip'd)."""

@@ -49,6 +49,46 @@ class UnpackLimits:
     max_name: int = 255
 
 
+def entry_parts(name: str, limits: UnpackLimits) -> list[str]:
+    """A tar entry's path inside the layer, as components; refuses a name that could
+    escape it or that breaks a bound."""
+    if "\x00" in name:
+        raise UnsafeContent(f"entry name contains a NUL byte: {name!r}")
+    if len(os.fsencode(name)) > limits.max_path:
+        raise UnsafeContent(f"entry name longer than max_path ({limits.max_path}): "
+                            f"{name[:80]!r}")
+    if name.startswith("/"):
+        raise UnsafeContent(f"absolute entry name {name!r}")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeContent(f"entry name {name!r} contains '..'")
+    if len(parts) > limits.max_depth:
+        raise UnsafeContent(f"entry {name[:80]!r} deeper than max_depth ({limits.max_depth})")
+    for p in parts:
+        if len(os.fsencode(p)) > limits.max_name:
+            raise UnsafeContent(f"entry name component longer than max_name "
+                                f"({limits.max_name}) in {name[:80]!r}")
+    return parts
+
+
+def check_entry(m: tarfile.TarInfo, limits: UnpackLimits) -> list[str]:
+    """The rules an entry must meet that need no filesystem (its name, a whiteout not used
+    as a directory, a type Berth unpacks); its path as components. Links are checked
+    against the tree when unpacked."""
+    parts = entry_parts(m.name, limits)
+    if any(p.startswith(".wh.") for p in parts[:-1]):
+        raise UnsafeContent(f"whiteout name used as a directory in {m.name!r}")
+    if not parts or parts[-1].startswith(".wh."):
+        return parts
+    if m.issparse():
+        raise UnsafeContent(f"sparse file {m.name!r} is not supported")
+    if m.ischr() or m.isblk():
+        raise UnsafeContent(f"device node {m.name!r} is not allowed in a layer")
+    if not (m.isreg() or m.isdir() or m.issym() or m.islnk() or m.isfifo()):
+        raise UnsafeContent(f"unsupported tar entry type {m.type!r} for {m.name!r}")
+    return parts
+
+
 def unpack_layer(stream: BinaryIO, target: Path, *, idmap: IdMapping | None,
                  limits: UnpackLimits = UnpackLimits()) -> str:
     """Extract a layer into ``target`` and return its diff_id (sha256 of the plain tar)."""
@@ -97,21 +137,17 @@ class _Extractor:
         self.entries += 1
         if self.entries > self.limits.max_entries:
             raise UnsafeContent(f"layer exceeds max_entries ({self.limits.max_entries})")
-        parts = self._entry_path(m.name)
+        parts = check_entry(m, self.limits)
         if m.isreg() and m.size:
             self._count_data(m)
         if not parts:
             self._skip_data(m, tf)  # the layer root itself ("./"): its metadata is ours
             return
-        if any(p.startswith(".wh.") for p in parts[:-1]):
-            raise UnsafeContent(f"whiteout name used as a directory in {m.name!r}")
         self._wait_for(tuple(parts))
         try:
             if parts[-1].startswith(".wh."):
                 self._skip_data(m, tf)
                 self._whiteout(m, parts)
-            elif m.issparse():
-                raise UnsafeContent(f"sparse file {m.name!r} is not supported")
             elif m.isreg():
                 self._file(m, parts, tf)
             elif m.isdir():
@@ -120,35 +156,12 @@ class _Extractor:
                 self._symlink(m, parts)
             elif m.islnk():
                 self._hardlink(m, parts)
-            elif m.isfifo():
+            else:  # check_entry lets no other type through
                 self._fifo(m, parts)
-            elif m.ischr() or m.isblk():
-                raise UnsafeContent(f"device node {m.name!r} is not allowed in a layer")
-            else:
-                raise UnsafeContent(f"unsupported tar entry type {m.type!r} for {m.name!r}")
         except OSError as exc:
             if exc.errno in _CONTENT_ERRNOS:
                 raise UnsafeContent(f"cannot extract {m.name!r}: {exc.strerror}") from None
             raise
-
-    def _entry_path(self, name: str) -> list[str]:
-        lim = self.limits
-        if "\x00" in name:
-            raise UnsafeContent(f"entry name contains a NUL byte: {name!r}")
-        if len(os.fsencode(name)) > lim.max_path:
-            raise UnsafeContent(f"entry name longer than max_path ({lim.max_path}): {name[:80]!r}")
-        if name.startswith("/"):
-            raise UnsafeContent(f"absolute entry name {name!r}")
-        parts = [p for p in name.split("/") if p not in ("", ".")]
-        if ".." in parts:
-            raise UnsafeContent(f"entry name {name!r} contains '..'")
-        if len(parts) > lim.max_depth:
-            raise UnsafeContent(f"entry {name[:80]!r} deeper than max_depth ({lim.max_depth})")
-        for p in parts:
-            if len(os.fsencode(p)) > lim.max_name:
-                raise UnsafeContent(f"entry name component longer than max_name "
-                                    f"({lim.max_name}) in {name[:80]!r}")
-        return parts
 
     def _count_data(self, m: tarfile.TarInfo) -> None:
         self.data_bytes += m.size
@@ -340,7 +353,7 @@ class _Extractor:
             os.close(parent)
 
     def _hardlink(self, m: tarfile.TarInfo, parts: list[str]) -> None:
-        src_parts = self._entry_path(m.linkname)
+        src_parts = entry_parts(m.linkname, self.limits)
         if not src_parts:
             raise UnsafeContent(f"hard link {m.name!r} has no target")
         self._wait_for(tuple(src_parts))

@@ -4,7 +4,7 @@ the offline base image. Registry work (pull, push, sign) is in routes/registries
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO, Literal, cast
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
@@ -14,11 +14,13 @@ from berth.api import views
 from berth.api.deps import Services, context, services
 from berth.api.listing import PAGED, SelectorParam, paged, paging
 from berth.api.spool import spool_body
+from berth.errors import InvalidArgument
 from berth.service.context import Context
 from berth.service.filters import parse_filters
 from berth.service.images import IMAGE_FILTERS, IMAGE_SORT
 from berth.service.paging import PageRequest
 from berth.service.selectors import parse_selector
+from berth.store.models import Image
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 Svc = Annotated[Services, Depends(services)]
@@ -64,16 +66,46 @@ def list_images(svc: Svc, ctx: Ctx, page: Page,
 
 
 @router.post("/import", status_code=201)
-async def import_archive(request: Request, svc: Svc, ctx: Ctx) -> list[dict]:
-    """The body is a docker-archive or OCI-layout tarball (optionally gzip'd)."""
+async def import_tarball(request: Request, svc: Svc, ctx: Ctx,
+                         format: Literal["auto", "archive", "rootfs"] = "auto",
+                         reference: Annotated[str | None, Query(max_length=512)] = None,
+                         change: Annotated[list[str] | None, Query()] = None,
+                         message: Annotated[str, Query(max_length=4096)] = "") -> list[dict]:
+    """The body is a docker-archive or OCI-layout tarball, whose images are imported, or a
+    root filesystem tarball (``docker import``), which becomes a one-layer image named
+    ``reference``, with ``change`` applied to its config; optionally gzip'd. auto: an
+    archive if a manifest.json or index.json is at the tarball's top."""
+    changes = change or []
+    if len(changes) > 100 or any(len(c) > 4096 for c in changes):
+        raise InvalidArgument("change: at most 100 changes of up to 4096 characters each")
     spool = await spool_body(request, svc.info["tmp"], limit=MAX_ARCHIVE,
-                             too_large="archive larger than 64 GiB",
-                             empty="empty body: send a docker-archive or OCI layout tarball")
+                             too_large="tarball larger than 64 GiB",
+                             empty="empty body: send an image archive or a root filesystem "
+                                   "tarball")
     try:
-        imported = await asyncio.to_thread(svc.images.import_archive, ctx, spool)
+        imported = await asyncio.to_thread(_import, svc, ctx, cast(BinaryIO, spool), format,
+                                           reference, changes, message)
     finally:
         spool.close()
     return [views.image(img, tags) for img, tags in imported]
+
+
+def _import(svc: Services, ctx: Context, spool: BinaryIO, format: str, reference: str | None,
+            changes: list[str], message: str) -> list[tuple[Image, list[str]]]:
+    from berth.image.archive import holds_images
+    from berth.service.rootfs import import_rootfs
+
+    if format == "auto":
+        format = "archive" if holds_images(spool) else "rootfs"
+        spool.seek(0)
+    if format == "archive":
+        if reference or changes or message:
+            raise InvalidArgument("an image archive names and configures its own images: a "
+                                  "reference, changes and a message apply to a root "
+                                  "filesystem tarball")
+        return svc.images.import_archive(ctx, spool)
+    img = import_rootfs(svc.images, ctx, spool, reference, changes, message)
+    return [(img, svc.images.tags_of(ctx, img.id))]
 
 
 @router.post("/build-base", status_code=201)
