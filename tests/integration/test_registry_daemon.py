@@ -155,6 +155,10 @@ def test_pull_multi_layer_image_with_whiteouts_through_an_index(env: Env) -> Non
         "architecture"] == "arm64"
     res = d.cli("pull", "--platform", "linux/s390x", env.ref("multi:both"), check=False)
     assert res.returncode == 125 and "linux/arm64" in res.stderr  # lists what exists
+    # run's --platform picks what it pulls; -q pulls without a word
+    res = d.cli("run", "--rm", "-q", "--pull", "always", "--platform", "linux/amd64",
+                env.ref("multi:both"), "/bin/busybox", "cat", "/etc/hello")
+    assert (res.stdout, res.stderr) == ("hello amd\n", "")
 
 
 def test_concurrent_pulls_download_each_blob_once(env: Env) -> None:

@@ -143,3 +143,39 @@ def test_event_action_filter_takes_dockers_health_status_prefix() -> None:
     assert wanted.matches({**event, "action": "health_status: healthy"})
     assert wanted.matches({**event, "action": "die"})
     assert not wanted.matches({**event, "action": "start"})
+
+
+@pytest.mark.parametrize("flags", [
+    ["--security-opt", "no-new-privileges"], ["--ipc", "shareable"], ["--runtime", "runc"],
+    ["--cgroupns", "private"], ["--userns", ""], ["--memory-swappiness", "-1"],
+    ["--platform", "linux/arm64/v8"], ["--volume-driver", "local"], ["--isolation", "default"],
+])
+def test_dockers_options_naming_berths_own_behaviour_are_taken(flags: list[str]) -> None:
+    args = build().parse_args(["run", *flags, "busybox"])
+    assert convert.container_spec(args)["image"] == "busybox"
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--pid", "host"], "--pid 'host' is not supported"),  # not --pids-limit's "invalid int"
+    (["--ipc", "host"], "--ipc 'host' is not supported"),
+    (["--uts", "host"], "--uts 'host'"), (["--userns", "host"], "--userns 'host'"),
+    (["--runtime", "crun"], "--runtime 'crun'"), (["--cgroupns", "host"], "--cgroupns 'host'"),
+    (["--security-opt", "seccomp=unconfined"], "--security-opt 'seccomp=unconfined'"),
+    (["--security-opt", "no-new-privileges", "--security-opt", "apparmor=x"], "apparmor=x"),
+    (["--privileged"], "--privileged"), (["--device", "/dev/kvm"], "--device"),
+    (["--memory-swappiness", "0"], "--memory-swappiness"),
+    (["--oom-kill-disable"], "--oom-kill-disable"),
+    (["--platform", "windows/amd64"], "Berth runs linux containers"),
+])
+def test_dockers_options_asking_for_more_are_refused_by_name(flags: list[str],
+                                                             words: str) -> None:
+    args = build().parse_args(["run", *flags, "busybox"])
+    with pytest.raises(convert.UsageError, match=words.replace("(", r"\(")):
+        convert.container_spec(args)
+
+
+def test_dockers_other_spellings_and_no_abbreviations() -> None:
+    args = build().parse_args(["run", "--net", "n1", "--net-alias", "a", "-c", "512", "x"])
+    assert (args.network, args.network_alias, args.cpu_shares) == ("n1", ["a"], 512)
+    with pytest.raises(SystemExit):  # argparse would have read it as --pids-limit
+        build().parse_args(["run", "--pids", "5", "x"])

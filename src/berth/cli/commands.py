@@ -149,7 +149,7 @@ def _run_attached(client: Client, spec: dict[str, Any], sig_proxy: bool,
 def _pulling(client: Client, args: argparse.Namespace, act: Callable[[], Any]) -> Any:
     """Docker's --pull: "missing" pulls an image the project lacks, then tries again."""
     if args.pull == "always":
-        image_commands.show_progress(client.images.pull(args.image), quiet=False)
+        image_commands.show_progress(client.images.pull(args.image, args.platform), args.quiet)
         return act()
     try:
         return act()
@@ -158,7 +158,7 @@ def _pulling(client: Client, args: argparse.Namespace, act: Callable[[], Any]) -
                 "no such image"):
             raise
     try:
-        image_commands.show_progress(client.images.pull(args.image), quiet=False)
+        image_commands.show_progress(client.images.pull(args.image, args.platform), args.quiet)
     except APIError as e:  # one line: what was missing, and why fetching it failed
         raise APIError(e.status, f"no such image {args.image} here, and pulling it failed: "
                        f"{e.message}", e.body) from None

@@ -211,8 +211,35 @@ def network_settings(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def check_fixed_settings(args: argparse.Namespace) -> None:
+    """docker's options that may only name what Berth does anyway (berth.fixedsettings)."""
+    from berth import fixedsettings as fixed
+
+    for setting in fixed.CHOICES:
+        value = getattr(args, setting.replace("-", "_"))
+        if value is not None and (why := fixed.refusal(setting, value)):
+            raise UsageError(f"--{setting} {why}")
+    for opt in args.security_opt:
+        if why := fixed.security_opt_refusal(opt):
+            raise UsageError(f"--security-opt {why}")
+    if args.privileged:
+        raise UsageError("--privileged is not supported by Berth: containers share their host "
+                         "with other projects' (add what it needs with --cap-add)")
+    if args.device:
+        raise UsageError("--device is not supported by Berth: containers get no host devices")
+    if args.memory_swappiness not in (None, -1):
+        raise UsageError("--memory-swappiness is not supported by Berth")
+    if args.oom_kill_disable:
+        raise UsageError("--oom-kill-disable is not supported by Berth: a container past its "
+                         "memory limit is OOM-killed")
+    if args.platform is not None and args.platform.split("/")[0] != "linux":
+        raise UsageError(f"--platform {args.platform!r}: Berth runs linux containers "
+                         "(linux/ARCH[/VARIANT])")
+
+
 def container_spec(args: argparse.Namespace) -> dict[str, Any]:
     """The POST /v1/containers body for `berth run` / `berth create`."""
+    check_fixed_settings(args)
     command = list(args.command)
     if command[:1] == ["--"]:
         command = command[1:]

@@ -22,10 +22,26 @@ def _limits(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-period", type=int, metavar="USEC",
                    help="with --cpu-quota: CPU time per period (default 100000)")
     p.add_argument("--cpu-quota", type=int, metavar="USEC", help="CPU time allowed per period")
-    p.add_argument("--cpu-shares", type=int)
+    p.add_argument("-c", "--cpu-shares", type=int)
     p.add_argument("--cpuset-cpus", metavar="LIST", help='CPUs it may use, e.g. "0-2,4"')
     p.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes it may use")
     p.add_argument("--pids-limit", type=int)
+
+
+def _fixed_settings(p: argparse.ArgumentParser) -> None:
+    """docker's options whose only values Berth honours are its own behaviour
+    (berth.fixedsettings): a docker command line naming them works, any other value is
+    refused by name."""
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="no-new-privileges (always on)")
+    for flag, values in (("ipc", "private|shareable"), ("pid", "private"), ("uts", "private"),
+                         ("userns", "private"), ("cgroupns", "private"), ("runtime", "runc"),
+                         ("isolation", "default"), ("volume-driver", "local")):
+        p.add_argument(f"--{flag}", metavar=values, help=argparse.SUPPRESS)
+    p.add_argument("--memory-swappiness", type=int, help=argparse.SUPPRESS)
+    for flag in ("--privileged", "--oom-kill-disable"):
+        p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--device", action="append", default=[], help=argparse.SUPPRESS)
 
 
 def _container_options(p: argparse.ArgumentParser) -> None:
@@ -54,10 +70,10 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
-    p.add_argument("--network", default="none",
+    p.add_argument("--network", "--net", default="none",
                    help="none (loopback only, the default) | host | bridge (the project's) | "
                    "a network's name | container:NAME (share that container's)")
-    p.add_argument("--network-alias", action="append", default=[], metavar="NAME",
+    p.add_argument("--network-alias", "--net-alias", action="append", default=[], metavar="NAME",
                    help="another name the container answers to on its network")
     p.add_argument("--ip", help="a fixed IPv4 address on the network")
     p.add_argument("-p", "--publish", action="append", default=[],
@@ -101,6 +117,10 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-healthcheck", action="store_true", help="disable the image's check")
     p.add_argument("--pull", choices=["missing", "always", "never"], default="missing",
                    help="pull the image from its registry first (default: when missing)")
+    p.add_argument("--platform", metavar="OS/ARCH",
+                   help="the platform to pull from a multi-platform image (linux/ARCH)")
+    p.add_argument("-q", "--quiet", action="store_true", help="pull without progress")
+    _fixed_settings(p)
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -264,6 +284,8 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
+        # docker takes no abbreviations: `--pid host` must not be read as `--pids-limit host`
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:

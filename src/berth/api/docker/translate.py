@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from berth import logopts
+from berth import fixedsettings, logopts
 from berth.api.docker.fields import Fields, is_zero, parse_size, unsupported
 from berth.api.docker.mounts import mounts
 from berth.api.errors import validation_message
@@ -22,7 +22,10 @@ __all__ = ["container_create", "container_update", "is_zero", "parse_size", "uns
 DEFAULT_CPU_PERIOD = 100_000
 # Network modes that are not a network of their own.
 BUILTIN_NETWORKS = ("bridge", "host", "none")
-_NNP = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
+# HostConfig fields that may only name Berth's own behaviour (berth.fixedsettings)
+_FIXED = {"IpcMode": "ipc", "CgroupnsMode": "cgroupns", "VolumeDriver": "volume-driver",
+          "Runtime": "runtime", "Isolation": "isolation", "PidMode": "pid", "UTSMode": "uts",
+          "UsernsMode": "userns"}
 
 # Config fields the translation reads; anything else must be at its zero value.
 _CONFIG_USED = {
@@ -37,10 +40,9 @@ _HOST_USED = {
     "Binds", "Mounts", "Tmpfs", "RestartPolicy", "AutoRemove", "CapAdd",
     "CapDrop", "ReadonlyRootfs", "Init", "Memory", "MemorySwap", "NanoCpus", "CpuQuota",
     "CpuPeriod", "CpuShares", "PidsLimit", "NetworkMode", "LogConfig", "ShmSize",
-    "MemorySwappiness", "SecurityOpt", "IpcMode", "CgroupnsMode", "VolumeDriver", "Runtime",
-    "Isolation", "PortBindings", "PublishAllPorts", "ExtraHosts", "Dns", "DnsSearch",
-    "DnsOptions", "Ulimits", "GroupAdd", "Sysctls", "CpusetCpus", "CpusetMems",
-    "MemoryReservation", "VolumesFrom", "OomScoreAdj",
+    "MemorySwappiness", "SecurityOpt", *_FIXED, "PortBindings", "PublishAllPorts",
+    "ExtraHosts", "Dns", "DnsSearch", "DnsOptions", "Ulimits", "GroupAdd", "Sysctls",
+    "CpusetCpus", "CpusetMems", "MemoryReservation", "VolumesFrom", "OomScoreAdj",
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
@@ -173,15 +175,11 @@ def _host_settings(host: Fields) -> None:
     if host.int("MemorySwappiness") not in (None, -1):
         raise unsupported("HostConfig.MemorySwappiness")
     for opt in host.strs("SecurityOpt") or []:
-        if opt not in _NNP:  # no-new-privileges is always on
-            raise InvalidArgument(f"HostConfig.SecurityOpt {opt!r} is not supported by Berth")
-    choices = {"IpcMode": ("", "private", "shareable"), "CgroupnsMode": ("", "private"),
-               "VolumeDriver": ("", "local"), "Runtime": ("", "runc"),
-               "Isolation": ("", "default")}
-    for key, allowed in choices.items():
-        value = host.str(key) or ""
-        if value not in allowed:
-            raise InvalidArgument(f"HostConfig.{key} {value!r} is not supported by Berth")
+        if why := fixedsettings.security_opt_refusal(opt):
+            raise InvalidArgument(f"HostConfig.SecurityOpt: {why}")
+    for key, setting in _FIXED.items():
+        if why := fixedsettings.refusal(setting, host.str(key) or ""):
+            raise InvalidArgument(f"HostConfig.{key}: {why}")
 
 
 def _log_config(log: Fields) -> dict[str, Any] | None:
