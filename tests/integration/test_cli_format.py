@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,16 +58,35 @@ def test_ps_format_and_ports(daemon: Daemon) -> None:
         d.cli("rm", "-f", "fmt-ps")
 
 
+PING_GATEWAY = "ping -c 3 -W 1 $(ip route | awk '/default/ {print $3}'); sleep 300"
+
+
 def test_stats_without_names_shows_every_running_container(daemon: Daemon) -> None:
     d = daemon
     d.cli("run", "-d", "--name", "st-up", "busybox", "sleep", "300")
     d.cli("create", "--name", "st-down", "busybox", "true")
+    d.cli("run", "-d", "--name", "st-net", "--network", "bridge", "busybox", "sh", "-c",
+          PING_GATEWAY)
+    d.cli("run", "-d", "--name", "st-host", "--network", "host", "busybox", "sleep", "300")
     try:
-        names = [row["name"] for row in json.loads(
-            d.cli("stats", "--no-stream", "-o", "json").stdout)]
-        assert "st-up" in names and "st-down" not in names
+        d.wait_for(lambda: d.client.containers.stats("st-net")["networks"].get(
+            "eth0", {}).get("tx_packets", 0) >= 3, what="the pings counted")
+        rows = {row["name"]: row for row in json.loads(
+            d.cli("stats", "--no-stream", "-o", "json").stdout)}
+        assert "st-up" in rows and "st-down" not in rows
+        assert rows["st-net"]["id"] == d.inspect("st-net")["id"]
+        assert rows["st-net"]["net_rx_bytes"] > 0 and rows["st-net"]["net_tx_bytes"] > 0
+        assert rows["st-up"]["net_tx_bytes"] == 0  # loopback only: not counted, as docker
+        assert d.client.containers.stats("st-host")["networks"] == {}  # the host's own
+        table = d.cli("stats", "--no-stream", "st-net").stdout.splitlines()
+        assert re.split(r"\s{2,}", table[0].strip()) == [
+            "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
+            "BLOCK I/O", "PIDS"]
+        line = d.cli("stats", "--no-stream", "--format", "{{.ID}} {{.NetIO}}", "st-net").stdout
+        short, rx, slash, tx = line.split()
+        assert short == rows["st-net"]["id"][:12] and slash == "/" and rx.endswith("B")
     finally:
-        d.cli("rm", "-f", "st-up", "st-down")
+        d.cli("rm", "-f", "st-up", "st-down", "st-net", "st-host")
 
 
 def test_system_df(daemon: Daemon) -> None:

@@ -76,5 +76,10 @@ def test_stats_document() -> None:
     assert second["precpu_stats"] == first["cpu_stats"]
     assert second["preread"] == first["read"]
     assert second["memory_stats"]["limit"] == 4096 and second["pids_stats"]["limit"] == 50
+    assert "networks" not in first  # none of its own (no network, or the host's): no key
+    eth0 = {"rx_bytes": 1, "rx_packets": 2, "rx_errors": 0, "rx_dropped": 0, "tx_bytes": 3,
+            "tx_packets": 4, "tx_errors": 0, "tx_dropped": 0}
+    assert stats_document(_row(), _raw(networks={"eth0": eth0}), None)["networks"] == {
+        "eth0": eth0}
     assert zero_stats(_row())["memory_stats"] == {}
     assert rfc3339(0.0) == "1970-01-01T00:00:00.000000000Z"

@@ -430,7 +430,8 @@ def _column(i: int) -> Callable[[list[str]], str]:
     return lambda row: row[i]
 
 
-def _stats_row(name: str, s: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, Any]:
+def _stats_row(name: str, s: dict[str, Any], prev: dict[str, Any] | None,
+               cid: str = "") -> dict[str, Any]:
     cpu = 0.0
     if prev is not None:
         d_cpu = s["cpu_usage_ns"] - prev["cpu_usage_ns"]
@@ -438,8 +439,11 @@ def _stats_row(name: str, s: dict[str, Any], prev: dict[str, Any] | None) -> dic
         if d_sys > 0:
             cpu = d_cpu / d_sys * s["online_cpus"] * 100
     limit = s.get("memory_limit")
-    return {"name": name, "cpu_percent": round(cpu, 2), "memory_usage": s["memory_usage"],
-            "memory_limit": limit, "pids": s["pids_current"],
+    networks = (s.get("networks") or {}).values()
+    return {"id": cid, "name": name, "cpu_percent": round(cpu, 2),
+            "memory_usage": s["memory_usage"], "memory_limit": limit, "pids": s["pids_current"],
+            "net_rx_bytes": sum(n["rx_bytes"] for n in networks),
+            "net_tx_bytes": sum(n["tx_bytes"] for n in networks),
             "io_read_bytes": s["io_read_bytes"], "io_write_bytes": s["io_write_bytes"]}
 
 
@@ -456,10 +460,22 @@ def _block_io(r: dict[str, Any]) -> str:
     return f"{human_size(r['io_read_bytes'])} / {human_size(r['io_write_bytes'])}"
 
 
-STATS_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
+def _net_io(r: dict[str, Any]) -> str:
+    return f"{human_size(r['net_rx_bytes'])} / {human_size(r['net_tx_bytes'])}"
+
+
+def _mem_perc(r: dict[str, Any]) -> str:
+    limit = r["memory_limit"]
+    return f"{r['memory_usage'] / limit * 100:.2f}%" if limit else "--"
+
+
+STATS_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [  # docker's, in docker's order
+    ("CONTAINER ID", lambda r: r["id"][:12]),
     ("NAME", lambda r: r["name"]),
     ("CPU %", _cpu_perc),
     ("MEM USAGE / LIMIT", _mem_usage),
+    ("MEM %", _mem_perc),
+    ("NET I/O", _net_io),
     ("BLOCK I/O", _block_io),
     ("PIDS", lambda r: r["pids"]),
 ]
@@ -467,10 +483,9 @@ STATS_COLUMNS: list[tuple[str, Callable[[dict], Any]]] = [
 
 def _stats_fields(r: dict[str, Any]) -> dict[str, Any]:
     """A stats row as docker's stats --format names its fields, beside Berth's own."""
-    limit = r["memory_limit"]
-    return {**r, "Container": r["name"], "Name": r["name"], "CPUPerc": _cpu_perc(r),
-            "MemUsage": _mem_usage(r), "BlockIO": _block_io(r), "PIDs": r["pids"],
-            "MemPerc": f"{r['memory_usage'] / limit * 100:.2f}%" if limit else "--"}
+    return {**r, "ID": r["id"][:12], "Container": r["name"], "Name": r["name"],
+            "CPUPerc": _cpu_perc(r), "MemUsage": _mem_usage(r), "MemPerc": _mem_perc(r),
+            "NetIO": _net_io(r), "BlockIO": _block_io(r), "PIDs": r["pids"]}
 
 
 def cmd_stats(client: Client, args: argparse.Namespace) -> int:
@@ -479,26 +494,30 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
     import time
 
     def sample() -> dict[str, dict[str, Any]]:
+        """name -> a reading, with the container's id (a stats reading does not carry it)."""
         if args.containers:
-            return {n: client.containers.stats(n) for n in args.containers}
+            return {n: {**client.containers.stats(n), "id": ids.get(n, "")}
+                    for n in args.containers}
         out = {}
         for c in client.containers.list(filters=["status=running"]):
             try:
-                out[c["name"]] = client.containers.stats(c["id"])
+                out[c["name"]] = {**client.containers.stats(c["id"]), "id": c["id"]}
             except APIError:  # stopped or removed since the listing
                 continue
         return out
 
+    ids = {n: client.containers.get(n)["id"] for n in args.containers}
     first = sample()
     while True:
         time.sleep(0.5 if args.no_stream else 1.0)
         second = sample()
-        rows = [_stats_row(n, s, first.get(n)) for n, s in second.items()]
+        rows = [_stats_row(n, s, first.get(n), s["id"]) for n, s in second.items()]
         if not args.no_stream and output_kind(args) in ("table", "template"):
             sys.stdout.write("\x1b[2J\x1b[H")
         emit_rows(rows, args, STATS_COLUMNS, _stats_fields,
                   {"cpuperc": "CPU %", "memusage": "MEM USAGE / LIMIT", "memperc": "MEM %",
-                   "blockio": "BLOCK I/O", "container": "CONTAINER"})
+                   "netio": "NET I/O", "blockio": "BLOCK I/O", "container": "CONTAINER",
+                   "id": "CONTAINER ID"})
         if args.no_stream:
             return 0
         first = second

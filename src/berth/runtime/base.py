@@ -209,6 +209,8 @@ class Stats:
     throttled_ns: int = 0
     memory_raw: int = 0  # usage including page cache (memory_usage leaves reclaimable cache out)
     memory_stat: dict[str, int] = field(default_factory=dict)  # memory.stat as the kernel has it
+    # per interface (loopback left out): rx_/tx_ bytes, packets, errors, dropped
+    networks: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import resource
@@ -41,6 +42,7 @@ from berth.runtime.oci.conmon import (
 from berth.runtime.oci.exec import RuncExec, build_exec_process
 from berth.runtime.oci.layout import LOG_NAME, ContainerLayout, check_id, exit_dir
 from berth.runtime.oci.logs import read_log_files
+from berth.runtime.oci.netstats import read_networks
 from berth.runtime.oci.observe import observe, read_exit, read_float
 from berth.runtime.oci.procutil import (
     conmon_alive,
@@ -376,8 +378,12 @@ class OciBackend(RuntimeBackend):
         return RuncExec(self.runc.base_args(), cid, process, workdir)
 
     def stats(self, cid: str) -> Stats:
-        self._require_running(cid)
-        return cgroups.read_stats(self._cgroup(cid))
+        state = self._require_running(cid)
+        sample = cgroups.read_stats(self._cgroup(cid))
+        pid = state.get("pid")
+        if not isinstance(pid, int) or pid <= 0:
+            return sample
+        return dataclasses.replace(sample, networks=read_networks(pid))
 
     def top(self, cid: str, ps_args: list[str] | None = None
             ) -> tuple[list[str], list[list[str]]]:
