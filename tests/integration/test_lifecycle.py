@@ -173,9 +173,30 @@ def test_restart_gives_a_new_process_and_keeps_the_filesystem(daemon: Daemon) ->
 def test_create_then_start_attached(daemon: Daemon) -> None:
     cid = daemon.cli("create", "--name", "lc-created", "busybox", "echo", "made").stdout.strip()
     assert daemon.inspect(cid)["state"]["status"] == "created"
+    assert daemon.cli("logs", "lc-created").stdout == ""  # never started: no output yet
     res = daemon.cli("start", "-a", "lc-created")
     assert res.stdout == "made\n" and res.returncode == 0
     daemon.cli("rm", "lc-created")
+
+
+@pytest.mark.parametrize("log_opts", [[], ["--log-opt", "max-file=1"],
+                                      ["--log-opt", "max-size=-1"]],
+                         ids=["kept-files", "one-file", "unbounded"])
+def test_start_attached_shows_this_runs_output_only(daemon: Daemon,
+                                                    log_opts: list[str]) -> None:
+    """docker's start -a and -ai: what this run writes, not what the runs before it wrote
+    (which the log keeps); -i gives it our input."""
+    daemon.cli("run", "--name", "lc-again", *log_opts, "busybox", "sh", "-c",
+               "echo run $(cat /proc/uptime)")
+    assert daemon.cli("start", "-a", "lc-again").stdout.count("run ") == 1
+    assert daemon.cli("logs", "lc-again").stdout.count("run ") == 2
+    daemon.cli("rm", "lc-again")
+    daemon.cli("run", "-i", "--name", "lc-cat", *log_opts, "busybox", "cat",
+               input=b"typed once\n")
+    res = daemon.cli("start", "-ai", "lc-cat", input=b"typed again\n")
+    assert (res.stdout, res.returncode) == ("typed again\n", 0)
+    assert daemon.cli("logs", "lc-cat").stdout == "typed once\ntyped again\n"
+    daemon.cli("rm", "lc-cat")
 
 
 def test_pause_freezes_and_unpause_thaws(daemon: Daemon) -> None:

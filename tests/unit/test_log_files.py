@@ -222,3 +222,20 @@ def test_newer_files_are_those_linked_after_the_given_one(tmp_path: Path) -> Non
     assert [p.name for p in logfiles.newer_files(log, first)] == ["ctr.log.2"]
     assert logfiles.newer_files(log, os.stat(log).st_ino) == []
     assert logfiles.newer_files(log, 1) == []  # not linked: nothing known after it
+
+
+def test_a_reader_from_the_end_sees_only_what_comes_after(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line("an earlier run"))
+    logfiles.link_current(log, 5)
+    alive = threading.Event()
+    alive.set()
+    reader = read_log_files(logfiles.files_in_order(log), follow=True, alive=alive.is_set,
+                            poll=0.01, newer=lambda inode: logfiles.newer_files(log, inode),
+                            from_end=True)
+    with log.open("ab") as f:  # written after the reader was made: seen
+        f.write(_line("now"))
+    _rotate(log, "the next file")
+    logfiles.link_current(log, 5)
+    alive.clear()
+    assert [r.data for r in reader] == [b"now\n", b"the next file\n"]

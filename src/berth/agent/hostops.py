@@ -84,6 +84,12 @@ class HostOps:
             if wanted(rec):
                 yield rec
 
+    async def logs_from_now(self, cid: str) -> AsyncIterator[LogRecord]:
+        """The output written after this returns, followed (call it before a start to get
+        that run's output, and none of the runs before it)."""
+        reader = await asyncio.to_thread(self.backend.read_logs, cid, True, True)
+        return _bridge(reader)
+
     async def exec(self, cid: str, spec: ExecSpec) -> ExecProcess:
         return await asyncio.to_thread(self.backend.exec, cid, spec)
 

@@ -191,11 +191,20 @@ def cmd_create(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_start(client: Client, args: argparse.Namespace) -> int:
-    if args.attach:
+    """start -a: this run's output (not an earlier run's) and exit code; -i: with our input
+    too, on its terminal when it has one, as `run -it` (the detach keys leave it running)."""
+    if args.attach or args.interactive:
         if len(args.containers) != 1:
-            raise convert.UsageError("start --attach takes exactly one container")
+            raise convert.UsageError("start --attach and --interactive take exactly one "
+                                     "container")
+        keys = _detach_keys(args)
         box = client.containers.get(args.containers[0])
-        with _signals_to(client, args.sig_proxy and not box["config"].get("tty"), box["id"]):
+        tty = bool(box["config"].get("tty"))
+        with _signals_to(client, args.sig_proxy and not tty, box["id"]):
+            if args.interactive:
+                from berth.cli.interactive import run_interactive
+
+                return run_interactive(client, box, tty, keys)
             return _stream_until_exit(client.containers.start_attached(box["id"]))
     return each(args.containers, client.containers.start)
 

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         build().print_help()
         sys.exit(0)
     from berth.client import APIError
+    from berth.client.wire import ProtocolError
 
     try:
         if args.cmd in LOCAL:  # no daemon involved
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(e.message, e.body.get("exit_code") if e.body else None)
     except UsageError as e:
         _fail(str(e))
+    except ProtocolError as e:  # berthd's answer broke off (it stopped, or failed mid-stream)
+        _fail(f"the answer from berthd broke off: {e}")
     except KeyboardInterrupt:
         code = 130
     except BrokenPipeError:

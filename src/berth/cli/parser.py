@@ -375,8 +375,12 @@ def _create(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
 
 
 def _start(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
-    p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("-a", "--attach", action="store_true",
+                   help="stream its output until it exits; its exit code is ours")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="attached, with our input as its (start -ai: back into a shell)")
     _sig_proxy(p)
+    _detach_keys(p)
     p.add_argument("containers", nargs="+")
 
 

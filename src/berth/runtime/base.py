@@ -290,9 +290,11 @@ class RuntimeBackend(ABC):
         """Change limits of a live container."""
 
     @abstractmethod
-    def read_logs(self, cid: str, follow: bool = False) -> Iterator[LogRecord]:
+    def read_logs(self, cid: str, follow: bool = False,
+                  from_end: bool = False) -> Iterator[LogRecord]:
         """The container's log from the beginning; with follow, keep yielding until the
-        container's monitor has exited and the log is drained."""
+        container's monitor has exited and the log is drained. from_end: only what is
+        written after this call returns (called before a start: that run's output)."""
 
     @abstractmethod
     def attach_socket(self, cid: str) -> Path:

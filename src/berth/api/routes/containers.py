@@ -168,11 +168,12 @@ async def action(ref: str, action_id: ActionId, svc: Svc, ctx: Ctx, wait: bool =
 
 @router.post("/{ref}/start", responses=ATTACHED)
 async def start(ref: str, svc: Svc, ctx: Ctx, wait: bool = False, attach: bool = False) -> Any:
-    act = svc.containers.start(ctx, ref)
-    if attach:
+    if attach:  # this run's output only, read from before the start so none is missed
+        records = await svc.hostops.logs_from_now(svc.containers.get(ctx, ref).id)
+        act = svc.containers.start(ctx, ref)
         await _answer(svc, ctx, act, True)
-        return attached_output(svc, ctx, act.container_id)
-    return await _answer(svc, ctx, act, wait, ref)
+        return attached_output(svc, ctx, act.container_id, records)
+    return await _answer(svc, ctx, svc.containers.start(ctx, ref), wait, ref)
 
 
 @router.post("/{ref}/stop", responses=QUEUED)

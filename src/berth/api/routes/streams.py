@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import struct
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
@@ -25,7 +26,7 @@ from berth.api.auth import authenticate
 from berth.api.deps import Services, context, services
 from berth.api.fdio import read_chunk, write_all
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
-from berth.runtime.base import ExecSpec
+from berth.runtime.base import ExecSpec, LogRecord
 from berth.service.context import Context
 from berth.service.specs import ExecRequest
 
@@ -66,11 +67,14 @@ async def logs(ref: str, svc: Svc, ctx: Ctx, follow: bool = False, tail: str = "
     return StreamingResponse(body(), media_type=MULTIPLEXED)
 
 
-def attached_output(svc: Services, ctx: Context, cid: str) -> StreamingResponse:
-    """The container's output until it exits, then an exit frame (for attached `run`)."""
+def attached_output(svc: Services, ctx: Context, cid: str,
+                    records: AsyncIterator[LogRecord] | None = None) -> StreamingResponse:
+    """The container's output until it exits, then an exit frame (for attached `run`).
+    records: the output to send (hostops.logs_from_now, read before a start); default, the
+    whole log (a container that has only ever run once)."""
 
     async def body() -> Any:
-        async for rec in svc.hostops.logs(cid, follow=True):
+        async for rec in records or svc.hostops.logs(cid, follow=True):
             yield frame(STREAM_IDS[rec.stream], rec.data)
         yield frame(EXIT_FRAME, json.dumps(await _final_exit(svc, ctx, cid)).encode())
 
@@ -279,7 +283,9 @@ async def attach_ws(ws: WebSocket, ref: str, start: bool = False, logs: bool = T
     try:
         ctx = authenticate(ws, write=True)
         row = svc.containers.get(ctx, ref)
-        if start:
+        records = None
+        if start:  # this run's output: none of an earlier run's (`start -ai` after `run -it`)
+            records = await svc.hostops.logs_from_now(row.id)
             act = svc.containers.start(ctx, row.id)
             done = await svc.containers.wait_action(ctx, act.id, 3600)
             if done is not None and done.state == "error" and done.error_status != 304:
@@ -289,7 +295,7 @@ async def attach_ws(ws: WebSocket, ref: str, start: bool = False, logs: bool = T
     except BerthError as e:
         await _ws_error(ws, e.message)
         return
-    output = asyncio.create_task(_send_output(ws, svc, ctx, row.id, logs))
+    output = asyncio.create_task(_send_output(ws, svc, ctx, row.id, logs, records))
     # Always listen: stdin goes to the container (when it has stdin open), and a client that
     # goes away (detach keys, ^C) ends the session at once instead of at the next output.
     listener = asyncio.create_task(_listen_to_client(ws, svc, row.id, row.spec.get("stdin_open")))
@@ -304,8 +310,10 @@ async def attach_ws(ws: WebSocket, ref: str, start: bool = False, logs: bool = T
 
 
 async def _send_output(ws: WebSocket, svc: Services, ctx: Context, cid: str,
-                       logs: bool) -> None:
-    async for rec in svc.hostops.logs(cid, follow=True, tail=None if logs else 0):
+                       logs: bool, records: AsyncIterator[LogRecord] | None) -> None:
+    if records is None:
+        records = svc.hostops.logs(cid, follow=True, tail=None if logs else 0)
+    async for rec in records:
         await ws.send_bytes(bytes([STREAM_IDS[rec.stream]]) + rec.data)
     final = await _final_exit(svc, ctx, cid)
     await ws.send_text(json.dumps({"exit_code": final.get("exit_code") or 0}))

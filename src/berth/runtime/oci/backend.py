@@ -416,14 +416,22 @@ class OciBackend(RuntimeBackend):
         if len(args) > 1:
             self.runc.run(*args, cid)
 
-    def read_logs(self, cid: str, follow: bool = False) -> Iterator[LogRecord]:
+    def read_logs(self, cid: str, follow: bool = False,
+                  from_end: bool = False) -> Iterator[LogRecord]:
         lay = self._layout(cid)
-        if not lay.dir.exists():
-            raise NotFound(f"no such container: {cid}")
-        pid = read_pidfile(lay.conmon_pidfile)
-        return read_log_files(logfiles.files_in_order(lay.log), follow,
-                              alive=lambda: conmon_alive(pid, cid),
-                              newer=lambda inode: logfiles.newer_files(lay.log, inode))
+        if not lay.dir.exists() and not from_end:
+            return (record for record in ())  # not made here yet (never started): no output
+        if from_end:  # read before a start: the monitor to watch is the one it makes
+            def alive() -> bool:
+                return conmon_alive(read_pidfile(lay.conmon_pidfile), cid)
+        else:  # this run's: a follower ends when it does, as docker's logs -f
+            pid = read_pidfile(lay.conmon_pidfile)
+
+            def alive() -> bool:
+                return conmon_alive(pid, cid)
+        return read_log_files(logfiles.files_in_order(lay.log), follow, alive=alive,
+                              newer=lambda inode: logfiles.newer_files(lay.log, inode),
+                              from_end=from_end)
 
     def attach_socket(self, cid: str) -> Path:
         lay = self._layout(cid)

@@ -151,21 +151,13 @@ def _complete_lines(path: Path, alive: Callable[[], bool], follow: bool, poll: f
             handle.close()
 
 
-def _lines(paths: list[Path], alive: Callable[[], bool], follow: bool, poll: float,
+def _lines(older: list[BinaryIO], current: BinaryIO | None, path: Path,
+           alive: Callable[[], bool], follow: bool, poll: float,
            newer: Callable[[int], list[Path]]) -> Iterator[bytes | None]:
-    """Every file is opened before any is read, so that one removed meanwhile (the oldest
-    beyond the limit, or all of them with their container) is still read whole if it was
-    there when reading began; the older files are no longer written and are read to the end,
-    the last one is read as it grows."""
-    handles = []
-    for older in paths[:-1]:
-        with contextlib.suppress(FileNotFoundError):
-            handles.append(older.open("rb"))
-    current: BinaryIO | None = None
-    with contextlib.suppress(FileNotFoundError):
-        current = paths[-1].open("rb")
+    """The older files are no longer written and are read to the end; the last one (at
+    path) is read as it grows."""
     try:
-        for handle in handles:
+        for handle in older:
             for line in handle:
                 yield line.rstrip(b"\n")
     except BaseException:  # e.g. the reader went away: _complete_lines never gets current
@@ -173,9 +165,9 @@ def _lines(paths: list[Path], alive: Callable[[], bool], follow: bool, poll: flo
             current.close()
         raise
     finally:
-        for handle in handles:
+        for handle in older:
             handle.close()
-    yield from _complete_lines(paths[-1], alive, follow, poll, newer, current)
+    yield from _complete_lines(path, alive, follow, poll, newer, current)
 
 
 def _none_known(inode: int) -> list[Path]:
@@ -184,10 +176,26 @@ def _none_known(inode: int) -> list[Path]:
 
 def read_log_files(paths: list[Path], follow: bool = False,
                    alive: Callable[[], bool] = lambda: False, poll: float = POLL_INTERVAL,
-                   newer: Callable[[int], list[Path]] = _none_known) -> Iterator[LogRecord]:
+                   newer: Callable[[int], list[Path]] = _none_known,
+                   from_end: bool = False) -> Iterator[LogRecord]:
     """A log kept in several files, oldest first; only the last one is still written.
-    newer(inode) names the files begun after the one with that inode, oldest first."""
-    return parse_lines(_lines(paths, alive, follow, poll, newer))
+    newer(inode) names the files begun after the one with that inode, oldest first.
+
+    Every file is opened now, before any is read, so that one removed meanwhile (the oldest
+    beyond the limit, or all of them with their container) is still read whole if it was
+    there when this was called. from_end: only what is written from now on (the reader is
+    at the end of the current file when this returns, so a start that follows misses
+    nothing and repeats nothing)."""
+    older = []
+    for path in [] if from_end else paths[:-1]:
+        with contextlib.suppress(FileNotFoundError):
+            older.append(path.open("rb"))
+    current: BinaryIO | None = None
+    with contextlib.suppress(FileNotFoundError):
+        current = paths[-1].open("rb")
+        if from_end:
+            current.seek(0, os.SEEK_END)
+    return parse_lines(_lines(older, current, paths[-1], alive, follow, poll, newer))
 
 
 def read_log_file(path: Path, follow: bool = False, alive: Callable[[], bool] = lambda: False,
