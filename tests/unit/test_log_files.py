@@ -171,23 +171,34 @@ def test_a_forgotten_directory_is_no_longer_watched(tmp_path: Path) -> None:
     assert len(logfiles.kept(log)) == 2
 
 
-def _follow(log: Path, alive: threading.Event) -> Iterator[bytes]:
+def _linked_log(tmp_path: Path, text: str) -> Path:
+    """A log's first file, linked as the keeper links it."""
+    log = tmp_path / "ctr.log"
+    log.write_bytes(_line(text))
+    logfiles.link_current(log, 5)
+    return log
+
+
+def _rotate_linked(log: Path, text: str) -> None:
+    _rotate(log, text)
+    logfiles.link_current(log, 5)
+
+
+def _follow(log: Path, alive: threading.Event, from_end: bool = False) -> Iterator[bytes]:
+    alive.set()
     records = read_log_files(logfiles.files_in_order(log), follow=True, alive=alive.is_set,
-                             poll=0.01, newer=lambda inode: logfiles.newer_files(log, inode))
+                             poll=0.01, newer=lambda inode: logfiles.newer_files(log, inode),
+                             from_end=from_end)
     return (r.data for r in records)
 
 
 def test_a_follower_that_missed_two_new_files_reads_both_in_order(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    log.write_bytes(_line("a"))
-    logfiles.link_current(log, 5)
+    log = _linked_log(tmp_path, "a")
     alive = threading.Event()
-    alive.set()
     follower = _follow(log, alive)
     assert next(follower) == b"a\n"
     for text in ("b", "c"):  # both while the follower is not looking
-        _rotate(log, text)
-        logfiles.link_current(log, 5)
+        _rotate_linked(log, text)
     assert next(follower) == b"b\n"
     assert next(follower) == b"c\n"
     with log.open("ab") as f:
@@ -199,43 +210,30 @@ def test_a_follower_that_missed_two_new_files_reads_both_in_order(tmp_path: Path
 
 def test_a_follower_behind_when_the_writer_exits_still_reads_the_newer_files(
         tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    log.write_bytes(_line("a"))
-    logfiles.link_current(log, 5)
+    log = _linked_log(tmp_path, "a")
     alive = threading.Event()
-    alive.set()
     follower = _follow(log, alive)
     assert next(follower) == b"a\n"
-    _rotate(log, "b")
-    logfiles.link_current(log, 5)
+    _rotate_linked(log, "b")
     alive.clear()
     assert list(follower) == [b"b\n"]
 
 
 def test_newer_files_are_those_linked_after_the_given_one(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    log.write_bytes(_line("a"))
-    logfiles.link_current(log, 5)
+    log = _linked_log(tmp_path, "a")
     first = os.stat(log).st_ino
-    _rotate(log, "b")
-    logfiles.link_current(log, 5)
+    _rotate_linked(log, "b")
     assert [p.name for p in logfiles.newer_files(log, first)] == ["ctr.log.2"]
     assert logfiles.newer_files(log, os.stat(log).st_ino) == []
     assert logfiles.newer_files(log, 1) == []  # not linked: nothing known after it
 
 
 def test_a_reader_from_the_end_sees_only_what_comes_after(tmp_path: Path) -> None:
-    log = tmp_path / "ctr.log"
-    log.write_bytes(_line("an earlier run"))
-    logfiles.link_current(log, 5)
+    log = _linked_log(tmp_path, "an earlier run")
     alive = threading.Event()
-    alive.set()
-    reader = read_log_files(logfiles.files_in_order(log), follow=True, alive=alive.is_set,
-                            poll=0.01, newer=lambda inode: logfiles.newer_files(log, inode),
-                            from_end=True)
+    reader = _follow(log, alive, from_end=True)
     with log.open("ab") as f:  # written after the reader was made: seen
         f.write(_line("now"))
-    _rotate(log, "the next file")
-    logfiles.link_current(log, 5)
+    _rotate_linked(log, "the next file")
     alive.clear()
-    assert [r.data for r in reader] == [b"now\n", b"the next file\n"]
+    assert list(reader) == [b"now\n", b"the next file\n"]
