@@ -439,8 +439,7 @@ def _column(i: int) -> Callable[[list[str]], str]:
     return lambda row: row[i]
 
 
-def _stats_row(name: str, s: dict[str, Any], prev: dict[str, Any] | None,
-               cid: str = "") -> dict[str, Any]:
+def _stats_row(name: str, s: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, Any]:
     cpu = 0.0
     if prev is not None:
         d_cpu = s["cpu_usage_ns"] - prev["cpu_usage_ns"]
@@ -449,7 +448,7 @@ def _stats_row(name: str, s: dict[str, Any], prev: dict[str, Any] | None,
             cpu = d_cpu / d_sys * s["online_cpus"] * 100
     limit = s.get("memory_limit")
     networks = (s.get("networks") or {}).values()
-    return {"id": cid, "name": name, "cpu_percent": round(cpu, 2),
+    return {"id": s["id"], "name": name, "cpu_percent": round(cpu, 2),
             "memory_usage": s["memory_usage"], "memory_limit": limit, "pids": s["pids_current"],
             "net_rx_bytes": sum(n["rx_bytes"] for n in networks),
             "net_tx_bytes": sum(n["tx_bytes"] for n in networks),
@@ -520,7 +519,7 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
     while True:
         time.sleep(0.5 if args.no_stream else 1.0)
         second = sample()
-        rows = [_stats_row(n, s, first.get(n), s["id"]) for n, s in second.items()]
+        rows = [_stats_row(n, s, first.get(n)) for n, s in second.items()]
         if not args.no_stream and output_kind(args) in ("table", "template"):
             sys.stdout.write("\x1b[2J\x1b[H")
         emit_rows(rows, args, STATS_COLUMNS, _stats_fields,

@@ -8,6 +8,7 @@ referenced blobs committed, so a bad archive leaves nothing in the store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import posixpath
@@ -381,16 +382,16 @@ def _commit(blobs: BlobStore, pending: list[_Pending]) -> list[ImageManifest]:
 
 def holds_images(stream: BinaryIO, max_members: int = 1_000_000) -> bool:
     """Is the tarball an image archive (a docker-archive's manifest.json or an OCI layout's
-    index.json at its top) rather than a root filesystem? Reads it through once, member
-    data unhashed and unkept; the caller rewinds it."""
+    index.json at its top) rather than a root filesystem? Reads it through once, keeping
+    nothing; the caller rewinds it. A name that could escape is the import's to refuse."""
     reader = BoundedReader(decompressed(stream), "tarball")
     try:
         for count, (member, tf) in enumerate(iter_tar(reader), 1):
             if count > max_members:
                 raise _bad(f"more than {max_members} members")
-            name = "/".join(p for p in member.name.split("/") if p not in ("", "."))
-            if name in ("manifest.json", "index.json"):
-                return True
+            with contextlib.suppress(UnsafeContent):
+                if _member_name(member.name) in ("manifest.json", "index.json"):
+                    return True
             data = tf.extractfile(member) if member.isreg() else None
             while data is not None and data.read(1 << 20):
                 pass

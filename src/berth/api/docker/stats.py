@@ -75,8 +75,7 @@ def stats_document(row: Container, raw: dict[str, Any],
                          "limit": raw.get("memory_limit") or host_memory()},
         "name": "/" + row.name,
         "id": row.id,
-        **({"networks": {name: dict(counters) for name, counters in raw["networks"].items()}}
-           if raw.get("networks") else {}),
+        **({"networks": raw["networks"]} if raw.get("networks") else {}),
     }
 
 
