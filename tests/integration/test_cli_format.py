@@ -195,3 +195,56 @@ def test_listings_take_dockers_format(daemon: Daemon) -> None:
     finally:
         d.cli("rm", "-f", "lf-box")
         d.cli("volume", "rm", "lf-vol")
+
+
+SIZE = re.compile(r"^(\S+) \(virtual (\S+)\)$")
+
+
+def test_ps_and_inspect_show_what_a_container_takes_on_disk(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("run", "--name", "fmt-size", "busybox", "sh", "-c", "head -c 3000000 /dev/zero > /big")
+    try:
+        shown = json.loads(d.cli("inspect", "-s", "fmt-size").stdout)
+        image = json.loads(d.cli("image", "inspect", "busybox").stdout)
+        assert 3_000_000 <= shown["size_rw"] < 3_200_000  # blocks, as du counts them
+        assert shown["size_root_fs"] == shown["size_rw"] + image["size"]
+        assert "size_rw" not in d.inspect("fmt-size")  # walked only when asked for
+        only = ["-a", "--filter", "name=fmt-size"]
+        header, row = d.cli("ps", "-s", *only).stdout.splitlines()
+        assert header.split()[-1] == "SIZE"
+        assert re.search(r"3(\.\d+)?MB \(virtual \d", row), row
+        assert "SIZE" not in d.cli("ps", *only).stdout
+        # A template that shows the size asks for it, as docker's.
+        size = d.cli("ps", *only, "--format", "{{.Size}}").stdout.strip()
+        assert SIZE.match(size) and size.startswith("3"), size
+    finally:
+        d.cli("rm", "-f", "fmt-size")
+
+
+def test_inspect_finds_an_object_of_any_kind(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("volume", "create", "fmt-any")
+    d.cli("create", "--name", "fmt-any", "busybox", "true")
+    try:
+        image_id = json.loads(d.cli("image", "inspect", "busybox").stdout)["id"]
+        assert d.cli("inspect", "-f", "{{.id}}", "busybox").stdout == f"{image_id}\n"
+        assert d.cli("inspect", "-f", "{{.name}} {{.driver}}", "bridge").stdout == \
+            "bridge bridge\n"
+        # A container and a volume of one name: the container, unless --type says otherwise.
+        assert d.cli("inspect", "-f", "{{.image}}", "fmt-any").stdout == "busybox\n"
+        assert d.cli("inspect", "--type", "volume", "-f", "{{.name}} {{.driver}}",
+                     "fmt-any").stdout == "fmt-any local\n"
+        # One of each kind at once, in the order asked.
+        both = json.loads(d.cli("inspect", "busybox", "bridge").stdout)
+        assert [both[0]["id"], both[1]["name"]] == [image_id, "bridge"]
+        res = d.cli("inspect", "fmt-any", "no-such-thing", "Not:A:Ref", check=False)
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        assert res.stderr.splitlines() == ["berth: no such object: no-such-thing",
+                                           "berth: no such object: Not:A:Ref"]
+        assert [o["name"] for o in json.loads(res.stdout)] == ["fmt-any"]
+        res = d.cli("inspect", "--type", "image", "fmt-any", check=False)
+        assert res.returncode == 1 and "fmt-any" in res.stderr and res.stdout == "[]\n"
+        refused(d.cli("inspect", "--type", "plugin", "x", check=False), "--type", "plugin")
+    finally:
+        d.cli("rm", "-f", "fmt-any")
+        d.cli("volume", "rm", "fmt-any")

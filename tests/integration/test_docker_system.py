@@ -193,11 +193,34 @@ def test_system_df(daemon: Daemon) -> None:
         [ctr] = [c for c in usage["Containers"] if c["Id"] == box["id"]]
         assert ctr["Names"] == [f"/{box['name']}"] and ctr["SizeRw"] >= 0
         [img] = [i for i in usage["Images"] if "busybox:latest" in i["RepoTags"]]
+        assert ctr["SizeRootFs"] == ctr["SizeRw"] + img["Size"]
         assert img["Containers"] >= 1 and usage["LayersSize"] >= img["Size"] > 0
         assert usage["BuildCache"] == []
         summary = docker(d, "system", "df").stdout
         assert "Local Volumes" in summary and "Images" in summary
     docker(d, "volume", "rm", "dfvol")
+
+
+def test_ps_and_inspect_with_size_report_the_writable_layer(daemon: Daemon) -> None:
+    d = daemon
+    api = dockerpy(d).api
+    box = api.create_container("busybox", ["sh", "-c", "head -c 3000000 /dev/zero > /big"])
+    try:
+        api.start(box["Id"])
+        assert api.wait(box["Id"])["StatusCode"] == 0
+        image = api.inspect_image("busybox")
+        [shown] = docker_json(d, "inspect", "-s", box["Id"])
+        assert 3_000_000 <= shown["SizeRw"] < 3_200_000
+        assert shown["SizeRootFs"] == shown["SizeRw"] + image["Size"]
+        assert "SizeRw" not in api.inspect_container(box["Id"])  # walked only when asked for
+        [listed] = api.containers(all=True, size=True, filters={"id": box["Id"]})
+        assert (listed["SizeRw"], listed["SizeRootFs"]) == (shown["SizeRw"],
+                                                           shown["SizeRootFs"])
+        assert "SizeRw" not in api.containers(all=True, filters={"id": box["Id"]})[0]
+        out = docker(d, "ps", "-a", "-s", "--filter", f"id={box['Id']}").stdout
+        assert "SIZE" in out.splitlines()[0] and "3MB (virtual" in out, out
+    finally:
+        api.remove_container(box["Id"], force=True)
 
 
 # -- registry login: a daemon of its own, trusting a loopback htpasswd registry --------------

@@ -27,10 +27,14 @@ def ports(net: Any) -> list[dict[str, Any]]:
              "host_port": p.host_port} for p in net.ports]
 
 
-def container(row: Container, net: Any = None) -> dict[str, Any]:
-    """``net``: its endpoints.NetState (a pod member's is its pod's), when the caller has it."""
+def container(row: Container, net: Any = None,
+              size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """``net``: its endpoints.NetState (a pod member's is its pod's), when the caller has it;
+    ``size``: (bytes of its writable layer, those and its image's), when asked for."""
     spec = dict(row.spec)
     extra = {} if net is None else {"networks": networks(net), "ports": ports(net)}
+    if size is not None:
+        extra.update(size_rw=size[0], size_root_fs=size[1])
     return {
         "id": row.id,
         "name": row.name,

@@ -252,7 +252,31 @@ def cmd_wait(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(client: Client, args: argparse.Namespace) -> int:
-    return inspect_each(args.containers, client.containers.get, _fmt(args), args.format)
+    """docker inspect: an object of any kind, the first found in INSPECT_TYPES' order (the
+    names of different kinds may be alike), or only of --type."""
+    from berth.cli.parser import INSPECT_TYPES
+
+    getters: dict[str, Callable[[str], Any]] = {
+        "container": lambda name: client.containers.get(name, size=args.size),
+        "image": client.images.get, "network": client.networks.get,
+        "volume": client.volumes.get, "pod": client.pods.get, "service": client.services.get}
+    if args.type is not None:
+        return inspect_each(args.objects, getters[args.type], _fmt(args), args.format)
+    return inspect_each(args.objects,
+                        lambda name: first_found([getters[k] for k in INSPECT_TYPES], name),
+                        _fmt(args), args.format)
+
+
+def first_found(getters: list[Callable[[str], Any]], name: str) -> Any:
+    """What the first getter that knows ``name`` answers; a name one kind refuses (400: not
+    a valid image reference, say) is looked for among the next kinds."""
+    for get in getters:
+        try:
+            return get(name)
+        except APIError as e:
+            if e.status not in (400, 404):
+                raise
+    raise APIError(404, f"no such object: {name}")
 
 
 def cmd_ps(client: Client, args: argparse.Namespace) -> int:
@@ -260,7 +284,10 @@ def cmd_ps(client: Client, args: argparse.Namespace) -> int:
     if last is not None and last < 0:
         raise convert.UsageError(f"invalid --last {last}: a number of containers")
     # Newest first, as the API lists them: -n/-l look at every state, as docker's do.
-    rows = client.containers.list(all=args.all or last is not None, filters=args.filter)
+    # As docker's: a template that shows the size asks for it.
+    size = args.size or ".Size" in (args.format or "")
+    rows = client.containers.list(all=args.all or last is not None, filters=args.filter,
+                                  size=size)
     if last is not None:
         rows = rows[:last]
     width = None if args.no_trunc else 12
@@ -268,8 +295,10 @@ def cmd_ps(client: Client, args: argparse.Namespace) -> int:
         for c in rows:
             print(c["id"][:width])
         return 0
-    emit_rows(rows, args, FULL_CONTAINER_COLUMNS if args.no_trunc else CONTAINER_COLUMNS,
-              ps_fields, PS_TITLES)
+    columns = FULL_CONTAINER_COLUMNS if args.no_trunc else CONTAINER_COLUMNS
+    if args.size:
+        columns = [*columns, ("SIZE", size_text)]
+    emit_rows(rows, args, columns, ps_fields, PS_TITLES)
     return 0
 
 
@@ -282,8 +311,15 @@ def ps_fields(c: dict[str, Any]) -> dict[str, Any]:
             "Command": _command(c, 20),
             "CreatedAt": c["created"], "RunningFor": ago(c["created"]),
             "Ports": ports_text(c), "State": c["state"]["status"], "Status": status_text(c),
-            "Names": c["name"], "Labels": labels_text(c.get("labels")),
+            "Names": c["name"], "Labels": labels_text(c.get("labels")), "Size": size_text(c),
             "Networks": ",".join(sorted(c.get("networks") or {}))}
+
+
+def size_text(c: dict[str, Any]) -> str:
+    """docker ps -s: the writable layer's size and, in brackets, that and the image's."""
+    if "size_rw" not in c:
+        return ""
+    return f"{human_size(c['size_rw'])} (virtual {human_size(c['size_root_fs'])})"
 
 
 def ports_text(c: dict[str, Any]) -> str:

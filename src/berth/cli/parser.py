@@ -137,7 +137,7 @@ COMMAND_HELP: dict[str, str] = {
     "pause": "freeze containers",
     "unpause": "thaw containers",
     "wait": "wait for containers to stop; print exit codes",
-    "inspect": "show containers in detail",
+    "inspect": "show containers, images, networks, volumes, pods or services in detail",
     "rm": "remove containers",
     "rename": "rename a container",
     "ps": "list containers",
@@ -399,9 +399,16 @@ def _containers(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None
     p.add_argument("containers", nargs="+")
 
 
+INSPECT_TYPES = ("container", "image", "network", "volume", "pod", "service")
+
+
 def _inspect(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     add_format(p)
-    p.add_argument("containers", nargs="+")
+    p.add_argument("--type", choices=INSPECT_TYPES,
+                   help="only this kind (else the first kind with that name, in this order)")
+    p.add_argument("-s", "--size", action="store_true",
+                   help="containers: with size_rw and size_root_fs (bytes on disk)")
+    p.add_argument("objects", nargs="+", metavar="NAME")
 
 
 def add_list_format(p: argparse.ArgumentParser) -> None:
@@ -436,10 +443,13 @@ def _ps(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--latest", action="store_true",
                    help="the most recently created container (any state)")
     p.add_argument("--no-trunc", action="store_true", help="whole ids and commands")
+    p.add_argument("-s", "--size", action="store_true",
+                   help="what each takes on disk: its writable layer (and with its image)")
     p.add_argument("--format", metavar="TEMPLATE",
                    help="a Go template per container, e.g. 'table {{.ID}}\\t{{.Names}}' "
                    "(docker's fields: ID, Image, Command, CreatedAt, RunningFor, Ports, State, "
-                   "Status, Names, Labels, Networks; and Berth's own); or table, json, yaml as -o")
+                   "Status, Size, Names, Labels, Networks; and Berth's own); or table, json, "
+                   "yaml as -o")
 
 
 def _logs(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:

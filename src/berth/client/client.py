@@ -71,12 +71,14 @@ class _Containers:
 
     def list(self, all: bool = False, filters: list[str] | None = None, *,
              selector: str | None = None, limit: int | None = None, marker: str | None = None,
-             sort: str | None = None, all_projects: bool = False) -> Page:
+             sort: str | None = None, all_projects: bool = False, size: bool = False) -> Page:
         """Containers (all: stopped ones too). selector: labels, Kubernetes-style
         ("app=web,tier!=db"); sort: "name", "created_at:desc", …; limit: one page (its
-        next_marker is the next page's marker), else every page; all_projects: admins."""
+        next_marker is the next page's marker), else every page; all_projects: admins;
+        size: each with size_rw and size_root_fs (bytes on disk; walked, so slower)."""
         return fetch(self._t, "/v1/containers",
-                     {"all": all, "filter": filters or None, "all_projects": all_projects or None},
+                     {"all": all, "filter": filters or None, "all_projects": all_projects or None,
+                      "size": size or None},
                      limit=limit, marker=marker, sort=sort, selector=selector)
 
     def prune(self, filters: list[str] | None = None) -> dict[str, Any]:
@@ -84,8 +86,9 @@ class _Containers:
         {"removed": [ids]}."""
         return self._t.call("POST", "/v1/containers/prune", {"filter": filters or None})
 
-    def get(self, ref: str) -> dict[str, Any]:
-        return self._t.call("GET", f"/v1/containers/{ref}")
+    def get(self, ref: str, size: bool = False) -> dict[str, Any]:
+        """size: with size_rw (its writable layer) and size_root_fs (that and its image)."""
+        return self._t.call("GET", f"/v1/containers/{ref}", {"size": size or None})
 
     def _act(self, ref: str, verb: str, **params: Any) -> dict[str, Any] | None:
         return self._t.call("POST", f"/v1/containers/{ref}/{verb}", {**params, "wait": True})

@@ -6,6 +6,7 @@ something a listing does.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,20 @@ def measure(ctx: Context, containers: ContainerService, images: ImageService,
         containers=[(row, _measured(writable, row.id)) for row in rows],
         volumes=[(vol, disk_usage(volumes.data_dir(ctx.project_id, vol.name)),
                   len(volumes.users(ctx, vol.name))) for vol in volumes.list(ctx)])
+
+
+def container_sizes(rows: Iterable[Container], images: ImageService,
+                    quotas: QuotaService | None) -> dict[str, tuple[int, int]]:
+    """Container id -> (bytes its writable layer takes, those plus its image's): docker's
+    SizeRw and SizeRootFs. Walks each writable layer: asked for, never part of a listing."""
+    rows = list(rows)
+    image_size = images.sizes({row.image_id for row in rows})
+    writable = quotas.writable_dir if quotas is not None else None
+    out = {}
+    for row in rows:
+        rw = _measured(writable, row.id)
+        out[row.id] = (rw, rw + image_size.get(row.image_id, 0))
+    return out
 
 
 def _measured(path_of: Any, cid: str) -> int:

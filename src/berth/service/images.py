@@ -332,6 +332,15 @@ class ImageService:
             return False
         return True
 
+    def sizes(self, image_ids: set[str]) -> dict[str, int]:
+        """Image id -> bytes of its layers, for the ids recorded (containers' images; the
+        caller has checked the containers are the caller's to see)."""
+        if not image_ids:
+            return {}
+        with self.store.session() as s:
+            return dict(s.execute(select(Image.id, Image.size).where(
+                Image.id.in_(image_ids))).tuples().all())
+
     def count(self, ctx: Context) -> int:
         with self.store.session() as s:
             return s.scalar(select(func.count()).select_from(Image).where(

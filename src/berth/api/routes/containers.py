@@ -21,6 +21,7 @@ from berth.errors import (
     NotModified,
     RuntimeFailure,
 )
+from berth.service import diskuse
 from berth.service.containers import (
     ACTION_SORT,
     CONTAINER_FILTERS,
@@ -112,16 +113,20 @@ async def create(body: ContainerCreate, svc: Svc, ctx: Ctx, start: bool = False,
 @router.get("", response_model=list[dict[str, Any]], responses=PAGED)
 def list_containers(svc: Svc, ctx: Ctx, page: Page, all: bool = False,
                     filter: Annotated[list[str] | None, Query()] = None,
-                    selector: SelectorParam = None, all_projects: bool = False) -> Any:
+                    selector: SelectorParam = None, all_projects: bool = False,
+                    size: bool = False) -> Any:
     """Live containers (all=true: every one), newest first; all_projects=true (admins): every
-    project's, each showing its project_id."""
+    project's, each showing its project_id; size=true: what each takes on disk (walked: slow
+    with many files)."""
     filters = parse_filters(filter, CONTAINER_FILTERS)
     rows = svc.containers.list(ctx, all_=all, filters=filters, selector=parse_selector(selector),
                                page=page, all_projects=ctx.all_projects)
     owners = {r.id: network_owner(r.spec, r.id) for r in rows} \
         if svc.networks is not None else {}
     nets = svc.networks.states(sorted(set(owners.values()))) if svc.networks else {}
-    return paged(rows, lambda r: views.container(r, nets.get(owners.get(r.id, ""))))
+    sizes = diskuse.container_sizes(rows, svc.images, svc.quotas) if size else {}
+    return paged(rows, lambda r: views.container(r, nets.get(owners.get(r.id, "")),
+                                                 sizes.get(r.id)))
 
 
 @router.post("/prune")
@@ -144,11 +149,13 @@ async def prune(svc: Svc, ctx: Ctx,
 
 
 @router.get("/{ref}")
-def inspect(ref: str, svc: Svc, ctx: Ctx) -> dict:
+def inspect(ref: str, svc: Svc, ctx: Ctx, size: bool = False) -> dict:
+    """size=true: with size_rw (its writable layer) and size_root_fs (that and its image)."""
     row = svc.containers.get(ctx, ref)
     owner = network_owner(row.spec, row.id)
     net = svc.networks.states([owner])[owner] if svc.networks is not None else None
-    return views.container(row, net)
+    sizes = diskuse.container_sizes([row], svc.images, svc.quotas) if size else {}
+    return views.container(row, net, sizes.get(row.id))
 
 
 @router.get("/{ref}/actions", response_model=list[dict[str, Any]], responses=PAGED)

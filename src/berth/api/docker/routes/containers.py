@@ -21,6 +21,7 @@ from berth.api.deps import Services
 from berth.api.docker import shapes, translate
 from berth.api.docker.routes.common import Ctx, Svc, finish, parse_filters, read_json, truthy
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
+from berth.service import diskuse
 from berth.service.containers import CONTAINER_FILTERS
 from berth.service.context import Context
 from berth.service.specs import ContainerCreate
@@ -134,8 +135,9 @@ async def list_containers(svc: Svc, ctx: Ctx, all: str | None = None, limit: int
 
     def shape() -> list[dict[str, Any]]:
         nets = svc.networks.states([r.id for r in rows]) if svc.networks else {}
+        sizes = diskuse.container_sizes(rows, svc.images, svc.quotas) if truthy(size) else {}
         return [shapes.summary(row, config_of(row.image_id), now, nets.get(row.id))
-                for row in rows]
+                | _size_fields(sizes.get(row.id)) for row in rows]
 
     return await asyncio.to_thread(shape)
 
@@ -165,7 +167,14 @@ async def inspect(ref: str, svc: Svc, ctx: Ctx, size: str | None = None) -> Any:
     config = await asyncio.to_thread(_image_configs(svc, ctx), row.image_id)
     ids = await asyncio.to_thread(_network_ids, svc, ctx, list(shapes.networks(row.spec)))
     nets = await asyncio.to_thread(svc.networks.states, [row.id]) if svc.networks else {}
-    return shapes.inspect(row, config, ids, nets.get(row.id))
+    sizes = await asyncio.to_thread(diskuse.container_sizes, [row], svc.images, svc.quotas) \
+        if truthy(size) else {}
+    return shapes.inspect(row, config, ids, nets.get(row.id)) | _size_fields(sizes.get(row.id))
+
+
+def _size_fields(size: tuple[int, int] | None) -> dict[str, int]:
+    """size=1: SizeRw (the writable layer) and SizeRootFs (that and the image), as docker's."""
+    return {} if size is None else {"SizeRw": size[0], "SizeRootFs": size[1]}
 
 
 def _network_ids(svc: Services, ctx: Context, names: list[str]) -> dict[str, str]:
