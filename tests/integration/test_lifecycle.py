@@ -19,6 +19,36 @@ def test_run_attached_prints_output_and_keeps_streams_apart(daemon: Daemon) -> N
     assert res.stderr == "to-err\n"
 
 
+def test_run_a_attaches_only_the_streams_named(daemon: Daemon) -> None:
+    both = ["busybox", "sh", "-c", "echo to-out; echo to-err >&2; exit 3"]
+    res = daemon.cli("run", "--rm", "-a", "stderr", *both, check=False)
+    assert (res.returncode, res.stdout, res.stderr) == (3, "", "to-err\n")
+    res = daemon.cli("run", "--rm", "-a", "STDOUT", *both, check=False)  # any case, as docker
+    assert (res.returncode, res.stdout, res.stderr) == (3, "to-out\n", "")
+    res = daemon.cli("run", "--rm", "-a", "stdout", "-a", "stderr", *both, check=False)
+    assert (res.returncode, res.stdout, res.stderr) == (3, "to-out\n", "to-err\n")
+    before = daemon.client.containers.list(all=True)
+    refused(daemon.cli("run", "-a", "stdio", "busybox", "true", check=False),
+            "invalid --attach stdio", "stdin, stdout and stderr")
+    refused(daemon.cli("run", "-d", "-a", "stdout", "busybox", "true", check=False),
+            "-a/--attach", "-d/--detach")
+    assert daemon.client.containers.list(all=True) == before  # nothing was made
+
+
+def test_run_i_a_sends_input_only_when_stdin_is_attached(daemon: Daemon) -> None:
+    res = daemon.cli("run", "--rm", "-i", "-a", "stdin", "-a", "stdout", "busybox", "sh", "-c",
+                     "cat; echo to-err >&2", input=b"typed\n", timeout=30)
+    assert (res.stdout, res.stderr) == ("typed\n", "")
+    # Without -i the container has no input to take, whatever -a says (as docker's).
+    res = daemon.cli("run", "--rm", "-a", "stdin", "-a", "stdout", "busybox", "sh", "-c",
+                     "cat; echo read-nothing", input=b"typed\n", timeout=30)
+    assert res.stdout == "read-nothing\n"
+    # -i with stdin left out: output shown, input kept from the container.
+    res = daemon.cli("run", "--rm", "-i", "-a", "stdout", "busybox", "sh", "-c",
+                     "read -t 1 line; echo got=$line", input=b"typed\n", timeout=30)
+    assert res.stdout == "got=\n"
+
+
 def test_run_attached_exits_with_the_container_code(daemon: Daemon) -> None:
     res = daemon.cli("run", "--rm", "busybox", "sh", "-c", "exit 42", check=False)
     assert res.returncode == 42

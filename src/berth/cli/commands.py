@@ -24,7 +24,7 @@ from berth.client import APIError, Client
 
 TYPE_CHECKING = False  # importing typing costs ~10 ms of CLI start-up; annotations are strings
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Collection, Iterator
     from typing import Any
 
 EXIT_FRAME = 3
@@ -74,12 +74,14 @@ def dispatch(client: Client, args: argparse.Namespace) -> int:
 def cmd_run(client: Client, args: argparse.Namespace) -> int:
     spec = convert.container_spec(args)
     keys = _detach_keys(args)  # refused before anything is made
+    attached = _attached_streams(args)
     with _cidfile(args.cidfile) as note_id:
         if args.detach:
             box = _pulling(client, args, lambda: client.containers.create(spec, start=True))
             note_id(box["id"])
             print(box["id"])
             return 0
+        outputs = {n for n, name in ((1, "stdout"), (2, "stderr")) if name in attached}
         if args.tty or args.interactive:
             from berth.cli.interactive import run_interactive
 
@@ -88,9 +90,28 @@ def cmd_run(client: Client, args: argparse.Namespace) -> int:
             box = _pulling(client, args, lambda: client.containers.create(spec, start=False))
             note_id(box["id"])
             with _signals_to(client, args.sig_proxy and not args.tty, box["id"]):
-                return run_interactive(client, box, args.tty, keys)
+                return run_interactive(client, box, args.tty, keys,
+                                       stdin="stdin" in attached, outputs=outputs)
         return _pulling(client, args, lambda: _run_attached(client, spec, args.sig_proxy,
-                                                            note_id))
+                                                            note_id, outputs))
+
+
+STREAMS = ("stdin", "stdout", "stderr")
+
+
+def _attached_streams(args: argparse.Namespace) -> set[str]:
+    """docker run -a: the streams we attach to (default: stdout and stderr, stdin with -i;
+    input reaches the container only with -i, as docker's)."""
+    if not args.attach:
+        return {"stdout", "stderr", *(["stdin"] if args.interactive else [])}
+    if args.detach:
+        raise convert.UsageError("conflicting options: -a/--attach and -d/--detach")
+    streams = {name.lower() for name in args.attach}
+    unknown = sorted(streams - set(STREAMS))
+    if unknown:
+        raise convert.UsageError(f"invalid --attach {unknown[0]}: valid streams are stdin, "
+                                 "stdout and stderr")
+    return streams if args.interactive else streams - {"stdin"}
 
 
 @contextlib.contextmanager
@@ -137,13 +158,13 @@ def _signals_to(client: Client, enabled: bool, container: str = "") -> Any:
 
 
 def _run_attached(client: Client, spec: dict[str, Any], sig_proxy: bool,
-                  note_id: Callable[[str], None]) -> int:
+                  note_id: Callable[[str], None], outputs: set[int]) -> int:
     with _signals_to(client, sig_proxy) as proxy:
         stream = client.containers.run_attached(spec)
         if proxy:
             proxy.target(stream.container_id)
         note_id(stream.container_id)
-        return _stream_until_exit(stream)
+        return _stream_until_exit(stream, outputs)
 
 
 def _pulling(client: Client, args: argparse.Namespace, act: Callable[[], Any]) -> Any:
@@ -165,7 +186,9 @@ def _pulling(client: Client, args: argparse.Namespace, act: Callable[[], Any]) -
     return act()
 
 
-def _stream_until_exit(frames: Iterator[tuple[int, bytes]]) -> int:
+def _stream_until_exit(frames: Iterator[tuple[int, bytes]],
+                       outputs: Collection[int] = (1, 2)) -> int:
+    """outputs: the streams shown (1 stdout, 2 stderr; run -a leaves some out)."""
     out, err = sys.stdout.buffer, sys.stderr.buffer
     for stream, data in frames:
         if stream == EXIT_FRAME:
@@ -174,6 +197,8 @@ def _stream_until_exit(frames: Iterator[tuple[int, bytes]]) -> int:
             if final.get("oom_killed"):
                 sys.stderr.write("berth: the container was killed: out of memory\n")
             return int(final.get("exit_code") or 0)
+        if stream not in outputs:
+            continue
         target = err if stream == 2 else out
         target.write(data)
         target.flush()

@@ -9,12 +9,13 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from berth.client import APIError, Client
 
 DEFAULT_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, as in docker
+ALL_OUTPUTS = frozenset({1, 2})  # the output streams' numbers: stdout, stderr
 
 
 @contextlib.contextmanager
@@ -67,8 +68,9 @@ def _pump_stdin(ws: Any, keys: bytes, detached: threading.Event) -> None:
         return
 
 
-def _session(ws: Any, tty: bool, stdin: bool, keys: bytes | None) -> int:
-    """keys: the detach keys (None: ctrl-p ctrl-q)."""
+def _session(ws: Any, tty: bool, stdin: bool, keys: bytes | None,
+             outputs: Collection[int] = ALL_OUTPUTS) -> int:
+    """keys: the detach keys (None: ctrl-p ctrl-q); outputs: the streams shown."""
     if keys is None:
         keys = DEFAULT_KEYS
     detached = threading.Event()
@@ -85,6 +87,8 @@ def _session(ws: Any, tty: bool, stdin: bool, keys: bytes | None) -> int:
         try:
             for msg in ws:
                 if isinstance(msg, bytes):
+                    if not msg or msg[0] not in outputs:
+                        continue
                     target = err if msg[:1] == b"\x02" else out
                     target.write(msg[1:])
                     target.flush()
@@ -108,11 +112,14 @@ def _session(ws: Any, tty: bool, stdin: bool, keys: bytes | None) -> int:
 
 
 def run_interactive(client: Client, box: dict[str, Any], tty: bool,
-                    keys: bytes | None = None) -> int:
-    """Attach to a created container, start it, stream until it exits (or the detach keys)."""
+                    keys: bytes | None = None, *, stdin: bool = True,
+                    outputs: Collection[int] = ALL_OUTPUTS) -> int:
+    """Attach to a created container, start it, stream until it exits (or the detach keys).
+    stdin=False or outputs (1 stdout, 2 stderr) leave streams out, as `run -a` asks."""
     ws = client.containers.attach_session(box["id"], start=True, logs=True)
     try:
-        return _session(ws, tty, stdin=bool(box["config"].get("stdin_open")), keys=keys)
+        return _session(ws, tty, stdin=stdin and bool(box["config"].get("stdin_open")),
+                        keys=keys, outputs=outputs)
     finally:
         ws.close()
 

@@ -364,6 +364,9 @@ def _detach_keys(p: argparse.ArgumentParser) -> None:
 def _run(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("--help", action="help")
     p.add_argument("-d", "--detach", action="store_true", help="print the id and return")
+    p.add_argument("-a", "--attach", action="append", default=[], metavar="STREAM",
+                   help="only these of stdin, stdout, stderr (repeatable; default: stdout and "
+                   "stderr, and stdin with -i)")
     _sig_proxy(p)
     _detach_keys(p)
     _container_options(p)
