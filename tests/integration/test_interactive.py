@@ -171,6 +171,24 @@ def test_exec_streams_and_exit_code(daemon: Daemon) -> None:
         daemon.cli("rm", "-f", name, check=False)
 
 
+def test_exec_env_file_and_privileged_refused(daemon: Daemon, tmp_path: Path) -> None:
+    name = "it-exec-env"
+    env_file = tmp_path / "exec.env"
+    env_file.write_text("# settings\nFROM_FILE=one\nBOTH=file\n\nFROM_HERE\n")
+    try:
+        daemon.cli("run", "-d", "--name", name, "busybox", "sleep", "100")
+        daemon.wait_for(lambda: _running(daemon, name), timeout=20, what="running")
+        res = daemon.cli("exec", "--env-file", str(env_file), "-e", "BOTH=flag", name,
+                         "sh", "-c", 'echo "$FROM_FILE $BOTH $FROM_HERE"')
+        assert res.stdout == "one flag \n"  # -e wins; a bare name unset here is dropped
+        refused(daemon.cli("exec", "--env-file", str(tmp_path / "none"), name, "true",
+                           check=False), "none")
+        refused(daemon.cli("exec", "--privileged", name, "true", check=False),
+                "--privileged", "not supported")
+    finally:
+        daemon.cli("rm", "-f", name, check=False)
+
+
 def test_attach_to_a_detached_shell_then_its_exit_code(daemon: Daemon) -> None:
     name = "it-attach"
     try:

@@ -370,10 +370,14 @@ def cmd_exec(client: Client, args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise convert.UsageError("exec needs a command to run")
+    if args.privileged:
+        raise convert.UsageError("--privileged is not supported by Berth: a command runs "
+                                 "with its container's privileges")
+    env = convert.env_files(args.env_file) + args.env  # -e wins over a file, as in docker
     from berth.cli.interactive import run_exec
 
     return run_exec(client, args.container, command, tty=args.tty, stdin=args.interactive,
-                    env=args.env, workdir=args.workdir, user=args.user, detach=args.detach,
+                    env=env, workdir=args.workdir, user=args.user, detach=args.detach,
                     keys=_detach_keys(args))
 
 

@@ -470,8 +470,11 @@ def _exec(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="KEY=VALUE lines (-e wins)")
     p.add_argument("-w", "--workdir", default="")
     p.add_argument("-u", "--user", default="")
+    p.add_argument("--privileged", action="store_true", help=argparse.SUPPRESS)  # refused
     _detach_keys(p)
     p.add_argument("container")
     p.add_argument("command", nargs=argparse.REMAINDER)
