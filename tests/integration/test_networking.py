@@ -188,6 +188,27 @@ def test_connect_and_disconnect_a_running_container(daemon: Daemon) -> None:
         docker(d, "network", "rm", "side", check=False)
 
 
+def test_connect_and_disconnect_answer_once_the_host_has_followed(daemon: Daemon) -> None:
+    """As docker's: when connect returns the interface is up in the container (its address
+    in the kernel's table), and when disconnect returns it is gone; no polling needed."""
+    d = daemon
+    d.client.networks.create("at-once")
+    try:
+        d.cli("run", "-d", "--name", "at-once-box", "busybox", "sleep", "120")  # no network
+        pid = d.inspect("at-once-box")["state"]["pid"]
+        fib = Path(f"/proc/{pid}/net/fib_trie")
+        for _ in range(3):
+            d.client.networks.connect("at-once", "at-once-box")
+            [member] = d.client.networks.get("at-once")["containers"]
+            address = member["address"].split("/")[0]
+            assert address in fib.read_text()  # read at once: within the agent's coalescing
+            d.client.networks.disconnect("at-once", "at-once-box")
+            assert address not in fib.read_text()
+    finally:
+        d.cli("rm", "-f", "at-once-box", check=False)
+        d.client.networks.remove("at-once")
+
+
 def test_a_container_without_a_network_gets_its_dns_when_connected(daemon: Daemon) -> None:
     d = daemon
     docker(d, "network", "create", "late")

@@ -17,6 +17,7 @@ repaired by the next sync.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -80,6 +81,8 @@ class NetOps:
         self._listening: dict[str, str] = {}  # network id -> gateway served
         self._lock = asyncio.Lock()
         self._replumb: set[tuple[str, str | None]] = set()  # (owner, network it left)
+        # Told once the sync after their change has run (a connect answers only then).
+        self._applied_waiters: list[concurrent.futures.Future[None]] = []
         # After a running owner's namespace followed a connect or disconnect: the /etc files
         # of the containers in that namespace follow too (set by the agent's ContainerOps).
         self.on_replumbed: Callable[[str], None] | None = None
@@ -149,10 +152,14 @@ class NetOps:
 
     # -- the host as a whole ------------------------------------------------------------------
 
-    def changed(self, owner_id: str | None, left: str | None) -> None:
-        """The hub's news: ``owner_id`` joined or ``left`` a network (its id) while running."""
+    def changed(self, owner_id: str | None, left: str | None,
+                applied: concurrent.futures.Future[None] | None = None) -> None:
+        """The hub's news: ``owner_id`` joined or ``left`` a network (its id) while running;
+        ``applied`` is told once a sync that saw the change has run."""
         if owner_id is not None:
             self._replumb.add((owner_id, left))
+        if applied is not None:
+            self._applied_waiters.append(applied)
         self.request_sync()
 
     def request_sync(self) -> None:
@@ -173,18 +180,29 @@ class NetOps:
 
     async def sync(self) -> None:
         async with self._lock:
-            todo, self._replumb = self._replumb, set()
-            for owner, left in todo:
-                await asyncio.to_thread(self._replumb_one, owner, left)
-            rules, names, nets, self._peers, self._upstreams = await asyncio.to_thread(
-                self._read)
-            text = nft.render(rules, table=self.table)
-            if text != self._applied:
-                await asyncio.to_thread(nft.apply, rules, table=self.table)
-                self._applied = text
-            self._names = names
-            await asyncio.to_thread(self._collect_garbage, nets)
-            await self._serve_dns(nets)
+            waiters, self._applied_waiters = self._applied_waiters, []
+            try:
+                await self._sync()
+            finally:
+                for waiter in waiters:  # a failure is logged; the change stays recorded
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    async def _sync(self) -> None:
+        """Replumb the owners that connected or disconnected, then the host's rules, names
+        and DNS."""
+        todo, self._replumb = self._replumb, set()
+        for owner, left in todo:
+            await asyncio.to_thread(self._replumb_one, owner, left)
+        rules, names, nets, self._peers, self._upstreams = await asyncio.to_thread(
+            self._read)
+        text = nft.render(rules, table=self.table)
+        if text != self._applied:
+            await asyncio.to_thread(nft.apply, rules, table=self.table)
+            self._applied = text
+        self._names = names
+        await asyncio.to_thread(self._collect_garbage, nets)
+        await self._serve_dns(nets)
 
     def _read(self) -> tuple[nft.Ruleset, dict[str, dict[str, list[str]]], list[Network],
                              dict[str, dict[str, list[str]]], Upstreams]:

@@ -8,6 +8,7 @@ also re-check on a timer, so a lost wake-up costs latency, never correctness.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 RECHECK_SECONDS = 1.0
+APPLY_WAIT = 30.0  # the longest a connect waits for the host to follow
 RECENT_EVENTS = 1000  # kept in memory for replays (docker events --since); never persisted
 
 
@@ -28,7 +30,7 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Condition()
         self._agent_kick: Callable[[str], None] | None = None
-        self._net_changed: Callable[[str | None, str | None], None] | None = None
+        self._net_changed: Callable[..., None] | None = None
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
         self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
 
@@ -45,14 +47,34 @@ class Hub:
     def attach_agent(self, kick: Callable[[str], None]) -> None:
         self._agent_kick = kick
 
-    def attach_network(self, changed: Callable[[str | None, str | None], None]) -> None:
+    def attach_network(self, changed: Callable[..., None]) -> None:
+        """changed(owner_id, left, applied): applied is a concurrent future to set once the
+        host has followed the change."""
         self._net_changed = changed
 
-    def network_changed(self, owner_id: str | None = None, left: str | None = None) -> None:
+    def network_changed(self, owner_id: str | None = None, left: str | None = None
+                        ) -> concurrent.futures.Future[None] | None:
         """Networks or endpoints changed: the agent syncs the host (``owner_id`` joined a
-        network, or ``left`` the network with that id)."""
-        if self._net_changed is not None:
-            self._in_loop(self._net_changed, owner_id, left)
+        network, or ``left`` the network with that id). The future is done once it has (None:
+        no agent here to wait for)."""
+        if self._net_changed is None:
+            return None
+        applied: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._in_loop(self._net_changed, owner_id, left, applied)
+        return applied
+
+    def wait_applied(self, applied: concurrent.futures.Future[None] | None,
+                     timeout: float = APPLY_WAIT) -> None:
+        """Block a worker thread until the agent has followed a change (never the loop's own
+        thread, which does the work); past the timeout the change still stands, applied
+        later."""
+        if applied is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is self._loop:
+                return
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            applied.result(timeout)
 
     def kick_agent(self, container_id: str) -> None:
         """Desired state of this container changed: the agent should reconcile it."""

@@ -420,8 +420,8 @@ class NetworkService:
                            address)
 
         self._change_networks(ctx, container, change)
-        if self.hub is not None:
-            self.hub.network_changed(container.id)
+        if self.hub is not None:  # as docker's: answered once the interface and names are up
+            self.hub.wait_applied(self.hub.network_changed(container.id))
         self._event("connect", net, container=container.id)
         return net
 
@@ -441,7 +441,7 @@ class NetworkService:
 
         self._change_networks(ctx, container, change)
         if self.hub is not None:
-            self.hub.network_changed(container.id, net.id)
+            self.hub.wait_applied(self.hub.network_changed(container.id, net.id))
         self._event("disconnect", net, container=container.id)
         return net
 
