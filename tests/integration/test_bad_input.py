@@ -87,7 +87,7 @@ def test_run_unknown_image(daemon: Daemon) -> None:
 
 @pytest.mark.parametrize("command", [
     ["stop", "ghost-container"], ["rm", "ghost-container"], ["logs", "ghost-container"],
-    ["exec", "ghost-container", "true"], ["inspect", "ghost-container"],
+    ["exec", "ghost-container", "true"], ["inspect", "--type", "container", "ghost-container"],
     ["start", "ghost-container"], ["kill", "ghost-container"],
 ])
 @pytest.mark.usefixtures("no_leftovers")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import tarfile
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon import Daemon
+from tests.integration.daemon import BIN, Daemon
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,8 @@ def test_save_refuses_unknown_images_and_a_terminal(daemon: Daemon, tmp_path: Pa
     res = daemon.cli("save", "-o", str(tmp_path / "x.tar"), "busybox", "nope:1", check=False)
     assert res.returncode == 125 and "nope:1" in res.stderr
     assert not (tmp_path / "x.tar").exists()
-    piped = subprocess.run(["bash", "-c", "berth save busybox | tar -t | head -3"],
+    berth = shlex.quote(str(BIN / "berth"))  # the venv's: nothing links it into PATH here
+    piped = subprocess.run(["bash", "-c", f"{berth} save busybox | tar -t | head -3"],
                            env=daemon.env, capture_output=True, text=True, timeout=60)
     assert "manifest.json" in piped.stdout or piped.stdout.count("\n") == 3
 

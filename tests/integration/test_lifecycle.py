@@ -68,7 +68,7 @@ def test_run_of_a_command_that_cannot_run(daemon: Daemon, command: str, code: in
 
 def test_rm_flag_removes_the_container_after_exit(daemon: Daemon) -> None:
     daemon.cli("run", "--rm", "--name", "gone-after", "busybox", "true")
-    res = daemon.cli("inspect", "gone-after", check=False)
+    res = daemon.cli("inspect", "--type", "container", "gone-after", check=False)
     assert res.returncode != 0 and "no such container" in res.stderr
 
 
