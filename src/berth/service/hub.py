@@ -63,18 +63,13 @@ class Hub:
         self._in_loop(self._net_changed, owner_id, left, applied)
         return applied
 
-    def wait_applied(self, applied: concurrent.futures.Future[None] | None,
-                     timeout: float = APPLY_WAIT) -> None:
-        """Block a worker thread until the agent has followed a change (never the loop's own
-        thread, which does the work); past the timeout the change still stands, applied
-        later."""
-        if applied is None:
-            return
-        with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is self._loop:
-                return
-        with contextlib.suppress(concurrent.futures.TimeoutError):
-            applied.result(timeout)
+    async def applied(self, change: concurrent.futures.Future[None] | None,
+                      timeout: float = APPLY_WAIT) -> None:
+        """Wait until the agent has followed a change; past the timeout the change still
+        stands and is applied later."""
+        if change is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.wrap_future(change), timeout)
 
     def kick_agent(self, container_id: str) -> None:
         """Desired state of this container changed: the agent should reconcile it."""

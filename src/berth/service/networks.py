@@ -10,6 +10,7 @@ as the container or the connect. The host side (bridge, veth, NAT, DNS) is the a
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import ipaddress
 import time
@@ -31,6 +32,9 @@ from berth.service.names import new_id
 from berth.service.specs import validate_labels, validate_name
 from berth.store.db import Store
 from berth.store.models import Container, Endpoint, Network
+
+# A change the agent makes the host follow: done once it has (None: no agent here).
+HostChange = concurrent.futures.Future[None] | None
 
 PREDEFINED = {"bridge": "bridge", "host": "host", "none": "null"}  # name -> driver
 DRIVERS = ("bridge",)  # what a user-defined network may use
@@ -391,9 +395,11 @@ class NetworkService:
         return removed
 
     def connect(self, ctx: Context, ref: str, container: Container,
-                aliases: list[str] | None = None, address: str | None = None) -> NetworkView:
+                aliases: list[str] | None = None, address: str | None = None
+                ) -> tuple[NetworkView, HostChange]:
         """Put the container on the network: an address (``address`` or the next free one),
-        its aliases; a running container gets its interface now, another at its start."""
+        its aliases; a running container gets its interface now, another at its start. The
+        change is done once the host has followed it (docker answers only then)."""
         from berth.service import endpoints
 
         net = self.get(ctx, ref)
@@ -420,12 +426,12 @@ class NetworkService:
                            address)
 
         self._change_networks(ctx, container, change)
-        if self.hub is not None:  # as docker's: answered once the interface and names are up
-            self.hub.wait_applied(self.hub.network_changed(container.id))
+        applied = self.hub.network_changed(container.id) if self.hub is not None else None
         self._event("connect", net, container=container.id)
-        return net
+        return net, applied
 
-    def disconnect(self, ctx: Context, ref: str, container: Container) -> NetworkView:
+    def disconnect(self, ctx: Context, ref: str, container: Container
+                   ) -> tuple[NetworkView, HostChange]:
         net = self.get(ctx, ref)
 
         from berth.service import endpoints
@@ -440,10 +446,10 @@ class NetworkService:
             endpoints.leave(s, container.id, net.id)
 
         self._change_networks(ctx, container, change)
-        if self.hub is not None:
-            self.hub.wait_applied(self.hub.network_changed(container.id, net.id))
+        applied = self.hub.network_changed(container.id, net.id) if self.hub is not None \
+            else None
         self._event("disconnect", net, container=container.id)
-        return net
+        return net, applied
 
     def _change_networks(self, ctx: Context, container: Container, change: Any) -> None:
         with self.store.session() as s:

@@ -3,6 +3,7 @@ the containers on them. The same NetworkService as the Docker API's /networks, n
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -103,14 +104,18 @@ def remove(ref: str, svc: Svc, ctx: Ctx) -> None:
 
 
 @router.post("/{ref}/connect")
-def connect(ref: str, body: NetworkConnect, svc: Svc, ctx: Ctx) -> dict:
-    row = svc.containers.get(ctx, body.container)
-    net = _networks(svc).connect(ctx, ref, row, body.aliases, body.ip)
-    return network_view(svc, ctx, net, containers=True)
+async def connect(ref: str, body: NetworkConnect, svc: Svc, ctx: Ctx) -> dict:
+    """Answered once the host has followed: a running container's interface is up."""
+    row = await asyncio.to_thread(svc.containers.get, ctx, body.container)
+    net, applied = await asyncio.to_thread(_networks(svc).connect, ctx, ref, row,
+                                           body.aliases, body.ip)
+    await svc.hub.applied(applied)
+    return await asyncio.to_thread(network_view, svc, ctx, net, containers=True)
 
 
 @router.post("/{ref}/disconnect")
-def disconnect(ref: str, body: NetworkDisconnect, svc: Svc, ctx: Ctx) -> dict:
-    row = svc.containers.get(ctx, body.container)
-    net = _networks(svc).disconnect(ctx, ref, row)
-    return network_view(svc, ctx, net, containers=True)
+async def disconnect(ref: str, body: NetworkDisconnect, svc: Svc, ctx: Ctx) -> dict:
+    row = await asyncio.to_thread(svc.containers.get, ctx, body.container)
+    net, applied = await asyncio.to_thread(_networks(svc).disconnect, ctx, ref, row)
+    await svc.hub.applied(applied)
+    return await asyncio.to_thread(network_view, svc, ctx, net, containers=True)

@@ -160,7 +160,9 @@ async def connect(ref: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     aliases = endpoint.get("Aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise InvalidArgument("EndpointConfig.Aliases: expected a list of names")
-    await asyncio.to_thread(networks_of(svc).connect, ctx, ref, row, aliases, address)
+    _, applied = await asyncio.to_thread(networks_of(svc).connect, ctx, ref, row, aliases,
+                                         address)
+    await svc.hub.applied(applied)  # as docker's: answered once the interface is up
     return Response(status_code=200)
 
 
@@ -168,5 +170,6 @@ async def connect(ref: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
 async def disconnect(ref: str, request: Request, svc: Svc, ctx: Ctx) -> Response:
     body = await read_json(request)
     row = svc.containers.get(ctx, _container_of(body))
-    await asyncio.to_thread(networks_of(svc).disconnect, ctx, ref, row)
+    _, applied = await asyncio.to_thread(networks_of(svc).disconnect, ctx, ref, row)
+    await svc.hub.applied(applied)
     return Response(status_code=200)
