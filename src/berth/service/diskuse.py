@@ -27,7 +27,8 @@ RUNNING = ("running", "paused", "restarting")
 @dataclass
 class DiskUse:
     images: list[tuple[Image, list[str], int]]  # image, its tags, containers made from it
-    containers: list[tuple[Container, int]]  # container, bytes of its writable layer
+    # container, bytes of its writable layer, those and its image's (see container_sizes)
+    containers: list[tuple[Container, int, int]]
     volumes: list[tuple[Volume, int, int]]  # volume, bytes, containers mounting it
 
     @property
@@ -40,7 +41,7 @@ class DiskUse:
         return {
             "images": _kind([(image.size, users > 0) for image, _, users in self.images]),
             "containers": _kind([(size, row.status in RUNNING)
-                                 for row, size in self.containers]),
+                                 for row, size, _ in self.containers]),
             "volumes": _kind([(size, users > 0) for _, size, users in self.volumes]),
         }
 
@@ -57,11 +58,11 @@ def measure(ctx: Context, containers: ContainerService, images: ImageService,
     made_from: dict[str, int] = {}
     for row in rows:
         made_from[row.image_id] = made_from.get(row.image_id, 0) + 1
-    writable = quotas.writable_dir if quotas is not None else None
+    sizes = container_sizes(rows, images, quotas)
     return DiskUse(
         images=[(image, list(tags), made_from.get(image.id, 0))
                 for image, tags in images.list(ctx)],
-        containers=[(row, _measured(writable, row.id)) for row in rows],
+        containers=[(row, *sizes[row.id]) for row in rows],
         volumes=[(vol, disk_usage(volumes.data_dir(ctx.project_id, vol.name)),
                   len(volumes.users(ctx, vol.name))) for vol in volumes.list(ctx)])
 
@@ -69,7 +70,7 @@ def measure(ctx: Context, containers: ContainerService, images: ImageService,
 def container_sizes(rows: Iterable[Container], images: ImageService,
                     quotas: QuotaService | None) -> dict[str, tuple[int, int]]:
     """Container id -> (bytes its writable layer takes, those plus its image's): docker's
-    SizeRw and SizeRootFs. Walks each writable layer: asked for, never part of a listing."""
+    SizeRw and SizeRootFs. Walks each writable layer: only ever done when asked for."""
     rows = list(rows)
     image_size = images.sizes({row.image_id for row in rows})
     writable = quotas.writable_dir if quotas is not None else None

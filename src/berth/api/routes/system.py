@@ -41,7 +41,7 @@ def system_df(svc: Svc, ctx: Ctx) -> dict[str, Any]:
         "images": [{"id": image.id, "tags": tags, "size": image.size, "containers": users}
                    for image, tags, users in use.images],
         "containers": [{"id": row.id, "name": row.name, "image": row.image_ref,
-                        "status": row.status, "size": size} for row, size in use.containers],
+                        "status": row.status, "size": size} for row, size, _ in use.containers],
         "volumes": [{"name": vol.name, "size": size, "containers": users}
                     for vol, size, users in use.volumes],
     }

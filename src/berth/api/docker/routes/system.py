@@ -174,10 +174,8 @@ def system_df(svc: Svc, ctx: Ctx) -> dict[str, Any]:
     configs = {image.id: image.config.get("config") or {} for image, _, _ in use.images}
     images = [{**imageshapes.list_item(image, tags), "SharedSize": 0, "Containers": users}
               for image, tags, users in use.images]
-    image_size = {image.id: image.size for image, _, _ in use.images}
     containers = [{**shapes.summary(row, configs.get(row.image_id, {})),
-                   "SizeRw": size, "SizeRootFs": size + image_size.get(row.image_id, 0)}
-                  for row, size in use.containers]
+                   "SizeRw": rw, "SizeRootFs": root_fs} for row, rw, root_fs in use.containers]
     volumes = [{**volume_shape(svc, ctx, vol), "UsageData": {"Size": size, "RefCount": users}}
                for vol, size, users in use.volumes]
     return {"LayersSize": use.layers_size, "Images": images, "Containers": containers,
