@@ -18,6 +18,8 @@ T = TypeVar("T")
 
 RECHECK_SECONDS = 1.0
 APPLY_WAIT = 30.0  # the longest a connect waits for the host to follow
+# A change the agent makes the host follow: done once it has (None: no agent here).
+HostChange = concurrent.futures.Future[None] | None
 RECENT_EVENTS = 1000  # kept in memory for replays (docker events --since); never persisted
 
 
@@ -53,7 +55,7 @@ class Hub:
         self._net_changed = changed
 
     def network_changed(self, owner_id: str | None = None, left: str | None = None
-                        ) -> concurrent.futures.Future[None] | None:
+                        ) -> HostChange:
         """Networks or endpoints changed: the agent syncs the host (``owner_id`` joined a
         network, or ``left`` the network with that id). The future is done once it has (None:
         no agent here to wait for)."""
@@ -63,7 +65,7 @@ class Hub:
         self._in_loop(self._net_changed, owner_id, left, applied)
         return applied
 
-    async def applied(self, change: concurrent.futures.Future[None] | None,
+    async def applied(self, change: HostChange,
                       timeout: float = APPLY_WAIT) -> None:
         """Wait until the agent has followed a change; past the timeout the change still
         stands and is applied later."""

@@ -10,7 +10,6 @@ as the container or the connect. The host side (bridge, veth, NAT, DNS) is the a
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import ipaddress
 import time
@@ -27,14 +26,11 @@ from berth.service import ipam
 from berth.service.context import Context
 from berth.service.events import network_event
 from berth.service.filters import bool_filter, labels_match, parse_time
-from berth.service.hub import Hub
+from berth.service.hub import HostChange, Hub
 from berth.service.names import new_id
 from berth.service.specs import validate_labels, validate_name
 from berth.store.db import Store
 from berth.store.models import Container, Endpoint, Network
-
-# A change the agent makes the host follow: done once it has (None: no agent here).
-HostChange = concurrent.futures.Future[None] | None
 
 PREDEFINED = {"bridge": "bridge", "host": "host", "none": "null"}  # name -> driver
 DRIVERS = ("bridge",)  # what a user-defined network may use
