@@ -55,6 +55,8 @@ def parse_list(data: bytes, where: str) -> list[tuple[str, bytes]]:
         doc = json.loads(data)
     except ValueError:
         raise UpstreamFailure(f"{where}: the answer is not JSON") from None
+    except RecursionError:
+        raise UpstreamFailure(f"{where}: the answer is nested too deeply") from None
     items = doc.get("signatures") if isinstance(doc, dict) else None
     if items is None and isinstance(doc, dict):
         items = []

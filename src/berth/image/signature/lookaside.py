@@ -31,16 +31,30 @@ def validate_base_url(url: str, *, writable: bool = False) -> str:
     """Refuse anything but file:///absolute/dir and (for reading) http(s)://host/..."""
     if not isinstance(url, str) or not url:
         raise InvalidArgument("lookaside URL must be a non-empty string")
-    parts = urllib.parse.urlsplit(url)
+    # Control characters and lone surrogates can name no file and no host; refused here, they
+    # would otherwise surface as ValueError/UnicodeError from open() or httpx much later.
+    if not url.isprintable():
+        raise InvalidArgument(f"lookaside URL {url!r}: contains a control character")
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as e:  # "http://[::1" and NFKC-ambiguous hosts
+        raise InvalidArgument(f"lookaside URL {url!r}: {e}") from None
+    # Signature paths are appended to the base: after a "?" or "#" they would name no file.
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise InvalidArgument(f"lookaside URL {url!r}: no query or fragment allowed")
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise InvalidArgument(f"lookaside URL {url!r}: expected file:///absolute/path")
-        if parts.query or parts.fragment:
-            raise InvalidArgument(f"lookaside URL {url!r}: no query or fragment allowed")
+        if not urllib.parse.unquote(parts.path).isprintable():
+            raise InvalidArgument(f"lookaside URL {url!r}: the path has a control character")
         return url
     if parts.scheme in ("http", "https") and not writable:
         if not parts.hostname:
             raise InvalidArgument(f"lookaside URL {url!r}: missing host")
+        try:
+            httpx.URL(url)
+        except (httpx.InvalidURL, ValueError) as e:  # IDNA errors are UnicodeErrors
+            raise InvalidArgument(f"lookaside URL {url!r}: {e}") from None
         return url
     allowed = "file://" if writable else "file://, http:// or https://"
     raise InvalidArgument(f"lookaside URL {url!r}: scheme must be {allowed}")
@@ -93,7 +107,8 @@ def _read_http(client: httpx.Client, url: str, max_size: int) -> bytes | None:
                 if len(data) > max_size:
                     raise UnsafeContent(f"signature {url} is larger than {max_size} bytes")
             return bytes(data)
-    except httpx.HTTPError as e:
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as e:
+        # UnicodeError: httpx lets IDNA errors through from a redirect to "http://xn--a.com/"
         raise UpstreamFailure(f"cannot fetch signature {url}: {e}") from None
 
 

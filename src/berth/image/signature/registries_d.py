@@ -134,7 +134,9 @@ def parse_registries_d(data: bytes, *, source: str = "registries.d") -> Registri
         raise InvalidArgument(f"{source}: larger than {MAX_POLICY_SIZE} bytes")
     try:
         doc = yaml.load(data.decode("utf-8"), Loader=_StrictLoader)
-    except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
+    # ValueError: PyYAML's constructors let int()/datetime() errors through ("2001-02-30",
+    # "!!int x", an integer of 5000 digits); UnicodeDecodeError is one too.
+    except (ValueError, yaml.YAMLError, RecursionError) as e:
         raise InvalidArgument(f"{source}: not valid YAML: {e}") from None
     if doc is None:
         return RegistriesConfig()

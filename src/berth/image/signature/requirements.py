@@ -77,6 +77,8 @@ def _read_key_file(value: Any, where: str, base_dir: Path | None) -> tuple[bytes
     except OSError as e:
         raise InvalidArgument(f"{where}: cannot read key file {str(path)!r}: "
                               f"{e.strerror or e}") from None
+    except ValueError as e:  # a NUL byte or a lone surrogate: no such path can exist
+        raise InvalidArgument(f"{where}: invalid key path {str(path)!r}: {e}") from None
     if len(data) > MAX_KEY_FILE:
         raise InvalidArgument(f"{where}: key file {str(path)!r} is larger than "
                               f"{MAX_KEY_FILE} bytes")

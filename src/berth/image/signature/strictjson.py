@@ -8,6 +8,8 @@ the error names where it was found.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from berth.errors import InvalidArgument
@@ -33,17 +35,58 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _find_duplicates(value: Any, path: str, what: str) -> None:
-    stack = [(value, path)]
+def _finite_float(text: str) -> float:
+    # Go's decoder (containers/image) refuses 1e999 too: a number must fit a float64.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _where(path: tuple[Any, ...] | None) -> str:
+    """Render a path kept as nested (parent, segment) pairs: "a.b[3].c"."""
+    parts: list[str | int] = []
+    while path is not None:
+        path, segment = path
+        parts.append(segment)
+    out = ""
+    for segment in reversed(parts):
+        if isinstance(segment, int):
+            out += f"[{segment}]"
+        else:
+            out += f".{segment}" if out else segment
+    return out
+
+
+def _check_tree(value: Any, what: str) -> None:
+    """Refuse duplicated members and strings that are not Unicode text (lone surrogates).
+
+    Iterative, and paths are only rendered for the error: building a path string per item
+    would cost depth x items memory (a 3 MB document nested 800 deep took gigabytes).
+    """
+    stack: list[tuple[Any, tuple[Any, ...] | None]] = [(value, None)]
     while stack:
-        item, where = stack.pop()
-        if isinstance(item, _Object):
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise InvalidArgument(f"{what}: {_where(path) or 'top level'}: string is not "
+                                      "valid Unicode (lone surrogate)")
+        elif isinstance(item, _Object):
             if item.duplicates:
-                raise InvalidArgument(
-                    f"{what}: {where or 'top level'}: duplicate field {item.duplicates[0]!r}")
-            stack.extend((v, f"{where}.{k}" if where else k) for k, v in item.items())
+                raise InvalidArgument(f"{what}: {_where(path) or 'top level'}: duplicate "
+                                      f"field {item.duplicates[0]!r}")
+            for k, v in item.items():
+                if _SURROGATE.search(k):
+                    raise InvalidArgument(f"{what}: {_where(path) or 'top level'}: field name "
+                                          "is not valid Unicode (lone surrogate)")
+                if isinstance(v, str | list | dict):
+                    stack.append((v, (path, k)))
         elif isinstance(item, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+            stack.extend((v, (path, i)) for i, v in enumerate(item)
+                         if isinstance(v, str | list | dict))
 
 
 def load_strict(data: bytes, what: str, max_size: int) -> Any:
@@ -55,12 +98,12 @@ def load_strict(data: bytes, what: str, max_size: int) -> Any:
     try:
         text = bytes(data).decode("utf-8")
         value = json.loads(text, object_pairs_hook=_object_pairs,
-                           parse_constant=_refuse_constant)
+                           parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise InvalidArgument(f"{what}: nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise InvalidArgument(f"{what}: not valid JSON: {e}") from None
-    _find_duplicates(value, "", what)
+    _check_tree(value, what)
     return value
 
 
