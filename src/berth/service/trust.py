@@ -41,18 +41,34 @@ MAX_POLICY = 1 << 20
 _KEY_FILES = {"keyPath", "keyPaths"}
 
 
-def _refuse_key_files(doc: Any, where: str = "policy") -> None:
+def _refuse_key_files(doc: Any) -> None:
     """A project's policy must carry its keys inline: a key path would let a project member
-    make the daemon read any file on its host."""
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            if key in _KEY_FILES:
-                raise InvalidArgument(f"{where}.{key}: a project's policy must give keys as "
-                                      "keyData (base64), not as files on the daemon's host")
-            _refuse_key_files(value, f"{where}.{key}")
-    elif isinstance(doc, list):
-        for i, item in enumerate(doc):
-            _refuse_key_files(item, f"{where}[{i}]")
+    make the daemon read any file on its host. Iterative, and a node's path is a link to its
+    parent's, spelled out only for the error: the strict reader admits nesting deeper than a
+    request's remaining stack, and a path string per node would be quadratic in depth."""
+    Where = tuple[Any, str] | None  # (parent's Where, this step) -- a linked list
+    stack: list[tuple[Any, Where]] = [(doc, None)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _KEY_FILES:
+                    raise InvalidArgument(f"{_spell(where)}.{key}: a project's policy must "
+                                          "give keys as keyData (base64), not as files on the "
+                                          "daemon's host")
+                if isinstance(value, dict | list):
+                    stack.append((value, (where, f".{key}")))
+        elif isinstance(node, list):
+            stack.extend((item, (where, f"[{i}]")) for i, item in enumerate(node)
+                         if isinstance(item, dict | list))
+
+
+def _spell(where: Any) -> str:
+    steps: list[str] = []
+    while where is not None:
+        where, step = where
+        steps.append(step)
+    return "policy" + "".join(reversed(steps))
 
 
 @dataclass
