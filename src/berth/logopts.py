@@ -28,7 +28,7 @@ def from_docker(opts: dict[str, object]) -> dict[str, int]:
                                        "unit (k, m, g), e.g. 10m")
             out["max_size"] = size
         elif key == "max-file":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit() and len(value) < 10):
                 raise LogOptError(key, f"invalid number of files {value!r}")
             out["max_files"] = int(value)
         else:

@@ -6,12 +6,21 @@ from __future__ import annotations
 import re
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([bkmgtp]?)i?b?$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^([0-9]+)(?:\.([0-9]+))?\s*([bkmgtp]?)i?b?$", re.IGNORECASE)
+MAX_SIZE = (1 << 63) - 1  # docker's sizes are int64
+_MAX_DIGITS = 40  # far beyond MAX_SIZE in any unit; keeps int() of hostile text cheap
 
 
 def bytes_of(text: str) -> int | None:
-    """The size in bytes; None when the text is not a size."""
+    """The size in bytes (a fraction of a unit rounds down); None when the text is not a
+    size or does not fit an int64."""
     m = _SIZE_RE.match(text.strip())
     if not m:
         return None
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    whole, frac = m.group(1).lstrip("0") or "0", (m.group(2) or "")[:_MAX_DIGITS]
+    if len(whole) > _MAX_DIGITS:
+        return None
+    # Exact arithmetic: a float would lose bytes above 2**53 and overflow on long digits.
+    scale = _UNITS[m.group(3).lower()]
+    size = int(whole) * scale + int(frac or "0") * scale // 10 ** len(frac)
+    return size if size <= MAX_SIZE else None

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import re
 
+from berth import jsontext
 from berth.build.model import Dockerfile, DockerfileError, Instruction, Stage
 
 INSTRUCTIONS = frozenset({
@@ -58,6 +58,9 @@ _NOT_ONBUILD = frozenset({"ONBUILD", "FROM", "MAINTAINER"})
 _DURATION = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9,
             "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
+_MAX_NS = (1 << 63) - 1
+_MAX_DIGITS = 30  # beyond _MAX_NS in any unit; keeps int() of hostile text cheap
+_RETRIES = re.compile(r"[0-9]{1,9}")
 
 
 def parse(text: str) -> Dockerfile:
@@ -103,19 +106,28 @@ def parse(text: str) -> Dockerfile:
 
 
 def parse_duration(text: str) -> int:
-    """A Go duration ("30s", "1m30s", "1.5h", "0") in nanoseconds; ValueError if invalid."""
+    """A Go duration ("30s", "1m30s", "1.5h", "0") in nanoseconds; ValueError if invalid or
+    out of Go's range (an int64 of nanoseconds, about 292 years)."""
     if text == "0":
         return 0
     if not text:
         raise ValueError("invalid duration ''")
-    pos, total = 0, 0.0
+    pos, total = 0, 0
     while pos < len(text):
         m = _DURATION.match(text, pos)
         if not m:
             raise ValueError(f"invalid duration {text!r}")
-        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
+        whole, _, frac = m.group(1).partition(".")
+        whole, frac = whole.lstrip("0"), frac[:_MAX_DIGITS]
+        if len(whole) > _MAX_DIGITS:
+            raise ValueError(f"invalid duration {text!r}: out of range")
+        # Exact integers: a float overflows to inf on long digit strings.
+        unit = _UNIT_NS[m.group(2)]
+        total += int(whole or "0") * unit + int(frac or "0") * unit // 10 ** len(frac)
+        if total > _MAX_NS:
+            raise ValueError(f"invalid duration {text!r}: out of range")
         pos = m.end()
-    return int(total)
+    return total
 
 
 def _directives(lines: list[str]) -> str:
@@ -260,7 +272,8 @@ def _healthcheck(lineno: int, rest: str, flags: dict[str, str], line: str) -> In
         raise DockerfileError(lineno, f"unknown type {kind!r} in HEALTHCHECK (try CMD)")
     for name, value in flags.items():
         if name == "retries":
-            if not value.lstrip("-").isdigit() or int(value) < 0:
+            # ASCII digits only ("²".isdigit() is true), bounded so int() stays cheap.
+            if not _RETRIES.fullmatch(value):
                 raise DockerfileError(lineno, f"--retries must be a number >= 0: {value!r}")
             continue
         try:
@@ -363,7 +376,7 @@ def _maybe_json(rest: str) -> tuple[list[str], bool]:
     """A JSON array of strings (exec form), else the whole text as one shell-form item."""
     if rest.startswith("["):
         try:
-            value = json.loads(rest)
+            value = jsontext.loads(rest)
         except ValueError:
             value = None
         if isinstance(value, list) and all(isinstance(v, str) for v in value):

@@ -21,11 +21,14 @@ line the caller passes, so they name the Dockerfile line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from berth.build.model import DockerfileError
 
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
+# What one expansion may produce: more than the largest Dockerfile (1 MiB) is a bomb (ENV
+# A=$A$A repeated doubles it each line), not a build.
+MAX_EXPANSION = 1 << 20
 
 
 class _Words:
@@ -34,14 +37,14 @@ class _Words:
 
     def __init__(self) -> None:
         self.words: list[str] = []
-        self.word = ""
+        self.word: list[str] = []  # a list: "+=" on a str attribute copies it (quadratic)
         self.in_word = False
 
     def add_char(self, ch: str) -> None:
         if ch.isspace():
             if self.in_word and self.word:
-                self.words.append(self.word)
-                self.word = ""
+                self.words.append("".join(self.word))
+                self.word = []
                 self.in_word = False
         else:
             self.add_raw(ch)
@@ -51,13 +54,14 @@ class _Words:
             self.add_char(ch)
 
     def add_raw(self, text: str) -> None:
-        self.word += text
+        if text:
+            self.word.append(text)
         self.in_word = True
 
     def result(self) -> list[str]:
         if self.word:
-            self.words.append(self.word)
-            self.word = ""
+            self.words.append("".join(self.word))
+            self.word = []
         return self.words
 
 
@@ -68,6 +72,13 @@ class _Lexer:
         self.env = env
         self.escape = escape
         self.line = line
+        self.budget = MAX_EXPANSION  # characters the expansions may still produce
+
+    def spend(self, size: int) -> None:
+        self.budget -= size
+        if self.budget < 0:
+            raise DockerfileError(self.line, f"expanding {self.text[:60]!r} makes more than "
+                                  f"{MAX_EXPANSION} characters")
 
     def fail(self, message: str) -> DockerfileError:
         return DockerfileError(self.line, f"failed to process {self.text!r}: {message}")
@@ -165,6 +176,11 @@ class _Lexer:
         return self.text[start : self.pos]
 
     def dollar(self) -> str:
+        value = self._dollar()
+        self.spend(len(value))
+        return value
+
+    def _dollar(self) -> str:
         self.next()
         if self.peek() != "{":
             name = self.name()
@@ -211,16 +227,13 @@ class _Lexer:
             if colon and value == "":
                 raise self.fail(f"{name}: {word or 'is not allowed to be empty'}")
             return value
-        greedy = word.startswith(op)
-        pattern = _pattern_regex(word[1:] if greedy else word)
-        # Shortest or longest prefix (#) / suffix (%) that the pattern matches in full.
-        cuts = range(len(value) + 1)
-        order = reversed(cuts) if greedy == (op == "#") else cuts
-        for cut in order:
-            part = value[:cut] if op == "#" else value[cut:]
-            if pattern.fullmatch(part):
-                return value[cut:] if op == "#" else value[:cut]
-        return value
+        longest = word.startswith(op)
+        glob = _Glob(word[1:] if longest else word)
+        if op == "#":
+            end = glob.prefix(value, longest)
+            return value if end is None else value[end:]
+        end = glob.reversed().prefix(value[::-1], longest)
+        return value if end is None else value[: len(value) - end]
 
     def replace(self, name: str) -> str:
         every = self.peek() == "/"
@@ -234,27 +247,87 @@ class _Lexer:
                 raise self.fail("syntax error: missing '}'") from None
             raise
         value = self.env.get(name, "")
-        regex = _pattern_regex(pattern)
-        return regex.sub(lambda _m: replacement, value, count=0 if every else 1)
+        return _Glob(pattern).replace(value, replacement, every, self.spend)
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """A shell pattern (``*``, ``?``, ``\\`` escapes; no brackets, like Docker) as a regex."""
+class _Glob:
+    """A shell pattern (``*``, ``?``, ``\\`` escapes; no brackets, like Docker) matched
+    without backtracking blow-ups: ``*a*a*a*b`` against a long value stays linear.
+
+    The pattern is cut at its ``*`` runs into fixed-length chunks. Since ``*`` matches
+    anything, placing every middle chunk at its earliest fit loses no match (what can follow
+    an earlier fit is a superset of what can follow a later one): atomic lazy groups do that,
+    and only the last chunk's placement decides how long the match is."""
+
+    def __init__(self, pattern: str | list[str]) -> None:
+        self.tokens = _glob_tokens(pattern) if isinstance(pattern, str) else pattern
+        chunks: list[list[str]] = [[]]
+        for tok in self.tokens:
+            if tok == "*":
+                if chunks[-1] or len(chunks) == 1:  # a run of stars is one star
+                    chunks.append([])
+            else:
+                chunks[-1].append(tok)
+        self.chunks = ["".join("." if t == "?" else re.escape(t[-1]) for t in c)
+                       for c in chunks]
+
+    def reversed(self) -> _Glob:
+        return _Glob(self.tokens[::-1])
+
+    def _regex(self, longest: bool) -> re.Pattern[str]:
+        first, *middle, last = self.chunks
+        body = first + "".join(f"(?>.*?{c})" for c in middle)
+        return re.compile(body + (".*" if longest else ".*?") + last, re.DOTALL)
+
+    def prefix(self, value: str, longest: bool) -> int | None:
+        """The length of the shortest (longest) prefix of value the pattern matches."""
+        if len(self.chunks) == 1:
+            m = re.compile(self.chunks[0], re.DOTALL).match(value)
+        else:
+            m = self._regex(longest).match(value)
+        return m.end() if m else None
+
+    def replace(self, value: str, rep: str, every: bool, spend: Callable[[int], None]
+                ) -> str:  # fmt: skip
+        """As ``re.sub`` with the plain translation (greedy ``.*``): the leftmost match,
+        longest from there; every match when ``every``."""
+
+        def sub(_m: re.Match[str]) -> str:
+            spend(len(rep))
+            return rep
+
+        if len(self.chunks) == 1:  # fixed length: no backtracking to fear
+            return re.compile(self.chunks[0], re.DOTALL).sub(sub, value, count=0 if every else 1)
+        first = self.chunks[0]
+        start = re.compile(first, re.DOTALL).search(value) if first else None
+        if first and start is None:
+            return value
+        # Only the first fit of the first chunk needs a try: if the pattern matches from a
+        # later one, it matches from this one too, reaching at least as far.
+        m = self._regex(True).match(value, start.start() if start else 0)
+        if m is None:
+            return value
+        out = value[: m.start()] + sub(m) + value[m.end() :]
+        if every and not "".join(self.chunks) and m.end() > m.start():
+            out += sub(m)  # only "*": re.sub also replaces the empty match at the end
+        return out
+
+
+def _glob_tokens(pattern: str) -> list[str]:
+    """The pattern's tokens: ``*``, ``?``, or ``=c`` for a literal (escaped or plain) c."""
     out: list[str] = []
     i = 0
     while i < len(pattern):
         ch = pattern[i]
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
+        if ch in "*?":
+            out.append(ch)
         elif ch == "\\" and i + 1 < len(pattern):
             i += 1
-            out.append(re.escape(pattern[i]))
+            out.append("=" + pattern[i])
         else:
-            out.append(re.escape(ch))
+            out.append("=" + ch)
         i += 1
-    return re.compile("".join(out), re.DOTALL)
+    return out
 
 
 def expand_word(text: str, env: Mapping[str, str], escape: str = "\\", line: int = 0) -> str:

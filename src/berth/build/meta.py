@@ -78,6 +78,8 @@ def apply(inst: Instruction, cfg: dict[str, Any], env: dict[str, str],
             if not m:
                 raise DockerfileError(line, f"EXPOSE: invalid port {spec!r}")
             lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+            if hi > 65535 or lo > hi:  # as Docker's nat.ParsePortRange
+                raise DockerfileError(line, f"EXPOSE: invalid port or range {spec!r}")
             for port in range(lo, hi + 1):
                 ports[f"{port}/{m.group(3) or 'tcp'}"] = {}
         out["ExposedPorts"] = ports

@@ -9,6 +9,7 @@ from berth.errors import InvalidArgument
 from berth.units import bytes_of
 
 NETWORKING = "is not supported by Berth yet"
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _WHY = {
     "Dns": f"DNS settings {NETWORKING}",
     "DnsSearch": f"DNS settings {NETWORKING}",
@@ -68,6 +69,8 @@ class Fields:
         if isinstance(value, bool) or not isinstance(value, int | float) or (
                 isinstance(value, float) and not value.is_integer()):
             raise self._bad(key, "an integer")
+        if not _INT64_MIN <= value <= _INT64_MAX:  # Docker's are int64; huge ones overflow
+            raise InvalidArgument(f"{self.name(key)}: {value} is out of range")  # floats
         return int(value)
 
     def bool(self, key: str) -> bool:

@@ -11,6 +11,7 @@ import shlex
 from datetime import UTC, datetime
 from typing import Any
 
+from berth import jsontext
 from berth.errors import InvalidArgument
 from berth.image.registry import Credentials
 from berth.store.models import Image
@@ -123,7 +124,7 @@ def _decode_header(header: str, name: str) -> Any:
     text = header.strip()
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        doc = json.loads(raw)
+        doc = jsontext.loads(raw)
     except (binascii.Error, ValueError):
         raise InvalidArgument(f"invalid {name} header: expected base64url-encoded "
                               "JSON") from None

@@ -39,6 +39,8 @@ def make_mount(what: str, **fields: Any) -> MountRequest:
         return MountRequest(**fields)
     except ValidationError as e:
         raise InvalidArgument(f"{what}: " + validation_message(list(e.errors()))) from None
+    except InvalidArgument as e:  # a validator's own refusal (a bad volume name)
+        raise InvalidArgument(f"{what}: {e.message}") from None
 
 
 def parse_bind(text: str, what: str = "bind") -> MountRequest:

@@ -6,6 +6,7 @@ honours is translated; any other value is refused with a 400 naming the field, n
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from berth.service.specs import ContainerCreate, ContainerUpdate, RestartPolicy
 __all__ = ["container_create", "container_update", "is_zero", "parse_size", "unsupported"]
 
 DEFAULT_CPU_PERIOD = 100_000
+_PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits: "²".isdigit() holds but int("²") fails
 # Network modes that are not a network of their own.
 BUILTIN_NETWORKS = ("bridge", "host", "none")
 # HostConfig fields that may only name Berth's own behaviour (berth.fixedsettings)
@@ -314,9 +316,11 @@ def _port_bindings(host: Fields) -> list[dict[str, Any]]:
     for key, bindings in host.mapping("PortBindings").items():
         port, _, proto = key.partition("/")
         proto = proto or "tcp"
-        if not port.isdigit() or proto not in ("tcp", "udp"):
+        if not _PORT.fullmatch(port) or proto not in ("tcp", "udp"):
             raise InvalidArgument(f"HostConfig.PortBindings: invalid port {key!r}: expected "
                                   "PORT/tcp or PORT/udp")
+        if bindings is not None and not isinstance(bindings, list):
+            raise InvalidArgument(f"HostConfig.PortBindings.{key}: expected a list of objects")
         for i, b in enumerate(bindings or [{}]):
             f = Fields(b, f"HostConfig.PortBindings.{key}[{i}]")
             f.zero_except({"HostIp", "HostPort"})
@@ -324,7 +328,7 @@ def _port_bindings(host: Fields) -> list[dict[str, Any]]:
             host_port = f.str("HostPort") or "0"
             if host_ip in ("::", "[::]"):
                 continue  # the IPv6 twin a newer CLI adds: Berth publishes on IPv4
-            if not host_port.isdigit():
+            if not _PORT.fullmatch(host_port):
                 raise InvalidArgument(f"{f.prefix}.HostPort: {host_port!r}: expected one "
                                       "port (ranges are not supported)")
             out.append({"container_port": int(port), "proto": proto, "host_ip": host_ip,

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
+from berth import jsontext
 from berth.agent.hostops import parse_time, split_ps_args
 from berth.api.auth import authenticate
 from berth.api.deps import Services, context, services
@@ -210,6 +211,23 @@ async def _drain_exec(proc: Any, close_stdin: bool) -> None:
         await asyncio.to_thread(proc.close)
 
 
+def control_message(text: str) -> tuple[dict[str, Any], tuple[int, int] | None]:
+    """A client's control message ({"resize": [rows, cols]}, {"close_stdin": true},
+    {"detach": true}) and the size it asks for; a malformed message asks for nothing."""
+    try:
+        ctl = jsontext.loads(text)
+    except ValueError:
+        return {}, None
+    if not isinstance(ctl, dict):
+        return {}, None
+    size = ctl.get("resize")
+    if isinstance(size, list) and len(size) == 2 and \
+            all(isinstance(n, int) and not isinstance(n, bool) and 0 < n < 1 << 16
+                for n in size):
+        return ctl, (size[0], size[1])
+    return ctl, None
+
+
 async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int | None:
     """Forward the exec's output to the client and the client's input to it, until it ends
     (its exit code) or the client detaches (None). Raises WebSocketDisconnect when the
@@ -245,15 +263,12 @@ async def _pump_exec(ws: WebSocket, proc: Any, want_stdin: bool) -> int | None:
                     except OSError:  # it closed its input or ended: the rest goes nowhere
                         stdin = None
             elif msg.get("text"):
-                try:
-                    ctl = json.loads(msg["text"])
-                    if "resize" in ctl:
-                        rows, cols = ctl["resize"]
-                        proc.resize(int(rows), int(cols))
-                except (ValueError, TypeError, OSError):  # a bad message changes nothing
-                    continue
-                if not isinstance(ctl, dict):
-                    continue
+                ctl, size = control_message(msg["text"])
+                if size is not None:
+                    try:
+                        proc.resize(*size)
+                    except OSError:  # it ended meanwhile
+                        continue
                 if ctl.get("close_stdin") and stdin is not None:
                     proc.close_stdin()  # the process owns the descriptor: close() follows
                     stdin = None
@@ -351,9 +366,9 @@ async def _listen_to_client(ws: WebSocket, svc: Services, cid: str, stdin_open: 
             if msg.get("bytes") is not None and msg["bytes"][:1] == b"\x00":
                 await asyncio.to_thread(sock.sendall, msg["bytes"][1:])
             elif msg.get("text"):
-                ctl = json.loads(msg["text"])
-                if "resize" in ctl:
-                    await svc.hostops.resize(cid, int(ctl["resize"][0]), int(ctl["resize"][1]))
+                ctl, size = control_message(msg["text"])
+                if size is not None:
+                    await svc.hostops.resize(cid, *size)
                 if ctl.get("close_stdin"):
                     sock.shutdown(socket.SHUT_WR)
                 if ctl.get("detach"):

@@ -7,7 +7,6 @@ challenge names; tokens are cached per set of scopes until shortly before they e
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 import urllib.parse
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from berth import jsontext
 from berth.errors import Unauthorized, UpstreamFailure
 from berth.image.registry.challenge import Challenge, ChallengeError, parse_challenges
 from berth.image.registry.config import Credentials, RegistryConfig
@@ -134,7 +134,7 @@ class Authenticator:
             raise UpstreamFailure(f"cannot reach the token service of registry {self.host}: "
                                   f"{type(exc).__name__}") from None
         try:
-            doc = json.loads(body)
+            doc = jsontext.loads(body)
         except ValueError:
             doc = None
         if not isinstance(doc, dict):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from contextlib import closing
 from dataclasses import dataclass
 
 import httpx
 
+from berth import jsontext
 from berth.errors import InvalidArgument, UnsafeContent, UpstreamFailure
 from berth.image.registry import mediatypes as mt
 from berth.image.registry.httputil import origin_of, resolve_location
@@ -176,7 +176,7 @@ class RegistryClient(Transport):
                                            limit=limits.max_manifest_bytes)
             link = headers.get("link")
             try:
-                doc = json.loads(body)
+                doc = jsontext.loads(body)
             except ValueError:
                 doc = None
             page = doc.get("tags") if isinstance(doc, dict) else None

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from berth import jsontext
 from berth.api.docker.imageprogress import error_line
 from berth.api.docker.imageshapes import registry_config
 from berth.api.docker.routes.common import Ctx, Svc, truthy
@@ -40,7 +41,7 @@ def json_map(text: str | None, what: str) -> dict[str, str]:
     if len(text) > MAX_OPTION:
         raise InvalidArgument(f"{what} is too large")
     try:
-        doc = json.loads(text)
+        doc = jsontext.loads(text)
     except json.JSONDecodeError as e:
         raise InvalidArgument(f"invalid {what}: {e}") from None
     if not isinstance(doc, dict):

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from berth import jsontext
 from berth.api.auth import authenticate, is_write
 from berth.api.deps import Services, services
 from berth.api.docker.hijack import HIJACK, Hijack
@@ -39,7 +40,7 @@ async def read_json(request: Request, *, required: bool = True) -> dict[str, Any
             raise InvalidArgument("request body is empty: expected a JSON object")
         return {}
     try:
-        body = json.loads(raw)
+        body = jsontext.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidArgument(f"malformed JSON body: {e}") from None
     if body is None and not required:
@@ -54,7 +55,7 @@ def parse_filters(text: str | None) -> dict[str, list[str]]:
     if not text:
         return {}
     try:
-        raw = json.loads(text)
+        raw = jsontext.loads(text)
     except json.JSONDecodeError as e:
         raise InvalidArgument(f"invalid filters: {e}") from None
     if not isinstance(raw, dict):

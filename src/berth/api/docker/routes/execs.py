@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from berth import jsontext
 from berth.api.docker.attach import HijackPeer
 from berth.api.docker.execrun import ExecInstance, ExecSession
 from berth.api.docker.hijack import MULTIPLEXED_STREAM, RAW_STREAM
@@ -118,7 +119,7 @@ async def exec_start(request: Request, eid: str, svc: Svc, ctx: Ctx) -> Response
     inst = _lookup(request, ctx, eid)
     raw = await hijack.body() if hijack.upgrade else await request.body()
     try:
-        body = json.loads(raw) if raw.strip() else {}
+        body = jsontext.loads(raw) if raw.strip() else {}
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidArgument(f"malformed JSON body: {e}") from None
     if not isinstance(body, dict):

@@ -85,7 +85,10 @@ def _create_request(body: dict[str, Any]) -> NetworkCreate:
         raise InvalidArgument("missing field: Name")
     if body.get("Ingress"):
         raise InvalidArgument("ingress networks are swarm's: not supported")
-    if body.get("ConfigOnly") or (body.get("ConfigFrom") or {}).get("Network"):
+    config_from = body.get("ConfigFrom") or {}
+    if not isinstance(config_from, dict):
+        raise InvalidArgument("ConfigFrom: expected an object")
+    if body.get("ConfigOnly") or config_from.get("Network"):
         raise InvalidArgument("config-only networks are not supported")
     if body.get("Scope") not in (None, "", "local"):
         raise InvalidArgument(f"network scope {body['Scope']!r} is not supported: only local")
@@ -93,7 +96,10 @@ def _create_request(body: dict[str, Any]) -> NetworkCreate:
     if not isinstance(ipam_in, dict):
         raise InvalidArgument("IPAM: expected an object")
     pools = []
-    for pool in ipam_in.get("Config") or []:
+    pool_list = ipam_in.get("Config") or []
+    if not isinstance(pool_list, list):
+        raise InvalidArgument("IPAM.Config: expected a list of objects")
+    for pool in pool_list:
         if not isinstance(pool, dict):
             raise InvalidArgument("IPAM.Config: expected a list of objects")
         if pool.get("AuxiliaryAddresses"):
