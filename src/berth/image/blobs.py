@@ -133,7 +133,7 @@ class BlobStore:
         data = self.read_bytes(digest, max_bytes)
         try:
             return json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise UnsafeContent(f"blob {digest} is not valid JSON: {exc}") from None
 
     def delete(self, digest: str) -> None:

@@ -147,15 +147,28 @@ class _TarInfo(tarfile.TarInfo):
             raise
 
 
+def _bad_header(reader: BoundedReader, exc: ValueError) -> UnsafeContent:
+    # tarfile lets int() and unpacking errors out of its GNU sparse and pax parsing.
+    return UnsafeContent(f"corrupt {reader.what}: bad tar header ({exc})")
+
+
 def iter_tar(reader: BoundedReader) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
     """Stream a tar's members with bounded headers; the caller must consume each member's
     data before the next and should map tarfile.TarError to UnsafeContent."""
     reader.budget_end = reader.pos + HEADER_BUDGET
-    with tarfile.open(fileobj=reader, mode="r|", tarinfo=_TarInfo,  # type: ignore[call-overload]
-                      encoding="utf-8", errors="surrogateescape") as tf:
+    try:  # opening reads the first header; the with below closes it
+        tf = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115
+            fileobj=reader, mode="r|", tarinfo=_TarInfo, encoding="utf-8",
+            errors="surrogateescape")
+    except ValueError as exc:
+        raise _bad_header(reader, exc) from None
+    with tf:
         while True:
             reader.budget_end = reader.pos + HEADER_BUDGET
-            member = tf.next()
+            try:
+                member = tf.next()
+            except ValueError as exc:
+                raise _bad_header(reader, exc) from None
             if member is None:
                 break
             reader.budget_end = None  # member data is bounded by the caller

@@ -31,7 +31,9 @@ from berth.image.tarstream import CHUNK, BoundedReader, decompressed, iter_tar
 from berth.runtime.base import IdMapping
 
 MAX_ID = (1 << 32) - 2
+MAX_CAPS = 1024  # a security.capability value is 20 or 24 bytes; the kernel refuses > 64 KiB
 FD_CACHE = 64  # directory fds kept open while unpacking one layer
+PENDING_FILES = 256  # small files queued to the writers (each holds a Future and a dir fd)
 OPAQUE_XATTR = "trusted.overlay.opaque"
 CAPS_PAX = "SCHILY.xattr.security.capability"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -76,12 +78,16 @@ def check_entry(m: tarfile.TarInfo, limits: UnpackLimits) -> list[str]:
     as a directory, a type Berth unpacks); its path as components. Links are checked
     against the tree when unpacked."""
     parts = entry_parts(m.name, limits)
+    if m.size < 0:  # a pax "size" may say anything; a negative one would refund the data bound
+        raise UnsafeContent(f"negative size {m.size} for {m.name!r}")
     if any(p.startswith(".wh.") for p in parts[:-1]):
         raise UnsafeContent(f"whiteout name used as a directory in {m.name!r}")
-    if not parts or parts[-1].startswith(".wh."):
-        return parts
+    # Even as a whiteout (whose data is read and dropped): its holes are zeros made from
+    # nothing, gigabytes of them from one header.
     if m.issparse():
         raise UnsafeContent(f"sparse file {m.name!r} is not supported")
+    if not parts or parts[-1].startswith(".wh."):
+        return parts
     if m.ischr() or m.isblk():
         raise UnsafeContent(f"device node {m.name!r} is not allowed in a layer")
     if not (m.isreg() or m.isdir() or m.issym() or m.islnk() or m.isfifo()):
@@ -138,8 +144,8 @@ class _Extractor:
         if self.entries > self.limits.max_entries:
             raise UnsafeContent(f"layer exceeds max_entries ({self.limits.max_entries})")
         parts = check_entry(m, self.limits)
-        if m.isreg() and m.size:
-            self._count_data(m)
+        if (m.isreg() or m.type not in tarfile.SUPPORTED_TYPES) and m.size:
+            self._count_data(m)  # tarfile also reads (skips) the data of an unknown type
         if not parts:
             self._skip_data(m, tf)  # the layer root itself ("./"): its metadata is ours
             return
@@ -208,16 +214,17 @@ class _Extractor:
             start -= 1
         fd = self._fds[key[:start]] if start else self.root_fd
         for end in range(start + 1, len(key) + 1):
+            self._wait_for(key[:end])  # a file still being written there is not a dir to make
             fd = self._open_child(fd, key[:end], create)
             self._fds[key[:end]] = fd
         return fd
 
     def close(self) -> None:
-        """Stop the writers (after an error: wait, ignore their results) and close fds."""
+        """Wait for the writers (after an error: ignore their results) and close fds."""
         jobs, self._pending = list(self._pending.values()), {}
-        for job in jobs:
-            job.cancel()
-        wait(jobs)  # none may still write into a directory the caller is about to remove
+        # Not cancelled: a cancelled job would never close the dir fd it was given. And none
+        # may still write into a directory the caller is about to remove.
+        wait(jobs)
         self._drop_fds()
 
     def _wait_for(self, path: tuple[str, ...]) -> None:
@@ -298,28 +305,31 @@ class _Extractor:
 
     def _file(self, m: tarfile.TarInfo, parts: list[str], tf: tarfile.TarFile) -> None:
         uid, gid = self._owner(m)
-        meta = (uid, gid, m.mode & 0o7777, m.pax_headers.get(CAPS_PAX), self._mtime_ns(m))
+        caps = m.pax_headers.get(CAPS_PAX)
+        if caps is not None and len(caps) > MAX_CAPS:
+            raise UnsafeContent(f"file capabilities of {m.name!r} are too large")
+        meta = (uid, gid, m.mode & 0o7777, caps, self._mtime_ns(m))
         parent = self._open_dir(parts[:-1], create=True)
-        try:
+        try:  # until write_file owns parent, every way out must close it
             self._clear(parent, parts[-1], parts, keep_dir=False)
+            src = tf.extractfile(m)
+            assert src is not None
+            if m.size <= SMALL_FILE:
+                data = src.read(m.size + 1)  # a corrupt stream fails here
+                if len(data) != m.size:
+                    raise UnsafeContent(f"corrupt layer: short data for {m.name!r}")
+                if (self._pending_bytes + len(data) > PENDING_BYTES
+                        or len(self._pending) >= PENDING_FILES):
+                    self._drain()
         except BaseException:
             os.close(parent)
             raise
-        src = tf.extractfile(m)
-        assert src is not None
         if m.size <= SMALL_FILE:
-            data = src.read(m.size + 1)
-            if len(data) != m.size:
-                os.close(parent)
-                raise UnsafeContent(f"corrupt layer: short data for {m.name!r}")
-            if self._pending_bytes + len(data) > PENDING_BYTES:
-                self._drain()
             self._pending[tuple(parts)] = writers().submit(
                 write_file, parent, parts[-1], [data], meta)  # it closes parent
             self._pending_bytes += len(data)
             return
-        chunks = Counted(src, m.size, m.name)
-        write_file(parent, parts[-1], chunks, meta)
+        write_file(parent, parts[-1], Counted(src, m.size, m.name), meta)  # it closes parent
 
     def _dir(self, m: tarfile.TarInfo, parts: list[str]) -> None:
         uid, gid = self._owner(m)
@@ -414,6 +424,7 @@ class _Extractor:
         if name.startswith(".wh..wh.") or real in ("", ".", ".."):
             raise UnsafeContent(f"invalid whiteout entry {m.name!r}")
         uid, gid = self._owner(m)
+        self._wait_for((*parts[:-1], real))  # a file still being written there goes first
         parent = self._open_dir(parts[:-1], create=True)
         try:
             self._clear(parent, real, [*parts[:-1], real], keep_dir=False)
