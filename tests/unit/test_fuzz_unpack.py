@@ -813,3 +813,21 @@ def test_blob_read_json_returns_or_refuses(tmp_path_factory: pytest.TempPathFact
             blobs.read_json(digest, max_bytes=1 << 20)
         except UnsafeContent as exc:
             assert "not valid JSON" in str(exc)
+
+
+def test_every_tar_reader_refuses_a_negative_size() -> None:
+    """A pax "size" of -N would refund N bytes of any reader's data bound (layers, image
+    archives, files copied into a container): iter_tar refuses it for all of them."""
+    import tarfile as _tarfile
+
+    from berth.image.tarstream import BoundedReader, iter_tar
+
+    buf = io.BytesIO()
+    with _tarfile.open(fileobj=buf, mode="w", format=_tarfile.PAX_FORMAT) as tf:
+        info = _tarfile.TarInfo("f")
+        info.pax_headers = {"size": "-511"}
+        tf.addfile(info)
+    buf.seek(0)
+    with pytest.raises(UnsafeContent, match="negative size"):
+        for _member, _tf in iter_tar(BoundedReader(buf, "archive")):
+            pass

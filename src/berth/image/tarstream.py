@@ -171,6 +171,9 @@ def iter_tar(reader: BoundedReader) -> Iterator[tuple[tarfile.TarInfo, tarfile.T
                 raise _bad_header(reader, exc) from None
             if member is None:
                 break
+            if member.size < 0:  # a pax "size" may say anything: it would refund size bounds
+                raise UnsafeContent(f"corrupt {reader.what}: negative size for "
+                                    f"{member.name!r}")
             reader.budget_end = None  # member data is bounded by the caller
             yield member, tf
             tf.members.clear()  # stream mode would otherwise keep every header
