@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from berth import jsontext
 from berth.errors import InvalidArgument, UnsafeContent
 from berth.image.blobs import BlobStore, SpooledBlob, validate_digest
 from berth.image.reference import normalize_tag_reference
+from berth.image.registry.manifest import check_json_depth
 from berth.image.tarstream import (
     BoundedReader,
     compression_of,
@@ -54,6 +56,7 @@ class ArchiveLimits:
     max_images: int = 1_000
     max_layers: int = 1_000  # per image
     max_index_depth: int = 4  # nested image indexes
+    max_json_depth: int = 32  # nesting of each JSON document, as for a registry's
 
 
 def oci_manifest_bytes(config_digest: str, config_size: int, layers: list[LayerRef]) -> bytes:
@@ -171,9 +174,14 @@ class _Spool:
         spooled = self.get(name, what)
         if spooled.size > self.limits.max_json_bytes:
             raise _bad(f"{what} {name!r} is larger than {self.limits.max_json_bytes} bytes")
+        data = spooled.path.read_bytes()
         try:
-            return json.loads(spooled.path.read_bytes())
-        except (ValueError, UnicodeDecodeError) as exc:
+            # Bounded depth: json.loads overflows the stack on deep nesting, and a config is
+            # later deep-copied and re-encoded recursively (commit, export).
+            check_json_depth(data.decode("utf-8"), self.limits.max_json_depth,
+                             f"invalid image archive: {what} {name!r}")
+            return jsontext.loads(data)
+        except ValueError as exc:
             raise _bad(f"{what} {name!r} is not valid JSON: {exc}") from None
 
 

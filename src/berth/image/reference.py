@@ -12,6 +12,7 @@ lives on Docker Hub, where a single-component name gets the "library/" prefix.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 
@@ -23,11 +24,12 @@ DEFAULT_TAG = "latest"
 MAX_NAME = 255
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)  # Go's \w: [0-9A-Za-z_], no other letters
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = re.compile(
     rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?")
+_PORT = re.compile(r":([0-9]+)\Z")
 
 
 def _invalid(text: str, why: str) -> InvalidArgument:
@@ -47,10 +49,18 @@ class Reference:
 
     @property
     def name(self) -> str:
-        """The short repository name: "busybox", "user/app", "localhost:5000/app"."""
-        if self.registry is None:
-            return self.repository.removeprefix("library/")
-        return f"{self.registry}/{self.repository}"
+        """The short repository name: "busybox", "user/app", "localhost:5000/app". It parses
+        back to the same repository: Docker Hub's "library/a/b" and "my.org/app" keep
+        what would otherwise read as another repository or a registry domain."""
+        if self.registry is not None:
+            return f"{self.registry}/{self.repository}"
+        short = self.repository.removeprefix("library/")
+        if "/" in short and short != self.repository:
+            short = self.repository  # "library/a/b": "a/b" would be user a's repository
+        first, sep, _ = short.partition("/")
+        if sep and ("." in first or first == "localhost"):
+            return f"{DOCKER_HUB}/{short}"
+        return short
 
     def familiar(self) -> str:
         """The name as Docker shows it: "busybox:latest", "localhost:5000/app@sha256:..."."""
@@ -101,13 +111,21 @@ def parse_reference(text: str) -> Reference:
             raise _invalid(text, "invalid tag")
     if not rest:
         raise _invalid(text, "missing repository name")
-    if len(rest) > MAX_NAME:
+    if len(rest) > MAX_NAME:  # checked again on the full name: this bounds the regexes' work
         raise _invalid(text, f"repository name longer than {MAX_NAME} characters")
     registry: str | None = None
     first, sep, remainder = rest.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost"):
         if not _DOMAIN.fullmatch(first):
             raise _invalid(text, "invalid registry domain")
+        if first.startswith("["):  # the pattern lets "[:]" through; URL parsers do not
+            try:
+                ipaddress.IPv6Address(first[1:first.index("]")])
+            except ValueError:
+                raise _invalid(text, "invalid IPv6 address") from None
+        port = _PORT.search(first)
+        if port and int(port.group(1)) > 65535:  # the socket layer would wrap it to another
+            raise _invalid(text, "registry port out of range")
         registry, path = first, remainder
     else:
         path = rest
@@ -121,7 +139,11 @@ def parse_reference(text: str) -> Reference:
         registry = None
     if registry is None and len(components) == 1:
         path = f"library/{path}"
-    return Reference(registry=registry, repository=path, tag=tag, digest=digest)
+    ref = Reference(registry=registry, repository=path, tag=tag, digest=digest)
+    # Docker bounds the normalised name, so that every spelling of a reference agrees
+    if len(f"{ref.domain}/{ref.repository}") > MAX_NAME:
+        raise _invalid(text, f"repository name longer than {MAX_NAME} characters")
+    return ref
 
 
 def normalize_tag_reference(text: str) -> str:

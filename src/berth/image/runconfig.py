@@ -115,13 +115,25 @@ def image_volumes(image_cfg: dict[str, Any]) -> list[str]:
     return sorted(str(v) for v in vols)
 
 
+_HEALTH_NUMBERS = ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries")
+_INT64_MAX = (1 << 63) - 1
+
+
 def image_healthcheck(image_cfg: dict[str, Any]) -> dict[str, Any] | None:
     """The image's Healthcheck object as written (Test, Interval, Timeout, StartPeriod,
-    StartInterval in nanoseconds, Retries); None when it has none."""
+    StartInterval in nanoseconds, Retries); None when it has none. A number that is not a
+    Go int64 (Docker's type for them) is dropped, as if unset: a huge int would not even
+    convert to a float."""
     hc = _run_config(image_cfg).get("Healthcheck")
     if not isinstance(hc, dict) or not _str_list(hc.get("Test")):
         return None
-    return dict(hc)
+    out = dict(hc)
+    for key in _HEALTH_NUMBERS:
+        value = out.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not -_INT64_MAX - 1 <= value <= _INT64_MAX):
+            del out[key]
+    return out
 
 
 def image_shell(image_cfg: dict[str, Any]) -> list[str]:

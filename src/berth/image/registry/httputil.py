@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 
 import httpx
 
+from berth import jsontext
 from berth.errors import UnsafeContent, UpstreamFailure
 
 MAX_MESSAGE = 200
@@ -39,7 +39,7 @@ def error_summary(resp: httpx.Response, limit: int) -> str:
     except (UnsafeContent, httpx.HTTPError):
         return ""
     try:
-        doc = json.loads(body)
+        doc = jsontext.loads(body)  # a body of nested brackets must not overflow the parser
     except ValueError:
         return ""
     errors = doc.get("errors") if isinstance(doc, dict) else None
@@ -68,10 +68,15 @@ def resolve_location(base: str, location: str | None, what: str) -> str:
         raise UpstreamFailure(f"{what}: the registry sent no Location header")
     if len(location) > 8192 or any(ord(c) < 0x21 or ord(c) > 0x7E for c in location):
         raise UpstreamFailure(f"{what}: the registry sent an unusable Location header")
-    url = urllib.parse.urljoin(base, location)
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username \
-            or parts.password:
+    try:
+        url = urllib.parse.urljoin(base, location)
+        parts = urllib.parse.urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) \
+            and not parts.username and not parts.password
+        parts.port  # noqa: B018 - raises for a port that is not a number in 0..65535
+    except ValueError:  # urllib refuses some netlocs ("http://[x/": "Invalid IPv6 URL")
+        usable = False
+    if not usable:
         raise UpstreamFailure(f"{what}: the registry sent an unusable Location "
                               f"({clean_text(location, 80)})")
     return url

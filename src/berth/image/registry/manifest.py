@@ -16,7 +16,10 @@ from berth.image.registry import mediatypes as mt
 from berth.image.registry.config import RegistryLimits
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A string runs to its closing quote or, unterminated, to the end of the text: a pattern that
+# could fail would be retried from every later quote (quadratic on an opening quote followed
+# by many escaped ones).
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 
 
@@ -82,6 +85,8 @@ def document_media_type(doc: dict[str, Any], content_type: str | None, where: st
     """The media type of a manifest: its own mediaType field, else the Content-Type header.
     Schema 1 (deprecated, unsigned-by-digest) is refused here."""
     declared = doc.get("mediaType")
+    if declared is not None and not isinstance(declared, str):
+        raise UnsafeContent(f"{where}: 'mediaType' has the wrong type")
     header = (content_type or "").split(";")[0].strip().lower()
     if doc.get("schemaVersion") == 1 or header in mt.DOCKER_SCHEMA1 \
             or declared in mt.DOCKER_SCHEMA1:
