@@ -647,3 +647,11 @@ def test_control_message_contract(text: str) -> None:
     assert isinstance(ctl, dict)
     if size is not None:
         assert ctl["resize"] == list(size) and all(0 < n < 1 << 16 for n in size)
+
+
+def test_commit_change_deep_nesting_is_shell_form() -> None:
+    from berth.image.changes import parse_changes
+
+    deep = "[" * 50_000  # within a change's 64 KiB, far beyond json's recursion
+    changes = parse_changes(["CMD " + deep])  # not an exec-form array: shell form
+    assert changes["Cmd"] == ["/bin/sh", "-c", deep]

@@ -4,12 +4,12 @@ image's run config."""
 from __future__ import annotations
 
 import copy
-import json
 import posixpath
 import re
 import shlex
 from typing import Any
 
+from berth import jsontext
 from berth.errors import InvalidArgument
 from berth.image.runconfig import image_env, image_workdir, merge_env
 
@@ -27,8 +27,8 @@ def _json_list(rest: str) -> list[str] | None:
     if not rest.startswith("["):
         return None
     try:
-        value = json.loads(rest)
-    except ValueError:
+        value = jsontext.loads(rest)
+    except ValueError:  # too deep included
         return None
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
