@@ -230,6 +230,7 @@ def test_valid_references_parse_to_their_parts(
         return
     assert ref.tag == tag and ref.digest == digest
     _check_reference(ref)
+    domain = domain.lower() if domain else None  # host names are case-insensitive
     if domain in ("docker.io", "index.docker.io", "registry-1.docker.io") or domain is None:
         want = "/".join(path)
         assert ref.registry is None

@@ -69,3 +69,10 @@ def test_validate_tag():
     for bad in ("", ".x", "-x", "a/b", "a:b", "t" * 129):
         with pytest.raises(InvalidArgument):
             validate_tag(bad)
+
+
+def test_registry_domain_is_case_insensitive():
+    ref = parse_reference("REG.Example.COM:5000/team/app:v1")
+    assert ref.registry == "reg.example.com:5000"
+    assert str(ref) == str(parse_reference("reg.example.com:5000/team/app:v1"))
+    assert parse_reference("Docker.IO/busybox").registry is None  # Docker Hub, in any case

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from berth.errors import InvalidArgument
+from berth.errors import InvalidArgument, PolicyDenied
 from berth.image.reference import parse_reference
 from berth.image.signature import (
     InsecureAcceptAnything,
     Reject,
     SignedBy,
     SigstoreSigned,
+    StaticSignatures,
+    check_image,
     load_policy,
     parse_policy,
     scope_search_order,
@@ -385,3 +388,18 @@ def test_identity_types() -> None:
     assert isinstance(_identity({"type": "matchRepository"}), MatchRepository)
     assert isinstance(_identity(EXACT_REF), ExactReference)
     assert _identity(REMAP) == RemapIdentity("mirror.local:5000/vendor", "vendor.io")
+
+
+def test_a_scope_applies_to_every_spelling_of_its_registry_host():
+    """A tenant must not skip the operator's rule for a registry by writing its host in
+    another case: the default here accepts anything, the scope rejects."""
+    policy = parse_policy(json.dumps({
+        "default": ACCEPT, "transports": {"docker": {"reg.example.com": REJECT}},
+    }).encode())
+    manifest = b"{}"
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    check_image([policy], parse_reference("other.example.com/app:1"), manifest, digest,
+                StaticSignatures())  # the default: accepted
+    for text in ("reg.example.com/app:1", "REG.example.com/app:1", "Reg.Example.Com/app:1"):
+        with pytest.raises(PolicyDenied):
+            check_image([policy], parse_reference(text), manifest, digest, StaticSignatures())

@@ -126,7 +126,10 @@ def parse_reference(text: str) -> Reference:
         port = _PORT.search(first)
         if port and int(port.group(1)) > 65535:  # the socket layer would wrap it to another
             raise _invalid(text, "registry port out of range")
-        registry, path = first, remainder
+        # Host names are case-insensitive: one spelling, so that trust-policy scopes (string
+        # matches), stored credentials and image names agree -- "REG.example.com/x" must not
+        # slip past a policy written for reg.example.com.
+        registry, path = first.lower(), remainder
     else:
         path = rest
     components = path.split("/")
