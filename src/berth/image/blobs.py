@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import re
 import shutil
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from berth import jsontext
 from berth.errors import InvalidArgument, NotFound, UnsafeContent
 
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
@@ -132,8 +132,8 @@ class BlobStore:
     def read_json(self, digest: str, max_bytes: int = DEFAULT_MAX_JSON) -> Any:
         data = self.read_bytes(digest, max_bytes)
         try:
-            return json.loads(data)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+            return jsontext.loads(data)
+        except ValueError as exc:  # nesting too deep included
             raise UnsafeContent(f"blob {digest} is not valid JSON: {exc}") from None
 
     def delete(self, digest: str) -> None:

@@ -19,6 +19,7 @@ import binascii
 import json
 import secrets
 
+from berth import jsontext
 from berth.errors import NotFound, UnsafeContent, UpstreamFailure
 from berth.image.registry.client import RegistryClient, check_digest, check_repo
 from berth.image.registry.transport import scope
@@ -52,11 +53,9 @@ def _entries(client: RegistryClient, repo: str, digest: str) -> list[tuple[str, 
 def parse_list(data: bytes, where: str) -> list[tuple[str, bytes]]:
     """(name, content) of each atomic schema-2 signature in an extension list document."""
     try:
-        doc = json.loads(data)
-    except ValueError:
-        raise UpstreamFailure(f"{where}: the answer is not JSON") from None
-    except RecursionError:
-        raise UpstreamFailure(f"{where}: the answer is nested too deeply") from None
+        doc = jsontext.loads(data)
+    except ValueError as e:  # nesting too deep included
+        raise UpstreamFailure(f"{where}: the answer is not JSON ({e})") from None
     items = doc.get("signatures") if isinstance(doc, dict) else None
     if items is None and isinstance(doc, dict):
         items = []
