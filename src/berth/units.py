@@ -7,8 +7,13 @@ import re
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _SIZE_RE = re.compile(r"^([0-9]+)(?:\.([0-9]+))?\s*([bkmgtp]?)i?b?$", re.IGNORECASE)
-MAX_SIZE = (1 << 63) - 1  # docker's sizes are int64
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1  # Go's int64: Docker's sizes, durations, ids
+MAX_SIZE = INT64_MAX
 _MAX_DIGITS = 40  # far beyond MAX_SIZE in any unit; keeps int() of hostile text cheap
+
+
+def fits_int64(value: int | float) -> bool:
+    return INT64_MIN <= value <= INT64_MAX
 
 
 def bytes_of(text: str) -> int | None:

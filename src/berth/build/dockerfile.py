@@ -25,6 +25,7 @@ import re
 
 from berth import jsontext
 from berth.build.model import Dockerfile, DockerfileError, Instruction, Stage
+from berth.units import INT64_MAX
 
 INSTRUCTIONS = frozenset({
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
@@ -58,7 +59,7 @@ _NOT_ONBUILD = frozenset({"ONBUILD", "FROM", "MAINTAINER"})
 _DURATION = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9,
             "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
-_MAX_NS = (1 << 63) - 1
+_MAX_NS = INT64_MAX  # Go's durations are int64 nanoseconds
 _MAX_DIGITS = 30  # beyond _MAX_NS in any unit; keeps int() of hostile text cheap
 _RETRIES = re.compile(r"[0-9]{1,9}")
 

@@ -10,6 +10,7 @@ import posixpath
 from typing import Any
 
 from berth.errors import InvalidArgument
+from berth.units import fits_int64
 
 
 def _run_config(image_cfg: dict[str, Any] | None) -> dict[str, Any]:
@@ -116,7 +117,6 @@ def image_volumes(image_cfg: dict[str, Any]) -> list[str]:
 
 
 _HEALTH_NUMBERS = ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries")
-_INT64_MAX = (1 << 63) - 1
 
 
 def image_healthcheck(image_cfg: dict[str, Any]) -> dict[str, Any] | None:
@@ -131,7 +131,7 @@ def image_healthcheck(image_cfg: dict[str, Any]) -> dict[str, Any] | None:
     for key in _HEALTH_NUMBERS:
         value = out.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                  or not -_INT64_MAX - 1 <= value <= _INT64_MAX):
+                                  or not fits_int64(value)):
             del out[key]
     return out
 

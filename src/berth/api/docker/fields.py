@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from berth.errors import InvalidArgument
-from berth.units import bytes_of
+from berth.units import bytes_of, fits_int64
 
 NETWORKING = "is not supported by Berth yet"
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _WHY = {
     "Dns": f"DNS settings {NETWORKING}",
     "DnsSearch": f"DNS settings {NETWORKING}",
@@ -69,7 +68,7 @@ class Fields:
         if isinstance(value, bool) or not isinstance(value, int | float) or (
                 isinstance(value, float) and not value.is_integer()):
             raise self._bad(key, "an integer")
-        if not _INT64_MIN <= value <= _INT64_MAX:  # Docker's are int64; huge ones overflow
+        if not fits_int64(value):  # Docker's are int64; huge ones overflow
             raise InvalidArgument(f"{self.name(key)}: {value} is out of range")  # floats
         return int(value)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from berth import __version__
 from berth.errors import InvalidArgument
+from berth.units import fits_int64
 
 from .common import MAX_SIGNATURE_SIZE, SignatureRejected, is_valid_digest
 from .strictjson import expect_object, kind_of, load_strict
@@ -51,7 +52,7 @@ def _parse_optional(value: Any, *, allow_null: bool) -> tuple[str | None, int | 
                 raise SignatureRejected("invalid signature payload: optional.timestamp is not "
                                         "an integer")
             timestamp = int(timestamp)
-        if not -(1 << 63) <= timestamp < (1 << 63):
+        if not fits_int64(timestamp):
             raise SignatureRejected("invalid signature payload: optional.timestamp is out of "
                                     "range")
     return creator, timestamp
