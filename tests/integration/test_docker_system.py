@@ -82,6 +82,10 @@ def test_version_and_docker_py_info(daemon: Daemon) -> None:
     info = client.info()
     assert info["Name"] and info["ServerVersion"] and "runc" in info["Runtimes"]
     assert "name=userns" in info["SecurityOptions"]
+    # the ping recommends the classic builder: a CLI with buildx falls back to it
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(d.docker_socket))) as http:
+        for method in ("HEAD", "GET"):
+            assert http.request(method, "http://docker/_ping").headers["Builder-Version"] == "1"
 
 
 def test_events_replay_a_containers_life_and_end_at_until(daemon: Daemon) -> None:

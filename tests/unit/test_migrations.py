@@ -56,4 +56,6 @@ def test_upgrading_a_store_with_rows_in_it(tmp_path: Path) -> None:
         assert conn.execute(text("SELECT userns_slot, grants FROM projects")).one() == (0, "[]")
         assert conn.execute(text("SELECT repo_digests, signatures FROM images")).one() == \
             ("[]", "[]")
+        # an image from before build cache was told apart stays listed
+        assert conn.execute(text("SELECT intermediate FROM images")).scalar_one() == 0
     engine.dispose()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from berth.store.models import Action, Container, Image, Volume
+
+if TYPE_CHECKING:
+    from berth.service.buildcache import CacheEntry
 
 
 def iso(ts: float | None) -> str | None:
@@ -101,6 +104,7 @@ def image(img: Image, tags: list[str]) -> dict[str, Any]:
         "repo_digests": list(img.repo_digests or []),
         "source": img.source,
         "signatures": len(img.signatures or []),
+        "intermediate": img.intermediate,  # a build step's result: build cache
         "size": img.size,
         "created": img.config.get("created") or iso(img.created_at),
         "architecture": img.config.get("architecture"),
@@ -110,6 +114,14 @@ def image(img: Image, tags: list[str]) -> dict[str, Any]:
         "history": img.config.get("history") or [],
         "labels": cfg.get("Labels") or {},
     }
+
+
+def build_cache_entry(entry: CacheEntry) -> dict[str, Any]:
+    return {"id": entry.key, "image_id": entry.image_id, "description": entry.description,
+            "size": entry.size, "in_use": entry.in_use, "final": entry.final,
+            "shared": entry.shared,
+            "created": iso(entry.created_at), "last_used": iso(entry.last_used_at),
+            "usage_count": entry.usage_count}
 
 
 def volume(vol: Volume, mountpoint: str) -> dict[str, Any]:

@@ -417,7 +417,8 @@ def cmd_system(client: Client, args: argparse.Namespace) -> int:
     return _prune_all(client, args)
 
 
-DF_KINDS = (("images", "Images"), ("containers", "Containers"), ("volumes", "Local Volumes"))
+DF_KINDS = (("images", "Images"), ("containers", "Containers"), ("volumes", "Local Volumes"),
+            ("build_cache", "Build Cache"))
 
 
 def _disk_usage(client: Client, args: argparse.Namespace) -> int:
@@ -450,23 +451,35 @@ def _disk_usage(client: Client, args: argparse.Namespace) -> int:
         emit(use["volumes"], "table", [
             ("VOLUME NAME", lambda v: v["name"]), ("LINKS", lambda v: v["containers"]),
             ("SIZE", lambda v: human_size(v["size"]))])
+        print("\nBuild cache usage:\n")
+        emit(use["build_cache"], "table", [
+            ("CACHE ID", lambda e: e["id"][:25]), ("SIZE", lambda e: human_size(e["size"])),
+            ("CREATED", lambda e: ago(e["created"])),
+            ("LAST USED", lambda e: ago(e["last_used"]) if e["last_used"] else ""),
+            ("USAGE", lambda e: e["usage_count"]), ("IN USE", lambda e: e["in_use"]),
+            ("SHARED", lambda e: e["shared"]), ("STEP", lambda e: e["description"][:40])])
     return 0
 
 
 def _prune_all(client: Client, args: argparse.Namespace) -> int:
     """docker system prune: each kind in turn, in the order that frees the next."""
-    sections = [("containers", client.containers.prune()["removed"]),
-                ("networks", client.networks.prune()["removed"])]
-    images = client.images.prune(args.all)
-    sections.append(("images", images["removed"]))
+    filters = args.filter
+    if args.volumes and any(f.startswith("until=") for f in filters):
+        raise convert.UsageError("the until filter is not supported with --volumes")
+    sections = [("containers", client.containers.prune(filters)["removed"]),
+                ("networks", client.networks.prune(filters)["removed"])]
     if args.volumes:
-        sections.append(("volumes", client.volumes.prune()["removed"]))
+        sections.append(("volumes", client.volumes.prune(filters)["removed"]))
+    images = client.images.prune(args.all, filters)
+    sections.append(("images", images["removed"]))
+    cache = client.builds.prune(args.all, filters)
+    sections.append(("build cache objects", [key[:25] for key in cache["removed"]]))
     for kind, removed in sections:
         if removed:
             print(f"Deleted {kind}:")
             for item in removed:
                 print(item)
-    print(f"Total reclaimed space: {human_size(images['reclaimed'])}")
+    print(f"Total reclaimed space: {human_size(images['reclaimed'] + cache['reclaimed'])}")
     return 0
 
 
@@ -761,5 +774,6 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
 for _name in ("image", "images", "pull", "build", "push", "commit", "save", "load", "import",
               "history", "tag", "rmi"):
     COMMANDS[_name] = image_commands.cmd_image
+COMMANDS["builder"] = image_commands.cmd_builder
 COMMANDS["login"] = image_commands.cmd_login
 COMMANDS["logout"] = image_commands.cmd_logout

@@ -36,7 +36,8 @@ def _fmt(args: argparse.Namespace) -> str:
 
 
 def cmd_images(client: Client, args: argparse.Namespace) -> int:
-    images = client.images.list(getattr(args, "filter", None))
+    images = client.images.list(getattr(args, "filter", None),
+                                all=getattr(args, "all", False))
     if getattr(args, "quiet", False):
         for img in images:
             print(img["id"][7:19])
@@ -359,12 +360,26 @@ def cmd_image(client: Client, args: argparse.Namespace) -> int:
     elif sub == "tag":
         client.images.tag(args.source, args.target)
     elif sub == "prune":
-        answer = client.images.prune(args.all)
+        answer = client.images.prune(args.all, args.filter)
         for line in answer["removed"]:
             print(line)
         print(f"Total reclaimed space: {human_size(answer['reclaimed'])}")
     else:
         raise UsageError(f"unknown image command {sub}")
+    return 0
+
+
+def cmd_builder(client: Client, args: argparse.Namespace) -> int:
+    """docker builder prune (its only verb here)."""
+    from berth.cli.convert import parse_size
+
+    keep = parse_size(args.keep_storage, "--keep-storage") if args.keep_storage else 0
+    answer = client.builds.prune(args.all, args.filter, keep)
+    if answer["removed"]:
+        print("Deleted build cache objects:")
+        for key in answer["removed"]:
+            print(key[:25])
+    print(f"Total reclaimed space: {human_size(answer['reclaimed'])}")
     return 0
 
 

@@ -150,6 +150,7 @@ COMMAND_HELP: dict[str, str] = {
     "actions": "show a container's actions log",
     "container": "manage containers (`container ls` = ps, `container rm`, …; and prune)",
     "system": "disk use (df) and pruning what nothing uses",
+    "builder": "manage the build cache (prune)",
     "cp": "copy files between a container and this host",
     "diff": "show what a container changed in its image's files",
     "export": "write a container's filesystem to a tar archive",
@@ -509,14 +510,31 @@ def _container(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> N
 def _system(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="system_cmd", metavar="COMMAND", required=True)
     q = sub.add_parser("prune", parents=[common],
-                       help="remove stopped containers, unused networks, dangling images")
+                       help="remove stopped containers, unused networks, dangling images and "
+                       "build cache")
     q.add_argument("-a", "--all", action="store_true",
-                   help="every image no container uses, not only dangling ones")
+                   help="every image no container uses, not only dangling ones; all build "
+                   "cache")
     q.add_argument("--volumes", action="store_true", help="and volumes no container uses")
+    q.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="label=K[=V], label!=K[=V], until=24h|DATE")
     q.add_argument("-f", "--force", action="store_true", help="(no prompt is asked anyway)")
-    q = sub.add_parser("df", parents=[common], help="show the disk images, containers and "
-                       "volumes take")
+    q = sub.add_parser("df", parents=[common], help="show the disk images, containers, "
+                       "volumes and build cache take")
     q.add_argument("-v", "--verbose", action="store_true", help="each of them too")
+
+
+def _builder(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="builder_cmd", metavar="COMMAND", required=True)
+    q = sub.add_parser("prune", parents=[common], help="remove build cache: the records of "
+                       "build steps and the images only they kept")
+    q.add_argument("-a", "--all", action="store_true", help="also the records of images a "
+                   "build ended at (those images stay)")
+    q.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="until=24h|DATE (not used since), id=PREFIX")
+    q.add_argument("--keep-storage", metavar="SIZE",
+                   help="keep the most recently used cache up to this size (e.g. 1gb)")
+    q.add_argument("-f", "--force", action="store_true", help="(no prompt is asked anyway)")
 
 
 def _attach(p: argparse.ArgumentParser, _c: argparse.ArgumentParser) -> None:
@@ -673,8 +691,18 @@ def _ls(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--filter", action="append", default=[],
                    help="reference=GLOB, label=KEY[=VALUE], dangling=true|false, before=, since=")
     p.add_argument("-q", "--quiet", action="store_true", help="print only image ids")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="build steps' results too (build cache)")
     p.add_argument("--digests", action="store_true")
     add_list_format(p)
+
+
+def _image_prune(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true",
+                   help="every image no container uses, not only dangling ones")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="until=24h|DATE (made before), label=K[=V], label!=K[=V]")
+    p.add_argument("-f", "--force", action="store_true", help="(no prompt is asked anyway)")
 
 
 def _sign(p: argparse.ArgumentParser) -> None:
@@ -699,8 +727,7 @@ IMAGE_VERBS = {
     "tag": ("name an image", _tag),
     "untag": ("remove names from images", lambda p: p.add_argument("images", nargs="+")),
     "rm": ("remove images", _rmi),
-    "prune": ("remove dangling images (-a: every image no container uses)",
-              lambda p: p.add_argument("-a", "--all", action="store_true")),
+    "prune": ("remove dangling images (-a: every image no container uses)", _image_prune),
     "save": ("write images to a tar archive", _save),
     "load": ("load images from a tar archive", _load),
     "import": ("import a root filesystem tarball as an image (or a docker-archive or OCI "
@@ -778,7 +805,7 @@ _ARGS = {
     "inspect": _inspect, "rm": _rm, "rename": _rename, "ps": _ps, "logs": _logs,
     "exec": _exec, "attach": _attach, "top": _top, "stats": _stats,
     "update": _update, "actions": _one_container, "container": _container, "system": _system,
-    "cp": _cp,
+    "builder": _builder, "cp": _cp,
     "diff": _one_container, "export": _export, "port": _port, "events": _events,
     "image": _image, "images": _images, "volume": _volume, "pull": _image_alias("pull", _pull),
     "build": _image_alias("build", _build), "push": _image_alias("push", _push),

@@ -73,3 +73,12 @@ class Builds:
                       "label": [f"{k}={v}" for k, v in (labels or {}).items()] or None}
             resp = self._t.open("POST", "/v1/build", params, raw=read_chunks(body))
             yield from _progress(resp)
+
+    def prune(self, all: bool = False, filters: list[str] | None = None,
+              keep_storage: int = 0) -> dict[str, Any]:
+        """Drop build cache: {"removed": [keys], "reclaimed": bytes}. all: records of images
+        a build ended at too; filters: "until=24h", "id=PREFIX"; keep_storage: bytes of the
+        most recently used records to keep."""
+        return self._t.call("POST", "/v1/build/prune",
+                            {"all": all or None, "filter": filters or None,
+                             "keep_storage": keep_storage or None})

@@ -229,8 +229,9 @@ class _Volumes:
     def remove(self, name: str) -> None:
         self._t.call("DELETE", f"/v1/volumes/{name}")
 
-    def prune(self) -> dict[str, Any]:
-        return self._t.call("POST", "/v1/volumes/prune")
+    def prune(self, filters: list[str] | None = None) -> dict[str, Any]:
+        """Remove the volumes no container uses (filters: "label=k=v", "label!=k")."""
+        return self._t.call("POST", "/v1/volumes/prune", {"filter": filters or None})
 
 
 class Client:

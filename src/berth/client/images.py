@@ -30,11 +30,13 @@ class Images:
 
     def list(self, filters: list[str] | None = None, *, selector: str | None = None,
              limit: int | None = None, marker: str | None = None, sort: str | None = None,
-             all_projects: bool = False) -> Page:
+             all_projects: bool = False, all: bool = False) -> Page:
         """Images, newest first. selector: their labels; sort: "size", "created_at:asc", …;
-        limit: one page (see Page.next_marker), else every page; all_projects: admins."""
+        limit: one page (see Page.next_marker), else every page; all_projects: admins;
+        all: build steps' results too (build cache)."""
         return fetch(self._t, "/v1/images",
-                     {"filter": filters or None, "all_projects": all_projects or None},
+                     {"filter": filters or None, "all_projects": all_projects or None,
+                      "all": all or None},
                      limit=limit, marker=marker, sort=sort, selector=selector)
 
     def get(self, ref: str) -> dict[str, Any]:
@@ -109,8 +111,9 @@ class Images:
     def remove(self, ref: str, force: bool = False) -> list[dict[str, Any]]:
         return self._t.call("DELETE", f"/v1/images/{ref}", {"force": force})
 
-    def prune(self, all: bool = False) -> dict[str, Any]:
-        return self._t.call("POST", "/v1/images/prune", {"all": all})
+    def prune(self, all: bool = False, filters: list[str] | None = None) -> dict[str, Any]:
+        """filters: "until=24h", "label=k=v", "label!=k"."""
+        return self._t.call("POST", "/v1/images/prune", {"all": all, "filter": filters or None})
 
     def sign(self, ref: str, sign_by: str | None = None,
              sign_by_sigstore_key: str | None = None) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import copy
 import dataclasses
 import os
 import secrets
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +22,9 @@ from berth.build.runstep import RunStep
 from berth.errors import NotFound
 from berth.image.reference import normalize_tag_reference
 from berth.image.types import ImageManifest, LayerRef
+from berth.service.buildcache import BuildCacheService
 from berth.service.context import Context
 from berth.service.registry import registry_reference
-from berth.store.models import BuildCache
 
 if TYPE_CHECKING:
     from berth.agent.hostops import HostOps
@@ -48,6 +47,7 @@ class BuildService:
                                                                    registry)
         self.hostops, self.blobs, self.layers, self.idmaps, self.paths = (hostops, blobs, layers,
                                                                           idmaps, paths)
+        self.cache = BuildCacheService(store, images)
 
     def build(self, ctx: Context, context_dir: Path, dockerfile: str, options: BuildOptions,
               emit: Emit) -> ImageManifest:
@@ -61,14 +61,13 @@ class BuildService:
         host = _Host(self, ctx, context_dir, secrets.token_hex(16), options)
         with self.images.content.using():
             image = Builder(df, options, host, emit).build()
-            recorded = host.record(image)
-            if tags:
-                self.images.record(ctx, image, tags)
-        emit({"aux": {"ID": recorded.id}})
-        emit({"stream": f"Successfully built {recorded.id.split(':')[-1][:12]}\n"})
+            # where the build ended: the caller's image, not only a step's result
+            self.images.record(ctx, image, tags)
+        emit({"aux": {"ID": image.id}})
+        emit({"stream": f"Successfully built {image.id.split(':')[-1][:12]}\n"})
         for tag in options.tags:
             emit({"stream": f"Successfully tagged {tag}\n"})
-        return recorded
+        return image
 
 
 class _Host:
@@ -98,13 +97,11 @@ class _Host:
         return images.manifest_of(self.ctx, row.id)
 
     def record(self, manifest: ImageManifest) -> ImageManifest:
-        self.svc.images.record(self.ctx, manifest, [])
+        self.svc.images.record(self.ctx, manifest, [], intermediate=True)
         return manifest
 
     def cached(self, key: str) -> ImageManifest | None:
-        with self.svc.store.session() as s:
-            row = s.get(BuildCache, (self.ctx.project_id, key))
-            image_id = row.image_id if row is not None else None
+        image_id = self.svc.cache.lookup(self.ctx, key)
         if image_id is None:
             return None
         try:
@@ -113,13 +110,7 @@ class _Host:
             return None
 
     def remember(self, key: str, image_id: str) -> None:
-        with self.svc.store.session() as s:
-            row = s.get(BuildCache, (self.ctx.project_id, key))
-            if row is None:
-                s.add(BuildCache(project_id=self.ctx.project_id, key=key, image_id=image_id,
-                                 created_at=time.time()))
-            else:
-                row.image_id, row.created_at = image_id, time.time()
+        self.svc.cache.remember(self.ctx, key, image_id)
 
     def run(self, image: ImageManifest, argv: list[str], env: list[str], user: str,
             workdir: str, emit: Emit, what: str) -> LayerRef | None:

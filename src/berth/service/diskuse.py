@@ -14,6 +14,7 @@ from berth.errors import BerthError
 from berth.service.quotas import disk_usage
 
 if TYPE_CHECKING:
+    from berth.service.buildcache import BuildCacheService, CacheEntry
     from berth.service.containers import ContainerService
     from berth.service.context import Context
     from berth.service.images import ImageService
@@ -30,6 +31,7 @@ class DiskUse:
     # container, bytes of its writable layer, those and its image's (see container_sizes)
     containers: list[tuple[Container, int, int]]
     volumes: list[tuple[Volume, int, int]]  # volume, bytes, containers mounting it
+    build_cache: list[CacheEntry]
 
     @property
     def layers_size(self) -> int:
@@ -43,6 +45,11 @@ class DiskUse:
             "containers": _kind([(size, row.status in RUNNING)
                                  for row, size, _ in self.containers]),
             "volumes": _kind([(size, users > 0) for _, size, users in self.volumes]),
+            "build_cache": {
+                **_kind([(e.size, e.in_use) for e in self.build_cache]),
+                # a step's layer that an image holds too is that image's to free
+                "reclaimable": sum(e.size for e in self.build_cache
+                                   if not (e.in_use or e.shared))},
         }
 
 
@@ -53,7 +60,8 @@ def _kind(items: list[tuple[int, bool]]) -> dict[str, int]:
 
 
 def measure(ctx: Context, containers: ContainerService, images: ImageService,
-            volumes: VolumeService, quotas: QuotaService | None) -> DiskUse:
+            volumes: VolumeService, quotas: QuotaService | None,
+            cache: BuildCacheService | None = None) -> DiskUse:
     rows = list(containers.list(ctx, True))
     made_from: dict[str, int] = {}
     for row in rows:
@@ -64,7 +72,8 @@ def measure(ctx: Context, containers: ContainerService, images: ImageService,
                 for image, tags in images.list(ctx)],
         containers=[(row, *sizes[row.id]) for row in rows],
         volumes=[(vol, disk_usage(volumes.data_dir(ctx.project_id, vol.name)),
-                  len(volumes.users(ctx, vol.name))) for vol in volumes.list(ctx)])
+                  len(volumes.users(ctx, vol.name))) for vol in volumes.list(ctx)],
+        build_cache=cache.entries(ctx) if cache is not None else [])
 
 
 def container_sizes(rows: Iterable[Container], images: ImageService,

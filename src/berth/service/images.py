@@ -7,8 +7,10 @@ references any more are garbage collected by `prune_blobs`.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,7 +25,7 @@ from berth.image.types import ImageManifest, LayerRef
 from berth.service.archives import pipe_stream
 from berth.service.context import Context
 from berth.service.events import image_event
-from berth.service.filters import bool_filter, labels_match, reference_matches
+from berth.service.filters import bool_filter, labels_match, parse_time, reference_matches
 from berth.service.guard import ContentGuard
 from berth.service.hub import Hub
 from berth.service.paging import Listing, PageRequest, Sort, listing, marker_position, page_rows
@@ -50,6 +52,28 @@ class ImageInUse(Conflict):
 
 IMAGE_FILTERS = {"reference", "label", "dangling", "before", "since"}
 IMAGE_SORT = Sort(("created_at", "size", "id"), "created_at", "desc")
+
+
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+IMAGE_PRUNE_FILTERS = {"dangling", "label", "label!", "until"}
+
+
+def config_time(text: Any) -> datetime | None:
+    """An RFC 3339 time from an image config (which may carry nanoseconds), or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        when = datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00"), 1))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def made_at(img: Image) -> float:
+    """When the image was made, as docker shows it: its config's `created`, else when the
+    project got it."""
+    when = config_time(img.config.get("created"))
+    return when.timestamp() if when is not None else img.created_at
 
 
 def _labels(img: Image) -> dict[str, str]:
@@ -164,19 +188,21 @@ class ImageService:
     def record(self, ctx: Context, manifest: ImageManifest, tags: list[str], *,
                source: str | None = None, source_digest: str | None = None,
                repo_digest: str | None = None,
-               signatures: list[dict[str, Any]] | None = None) -> Image:
+               signatures: list[dict[str, Any]] | None = None,
+               intermediate: bool = False) -> Image:
         """Give the project this image (stored blobs) under these names. A pull also says
-        where it came from, under which digest, and with which signatures."""
+        where it came from, under which digest, and with which signatures. intermediate: a
+        build step's result, kept as build cache (see Image.intermediate)."""
         try:
             return self._record(ctx, manifest, tags, source, source_digest, repo_digest,
-                                signatures)
+                                signatures, intermediate)
         except IntegrityError:  # a concurrent pull of the same image recorded it first
             return self._record(ctx, manifest, tags, source, source_digest, repo_digest,
-                                signatures)
+                                signatures, intermediate)
 
     def _record(self, ctx: Context, manifest: ImageManifest, tags: list[str],
                 source: str | None, source_digest: str | None, repo_digest: str | None,
-                signatures: list[dict[str, Any]] | None) -> Image:
+                signatures: list[dict[str, Any]] | None, intermediate: bool) -> Image:
         with self.store.session() as s:
             if self.quotas is not None:
                 self.quotas.lock(s, ctx.project_id)  # first: concurrent checks run in turn
@@ -188,8 +214,10 @@ class ImageService:
                               manifest_digest=manifest.manifest_digest, config=manifest.config,
                               layers=[vars(layer) for layer in manifest.layers],
                               size=manifest.size, created_at=time.time(), repo_digests=[],
-                              signatures=[])
+                              signatures=[], intermediate=intermediate)
                 s.add(image)
+            elif image.intermediate and not intermediate:
+                image.intermediate = False  # now someone's image, not only a step's result
             if source is not None:
                 # The newest pull decides what the policy checks at create time.
                 image.source, image.source_digest = source, source_digest
@@ -221,6 +249,9 @@ class ImageService:
             s.add(ImageTag(project_id=ctx.project_id, name=name, image_id=image_id))
         else:
             tag.image_id = image_id
+        image = s.get(Image, (ctx.project_id, image_id))
+        if image is not None and image.intermediate:
+            image.intermediate = False  # a name makes it someone's image
 
     def import_archive(self, ctx: Context, stream: BinaryIO, *, archive_names: bool = False
                        ) -> list[tuple[Image, list[str]]]:
@@ -264,17 +295,18 @@ class ImageService:
 
     def list(self, ctx: Context, filters: dict[str, list[str]] | None = None, *,
              selector: Selector | None = None, page: PageRequest | None = None,
-             all_projects: bool = False) -> Listing:
+             all_projects: bool = False, intermediate: bool = False) -> Listing:
         """(image, its tags), newest first unless page says otherwise; with all_projects
-        (admins only) every project's. Filters as Docker's: reference (glob), label, dangling,
-        before, since. Without page: the whole list."""
+        (admins only) every project's; with intermediate, build steps' results too (docker
+        images -a). Filters as Docker's: reference (glob), label, dangling, before, since.
+        Without page: the whole list."""
         across = all_projects and ctx.is_admin
         filters = filters or {}
         key, desc = IMAGE_SORT.choose(page)
         scope = select(Image)
         if not across:
             scope = scope.where(Image.project_id == ctx.project_id)
-        q = scope
+        q = scope if intermediate else scope.where(Image.intermediate.is_(False))
         for k in ("before", "since"):
             for ref in filters.get(k, []):
                 pivot = self.resolve(ctx, ref).created_at
@@ -451,21 +483,58 @@ class ImageService:
                 chosen[image.id] = (as_manifest(image), tags)
         return pipe_stream(lambda out: writers[fmt](list(chosen.values()), self.blobs, out))
 
-    def prune(self, ctx: Context, all_: bool) -> dict[str, Any]:
+    def prune(self, ctx: Context, all_: bool,
+              filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
         """Remove the project's dangling images (all_: every image no container uses), then
-        collect host content no image of any project needs."""
-        from berth.image.gc import collect
+        collect host content no image of any project needs. Filters as docker's: until (made
+        before), label, label!; dangling=false is all_. Build cache is `builder prune`'s."""
+        wanted = dict(filters or {})
+        unknown = sorted(set(wanted) - IMAGE_PRUNE_FILTERS)
+        if unknown:
+            raise InvalidArgument(f"invalid image prune filter {unknown[0]!r}: use "
+                                  f"{', '.join(sorted(IMAGE_PRUNE_FILTERS))}")
+        if "dangling" in wanted:
+            all_ = all_ or not bool_filter("dangling", wanted["dangling"])
+        try:
+            until = [parse_time(v) for v in wanted.get("until", [])]
+        except InvalidArgument as e:
+            raise InvalidArgument(f"invalid filter until: {e.message}") from None
 
-        removed: list[str] = []
-        events: list[tuple[str, Image, str | None]] = []
+        def chosen(img: Image) -> bool:
+            labels = _labels(img)
+            return (not any(made_at(img) >= limit for limit in until)
+                    and labels_match(labels, wanted.get("label", []))
+                    and not any(labels_match(labels, [x]) for x in wanted.get("label!", [])))
+
         with self.store.session() as s:
             used = set(s.scalars(select(Container.image_id).where(
                 Container.project_id == ctx.project_id)).all())
-            images = s.scalars(select(Image).where(Image.project_id == ctx.project_id)).all()
+            images = s.scalars(select(Image).where(Image.project_id == ctx.project_id,
+                                                   Image.intermediate.is_(False))).all()
             tagged = set(s.scalars(select(ImageTag.image_id).where(
                 ImageTag.project_id == ctx.project_id)).all())
-            for img in images:
-                if img.id in used or (img.id in tagged and not all_):
+            doomed = [img for img in images if img.id not in used
+                      and (all_ or img.id not in tagged) and chosen(img)]
+        done = self.delete_unused(ctx, [img.id for img in doomed])
+        done["removed"] = done.pop("lines")
+        return done
+
+    def delete_unused(self, ctx: Context, image_ids: list[str]) -> dict[str, Any]:
+        """Delete these images of the project, with their names, unless a container uses one
+        by now; then collect host content no image of any project needs. Returns the
+        Docker-style lines ("untagged: x", "deleted: id"), the ids deleted and what was
+        freed."""
+        from berth.image.gc import collect
+
+        removed: list[str] = []
+        deleted: list[str] = []
+        events: list[tuple[str, Image, str | None]] = []
+        with self.store.session() as s:
+            for image_id in image_ids:
+                img = s.get(Image, (ctx.project_id, image_id))
+                if img is None or s.scalars(select(Container.id).where(
+                        Container.project_id == ctx.project_id,
+                        Container.image_id == image_id).limit(1)).first() is not None:
                     continue
                 for t in s.scalars(select(ImageTag).where(ImageTag.project_id == ctx.project_id,
                                                           ImageTag.image_id == img.id)).all():
@@ -474,13 +543,14 @@ class ImageService:
                     events.append(("untag", img, t.name))
                 s.delete(img)
                 removed.append(f"deleted: {img.id}")
+                deleted.append(img.id)
                 events.append(("delete", img, None))
         for action, img, name in events:
             self.event(ctx.project_id, action, img, name)
         if self.layers is None:
-            return {"removed": removed, "reclaimed": 0}
+            return {"lines": removed, "deleted": deleted, "reclaimed": 0}
         with self.content.collecting():
             report = collect(self.blobs, self.layers, self.referenced_digests(),
                              self.referenced_diff_ids())
-        return {"removed": removed, "reclaimed": report.bytes_freed,
+        return {"lines": removed, "deleted": deleted, "reclaimed": report.bytes_freed,
                 "blobs_removed": report.blobs_removed, "layers_removed": report.layers_removed}

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -99,6 +110,11 @@ class Image(Base):
     # in force then, offline: {"kind": "simple", "blob": digest} or
     # {"kind": "sigstore", "blob": payload digest, "signature": base64}.
     signatures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # A Dockerfile step's result that is not the image a build ended at: build cache, as
+    # BuildKit's. Listings hide it (`images -a` shows it), image prune leaves it to
+    # `builder prune`. Any other use of the image (a build ending at it, a tag, a pull, a
+    # commit) makes it an ordinary image for good.
+    intermediate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class RegistryCredential(Base):
@@ -318,3 +334,7 @@ class BuildCache(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex
     image_id: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[float] = mapped_column(Float)
+    # Each build that took the step from the cache: what `builder prune --keep-storage`
+    # keeps (the most recently used) and what `system df -v` shows.
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    usage_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

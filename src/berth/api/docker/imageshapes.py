@@ -14,10 +14,10 @@ from typing import Any
 from berth import jsontext
 from berth.errors import InvalidArgument
 from berth.image.registry import Credentials
+from berth.service.images import config_time
 from berth.store.models import Image
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-_FRACTION = re.compile(r"(\.\d{1,6})\d*")
 MAX_AUTH_HEADER = 64 << 10
 
 # The run-config fields dockerd always shows (with these empty values when unset).
@@ -28,24 +28,13 @@ _CONFIG_DEFAULTS: dict[str, Any] = {
     "OnBuild": None, "Labels": None}
 
 
-def _parse_time(text: Any) -> datetime | None:
-    """An RFC 3339 time from an image config (which may carry nanoseconds), or None."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        when = datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00"), 1))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def created_unix(img: Image) -> int:
-    when = _parse_time(img.config.get("created"))
+    when = config_time(img.config.get("created"))
     return int(when.timestamp()) if when else int(img.created_at)
 
 
 def created_rfc3339(img: Image) -> str:
-    when = _parse_time(img.config.get("created")) or datetime.fromtimestamp(img.created_at, UTC)
+    when = config_time(img.config.get("created")) or datetime.fromtimestamp(img.created_at, UTC)
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -101,7 +90,7 @@ def history(rows: list[dict[str, Any]], tags: list[str]) -> list[dict[str, Any]]
     """GET /images/{name}/history, newest first; older steps have no id ("<missing>")."""
     out = []
     for i, row in enumerate(rows):
-        when = _parse_time(row.get("created"))
+        when = config_time(row.get("created"))
         out.append({"Id": row.get("id") or "<missing>",
                     "Created": int(when.timestamp()) if when else 0,
                     "CreatedBy": row.get("created_by") or "", "Tags": tags if i == 0 else None,

@@ -84,3 +84,21 @@ async def run_build(request: Request, svc: Services, ctx: Context, opts: Any,
     if render is not None:
         kwargs["render"] = render
     return await progress_response(work, **kwargs)
+
+
+@router.post("/build/prune")
+def prune_cache(svc: Svc, ctx: Ctx, all: bool = False,
+                filter: Annotated[list[str] | None, Query()] = None,
+                keep_storage: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+                ) -> dict[str, Any]:
+    """Drop the project's build cache: records of steps and the intermediate images only
+    they needed (all=true: records of images a build ended at too; those images stay).
+    filter: until=24h (not used since), id=PREFIX; keep_storage: keep the most recently
+    used, up to that many bytes. {"removed": [keys], "reclaimed": bytes}."""
+    from berth.service.buildcache import PRUNE_FILTERS
+    from berth.service.filters import parse_filters
+
+    wanted = parse_filters(filter, PRUNE_FILTERS)
+    if svc.builds is None:
+        return {"removed": [], "reclaimed": 0}
+    return svc.builds.cache.prune(ctx, all, wanted, keep_storage)

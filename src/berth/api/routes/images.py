@@ -17,7 +17,7 @@ from berth.api.spool import spool_body
 from berth.errors import InvalidArgument
 from berth.service.context import Context
 from berth.service.filters import parse_filters
-from berth.service.images import IMAGE_FILTERS, IMAGE_SORT
+from berth.service.images import IMAGE_FILTERS, IMAGE_PRUNE_FILTERS, IMAGE_SORT
 from berth.service.paging import PageRequest
 from berth.service.selectors import parse_selector
 from berth.store.models import Image
@@ -56,12 +56,14 @@ class TagRequest(BaseModel):
 @router.get("", response_model=list[dict[str, Any]], responses=PAGED)
 def list_images(svc: Svc, ctx: Ctx, page: Page,
                 filter: Annotated[list[str] | None, Query()] = None,
-                selector: SelectorParam = None, all_projects: bool = False) -> Any:
+                selector: SelectorParam = None, all_projects: bool = False,
+                all: bool = False) -> Any:
     """Newest first; all_projects=true (admins): every project's, each showing its
-    project_id (the marker is then "project/id")."""
+    project_id (the marker is then "project/id"); all=true: build steps' results too (build
+    cache, hidden otherwise)."""
     filters = parse_filters(filter, IMAGE_FILTERS)
     items = svc.images.list(ctx, filters, selector=parse_selector(selector), page=page,
-                            all_projects=ctx.all_projects)
+                            all_projects=ctx.all_projects, intermediate=all)
     return paged(items, lambda item: views.image(*item))
 
 
@@ -130,10 +132,12 @@ async def commit(body: CommitRequest, svc: Svc, ctx: Ctx) -> dict:
 
 
 @router.post("/prune")
-def prune(svc: Svc, ctx: Ctx, all: bool = False) -> dict[str, Any]:
-    """Drop dangling images (all=true: every image no container uses), then collect the host's
-    blobs and layers that no image of any project needs any more."""
-    return svc.images.prune(ctx, all)
+def prune(svc: Svc, ctx: Ctx, all: bool = False,
+          filter: Annotated[list[str] | None, Query()] = None) -> dict[str, Any]:
+    """Drop dangling images (all=true: every image no container uses; filter: until=24h,
+    label=K[=V], label!=K[=V]), then collect the host's blobs and layers that no image of any
+    project needs any more. Build steps' results are build cache: POST /v1/build/prune."""
+    return svc.images.prune(ctx, all, parse_filters(filter, IMAGE_PRUNE_FILTERS))
 
 
 @router.get("/{ref:path}/history")

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from berth.api.deps import Services, context, services
 from berth.api.eventfeed import feed, time_window
 from berth.api.listing import SelectorParam
+from berth.api.views import build_cache_entry
 from berth.service import diskuse
 from berth.service.context import Context
 from berth.service.events import EVENT_TYPES, MAX_OBJECTS, event_filter
@@ -33,9 +34,11 @@ def info(svc: Svc, ctx: Ctx) -> dict[str, Any]:
 
 @router.get("/system/df")
 def system_df(svc: Svc, ctx: Ctx) -> dict[str, Any]:
-    """What the project's images, containers and volumes take on disk: a summary per kind
-    (total, active, size, reclaimable) and each object. Walks directories: not cheap."""
-    use = diskuse.measure(ctx, svc.containers, svc.images, svc.volumes, svc.quotas)
+    """What the project's images, containers, volumes and build cache take on disk: a
+    summary per kind (total, active, size, reclaimable) and each object. Walks directories:
+    not cheap."""
+    use = diskuse.measure(ctx, svc.containers, svc.images, svc.volumes, svc.quotas,
+                          svc.builds.cache if svc.builds is not None else None)
     return {
         "summary": use.summary(),
         "images": [{"id": image.id, "tags": tags, "size": image.size, "containers": users}
@@ -44,6 +47,7 @@ def system_df(svc: Svc, ctx: Ctx) -> dict[str, Any]:
                         "status": row.status, "size": size} for row, size, _ in use.containers],
         "volumes": [{"name": vol.name, "size": size, "containers": users}
                     for vol, size, users in use.volumes],
+        "build_cache": [build_cache_entry(e) for e in use.build_cache],
     }
 
 

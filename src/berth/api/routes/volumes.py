@@ -55,5 +55,6 @@ def remove(name: str, svc: Svc, ctx: Ctx) -> None:
 
 
 @router.post("/prune")
-def prune(svc: Svc, ctx: Ctx) -> dict:
-    return {"removed": svc.volumes.prune(ctx)}
+def prune(svc: Svc, ctx: Ctx, filter: Annotated[list[str] | None, Query()] = None) -> dict:
+    """Remove the volumes no container uses (filter: label=K[=V], label!=K[=V])."""
+    return {"removed": svc.volumes.prune(ctx, parse_filters(filter, {"label", "label!"}))}

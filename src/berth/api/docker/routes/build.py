@@ -21,11 +21,12 @@ from fastapi.responses import StreamingResponse
 from berth import jsontext
 from berth.api.docker.imageprogress import error_line
 from berth.api.docker.imageshapes import registry_config
-from berth.api.docker.routes.common import Ctx, Svc, truthy
+from berth.api.docker.routes.common import Ctx, Svc, parse_filters, truthy
 from berth.api.progress import Finished
 from berth.api.routes.builds import run_build
 from berth.build.runstep import StepFailed
 from berth.errors import InvalidArgument, Unsupported
+from berth.units import fits_int64
 
 router = APIRouter()
 STREAM_TYPE = "application/json"
@@ -125,3 +126,28 @@ async def build(request: Request, svc: Svc, ctx: Ctx,
                         auths=registry_config(request.headers.get("x-registry-config")))
     return await run_build(request, svc, ctx, opts, lambda image: {"id": image.id},
                            render=BuildLines(truthy(q)), media_type=STREAM_TYPE)
+
+
+# -- build cache ---------------------------------------------------------------------------
+
+@router.post("/build/prune")
+def prune_cache(svc: Svc, ctx: Ctx, filters: str | None = None, all: str | None = None,
+                keep_storage: Annotated[str | None, Query(alias="keep-storage")] = None,
+                ) -> dict[str, Any]:
+    """docker builder prune (and system prune): the project's build cache, see
+    service/buildcache.py."""
+    wanted = parse_filters(filters)
+    keep = _keep_storage(keep_storage)
+    if svc.builds is None:
+        return {"CachesDeleted": [], "SpaceReclaimed": 0}
+    done = svc.builds.cache.prune(ctx, truthy(all), wanted, keep)
+    return {"CachesDeleted": done["removed"], "SpaceReclaimed": done["reclaimed"]}
+
+
+def _keep_storage(text: str | None) -> int:
+    value = (text or "0").strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or \
+            not fits_int64(int(value)):
+        shown = text if len(text or "") <= 40 else f"{(text or '')[:40]}..."
+        raise InvalidArgument(f"keep-storage {shown!r}: expected a number of bytes")
+    return int(value)

@@ -26,7 +26,6 @@ from berth.api.progress import progress_response
 from berth.api.spool import spool_body
 from berth.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from berth.image.reference import Reference, parse_reference, validate_tag
-from berth.service.filters import bool_filter
 from berth.service.images import IMAGE_FILTERS, ImageInUse
 from berth.service.registry import registry_reference
 
@@ -42,8 +41,8 @@ Changes = Annotated[list[str] | None, Query()]
 @router.get("/images/json")
 def list_images(svc: Svc, ctx: Ctx, filters: str | None = None, filter: str | None = None,
                 all: str | None = None, digests: str | None = None) -> list[dict[str, Any]]:
-    """``all`` would add intermediate build images, which Berth never keeps; ``digests``
-    only changes what the CLI prints."""
+    """``all`` adds build steps' results (build cache, hidden otherwise); ``digests`` only
+    changes what the CLI prints."""
     wanted = parse_filters(filters)
     if filter:  # API < 1.25: a bare reference pattern
         wanted.setdefault("reference", []).append(filter)
@@ -51,7 +50,8 @@ def list_images(svc: Svc, ctx: Ctx, filters: str | None = None, filter: str | No
     if unknown:
         raise InvalidArgument(f"invalid filter '{unknown[0]}': images take "
                               f"{', '.join(sorted(IMAGE_FILTERS))}")
-    return [shapes.list_item(img, tags) for img, tags in svc.images.list(ctx, wanted)]
+    return [shapes.list_item(img, tags) for img, tags in
+            svc.images.list(ctx, wanted, intermediate=truthy(all))]
 
 
 @router.get("/images/search")
@@ -134,13 +134,7 @@ def remove(name: str, svc: Svc, ctx: Ctx, force: str | None = None,
 
 @router.post("/images/prune")
 def prune(svc: Svc, ctx: Ctx, filters: str | None = None) -> dict[str, Any]:
-    wanted = parse_filters(filters)
-    unknown = sorted(set(wanted) - {"dangling"})
-    if unknown:
-        raise InvalidArgument(f"image prune filter '{unknown[0]}' is not supported: only "
-                              "dangling=true|false")
-    every = "dangling" in wanted and not bool_filter("dangling", wanted["dangling"])
-    done = svc.images.prune(ctx, every)
+    done = svc.images.prune(ctx, False, parse_filters(filters))
     return {"ImagesDeleted": shapes.removal(done["removed"]),
             "SpaceReclaimed": done["reclaimed"]}
 

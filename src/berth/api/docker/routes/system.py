@@ -25,6 +25,7 @@ from berth.api.docker.eventshape import DockerEventFilter, docker_event
 from berth.api.docker.routes.common import Ctx, Svc, parse_filters, read_json
 from berth.api.docker.routes.volumes import volume_shape
 from berth.api.eventfeed import feed, time_window
+from berth.api.views import iso
 from berth.errors import InvalidArgument
 from berth.service import diskuse
 
@@ -35,8 +36,11 @@ router = APIRouter()
 @router.head("/_ping", response_class=PlainTextResponse)
 async def ping() -> Response:
     # Unauthenticated, as in dockerd: clients ping to negotiate the version first.
+    # Builder-Version 1: Berth builds with the classic protocol only, so a docker CLI that
+    # has buildx falls back to it instead of asking for BuildKit's session.
     return PlainTextResponse("OK", headers={"Cache-Control": "no-cache, no-store, "
-                                            "must-revalidate", "Pragma": "no-cache"})
+                                            "must-revalidate", "Pragma": "no-cache",
+                                            "Builder-Version": "1"})
 
 
 def _kernel() -> str:
@@ -170,7 +174,8 @@ async def events(svc: Svc, ctx: Ctx, since: str | None = None, until: str | None
 
 @router.get("/system/df")
 def system_df(svc: Svc, ctx: Ctx) -> dict[str, Any]:
-    use = diskuse.measure(ctx, svc.containers, svc.images, svc.volumes, svc.quotas)
+    use = diskuse.measure(ctx, svc.containers, svc.images, svc.volumes, svc.quotas,
+                          svc.builds.cache if svc.builds is not None else None)
     configs = {image.id: image.config.get("config") or {} for image, _, _ in use.images}
     images = [{**imageshapes.list_item(image, tags), "SharedSize": 0, "Containers": users}
               for image, tags, users in use.images]
@@ -178,8 +183,12 @@ def system_df(svc: Svc, ctx: Ctx) -> dict[str, Any]:
                    "SizeRw": rw, "SizeRootFs": root_fs} for row, rw, root_fs in use.containers]
     volumes = [{**volume_shape(svc, ctx, vol), "UsageData": {"Size": size, "RefCount": users}}
                for vol, size, users in use.volumes]
+    cache = [{"ID": e.key, "Parent": "", "Type": "regular", "Description": e.description,
+              "InUse": e.in_use, "Shared": e.shared, "Size": e.size,
+              "CreatedAt": iso(e.created_at), "LastUsedAt": iso(e.last_used_at),
+              "UsageCount": e.usage_count} for e in use.build_cache]
     return {"LayersSize": use.layers_size, "Images": images, "Containers": containers,
-            "Volumes": volumes, "BuildCache": []}
+            "Volumes": volumes, "BuildCache": cache}
 
 
 # -- registry login ------------------------------------------------------------------------
