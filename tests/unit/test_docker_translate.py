@@ -102,7 +102,8 @@ def test_what_berth_cannot_honour_is_refused(host: dict[str, Any], field: str) -
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"Image": ""}, "Image: required"),
-    ({"Image": "busybox", "Domainname": "example.com"}, "Domainname"),
+    ({"Image": "busybox", "Domainname": "-example.com"}, "invalid domainname"),
+    ({"Image": "busybox", "Domainname": 5}, "Domainname: expected a string"),
     ({"Image": "busybox", "Hostname": "-web"}, "invalid hostname"),
     ({"Image": "busybox", "Hostname": "a" * 65}, "invalid hostname"),
     ({"Image": "busybox", "HostConfig": {"OomScoreAdj": 1001}}, "oom_score_adj"),
@@ -214,8 +215,12 @@ def test_update() -> None:
     assert req.memory == 96 << 20 and req.restart_policy is None and req.memory_swap is None
     req = translate.container_update({"RestartPolicy": {"Name": "always"}})
     assert req.restart_policy is not None and req.restart_policy.name == "always"
-    with pytest.raises(InvalidArgument, match="BlkioWeight"):
-        translate.container_update({"BlkioWeight": 300})
+    assert translate.container_update({"BlkioWeight": 300}).blkio_weight == 300
+    with pytest.raises(InvalidArgument, match="blkio_weight: must be from 10 to 1000"):
+        translate.container_update({"BlkioWeight": 5})
+    # runc changes no per-device setting of a live container (nor does docker update)
+    with pytest.raises(InvalidArgument, match="BlkioDeviceReadBps"):
+        translate.container_update({"BlkioDeviceReadBps": [{"Path": "/dev/vda", "Rate": 1}]})
     with pytest.raises(InvalidArgument, match="nothing to update"):
         translate.container_update({"Memory": 0})
 

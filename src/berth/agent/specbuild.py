@@ -11,6 +11,7 @@ from berth.image.runconfig import combine_command, image_user, image_workdir, me
 from berth.runtime.base import (
     SHM_SIZE,
     ContainerSpec,
+    DeviceLimit,
     DnsSettings,
     IdMapping,
     LogLimits,
@@ -47,7 +48,20 @@ def resources_from(spec: dict[str, Any]) -> Resources:
         cpuset_cpus=spec.get("cpuset_cpus"),
         cpuset_mems=spec.get("cpuset_mems"),
         memory_reservation=spec.get("memory_reservation"),
+        blkio_weight=spec.get("blkio_weight") or None,
+        blkio_weight_device=_devices(spec, "blkio_weight_device", "weight"),
+        **{field: _devices(spec, field, "rate") for field in DEVICE_RATES},
     )
+
+
+DEVICE_RATES = ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops")
+
+
+def _devices(spec: dict[str, Any], field: str, key: str) -> tuple[DeviceLimit, ...]:
+    """The spec's per-device entries ({path, major, minor, key}: the service resolved the
+    path at create) as the runtime's."""
+    return tuple(DeviceLimit(int(d["major"]), int(d["minor"]), int(d[key]))
+                 for d in spec.get(field) or [])
 
 
 def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str, Any],
@@ -78,6 +92,7 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
         cwd=spec.get("workdir") or image_workdir(image_config) or "/",
         user=spec.get("user") or image_user(image_config) or "",
         hostname=hostname,
+        domainname=spec.get("domainname") or "",
         tty=bool(spec.get("tty")),
         stdin=bool(spec.get("stdin_open")),
         stdin_once=bool(spec.get("stdin_once")),

@@ -617,7 +617,7 @@ def cmd_update(client: Client, args: argparse.Namespace) -> int:
         raise convert.UsageError("update: give at least one of --memory, --memory-swap, "
                                  "--memory-reservation, --cpus (or --cpu-quota), "
                                  "--cpu-shares, --cpuset-cpus, --cpuset-mems, --pids-limit, "
-                                 "--restart")
+                                 "--blkio-weight, --restart")
     return each(args.containers, lambda n: client.containers.update(n, changes))
 
 

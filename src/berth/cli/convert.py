@@ -155,7 +155,8 @@ def resources(args: argparse.Namespace) -> dict[str, Any]:
         out["memory_swap"] = parse_size(args.memory_swap, "memory-swap")
     if args.memory_reservation:
         out["memory_reservation"] = parse_size(args.memory_reservation, "memory-reservation")
-    for field in ("cpus", "cpu_shares", "pids_limit", "cpuset_cpus", "cpuset_mems"):
+    for field in ("cpus", "cpu_shares", "pids_limit", "cpuset_cpus", "cpuset_mems",
+                  "blkio_weight"):
         if getattr(args, field) is not None:
             out[field] = getattr(args, field)
     if args.cpu_quota is not None or args.cpu_period is not None:
@@ -244,6 +245,8 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
     if command[:1] == ["--"]:
         command = command[1:]
     _pod_alone(args)
+    from berth.cli.blockio import device_settings
+
     spec: dict[str, Any] = {
         "image": args.image,
         "env": env_files(args.env_file) + args.env,  # -e wins over a file, as in docker
@@ -259,14 +262,15 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
         "tty": args.tty,
         "stdin_open": args.interactive,
         **resources(args),
+        **device_settings(args),
         **run_options(args),
     }
     if command:
         spec["command"] = command
     if args.expose:
         spec["exposed_ports"] = exposed_ports(args.expose)
-    for field in ("name", "workdir", "user", "hostname", "stop_signal", "stop_timeout", "pod",
-                  "oom_score_adj"):
+    for field in ("name", "workdir", "user", "hostname", "domainname", "stop_signal",
+                  "stop_timeout", "pod", "oom_score_adj"):
         if getattr(args, field) is not None:
             spec[field] = getattr(args, field)
     if args.entrypoint is not None:
@@ -340,7 +344,7 @@ def _pod_alone(args: argparse.Namespace) -> None:
     given = [flag for flag, on in (
         ("--network", args.network != "none"), ("--network-alias", args.network_alias),
         ("--ip", args.ip), ("-p", args.publish), ("-P", args.publish_all),
-        ("--hostname", args.hostname)) if on]
+        ("--hostname", args.hostname), ("--domainname", args.domainname)) if on]
     if given:
         raise UsageError(f"{', '.join(given)} cannot go with --pod: a container in a pod has "
                          "the pod's network and hostname (give them to `berth pod create`)")

@@ -26,6 +26,19 @@ def _limits(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpuset-cpus", metavar="LIST", help='CPUs it may use, e.g. "0-2,4"')
     p.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes it may use")
     p.add_argument("--pids-limit", type=int)
+    p.add_argument("--blkio-weight", type=int, metavar="N",
+                   help="block IO weight, 10 to 1000 (0: unset)")
+
+
+def _block_io(p: argparse.ArgumentParser) -> None:
+    """Per-device block IO limits (at create only: runc cannot change them live)."""
+    p.add_argument("--blkio-weight-device", action="append", default=[],
+                   metavar="DEVICE:WEIGHT", help="a disk's weight (its IO scheduler: bfq)")
+    for flag, unit, what in (("read-bps", "RATE", "bytes read (1mb, 512k, ...)"),
+                             ("write-bps", "RATE", "bytes written"),
+                             ("read-iops", "IOPS", "reads"), ("write-iops", "IOPS", "writes")):
+        p.add_argument(f"--device-{flag}", action="append", default=[],
+                       metavar=f"DEVICE:{unit}", help=f"a disk's {what} per second, at most")
 
 
 def _fixed_settings(p: argparse.ArgumentParser) -> None:
@@ -52,6 +65,7 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--workdir")
     p.add_argument("-u", "--user")
     p.add_argument("-h", "--hostname")
+    p.add_argument("--domainname", help="its domain name (hostname -d)")
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--label-file", action="append", default=[], metavar="FILE",
                    help="KEY[=VALUE] lines; # comments")
@@ -63,6 +77,7 @@ def _container_options(p: argparse.ArgumentParser) -> None:
                    metavar="type=bind|volume|tmpfs,source=…,target=…[,readonly]")
     p.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:size=64m,mode=1777]")
     _limits(p)
+    _block_io(p)
     p.add_argument("--restart", default="no", help="no | on-failure[:N] | always | unless-stopped")
     p.add_argument("--entrypoint")
     p.add_argument("--stop-signal")

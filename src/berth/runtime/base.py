@@ -28,6 +28,11 @@ class Capability(enum.StrEnum):
     UPDATE = "update"
     USERNS = "userns"
     CHECKPOINT = "checkpoint"
+    # Block IO: a container's weight, per-device weights (the bfq IO scheduler's), and
+    # per-device bytes/IOs-per-second limits. Declared when the host's cgroups can apply them.
+    BLKIO_WEIGHT = "blkio-weight"
+    BLKIO_WEIGHT_DEVICE = "blkio-weight-device"
+    BLKIO_THROTTLE = "blkio-throttle"
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,15 @@ class MountSpec:
 
 
 @dataclass(frozen=True)
+class DeviceLimit:
+    """A block IO setting of one device: a weight, or bytes or IOs per second."""
+
+    major: int
+    minor: int
+    value: int
+
+
+@dataclass(frozen=True)
 class Resources:
     memory: int | None = None  # bytes
     memory_swap: int | None = None  # bytes, memory+swap; -1 unlimited
@@ -61,6 +75,12 @@ class Resources:
     cpuset_cpus: str | None = None  # "0-2,4"
     cpuset_mems: str | None = None
     memory_reservation: int | None = None  # bytes
+    blkio_weight: int | None = None  # 10..1000
+    blkio_weight_device: tuple[DeviceLimit, ...] = ()
+    device_read_bps: tuple[DeviceLimit, ...] = ()
+    device_write_bps: tuple[DeviceLimit, ...] = ()
+    device_read_iops: tuple[DeviceLimit, ...] = ()
+    device_write_iops: tuple[DeviceLimit, ...] = ()
 
 
 SHM_SIZE = 64 * 1024 * 1024  # /dev/shm unless asked otherwise (docker's default)
@@ -105,6 +125,7 @@ class ContainerSpec:
     cwd: str = "/"
     user: str = ""  # "", "name", "uid", "uid:gid", "name:group"; resolved in the rootfs
     hostname: str = ""
+    domainname: str = ""  # its UTS namespace's (NIS) domain name; "" none
     tty: bool = False
     stdin: bool = False  # keep stdin open (attach)
     stdin_once: bool = False  # without a tty: close stdin when an attached client's input ends

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability, LogLimits
-from berth.service import endpoints, grants, health, ipam
+from berth.service import blkio, endpoints, grants, health, ipam
 from berth.service.context import Context, find_action
 from berth.service.events import container_event
 from berth.service.filters import labels_match, parse_time
@@ -230,6 +230,7 @@ class ContainerService:
             raise InvalidArgument(f"oom_score_adj {req.oom_score_adj}: below 0 is not allowed "
                                   "(0 to 1000: higher, the OOM killer takes it first)")
         spec = req.model_dump(mode="json")
+        blkio.resolve_devices(spec, self.capabilities)  # a limit the host cannot apply: 400
         spec["log"] = (req.log or LogOptions()).merged(self.log_defaults)
         spec.update(internal or {})
         if req.pod is not None:
@@ -378,6 +379,8 @@ class ContainerService:
         return self._queue(ctx, ref, "unpause", {}, desired="running")
 
     def update(self, ctx: Context, ref: str, req: ContainerUpdate) -> Action:
+        if req.blkio_weight:
+            blkio.check_weight(self.capabilities)
         return self._queue(ctx, ref, "update", req.model_dump(mode="json", exclude_none=True))
 
     def remove(self, ctx: Context, ref: str, force: bool = False,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from berth.errors import InvalidArgument
 from berth.runtime.base import LogLimits
 from berth.service import runopts
+from berth.service.blkio import MAX_WEIGHT, MIN_WEIGHT, BlkioDevicesRequest
 from berth.service.health import HealthcheckRequest
 from berth.service.runopts import Ulimit
 
@@ -48,11 +49,15 @@ def check_argv(v: list[str] | None) -> list[str] | None:
     return v
 
 
-def check_hostname(v: str | None) -> str | None:
+def check_hostname(v: str | None, what: str = "hostname") -> str | None:
     if v is not None and (not HOSTNAME_RE.match(v) or len(v) > UTS_NAME_MAX):
-        raise ValueError(f"invalid hostname {v!r}: dot-separated labels of letters, digits "
+        raise ValueError(f"invalid {what} {v!r}: dot-separated labels of letters, digits "
                          f"and '-', at most {UTS_NAME_MAX} characters")
     return v
+
+
+def check_domainname(v: str | None) -> str | None:
+    return check_hostname(v, "domainname")
 
 
 def check_env(v: list[str]) -> list[str]:
@@ -240,6 +245,15 @@ class ResourcesRequest(BaseModel):
     cpuset_mems: str | None = Field(None, max_length=256, description="memory nodes")
     memory_reservation: int | None = Field(None, ge=0, le=MAX_BYTES,
                                            description="bytes: a soft limit under pressure")
+    blkio_weight: int | None = Field(None, ge=0, le=MAX_WEIGHT,
+                                     description="block IO weight, 10-1000 (0: unset)")
+
+    @field_validator("blkio_weight")
+    @classmethod
+    def _blkio_weight(cls, v: int | None) -> int | None:
+        if v is not None and 0 < v < MIN_WEIGHT:
+            raise ValueError(f"must be from {MIN_WEIGHT} to {MAX_WEIGHT} (0: unset), got {v}")
+        return v or None
 
     @model_validator(mode="after")
     def _sane(self) -> ResourcesRequest:
@@ -287,7 +301,7 @@ class PortPublish(BaseModel):
             raise ValueError(f"host_ip {v!r} is not an IPv4 address") from None
 
 
-class ContainerCreate(ResourcesRequest, runopts.DnsRequest):
+class ContainerCreate(ResourcesRequest, BlkioDevicesRequest, runopts.DnsRequest):
     """POST /v1/containers."""
 
     model_config = ConfigDict(extra="forbid")
@@ -302,6 +316,8 @@ class ContainerCreate(ResourcesRequest, runopts.DnsRequest):
     workdir: str | None = None
     user: str | None = Field(None, max_length=256)
     hostname: str | None = None
+    # Its UTS namespace's domain name (docker's --domainname): hostname -d shows it.
+    domainname: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     tty: bool = False
     stdin_open: bool = False
@@ -365,6 +381,7 @@ class ContainerCreate(ResourcesRequest, runopts.DnsRequest):
     _workdir = field_validator("workdir")(check_workdir)
 
     _hostname = field_validator("hostname")(check_hostname)
+    _domainname = field_validator("domainname")(check_domainname)
     _extra_hosts = field_validator("extra_hosts")(runopts.check_extra_hosts)
     _group_add = field_validator("group_add")(runopts.check_groups)
     _sysctls = field_validator("sysctls")(runopts.check_sysctls)
@@ -417,9 +434,10 @@ class ContainerCreate(ResourcesRequest, runopts.DnsRequest):
             raise ValueError("a container on the host's network joins no other network and "
                              "publishes no ports (it uses the host's ports directly)")
         if self.pod is not None and (self.network != "none" or self.networks or self.ports
-                                     or self.publish_all or self.hostname):
+                                     or self.publish_all or self.hostname or self.domainname):
             raise ValueError("a container in a pod has the pod's network and hostname: give "
-                             "networks, published ports and the hostname to the pod")
+                             "networks, published ports and the hostname to the pod (its "
+                             "domain name too: it is the pod's UTS namespace's)")
         if any(h.endswith(":" + runopts.HOST_GATEWAY) for h in self.extra_hosts) and \
                 self.network == "none" and not self.networks and self.pod is None and \
                 self.network_of is None:
@@ -438,10 +456,10 @@ class ContainerCreate(ResourcesRequest, runopts.DnsRequest):
                                  "set for it alone")
         if self.network_of is not None and (
                 self.pod is not None or self.network != "none" or self.networks
-                or self.ports or self.publish_all or self.hostname):
+                or self.ports or self.publish_all or self.hostname or self.domainname):
             raise ValueError("a container sharing another's network (network_of) has that "
                              "container's network and hostname: it takes no pod, network, "
-                             "published port or hostname of its own")
+                             "published port, hostname or domain name of its own")
         for net, address in self.ip_addresses.items():
             try:
                 ipaddress.IPv4Address(address)

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from berth.api.docker.translate import BLKIO_DEVICES
 from berth.errors import InvalidArgument
 from berth.image.runconfig import (
     combine_command,
@@ -221,6 +222,16 @@ def _tmpfs(spec: dict[str, Any]) -> dict[str, str] | None:
     return found or None
 
 
+def _blkio(spec: dict[str, Any]) -> dict[str, Any]:
+    """HostConfig's block IO settings as Docker shows them: the paths as given; a list
+    unset is null (the weight devices' an empty list), as a Docker daemon answers."""
+    out: dict[str, Any] = {"BlkioWeight": spec.get("blkio_weight") or 0}
+    for key, (field, value) in BLKIO_DEVICES.items():
+        entries = [{"Path": d["path"], value: d[value.lower()]} for d in spec.get(field) or []]
+        out[key] = entries or ([] if key == "BlkioWeightDevice" else None)
+    return out
+
+
 def host_config(spec: dict[str, Any]) -> dict[str, Any]:
     cpus = spec.get("cpus")
     policy = spec.get("restart_policy") or {}
@@ -248,9 +259,7 @@ def host_config(spec: dict[str, Any]) -> dict[str, Any]:
         "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "",
         "CpuShares": spec.get("cpu_shares") or 0, "Memory": spec.get("memory") or 0,
         "NanoCpus": round(cpus * 1e9) if cpus else 0, "CgroupParent": "",
-        "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": None,
-        "BlkioDeviceWriteBps": None, "BlkioDeviceReadIOps": None,
-        "BlkioDeviceWriteIOps": None, "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
+        **_blkio(spec), "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
         "CpuRealtimeRuntime": 0, "CpusetCpus": spec.get("cpuset_cpus") or "",
         "CpusetMems": spec.get("cpuset_mems") or "", "Devices": [],
         "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": 0,
@@ -280,7 +289,8 @@ def config(row: Container, image_config: dict[str, Any]) -> dict[str, Any]:
         entrypoint = inner.get("Entrypoint")
     volumes = {m["target"]: {} for m in spec.get("mounts") or [] if m.get("anonymous")}
     out: dict[str, Any] = {
-        "Hostname": spec.get("hostname") or row.id[:12], "Domainname": "",
+        "Hostname": spec.get("hostname") or row.id[:12],
+        "Domainname": spec.get("domainname") or "",
         "User": spec.get("user") or inner.get("User") or "",
         "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
         "Tty": bool(spec.get("tty")), "OpenStdin": bool(spec.get("stdin_open")),

@@ -29,12 +29,19 @@ _FIXED = {"IpcMode": "ipc", "CgroupnsMode": "cgroupns", "VolumeDriver": "volume-
           "Runtime": "runtime", "Isolation": "isolation", "PidMode": "pid", "UTSMode": "uts",
           "UsernsMode": "userns"}
 
+# HostConfig's per-device block IO lists -> the request's field and the entries' value key.
+BLKIO_DEVICES = {"BlkioWeightDevice": ("blkio_weight_device", "Weight"),
+                 "BlkioDeviceReadBps": ("device_read_bps", "Rate"),
+                 "BlkioDeviceWriteBps": ("device_write_bps", "Rate"),
+                 "BlkioDeviceReadIOps": ("device_read_iops", "Rate"),
+                 "BlkioDeviceWriteIOps": ("device_write_iops", "Rate")}
+
 # Config fields the translation reads; anything else must be at its zero value.
 _CONFIG_USED = {
-    "Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Hostname", "Labels", "Tty",
-    "OpenStdin", "StdinOnce", "AttachStdin", "AttachStdout", "AttachStderr", "StopSignal",
-    "StopTimeout", "Healthcheck", "ExposedPorts", "Volumes", "HostConfig", "NetworkingConfig",
-    "NetworkDisabled",
+    "Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Hostname", "Domainname",
+    "Labels", "Tty", "OpenStdin", "StdinOnce", "AttachStdin", "AttachStdout", "AttachStderr",
+    "StopSignal", "StopTimeout", "Healthcheck", "ExposedPorts", "Volumes", "HostConfig",
+    "NetworkingConfig", "NetworkDisabled",
     # Windows-only or client-side: meaningless here.
     "ArgsEscaped", "Shell",
 }
@@ -45,6 +52,7 @@ _HOST_USED = {
     "MemorySwappiness", "SecurityOpt", *_FIXED, "PortBindings", "PublishAllPorts",
     "ExtraHosts", "Dns", "DnsSearch", "DnsOptions", "Ulimits", "GroupAdd", "Sysctls",
     "CpusetCpus", "CpusetMems", "MemoryReservation", "VolumesFrom", "OomScoreAdj",
+    "BlkioWeight", *BLKIO_DEVICES,
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
@@ -77,6 +85,7 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "workdir": cfg.str("WorkingDir") or None,
         "user": cfg.str("User") or None,
         "hostname": cfg.str("Hostname") or None,
+        "domainname": cfg.str("Domainname") or None,
         "labels": _labels(cfg, "Labels"),
         "tty": cfg.bool("Tty"),
         "stdin_open": cfg.bool("OpenStdin"),
@@ -92,6 +101,7 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "restart_policy": _restart_policy(host.sub("RestartPolicy")) or RestartPolicy(),
         "mounts": mounts(cfg, host),
         **_resources(host),
+        **_blkio_devices(host),
         **_network(cfg, host, cfg.sub("NetworkingConfig")),
         "ports": _port_bindings(host),
         "publish_all": host.bool("PublishAllPorts"),
@@ -250,6 +260,24 @@ def _resources(host: Fields) -> dict[str, Any]:
             out[name] = host.str(key)
     if host.int("MemoryReservation"):
         out["memory_reservation"] = host.int("MemoryReservation")
+    if host.int("BlkioWeight"):
+        out["blkio_weight"] = host.int("BlkioWeight")
+    return out
+
+
+def _blkio_devices(host: Fields) -> dict[str, Any]:
+    """BlkioWeightDevice [{"Path", "Weight"}] and BlkioDevice{Read,Write}{Bps,IOps}
+    [{"Path", "Rate"}] as the request's {path, weight|rate} lists."""
+    out: dict[str, Any] = {}
+    for key, (name, value_key) in BLKIO_DEVICES.items():
+        entries = []
+        for i, item in enumerate(host.objects(key)):
+            f = Fields(item, f"{host.name(key)}[{i}]")
+            f.zero_except({"Path", value_key})
+            entries.append({"path": f.str("Path") or "",
+                            value_key.lower(): f.int(value_key) or 0})
+        if entries:
+            out[name] = entries
     return out
 
 
@@ -340,7 +368,7 @@ def _port_bindings(host: Fields) -> list[dict[str, Any]]:
 
 _UPDATE_USED = {"Memory", "MemorySwap", "NanoCpus", "CpuQuota", "CpuPeriod", "CpuShares",
                 "PidsLimit", "RestartPolicy", "MemorySwappiness", "CpusetCpus", "CpusetMems",
-                "MemoryReservation"}
+                "MemoryReservation", "BlkioWeight"}
 
 
 def container_update(body: dict[str, Any]) -> ContainerUpdate:

@@ -31,7 +31,7 @@ from berth.runtime.base import (
     Stats,
     Status,
 )
-from berth.runtime.oci import cgroups, fsview, logfiles, rootfs
+from berth.runtime.oci import blkio, cgroups, fsview, logfiles, rootfs
 from berth.runtime.oci.conmon import (
     REOPEN_LOGS,
     WINDOW_RESIZE,
@@ -56,6 +56,7 @@ from berth.runtime.oci.runc import RuncCli, clean_error, find_runtime, is_not_ru
 from berth.runtime.oci.spec import build_oci_config, cgroups_path, check_ulimits, hostname_of
 from berth.runtime.oci.top import DEFAULT_PS_ARGS, process_table, ps_table
 from berth.runtime.oci.user import resolve_user, supplementary_gids
+from berth.runtime.oci.uts import set_domainname
 
 CONMON_EXIT_WAIT = 5.0
 CONMON_CGROUP = "/berth-conmon"  # outside /berth so a container's cgroup never holds it
@@ -73,6 +74,8 @@ class OciBackend(RuntimeBackend):
 
     def __init__(self, paths: HostPaths, runtime: str | None = None) -> None:
         self.paths = paths
+        # What the host's cgroups can do too (block IO limits need controllers and schedulers).
+        self.capabilities = OciBackend.capabilities | blkio.host_support()
         self.runtime = find_runtime(runtime)
         self.runc = RuncCli(self.runtime, paths.run_root / Path(self.runtime).name)
         self._locks: dict[str, threading.Lock] = {}
@@ -139,7 +142,8 @@ class OciBackend(RuntimeBackend):
         groups = supplementary_gids(lay.rootfs, user, spec.group_add)
         files = rootfs.write_etc_files(lay.dir, hostname_of(spec), spec.network == "host",
                                        spec.addresses, spec.nameservers,
-                                       extra_hosts=spec.extra_hosts, dns=spec.dns)
+                                       extra_hosts=spec.extra_hosts, dns=spec.dns,
+                                       domainname=spec.domainname)
         if spec.idmap is not None:
             for path in files.values():
                 os.chown(path, spec.idmap.host_base, spec.idmap.host_base)
@@ -153,7 +157,7 @@ class OciBackend(RuntimeBackend):
         if size is not None and files > 1:  # Berth rotates; conmon's limit is for its absence
             self._log_keeper.keep(lay.dir, size, files)  # watching before conmon makes the file
             size *= files
-        launch_conmon(ConmonLaunch(
+        pid = launch_conmon(ConmonLaunch(
             cid=spec.id, name=spec.name, runtime=self.runtime, runtime_root=self.runc.root,
             bundle=lay.bundle, container_pidfile=lay.container_pidfile,
             conmon_pidfile=lay.conmon_pidfile, log_path=lay.log, exit_dir=lay.exit_dir,
@@ -162,7 +166,9 @@ class OciBackend(RuntimeBackend):
             log_size_max=size),
             # Moving a process between cgroups waits for an RCU grace period (~10 ms here):
             # done while `runc create` runs, it is paid in parallel, not after.
-            on_monitor=lambda pid: cgroups.move_to_cgroup(pid, CONMON_CGROUP))
+            on_monitor=lambda monitor: cgroups.move_to_cgroup(monitor, CONMON_CGROUP))
+        if spec.domainname:  # created, not started: its process sees it from the first
+            set_domainname(pid, spec.domainname)
 
     def start(self, cid: str) -> None:
         lay = self._layout(cid)
@@ -343,11 +349,13 @@ class OciBackend(RuntimeBackend):
                              dns: DnsSettings) -> None:
         lay = self._layout(cid)
         try:
-            hostname = json.loads(lay.config.read_text()).get("hostname") or cid[:12]
+            config = json.loads(lay.config.read_text())
         except FileNotFoundError:
             return  # not created (yet), or released: its next start writes them anew
+        hostname = config.get("hostname") or cid[:12]
         with self._lock(cid):
-            rootfs.update_network_files(lay.dir, hostname, addresses, nameservers, dns)
+            rootfs.update_network_files(lay.dir, hostname, addresses, nameservers, dns,
+                                        domainname=config.get("domainname") or "")
 
     def list_ids(self) -> list[str]:
         ids: set[str] = set()
@@ -409,6 +417,8 @@ class OciBackend(RuntimeBackend):
             args += ["--pids-limit", str(resources.pids_limit)]
         if resources.memory_reservation is not None:
             args += ["--memory-reservation", str(resources.memory_reservation)]
+        if resources.blkio_weight:  # runc updates no other block IO setting
+            args += ["--blkio-weight", str(resources.blkio_weight)]
         for flag, value in (("--cpuset-cpus", resources.cpuset_cpus),
                             ("--cpuset-mems", resources.cpuset_mems)):
             if value:

@@ -79,11 +79,12 @@ def unmount(target: Path) -> None:
             raise RuntimeFailure(f"umount {target}: {os.strerror(err)}")
 
 
-def hosts_names(hostname: str) -> str:
+def hosts_names(hostname: str, domainname: str = "") -> str:
     """The names /etc/hosts gives the container's own address, as Docker writes them: its
-    name, then the first label alone when the name is dotted (web.example.com web)."""
-    short = hostname.partition(".")[0]
-    return f"{hostname} {short}" if short != hostname else hostname
+    name (with its domain name: hostname -d reads it there), then the first label alone
+    when the name is dotted (web.example.com web)."""
+    full = f"{hostname}.{domainname}" if domainname else hostname
+    return " ".join(dict.fromkeys([full, hostname, hostname.partition(".")[0]]))
 
 
 def hosts_file(names: str, addresses: list[str] | None = None) -> str:
@@ -124,12 +125,13 @@ def write_etc_files(cdir: Path, hostname: str, host_network: bool,
                     addresses: list[str] | None = None,
                     nameservers: list[str] | None = None, *,
                     extra_hosts: list[tuple[str, str]] | None = None,
-                    dns: DnsSettings = NO_DNS) -> dict[str, Path]:
+                    dns: DnsSettings = NO_DNS, domainname: str = "") -> dict[str, Path]:
     """Write hosts, hostname and resolv.conf into the container dir; map container paths to them.
     World-readable so that a container root mapped to an unprivileged host uid can read them."""
     extra = "".join(f"{address}\t{name}\n" for address, name in extra_hosts or [])
     contents = {
-        "/etc/hosts": ("hosts", hosts_file(hosts_names(hostname), addresses) + extra),
+        "/etc/hosts": ("hosts", hosts_file(hosts_names(hostname, domainname), addresses)
+                       + extra),
         "/etc/hostname": ("hostname", hostname + "\n"),
         "/etc/resolv.conf": ("resolv.conf", _resolv_for(host_network, nameservers, dns)),
     }
@@ -144,7 +146,8 @@ def write_etc_files(cdir: Path, hostname: str, host_network: bool,
 
 
 def update_network_files(cdir: Path, hostname: str, addresses: list[str],
-                         nameservers: list[str], dns: DnsSettings = NO_DNS) -> None:
+                         nameservers: list[str], dns: DnsSettings = NO_DNS,
+                         domainname: str = "") -> None:
     """A running container joined or left a network: its own lines in /etc/hosts follow (the
     rest, a user's lines too, stay), and resolv.conf follows unless someone changed it since
     Berth wrote it (as Docker does). Written in place: the container sees these very files."""
@@ -153,7 +156,7 @@ def update_network_files(cdir: Path, hostname: str, addresses: list[str],
         old = hosts.read_text()
     except FileNotFoundError:
         return  # released meanwhile
-    new = refresh_hosts(old, hosts_names(hostname), addresses)
+    new = refresh_hosts(old, hosts_names(hostname, domainname), addresses)
     if new != old:
         rewrite_in_place(hosts, new)
     resolv = cdir / "resolv.conf"

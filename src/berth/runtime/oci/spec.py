@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.errors import InvalidArgument
-from berth.runtime.base import ContainerSpec, MountSpec, Resources
+from berth.runtime.base import ContainerSpec, DeviceLimit, MountSpec, Resources
 from berth.runtime.oci.caps import effective_caps
 from berth.runtime.oci.seccomp import default_profile
 
@@ -174,6 +174,36 @@ def _resources(res: Resources) -> dict[str, Any]:
         out["cpu"] = cpu
     if res.pids_limit is not None and res.pids_limit != 0:
         out["pids"] = {"limit": res.pids_limit}
+    block_io = _block_io(res)
+    if block_io:
+        out["blockIO"] = block_io
+    return out
+
+
+# The OCI spec's blockIO lists and the Resources fields that fill them.
+_THROTTLES = {"throttleReadBpsDevice": "device_read_bps",
+              "throttleWriteBpsDevice": "device_write_bps",
+              "throttleReadIOPSDevice": "device_read_iops",
+              "throttleWriteIOPSDevice": "device_write_iops"}
+
+
+def _devices(limits: tuple[DeviceLimit, ...], key: str) -> list[dict[str, int]]:
+    return [{"major": d.major, "minor": d.minor, key: d.value} for d in limits]
+
+
+def _block_io(res: Resources) -> dict[str, Any]:
+    """linux.resources.blockIO. runc writes the weights to blkio.weight or blkio.bfq.weight
+    (v1), io.bfq.weight or io.weight (v2), and the throttles to blkio.throttle.* or io.max;
+    the service checked at create that the host and each device can take them."""
+    out: dict[str, Any] = {}
+    if res.blkio_weight:
+        out["weight"] = res.blkio_weight
+    if res.blkio_weight_device:
+        out["weightDevice"] = _devices(res.blkio_weight_device, "weight")
+    for key, field in _THROTTLES.items():
+        limits = getattr(res, field)
+        if limits:
+            out[key] = _devices(limits, "rate")
     return out
 
 
@@ -231,4 +261,6 @@ def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: l
         "hostname": hostname_of(spec),
         "annotations": dict(spec.annotations),
     }
+    if spec.domainname:  # runc before 1.2 ignores it: the backend sets it too (oci/uts.py)
+        config["domainname"] = spec.domainname
     return config

@@ -1,0 +1,41 @@
+"""docker's per-device block IO options as the API's lists: --blkio-weight-device
+DEVICE:WEIGHT, --device-{read,write}-bps DEVICE:RATE (a size: 1mb), --device-{read,write}-iops
+DEVICE:IOPS. The daemon checks the device and the ranges; this only splits what was typed."""
+
+from __future__ import annotations
+
+import argparse
+
+from berth.cli.convert import UsageError
+from berth.units import bytes_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# The API's field -> the option and how its value reads.
+_OPTIONS = {"blkio_weight_device": ("--blkio-weight-device", "weight", "WEIGHT"),
+            "device_read_bps": ("--device-read-bps", "rate", "RATE"),
+            "device_write_bps": ("--device-write-bps", "rate", "RATE"),
+            "device_read_iops": ("--device-read-iops", "rate", "IOPS"),
+            "device_write_iops": ("--device-write-iops", "rate", "IOPS")}
+
+
+def parse_device_value(text: str, flag: str, unit: str) -> tuple[str, int]:
+    """"/dev/vda:1mb" -> ("/dev/vda", 1048576) for a RATE; WEIGHT and IOPS are plain numbers."""
+    path, colon, value = text.rpartition(":")
+    number = bytes_of(value) if unit == "RATE" else (int(value) if value.isdigit() else None)
+    if not colon or not path or number is None:
+        example = "/dev/vda:1mb" if unit == "RATE" else "/dev/vda:500"
+        raise UsageError(f"invalid {flag} {text!r}: expected DEVICE:{unit}, e.g. {example}")
+    return path, number
+
+
+def device_settings(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field, (flag, key, unit) in _OPTIONS.items():
+        items = getattr(args, field)
+        if items:
+            out[field] = [dict(zip(("path", key), parse_device_value(item, flag, unit),
+                                   strict=True)) for item in items]
+    return out
