@@ -108,7 +108,9 @@ def test_system_df(daemon: Daemon) -> None:
         assert summary["containers"]["reclaimable"] < summary["containers"]["size"]
         assert summary["images"]["active"] >= 1
         table = d.cli("system", "df").stdout.splitlines()
-        assert [line.split()[0] for line in table] == ["TYPE", "Images", "Containers", "Local"]
+        assert [line.split()[0] for line in table] == ["TYPE", "Images", "Containers", "Local",
+                                                      "Build"]
+        assert table[-1].split()[:3] == ["Build", "Cache", str(len(use["build_cache"]))]
     finally:
         d.cli("rm", "-f", "-v", "df-up", "df-down")
         d.cli("volume", "rm", "df-vol", check=False)
