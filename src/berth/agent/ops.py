@@ -28,6 +28,8 @@ from berth.service.idmaps import IdMaps
 from berth.service.volumes import mounting
 from berth.store.db import Store
 from berth.store.models import Action, Container, Image, Pod, Volume
+from berth.volume import hostmount
+from berth.volume.options import HostMount
 
 if TYPE_CHECKING:
     from berth.agent.netops import NetOps
@@ -140,6 +142,7 @@ class ContainerOps:
         self.save(row.id, status="exited", pid=0, exit_code=code, oom_killed=obs.oom_killed,
                   finished_at=obs.finished_at or time.time(), error=error, health=None)
         await self.run(self.backend.release, row.id)
+        await self.unmount_volumes(row)
         if self.net is not None:
             await self.run(self.net.release, row.id)
             with self.store.session() as s:
@@ -183,6 +186,7 @@ class ContainerOps:
             spec = dataclasses.replace(spec, extra_hosts=runopts.extra_host_lines(
                 row.spec["extra_hosts"], gateway))
         try:  # create releases whatever a previous run left
+            await self.mount_volumes(row)
             await self.run(self.backend.create, spec)
             if plan is not None and self.net is not None and owner == row.id:
                 # its interfaces, before it runs
@@ -196,6 +200,7 @@ class ContainerOps:
             await self.run(self.backend.start, row.id)
         except BerthError as e:
             await self.run(self.backend.release, row.id)
+            await self.unmount_volumes(row)
             code = policy.start_failure_code(e.message)
             self.save(row.id, error=e.message, exit_code=code,
                       status="exited" if row.started_at else "created")
@@ -210,6 +215,30 @@ class ContainerOps:
             self.net.request_sync()
         if row.spec.get("infra_of") and started.pid:
             await self.run(self.rejoin_members, row.id, started.pid)
+
+    async def mount_volumes(self, row: Container) -> None:
+        """Its volumes' tmpfs or host directory, on their data directories (once for all the
+        containers that use a volume)."""
+        for m in row.spec.get("mounts") or []:
+            if m.get("type") == "volume" and m.get("host_mount"):
+                await self.run(hostmount.ensure, Path(m["source"]),
+                               HostMount.from_dict(m["host_mount"]))
+
+    async def unmount_volumes(self, row: Container) -> None:
+        """Take away the volume mounts no other container of the project runs with, or is
+        about to (its desired state: running), as Docker's local driver does."""
+        wanted = [(m["volume"], m["source"]) for m in row.spec.get("mounts") or []
+                  if m.get("type") == "volume" and m.get("host_mount")]
+        if not wanted:
+            return
+        idle = []
+        with self.store.session() as s:
+            for name, source in wanted:
+                if not any(c.id != row.id and (c.status in LIVE or c.desired == "running")
+                           for c in mounting(s, row.project_id, name)):
+                    idle.append(source)
+        for source in idle:
+            await self.run(hostmount.release, Path(source))
 
     def rejoin_members(self, infra_id: str, infra_pid: int) -> None:
         """A pod's infra container started while members ran (it died and its restart policy

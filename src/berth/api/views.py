@@ -127,4 +127,4 @@ def build_cache_entry(entry: CacheEntry) -> dict[str, Any]:
 def volume(vol: Volume, mountpoint: str) -> dict[str, Any]:
     return {"name": vol.name, "project_id": vol.project_id, "driver": vol.driver,
             "labels": vol.labels, "host": vol.host, "mountpoint": mountpoint,
-            "created": iso(vol.created_at)}
+            "created": iso(vol.created_at), "options": dict(vol.options or {})}

@@ -740,7 +740,8 @@ def _volume_fields(v: dict[str, Any]) -> dict[str, Any]:
 def cmd_volume(client: Client, args: argparse.Namespace) -> int:
     sub = args.volume_cmd
     if sub == "create":
-        vol = client.volumes.create(args.name, convert.parse_kv(args.label, "label"))
+        vol = client.volumes.create(args.name, convert.parse_kv(args.label, "label"),
+                                    convert.parse_kv(args.opt, "--opt"))
         print(vol["name"])
     elif sub == "ls":
         vols = client.volumes.list(args.filter)

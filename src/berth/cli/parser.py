@@ -801,6 +801,9 @@ def _volume(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None
     q = sub("create", "create a named volume")
     q.add_argument("name", nargs="?")
     q.add_argument("-l", "--label", action="append", default=[])
+    q.add_argument("-d", "--driver", choices=["local"], default="local")
+    q.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="type=tmpfs o=size=64m,uid=1000 | type=none o=bind device=/host/dir")
     q = sub("ls", "list volumes")
     q.add_argument("-f", "--filter", action="append", default=[])
     q.add_argument("-q", "--quiet", action="store_true")

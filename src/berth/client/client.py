@@ -212,9 +212,12 @@ class _Volumes:
     def __init__(self, t: Transport) -> None:
         self._t = t
 
-    def create(self, name: str | None = None, labels: dict[str, str] | None = None
-               ) -> dict[str, Any]:
-        return self._t.call("POST", "/v1/volumes", body={"name": name, "labels": labels or {}})
+    def create(self, name: str | None = None, labels: dict[str, str] | None = None,
+               options: dict[str, str] | None = None) -> dict[str, Any]:
+        """options: the local driver's (docker's --opt): {"type": "tmpfs", "o": "size=64m"},
+        or {"type": "none", "o": "bind", "device": "/host/dir"}."""
+        return self._t.call("POST", "/v1/volumes", body={"name": name, "labels": labels or {},
+                                                         "options": options or {}})
 
     def list(self, filters: list[str] | None = None, *, selector: str | None = None,
              limit: int | None = None, marker: str | None = None, sort: str | None = None,

@@ -43,7 +43,7 @@ from berth.service.specs import (
 )
 from berth.service.volumes import VolumeService
 from berth.store.db import Store
-from berth.store.models import Action, Container, Image, Pod, Project
+from berth.store.models import Action, Container, Image, Pod
 
 # Statuses in which a container has a live process.
 LIVE = ("running", "paused", "restarting")
@@ -270,12 +270,14 @@ class ContainerService:
         with self.store.session() as s:
             self._check_name_free(s, ctx, name)
         spec["mounts"], new_volumes = self.volumes.prepare_mounts(ctx, req.mounts)
-        if req.volumes_from:
-            try:
+        try:
+            if grants.needed({"mounts": spec["mounts"]}):  # volumes over host directories
+                grants.check(ctx, self._grants(ctx.project_id), {"mounts": spec["mounts"]})
+            if req.volumes_from:
                 spec["mounts"] += self._mounts_from(ctx, req.volumes_from, spec["mounts"])
-            except BaseException:
-                self.volumes.discard(ctx, new_volumes)
-                raise
+        except BaseException:
+            self.volumes.discard(ctx, new_volumes)
+            raise
         try:
             row, act = self._insert(ctx, req, spec, cid, name, image.id, now, start, with_row)
         except BaseException:
@@ -306,14 +308,12 @@ class ContainerService:
                     readonly = m.get("readonly", False) if not mode else mode == "ro"
                     out.append({**m, "readonly": readonly, "anonymous": False,
                                 "from": source.id})
-        if any(m["type"] == "bind" for m in out):  # grants may have changed since
+        if grants.needed({"mounts": out}):  # grants may have changed since
             grants.check(ctx, self._grants(ctx.project_id), {"mounts": out})
         return out
 
     def _grants(self, project_id: str) -> list[str]:
-        with self.store.session() as s:
-            project = s.get(Project, project_id)
-            return list(project.grants or []) if project is not None else []
+        return grants.of_project(self.store, project_id)
 
     @staticmethod
     def _check_name_free(s: Session, ctx: Context, name: str, owner: str | None = None) -> None:

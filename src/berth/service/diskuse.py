@@ -71,7 +71,7 @@ def measure(ctx: Context, containers: ContainerService, images: ImageService,
         images=[(image, list(tags), made_from.get(image.id, 0))
                 for image, tags in images.list(ctx)],
         containers=[(row, *sizes[row.id]) for row in rows],
-        volumes=[(vol, disk_usage(volumes.data_dir(ctx.project_id, vol.name)),
+        volumes=[(vol, volumes.size(vol),
                   len(volumes.users(ctx, vol.name))) for vol in volumes.list(ctx)],
         build_cache=cache.entries(ctx) if cache is not None else [])
 

@@ -7,12 +7,22 @@ grant each of these to a project.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from berth.service.context import Context, Forbidden
+from berth.store.models import Project
+
+if TYPE_CHECKING:
+    from berth.store.db import Store
 
 GRANTS = ("privileged", "host_mounts", "host_namespaces", "cap_add", "devices",
           "choose_host", "choose_runtime")
+
+
+def of_project(store: Store, project_id: str) -> list[str]:
+    with store.session() as s:
+        project = s.get(Project, project_id)
+        return list(project.grants or []) if project is not None else []
 
 
 def needed(spec: dict[str, Any]) -> list[tuple[str, str]]:
@@ -23,6 +33,12 @@ def needed(spec: dict[str, Any]) -> list[tuple[str, str]]:
     for m in spec.get("mounts") or []:
         if m.get("type") == "bind":
             out.append(("host_mounts", f"a bind mount of the host path {m.get('source')}"))
+        host_mount = m.get("host_mount") or {}
+        if m.get("type") == "volume" and host_mount.get("fstype") == "bind":
+            # a volume over a host directory is a bind mount of it (grants may have changed
+            # since the volume was made)
+            out.append(("host_mounts", f"the volume {m.get('volume')} over the host path "
+                                       f"{host_mount.get('source')}"))
     if spec.get("network") == "host":
         out.append(("host_namespaces", "the host's network namespace"))
     for ns in ("pid", "ipc", "uts"):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +144,9 @@ def container_usage(rows: Iterable[tuple[str, float | None, int | None]],
     return out
 
 
-def disk_usage(path: Path) -> int:
-    """Bytes allocated under ``path``, like du: blocks, each inode once, no symlink followed."""
+def disk_usage(path: Path, skip: Collection[str] = ()) -> int:
+    """Bytes allocated under ``path``, like du: blocks, each inode once, no symlink followed,
+    no directory in ``skip`` (mount points: a volume's tmpfs or host directory)."""
     total, seen, stack = 0, set(), [path]
     while stack:
         try:
@@ -163,7 +164,7 @@ def disk_usage(path: Path) -> int:
                         continue
                     seen.add((st.st_dev, st.st_ino))
                 total += st.st_blocks * 512
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_dir(follow_symlinks=False) and entry.path not in skip:
                     stack.append(entry.path)
     return total
 
@@ -263,7 +264,9 @@ class QuotaService:
                 with contextlib.suppress(BerthError):
                     total += disk_usage(self.writable_dir(cid))
         if self.volumes_root is not None:
-            total += disk_usage(self.volumes_root / project_id)
+            from berth.volume.hostmount import all_mount_points
+
+            total += disk_usage(self.volumes_root / project_id, all_mount_points())
         return total
 
     def measure_disk(self, project_id: str) -> int | None:

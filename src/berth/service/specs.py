@@ -539,6 +539,21 @@ class VolumeCreate(BaseModel):
 
     name: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    # The local driver's options (docker's --opt): type=tmpfs, or type=none o=bind device=/x.
+    options: dict[str, str] = Field(default_factory=dict, max_length=8)
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: dict[str, str]) -> dict[str, str]:
+        from berth.volume import options
+
+        if any(len(value) > 4096 for value in v.values()):
+            raise ValueError("a volume option's value is longer than 4096 characters")
+        try:
+            options.check(v)
+        except InvalidArgument as e:
+            raise ValueError(e.message) from None
+        return v
 
     @field_validator("name")
     @classmethod

@@ -12,6 +12,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.service import grants
 from berth.service.context import Context
 from berth.service.events import volume_event
 from berth.service.filters import labels_match
@@ -19,11 +20,13 @@ from berth.service.hub import Hub
 from berth.service.idmaps import IdMaps
 from berth.service.names import new_id
 from berth.service.paging import Listing, PageRequest, Sort, listing, marker_position, page_rows
-from berth.service.quotas import QuotaService
+from berth.service.quotas import QuotaService, disk_usage
 from berth.service.selectors import Selector, from_label_filters
 from berth.service.specs import MountRequest, VolumeCreate
 from berth.store.db import Store
 from berth.store.models import Container, Volume
+from berth.volume import hostmount
+from berth.volume.options import HostMount, plan
 
 ANONYMOUS_LABEL = "berth.anonymous"
 VOLUME_SORT = Sort(("name", "created_at"), "name", "asc")
@@ -50,6 +53,8 @@ class VolumeService:
     def _ensure(self, ctx: Context, req: VolumeCreate) -> tuple[Volume, bool]:
         """The volume, and whether this call made it."""
         name = req.name or new_id()
+        if req.options:
+            self._check_options(ctx, req.options)
         disk = self.quotas.measure_disk(ctx.project_id) if self.quotas else None
         with self.store.session() as s:
             if self.quotas is not None:
@@ -60,11 +65,50 @@ class VolumeService:
             if self.quotas is not None:
                 self.quotas.check(s, ctx.project_id, {"volumes": 1}, disk=disk)
             vol = Volume(project_id=ctx.project_id, name=name, driver="local", host=self.host,
-                         labels=req.labels, created_at=time.time())
+                         labels=req.labels, created_at=time.time(), options=dict(req.options))
             s.add(vol)
             self._make_dir(ctx.project_id, name)
         self._event("create", vol)
         return vol, True
+
+    def _check_options(self, ctx: Context, options: dict[str, str]) -> None:
+        """A tmpfs's ids must be the project's; a bind's directory must exist, be outside
+        Berth's storage, and the project must be allowed host paths."""
+        mount = plan(options, self.idmaps.for_project(ctx.project_id))
+        if mount is None or mount.fstype != "bind":
+            return
+        # The grant first: without it a tenant learns nothing about the host's paths.
+        grants.check(ctx, grants.of_project(self.store, ctx.project_id), {"mounts": [
+            {"type": "bind", "source": mount.source}]})
+        if not Path(mount.source).is_dir():
+            raise InvalidArgument(f"volume option device={mount.source}: not a directory on "
+                                  "this host")
+        self.check_bind_source(mount.source)
+
+    def host_mount(self, vol: Volume) -> HostMount | None:
+        """What the volume's options mount on its data directory (None: nothing); a bind's
+        directory as it resolves now."""
+        mount = plan(vol.options or {}, self.idmaps.for_project(vol.project_id))
+        if mount is not None and mount.fstype == "bind":
+            mount = HostMount("bind", str(Path(mount.source).resolve()), mount.flags, "",
+                              mount.readonly)
+        return mount
+
+    def size(self, vol: Volume) -> int:
+        """Bytes the volume takes on Berth's disk: none for a tmpfs or a host directory."""
+        if vol.options:
+            return 0
+        return disk_usage(self.data_dir(vol.project_id, vol.name))
+
+    def _remove_dir(self, project_id: str, name: str) -> None:
+        """The volume's directory, never through a mount still on it: rmtree would empty the
+        tmpfs or, worse, the host directory a bind volume shows."""
+        data = self.data_dir(project_id, name)
+        hostmount.release(data)
+        if hostmount.is_mounted(data):
+            raise Conflict(f"volume {name} is still mounted on this host: retry once its "
+                           "containers have stopped")
+        shutil.rmtree(self.root / project_id / name, ignore_errors=True)
 
     def _event(self, action: str, vol: Volume) -> None:
         if self.hub is not None:
@@ -141,11 +185,11 @@ class VolumeService:
         if users:
             raise Conflict(f"volume {name} is in use by container {users[0]}: remove the "
                            "container first")
+        self._remove_dir(ctx.project_id, name)
         with self.store.session() as s:
             vol = s.get(Volume, (ctx.project_id, name))
             if vol is not None:
                 s.delete(vol)
-        shutil.rmtree(self.root / ctx.project_id / name, ignore_errors=True)
         self._event("destroy", gone)
 
     def prune(self, ctx: Context, filters: dict[str, list[str]] | None = None) -> list[str]:
@@ -181,7 +225,7 @@ class VolumeService:
                     s.delete(vol)
                     gone.append(vol)
         for name in names:
-            shutil.rmtree(self.root / ctx.project_id / name, ignore_errors=True)
+            self._remove_dir(ctx.project_id, name)
         for vol in gone:
             self._event("destroy", vol)
 
@@ -204,6 +248,9 @@ class VolumeService:
                 item["volume"] = vol.name
                 item["anonymous"] = anonymous
                 item["source"] = str(self.data_dir(ctx.project_id, vol.name))
+                mount = self.host_mount(vol)
+                if mount is not None:  # the agent mounts it there before the container runs
+                    item["host_mount"] = mount.as_dict()
             else:
                 opts = []
                 if m.tmpfs_size:

@@ -189,6 +189,9 @@ class Volume(Base):
     host: Mapped[str] = mapped_column(String(128))
     labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float)
+    # The local driver's options as given (type, device, o): a tmpfs or a host directory
+    # mounted on the volume's data directory while containers use it (volume/options.py).
+    options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class Network(Base):

@@ -44,16 +44,16 @@ def mount_overlay(target: Path, options: str) -> None:
         raise RuntimeFailure(str(e)) from e
 
 
-def mounted_at(target: Path, mountinfo: str | None = None) -> bool:
+def mount_points(mountinfo: str | None = None) -> set[str]:
     if mountinfo is None:
         mountinfo = Path("/proc/self/mountinfo").read_text()
-    want = str(target)
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        # Field 5 is the mount point, with spaces etc. octal-escaped.
-        if len(fields) > 4 and _unescape(fields[4]) == want:
-            return True
-    return False
+    # Field 5 is the mount point, with spaces etc. octal-escaped.
+    return {_unescape(fields[4]) for fields in map(str.split, mountinfo.splitlines())
+            if len(fields) > 4}
+
+
+def mounted_at(target: Path, mountinfo: str | None = None) -> bool:
+    return str(target) in mount_points(mountinfo)
 
 
 def _unescape(field: str) -> str:

@@ -14,7 +14,6 @@ from berth.api.views import iso
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.service.context import Context
 from berth.service.filters import bool_filter
-from berth.service.quotas import disk_usage
 from berth.service.specs import VolumeCreate
 from berth.store.models import Volume
 
@@ -28,7 +27,7 @@ def volume_shape(svc: Any, ctx: Context, vol: Volume) -> dict[str, Any]:
     mountpoint = str(svc.volumes.data_dir(vol.project_id, vol.name)) if ctx.is_admin else ""
     return {"Name": vol.name, "Driver": vol.driver, "Mountpoint": mountpoint,
             "CreatedAt": iso(vol.created_at), "Labels": dict(vol.labels or {}),
-            "Scope": "local", "Options": {}}
+            "Scope": "local", "Options": dict(vol.options) if vol.options else None}
 
 
 @router.post("/volumes/create", status_code=201)
@@ -40,13 +39,11 @@ async def create(request: Request, svc: Svc, ctx: Ctx) -> dict[str, Any]:
     if body.get("Driver") not in (None, "", "local"):
         raise InvalidArgument(f"volume driver {body['Driver']!r} is not supported: only "
                               "'local'")
-    if body.get("DriverOpts"):
-        raise InvalidArgument("volume driver options (DriverOpts) are not supported: the "
-                              "local driver here makes plain directories")
     if body.get("ClusterVolumeSpec"):
         raise InvalidArgument("cluster volumes are not supported")
     try:
-        req = VolumeCreate(name=body.get("Name") or None, labels=body.get("Labels") or {})
+        req = VolumeCreate(name=body.get("Name") or None, labels=body.get("Labels") or {},
+                           options=body.get("DriverOpts") or {})
     except ValidationError as e:
         raise InvalidArgument(validation_message(list(e.errors()))) from None
     return volume_shape(svc, ctx, svc.volumes.create(ctx, req))
@@ -96,7 +93,6 @@ def prune(svc: Svc, ctx: Ctx, filters: str | None = None) -> dict[str, Any]:
     wanted = parse_filters(filters)
     if "all" in wanted:  # API 1.42's "all": 1.41 always prunes named volumes too
         wanted.pop("all")
-    sizes = {vol.name: disk_usage(svc.volumes.data_dir(ctx.project_id, vol.name))
-             for vol in svc.volumes.list(ctx)}
+    sizes = {vol.name: svc.volumes.size(vol) for vol in svc.volumes.list(ctx)}
     removed = svc.volumes.prune(ctx, wanted)
     return {"VolumesDeleted": removed, "SpaceReclaimed": sum(sizes.get(n, 0) for n in removed)}
