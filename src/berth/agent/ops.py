@@ -20,6 +20,7 @@ from berth.errors import BerthError, Conflict, InvalidArgument, RuntimeFailure
 from berth.image.layers import LayerStore
 from berth.image.types import LayerRef
 from berth.runtime.base import DnsSettings, Observed, RuntimeBackend, Status
+from berth.runtime.oci.rootfs import unmount
 from berth.service import health, ipam, runopts
 from berth.service.endpoints import has_addresses, network_owner
 from berth.service.events import container_event, volume_event
@@ -238,7 +239,7 @@ class ContainerOps:
                            for c in mounting(s, row.project_id, name)):
                     idle.append(source)
         for source in idle:
-            await self.run(hostmount.release, Path(source))
+            await self.run(unmount, Path(source))
 
     def rejoin_members(self, infra_id: str, infra_pid: int) -> None:
         """A pod's infra container started while members ran (it died and its restart policy

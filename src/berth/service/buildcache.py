@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from berth.errors import InvalidArgument
-from berth.service.filters import labels_match, parse_time
+from berth.service.filters import PruneFilter
 from berth.store.models import BuildCache, Container, Image
 
 if TYPE_CHECKING:
@@ -144,13 +144,12 @@ class BuildCacheService:
                                   f"{', '.join(sorted(PRUNE_FILTERS))}")
         if keep_storage < 0:
             raise InvalidArgument("keep-storage: must not be negative")
-        limits = _times(wanted.get("until", []) + wanted.get("unused-for", []))
+        chosen = PruneFilter.parse(
+            {**wanted, "until": wanted.get("until", []) + wanted.get("unused-for", [])})
         entries = self.entries(ctx)
         candidates = [e for e in entries if not e.in_use and (all_ or not e.final)
-                      and not any(e.last_touched >= limit for limit in limits)
-                      and all(e.key.startswith(prefix) for prefix in wanted.get("id", []))
-                      and labels_match({}, wanted.get("label", []))
-                      and not any(labels_match({}, [x]) for x in wanted.get("label!", []))]
+                      and chosen.matches({}, e.last_touched)
+                      and all(e.key.startswith(prefix) for prefix in wanted.get("id", []))]
         if keep_storage:
             candidates = _beyond(entries, candidates, keep_storage)
         doomed = {e.key for e in candidates}
@@ -169,13 +168,6 @@ class BuildCacheService:
         images = {e.image_id for e in candidates if not e.final} | set(loose)
         done = self.images.delete_unused(ctx, sorted(images - kept))
         return {"removed": sorted(doomed), "reclaimed": done["reclaimed"]}
-
-
-def _times(values: list[str]) -> list[float]:
-    try:
-        return [parse_time(v) for v in values]
-    except InvalidArgument as e:
-        raise InvalidArgument(f"invalid filter until: {e.message}") from None
 
 
 def _beyond(entries: list[CacheEntry], candidates: list[CacheEntry],

@@ -19,7 +19,7 @@ from berth.runtime.base import Capability, LogLimits
 from berth.service import blkio, endpoints, grants, health, ipam
 from berth.service.context import Context, find_action
 from berth.service.events import container_event
-from berth.service.filters import labels_match, parse_time
+from berth.service.filters import PruneFilter, labels_match
 from berth.service.hub import Hub
 from berth.service.images import ImageService
 from berth.service.names import new_id, random_name
@@ -166,16 +166,10 @@ class ContainerService:
         if unknown:
             raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}: use label, label! "
                                   "or until")
-        try:
-            until = [parse_time(v) for v in filters.get("until", [])]
-        except InvalidArgument as e:
-            raise InvalidArgument(f"invalid filter until: {e.message}") from None
+        chosen = PruneFilter.parse(filters)
         return [row for row in self.list(ctx, True)
                 if row.status in STOPPED and row.desired != "removed"
-                and not any(row.created_at >= limit for limit in until)
-                and labels_match(row.labels or {}, filters.get("label", []))
-                and not any(labels_match(row.labels or {}, [x])
-                            for x in filters.get("label!", []))]
+                and chosen.matches(row.labels or {}, row.created_at)]
 
     def actions(self, ctx: Context, ref: str, page: PageRequest | None = None) -> Listing:
         """The container's actions log, oldest first unless page says otherwise."""

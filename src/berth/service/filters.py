@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import time
+from dataclasses import dataclass
 
 from berth.errors import InvalidArgument
 
@@ -73,3 +74,26 @@ def parse_time(text: str, now: float | None = None) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
     return when.timestamp()
+
+
+@dataclass(frozen=True)
+class PruneFilter:
+    """docker's prune filters: label=K[=V] (each holds), label!=K[=V] (none holds),
+    until=TIME (made before it; a duration is before now)."""
+
+    labels: list[str]
+    not_labels: list[str]
+    until: list[float]
+
+    @classmethod
+    def parse(cls, filters: dict[str, list[str]]) -> PruneFilter:
+        try:
+            until = [parse_time(v) for v in filters.get("until", [])]
+        except InvalidArgument as e:
+            raise InvalidArgument(f"invalid filter until: {e.message}") from None
+        return cls(filters.get("label", []), filters.get("label!", []), until)
+
+    def matches(self, labels: dict[str, str], made: float) -> bool:
+        return (labels_match(labels, self.labels)
+                and not any(labels_match(labels, [x]) for x in self.not_labels)
+                and all(made < limit for limit in self.until))

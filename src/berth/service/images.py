@@ -25,7 +25,12 @@ from berth.image.types import ImageManifest, LayerRef
 from berth.service.archives import pipe_stream
 from berth.service.context import Context
 from berth.service.events import image_event
-from berth.service.filters import bool_filter, labels_match, parse_time, reference_matches
+from berth.service.filters import (
+    PruneFilter,
+    bool_filter,
+    labels_match,
+    reference_matches,
+)
 from berth.service.guard import ContentGuard
 from berth.service.hub import Hub
 from berth.service.paging import Listing, PageRequest, Sort, listing, marker_position, page_rows
@@ -495,17 +500,7 @@ class ImageService:
                                   f"{', '.join(sorted(IMAGE_PRUNE_FILTERS))}")
         if "dangling" in wanted:
             all_ = all_ or not bool_filter("dangling", wanted["dangling"])
-        try:
-            until = [parse_time(v) for v in wanted.get("until", [])]
-        except InvalidArgument as e:
-            raise InvalidArgument(f"invalid filter until: {e.message}") from None
-
-        def chosen(img: Image) -> bool:
-            labels = _labels(img)
-            return (not any(made_at(img) >= limit for limit in until)
-                    and labels_match(labels, wanted.get("label", []))
-                    and not any(labels_match(labels, [x]) for x in wanted.get("label!", [])))
-
+        chosen = PruneFilter.parse(wanted)
         with self.store.session() as s:
             used = set(s.scalars(select(Container.image_id).where(
                 Container.project_id == ctx.project_id)).all())
@@ -514,20 +509,17 @@ class ImageService:
             tagged = set(s.scalars(select(ImageTag.image_id).where(
                 ImageTag.project_id == ctx.project_id)).all())
             doomed = [img for img in images if img.id not in used
-                      and (all_ or img.id not in tagged) and chosen(img)]
-        done = self.delete_unused(ctx, [img.id for img in doomed])
-        done["removed"] = done.pop("lines")
-        return done
+                      and (all_ or img.id not in tagged)
+                      and chosen.matches(_labels(img), made_at(img))]
+        return self.delete_unused(ctx, [img.id for img in doomed])
 
     def delete_unused(self, ctx: Context, image_ids: list[str]) -> dict[str, Any]:
         """Delete these images of the project, with their names, unless a container uses one
         by now; then collect host content no image of any project needs. Returns the
-        Docker-style lines ("untagged: x", "deleted: id"), the ids deleted and what was
-        freed."""
+        Docker-style lines ("untagged: x", "deleted: id") and what was freed."""
         from berth.image.gc import collect
 
         removed: list[str] = []
-        deleted: list[str] = []
         events: list[tuple[str, Image, str | None]] = []
         with self.store.session() as s:
             for image_id in image_ids:
@@ -543,14 +535,13 @@ class ImageService:
                     events.append(("untag", img, t.name))
                 s.delete(img)
                 removed.append(f"deleted: {img.id}")
-                deleted.append(img.id)
                 events.append(("delete", img, None))
         for action, img, name in events:
             self.event(ctx.project_id, action, img, name)
         if self.layers is None:
-            return {"lines": removed, "deleted": deleted, "reclaimed": 0}
+            return {"removed": removed, "reclaimed": 0}
         with self.content.collecting():
             report = collect(self.blobs, self.layers, self.referenced_digests(),
                              self.referenced_diff_ids())
-        return {"lines": removed, "deleted": deleted, "reclaimed": report.bytes_freed,
+        return {"removed": removed, "reclaimed": report.bytes_freed,
                 "blobs_removed": report.blobs_removed, "layers_removed": report.layers_removed}

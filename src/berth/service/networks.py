@@ -25,7 +25,7 @@ from berth.errors import Conflict, InvalidArgument, NotFound, PolicyDenied, Unsu
 from berth.service import ipam
 from berth.service.context import Context
 from berth.service.events import network_event
-from berth.service.filters import bool_filter, labels_match, parse_time
+from berth.service.filters import PruneFilter, bool_filter, labels_match
 from berth.service.hub import HostChange, Hub
 from berth.service.names import new_id
 from berth.service.specs import validate_labels, validate_name
@@ -374,14 +374,10 @@ class NetworkService:
         if unknown:
             raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}: use label, label! "
                                   "or until")
-        until = [parse_time(v) for v in filters.get("until", [])]
+        chosen = PruneFilter.parse(filters)
         removed = []
         for net in self.list(ctx, {"type": ["custom"], "dangling": ["true"]}):
-            if "label" in filters and not labels_match(net.labels, filters["label"]):
-                continue
-            if any(labels_match(net.labels, [x]) for x in filters.get("label!", [])):
-                continue
-            if until and not all(net.created_at < t for t in until):
+            if not chosen.matches(net.labels, net.created_at):
                 continue
             try:
                 self.remove(ctx, net.id)

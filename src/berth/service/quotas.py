@@ -264,9 +264,9 @@ class QuotaService:
                 with contextlib.suppress(BerthError):
                     total += disk_usage(self.writable_dir(cid))
         if self.volumes_root is not None:
-            from berth.volume.hostmount import all_mount_points
+            from berth.runtime.oci.rootfs import mount_points
 
-            total += disk_usage(self.volumes_root / project_id, all_mount_points())
+            total += disk_usage(self.volumes_root / project_id, mount_points())
         return total
 
     def measure_disk(self, project_id: str) -> int | None:

@@ -12,6 +12,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.runtime.oci.rootfs import mounted_at, unmount
 from berth.service import grants
 from berth.service.context import Context
 from berth.service.events import volume_event
@@ -25,7 +26,6 @@ from berth.service.selectors import Selector, from_label_filters
 from berth.service.specs import MountRequest, VolumeCreate
 from berth.store.db import Store
 from berth.store.models import Container, Volume
-from berth.volume import hostmount
 from berth.volume.options import HostMount, plan
 
 ANONYMOUS_LABEL = "berth.anonymous"
@@ -104,8 +104,8 @@ class VolumeService:
         """The volume's directory, never through a mount still on it: rmtree would empty the
         tmpfs or, worse, the host directory a bind volume shows."""
         data = self.data_dir(project_id, name)
-        hostmount.release(data)
-        if hostmount.is_mounted(data):
+        unmount(data)
+        if mounted_at(data):
             raise Conflict(f"volume {name} is still mounted on this host: retry once its "
                            "containers have stopped")
         shutil.rmtree(self.root / project_id / name, ignore_errors=True)

@@ -1,6 +1,6 @@
-"""Mounting a volume's tmpfs or bind on its data directory while containers use it, and
-taking it away when the last one stops (Docker's local driver does the same: a tmpfs volume
-starts empty each time it is first used again)."""
+"""Mounting a volume's tmpfs or bind on its data directory while containers use it (the
+agent takes it away with rootfs.unmount when the last one stops: Docker's local driver does
+the same, so a tmpfs volume starts empty each time it is first used again)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from berth.errors import RuntimeFailure
-from berth.runtime.oci.rootfs import mount_points, mounted_at, unmount
+from berth.runtime.oci.rootfs import mounted_at, unmount
 from berth.volume.options import MS_BIND, MS_RDONLY, MS_REMOUNT, HostMount
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -41,15 +41,3 @@ def ensure(target: Path, m: HostMount) -> None:
             unmount(target)
             raise
 
-
-def release(target: Path) -> None:
-    """Unmount whatever the volume has on target (nothing when it has nothing)."""
-    unmount(target)
-
-
-def is_mounted(target: Path) -> bool:
-    return mounted_at(target)
-
-
-def all_mount_points() -> set[str]:
-    return mount_points()
