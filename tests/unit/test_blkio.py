@@ -46,6 +46,8 @@ def test_device_values_as_docker_writes_them(text: str, unit: str,
 @pytest.mark.parametrize(("text", "unit"), [
     ("/dev/vda", "RATE"), ("/dev/vda:", "RATE"), (":1mb", "RATE"), ("/dev/vda:fast", "RATE"),
     ("/dev/vda:1mb", "IOPS"), ("/dev/vda:-5", "WEIGHT"), ("/dev/vda:1.5", "IOPS"),
+    # non-ASCII digits (isdigit takes "²", int() takes "٣٠٠"; docker neither), past int64
+    ("/dev/vda:²", "IOPS"), ("/dev/vda:٣٠٠", "WEIGHT"), ("/dev/vda:" + "9" * 5000, "IOPS"),
 ])
 def test_bad_device_values_name_the_option(text: str, unit: str) -> None:
     with pytest.raises(UsageError, match=f"invalid --device-x {text!r}: expected DEVICE:{unit}"):

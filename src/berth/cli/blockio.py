@@ -24,7 +24,8 @@ _OPTIONS = {"blkio_weight_device": ("--blkio-weight-device", "weight", "WEIGHT")
 def parse_device_value(text: str, flag: str, unit: str) -> tuple[str, int]:
     """"/dev/vda:1mb" -> ("/dev/vda", 1048576) for a RATE; WEIGHT and IOPS are plain numbers."""
     path, colon, value = text.rpartition(":")
-    number = bytes_of(value) if unit == "RATE" else (int(value) if value.isdigit() else None)
+    plain = value.isascii() and value.isdigit() and len(value) <= 19  # "²" is a digit too
+    number = bytes_of(value) if unit == "RATE" else (int(value) if plain else None)
     if not colon or not path or number is None:
         example = "/dev/vda:1mb" if unit == "RATE" else "/dev/vda:500"
         raise UsageError(f"invalid {flag} {text!r}: expected DEVICE:{unit}, e.g. {example}")
