@@ -1,6 +1,7 @@
-"""This host's block devices as the kernel's IO controllers see them: a device node's
-major:minor, whether the kernel knows it as a whole disk, and its IO scheduler. Devices are
-only stat'ed and looked up in sysfs, never opened. parse_scheduler is pure."""
+"""This host's device nodes (a node's type and major:minor), and its block devices as the
+kernel's IO controllers see them: whether the kernel knows one as a whole disk, and its IO
+scheduler. Devices are only stat'ed and looked up in sysfs, never opened. parse_scheduler is
+pure."""
 
 from __future__ import annotations
 
@@ -11,16 +12,24 @@ from pathlib import Path
 SYS_DEV_BLOCK = Path("/sys/dev/block")
 
 
-def device_number(path: str) -> tuple[int, int] | None:
-    """(major, minor) of the block device node at path (symlinks followed); None when path
-    is not a block device."""
+def node(path: str) -> tuple[str, int, int] | None:
+    """("c" or "b", major, minor) of the device node at path (symlinks followed); None when
+    path is not a character or block device."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
-    if not stat.S_ISBLK(st.st_mode):
+    kind = "b" if stat.S_ISBLK(st.st_mode) else "c" if stat.S_ISCHR(st.st_mode) else None
+    if kind is None:
         return None
-    return os.major(st.st_rdev), os.minor(st.st_rdev)
+    return kind, os.major(st.st_rdev), os.minor(st.st_rdev)
+
+
+def device_number(path: str) -> tuple[int, int] | None:
+    """(major, minor) of the block device node at path; None when path is not a block
+    device."""
+    found = node(path)
+    return (found[1], found[2]) if found is not None and found[0] == "b" else None
 
 
 def kind(major: int, minor: int, sys_dev_block: Path = SYS_DEV_BLOCK) -> str | None:

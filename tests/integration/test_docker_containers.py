@@ -274,8 +274,11 @@ def test_bad_input_is_a_docker_4xx(daemon: Daemon) -> None:
     code, msg = create({"Image": "busybox", "HostConfig": {"Privileged": True}})
     assert (code, msg) == (400, "HostConfig.Privileged is not supported by Berth")
     code, msg = create({"Image": "busybox", "HostConfig": {"Devices": [
-        {"PathOnHost": "/dev/null", "PathInContainer": "/dev/x"}]}})
-    assert code == 400 and "HostConfig.Devices" in msg
+        {"PathOnHost": "/etc/hostname", "PathInContainer": "/dev/x"}]}})
+    assert code == 400 and "/etc/hostname is not a device node" in msg
+    code, msg = create({"Image": "busybox", "HostConfig": {"Devices": [
+        {"PathOnHost": "/dev/null", "CgroupPermissions": "rwx"}]}})
+    assert code == 400 and "invalid permissions 'rwx'" in msg, msg
     code, msg = create({"Image": "busybox", "HostConfig": {"PortBindings": {
         "80/tcp": [{"HostPort": "8080-8090"}]}}})
     assert code == 400 and "ranges are not supported" in msg

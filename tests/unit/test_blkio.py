@@ -58,7 +58,7 @@ def test_cli_options_become_the_request_lists() -> None:
     args = argparse.Namespace(blkio_weight_device=["/dev/vda:300"],
                               device_read_bps=["/dev/vda:1mb", "/dev/vdb:2m"],
                               device_write_bps=[], device_read_iops=[],
-                              device_write_iops=["/dev/vda:50"])
+                              device_write_iops=["/dev/vda:50"], device=[])
     assert device_settings(args) == {
         "blkio_weight_device": [{"path": "/dev/vda", "weight": 300}],
         "device_read_bps": [{"path": "/dev/vda", "rate": MiB},

@@ -162,7 +162,8 @@ def test_dockers_options_naming_berths_own_behaviour_are_taken(flags: list[str])
     (["--runtime", "crun"], "--runtime 'crun'"), (["--cgroupns", "host"], "--cgroupns 'host'"),
     (["--security-opt", "seccomp=unconfined"], "--security-opt 'seccomp=unconfined'"),
     (["--security-opt", "no-new-privileges", "--security-opt", "apparmor=x"], "apparmor=x"),
-    (["--privileged"], "--privileged"), (["--device", "/dev/kvm"], "--device"),
+    (["--privileged"], "--privileged"), (["--device", "/dev/kvm:/dev/kvm:rw:x"], "--device"),
+    (["--device", ":/dev/x"], "--device"),
     (["--memory-swappiness", "0"], "--memory-swappiness"),
     (["--oom-kill-disable"], "--oom-kill-disable"),
     (["--platform", "windows/amd64"], "Berth runs linux containers"),
@@ -179,3 +180,18 @@ def test_dockers_other_spellings_and_no_abbreviations() -> None:
     assert (args.network, args.network_alias, args.cpu_shares) == ("n1", ["a"], 512)
     with pytest.raises(SystemExit):  # argparse would have read it as --pids-limit
         build().parse_args(["run", "--pids", "5", "x"])
+
+
+@pytest.mark.parametrize(("flag", "want"), [
+    ("/dev/fuse", {"path_on_host": "/dev/fuse", "path_in_container": None,
+                   "permissions": "rwm"}),
+    ("/dev/sdc:/dev/xvdc", {"path_on_host": "/dev/sdc", "path_in_container": "/dev/xvdc",
+                            "permissions": "rwm"}),
+    ("/dev/net/tun:rw", {"path_on_host": "/dev/net/tun", "path_in_container": None,
+                         "permissions": "rw"}),
+    ("/dev/sdc:/dev/xvdc:r", {"path_on_host": "/dev/sdc", "path_in_container": "/dev/xvdc",
+                              "permissions": "r"}),
+])
+def test_device_flags_as_docker_reads_them(flag: str, want: dict[str, object]) -> None:
+    args = build().parse_args(["run", "--device", flag, "busybox"])
+    assert convert.container_spec(args)["devices"] == [want]

@@ -53,7 +53,7 @@ def test_the_clis_zero_values_are_accepted() -> None:
 
 @pytest.mark.parametrize(("host", "field"), [
     ({"Privileged": True}, "HostConfig.Privileged"),
-    ({"Devices": [{"PathOnHost": "/dev/kvm"}]}, "HostConfig.Devices"),
+    ({"Devices": [{"PathOnHost": "/dev/kvm", "Major": 10}]}, "HostConfig.Devices[0].Major"),
     ({"PidMode": "host"}, "HostConfig.PidMode"),
     ({"OomKillDisable": True}, "HostConfig.OomKillDisable"),
     ({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 2}]}, "unknown ulimit 'bogus'"),
@@ -352,3 +352,18 @@ def test_cpusets_and_memory_reservation_are_taken() -> None:
                        ({"Memory": 64 << 20, "MemoryReservation": 128 << 20}, "below")):
         with pytest.raises(InvalidArgument, match=words):
             translate.container_create(_with(**bad))
+
+
+def test_devices() -> None:
+    req = translate.container_create({"Image": "busybox", "HostConfig": {"Devices": [
+        {"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rw"},
+        {"PathOnHost": "/dev/net/tun"}]}})
+    assert [(d.path_on_host, d.path_in_container, d.permissions) for d in req.devices] == [
+        ("/dev/fuse", "/dev/fuse", "rw"), ("/dev/net/tun", None, "rwm")]
+    for bad, words in (({"PathOnHost": "dev/fuse"}, "absolute path"),
+                       ({"PathOnHost": "/dev/fuse", "CgroupPermissions": "rx"},
+                        "invalid permissions"),
+                       ({"PathOnHost": "/srv/node"}, "not under /dev/"),
+                       ({"PathOnHost": "/dev/a", "PathInContainer": "/etc/a"}, "under /dev/")):
+        with pytest.raises(InvalidArgument, match=words):
+            translate.container_create({"Image": "busybox", "HostConfig": {"Devices": [bad]}})

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from berth.errors import InvalidArgument
-from berth.runtime.base import ContainerSpec, ExecSpec, IdMapping, MountSpec, Resources
+from berth.runtime.base import (
+    ContainerSpec,
+    DeviceNode,
+    ExecSpec,
+    IdMapping,
+    MountSpec,
+    Resources,
+)
 from berth.runtime.oci.caps import DEFAULT_CAPS, effective_caps
 from berth.runtime.oci.exec import build_exec_process, exit_code_for, merge_env
 from berth.runtime.oci.runc import clean_error
@@ -345,3 +352,14 @@ def test_cpusets_and_memory_reservation_reach_the_config() -> None:
     linux = config(spec(resources=res))["linux"]["resources"]
     assert linux["cpu"] == {"cpus": "0-1", "mems": "0"}
     assert linux["memory"] == {"reservation": 64 << 20}
+
+
+def test_host_devices_are_a_cgroup_rule_and_a_bind_of_the_hosts_node() -> None:
+    cfg = config(spec(devices=(DeviceNode("/srv/nodes/ctl", "/dev/ctl", "c", 10, 237, "rw"),)))
+    rules = cfg["linux"]["resources"]["devices"]
+    assert rules[0] == {"allow": False, "access": "rwm"}  # deny all first
+    assert {"allow": True, "type": "c", "major": 10, "minor": 237, "access": "rw"} in rules
+    assert {"destination": "/dev/ctl", "type": "bind", "source": "/srv/nodes/ctl",
+            "options": ["bind", "nosuid", "noexec"]} in cfg["mounts"]
+    # not linux.devices: in a user namespace runc would bind the host's /dev/ctl instead
+    assert "devices" not in cfg["linux"]

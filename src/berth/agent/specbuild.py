@@ -12,6 +12,7 @@ from berth.runtime.base import (
     SHM_SIZE,
     ContainerSpec,
     DeviceLimit,
+    DeviceNode,
     DnsSettings,
     IdMapping,
     LogLimits,
@@ -93,6 +94,10 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
         user=spec.get("user") or image_user(image_config) or "",
         hostname=hostname,
         domainname=spec.get("domainname") or "",
+        devices=tuple(DeviceNode(d["path_on_host"], d["path_in_container"], d["type"],
+                                 int(d["major"]),
+                                 int(d["minor"]), d["permissions"])
+                      for d in spec.get("devices") or []),
         tty=bool(spec.get("tty")),
         stdin=bool(spec.get("stdin_open")),
         stdin_once=bool(spec.get("stdin_once")),

@@ -1,6 +1,7 @@
-"""docker's per-device block IO options as the API's lists: --blkio-weight-device
-DEVICE:WEIGHT, --device-{read,write}-bps DEVICE:RATE (a size: 1mb), --device-{read,write}-iops
-DEVICE:IOPS. The daemon checks the device and the ranges; this only splits what was typed."""
+"""docker's device options as the API's lists: --device HOST[:CONTAINER][:rwm], and the
+per-device block IO ones: --blkio-weight-device DEVICE:WEIGHT, --device-{read,write}-bps
+DEVICE:RATE (a size: 1mb), --device-{read,write}-iops DEVICE:IOPS. The daemon checks the
+devices and the ranges; this only splits what was typed."""
 
 from __future__ import annotations
 
@@ -32,8 +33,22 @@ def parse_device_value(text: str, flag: str, unit: str) -> tuple[str, int]:
     return path, number
 
 
+def host_device(text: str) -> dict[str, Any]:
+    """docker's --device HOST[:CONTAINER][:PERMISSIONS]: "/dev/fuse", "/dev/sdc:/dev/xvdc",
+    "/dev/net/tun:rw", "/dev/sdc:/dev/xvdc:r"."""
+    parts = text.split(":")
+    if len(parts) == 2 and parts[1] and not set(parts[1]) - set("rwm"):
+        parts = [parts[0], "", parts[1]]
+    if len(parts) > 3 or not parts[0]:
+        raise UsageError(f"invalid --device {text!r}: expected HOST[:CONTAINER][:rwm]")
+    host, target, perms = (parts + ["", ""])[:3]
+    return {"path_on_host": host, "path_in_container": target or None,
+            "permissions": perms or "rwm"}
+
+
 def device_settings(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"devices": [host_device(d) for d in args.device]} \
+        if args.device else {}
     for field, (flag, key, unit) in _OPTIONS.items():
         items = getattr(args, field)
         if items:

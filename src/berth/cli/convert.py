@@ -226,8 +226,6 @@ def check_fixed_settings(args: argparse.Namespace) -> None:
     if args.privileged:
         raise UsageError("--privileged is not supported by Berth: containers share their host "
                          "with other projects' (add what it needs with --cap-add)")
-    if args.device:
-        raise UsageError("--device is not supported by Berth: containers get no host devices")
     if args.memory_swappiness not in (None, -1):
         raise UsageError("--memory-swappiness is not supported by Berth")
     if args.oom_kill_disable:

@@ -54,7 +54,8 @@ def _fixed_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-swappiness", type=int, help=argparse.SUPPRESS)
     for flag in ("--privileged", "--oom-kill-disable"):
         p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--device", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--device", action="append", default=[], metavar="HOST[:CONTAINER][:rwm]",
+                   help="a host device (admins, or the project's 'devices' grant)")
 
 
 def _container_options(p: argparse.ArgumentParser) -> None:

@@ -66,6 +66,19 @@ class DeviceLimit:
 
 
 @dataclass(frozen=True)
+class DeviceNode:
+    """A host device given to the container: the host's node at path, and what it may do with
+    it."""
+
+    source: str  # the host's node
+    path: str  # in the container
+    kind: str  # "c" or "b"
+    major: int
+    minor: int
+    access: str  # any of "rwm"
+
+
+@dataclass(frozen=True)
 class Resources:
     memory: int | None = None  # bytes
     memory_swap: int | None = None  # bytes, memory+swap; -1 unlimited
@@ -153,6 +166,7 @@ class ContainerSpec:
     sysctls: dict[str, str] = field(default_factory=dict)  # of its own net/IPC namespaces
     log: LogLimits = field(default_factory=LogLimits)
     oom_score_adj: int | None = None  # None: inherited (berthd's)
+    devices: tuple[DeviceNode, ...] = ()  # host devices (admins, or the 'devices' grant)
 
 
 class Status(enum.StrEnum):

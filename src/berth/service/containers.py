@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability, LogLimits
-from berth.service import blkio, endpoints, grants, health, ipam
+from berth.service import blkio, devices, endpoints, grants, health, ipam
 from berth.service.context import Context, find_action
 from berth.service.events import container_event
 from berth.service.filters import PruneFilter, labels_match
@@ -249,6 +249,7 @@ class ContainerService:
                             hostname=target.spec.get("hostname") or target.id[:12])
         if grants.needed(spec):  # before anything looks at a host path
             grants.check(ctx, self._grants(ctx.project_id), spec)
+        devices.resolve(spec)
         image = self.images.resolve(ctx, req.image)
         spec["healthcheck"] = health.merge(spec.get("healthcheck"), image.config)
         if req.publish_all:

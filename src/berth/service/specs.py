@@ -18,6 +18,7 @@ from berth.errors import InvalidArgument
 from berth.runtime.base import LogLimits
 from berth.service import runopts
 from berth.service.blkio import MAX_WEIGHT, MIN_WEIGHT, BlkioDevicesRequest
+from berth.service.devices import DevicesRequest
 from berth.service.health import HealthcheckRequest
 from berth.service.runopts import Ulimit
 
@@ -301,7 +302,8 @@ class PortPublish(BaseModel):
             raise ValueError(f"host_ip {v!r} is not an IPv4 address") from None
 
 
-class ContainerCreate(ResourcesRequest, BlkioDevicesRequest, runopts.DnsRequest):
+class ContainerCreate(ResourcesRequest, BlkioDevicesRequest, DevicesRequest,
+                      runopts.DnsRequest):
     """POST /v1/containers."""
 
     model_config = ConfigDict(extra="forbid")

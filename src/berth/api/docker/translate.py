@@ -52,7 +52,7 @@ _HOST_USED = {
     "MemorySwappiness", "SecurityOpt", *_FIXED, "PortBindings", "PublishAllPorts",
     "ExtraHosts", "Dns", "DnsSearch", "DnsOptions", "Ulimits", "GroupAdd", "Sysctls",
     "CpusetCpus", "CpusetMems", "MemoryReservation", "VolumesFrom", "OomScoreAdj",
-    "BlkioWeight", *BLKIO_DEVICES,
+    "BlkioWeight", *BLKIO_DEVICES, "Devices",
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
@@ -102,6 +102,7 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "mounts": mounts(cfg, host),
         **_resources(host),
         **_blkio_devices(host),
+        "devices": _devices(host),
         **_network(cfg, host, cfg.sub("NetworkingConfig")),
         "ports": _port_bindings(host),
         "publish_all": host.bool("PublishAllPorts"),
@@ -262,6 +263,18 @@ def _resources(host: Fields) -> dict[str, Any]:
         out["memory_reservation"] = host.int("MemoryReservation")
     if host.int("BlkioWeight"):
         out["blkio_weight"] = host.int("BlkioWeight")
+    return out
+
+
+def _devices(host: Fields) -> list[dict[str, Any]]:
+    """Devices [{"PathOnHost", "PathInContainer", "CgroupPermissions"}] as the request's."""
+    out = []
+    for i, item in enumerate(host.objects("Devices")):
+        f = Fields(item, f"{host.name('Devices')}[{i}]")
+        f.zero_except({"PathOnHost", "PathInContainer", "CgroupPermissions"})
+        out.append({"path_on_host": f.str("PathOnHost") or "",
+                    "path_in_container": f.str("PathInContainer") or None,
+                    "permissions": f.str("CgroupPermissions") or "rwm"})
     return out
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.errors import InvalidArgument
-from berth.runtime.base import ContainerSpec, DeviceLimit, MountSpec, Resources
+from berth.runtime.base import ContainerSpec, DeviceLimit, DeviceNode, MountSpec, Resources
 from berth.runtime.oci.caps import effective_caps
 from berth.runtime.oci.seccomp import default_profile
 
@@ -180,6 +180,17 @@ def _resources(res: Resources) -> dict[str, Any]:
     return out
 
 
+def _add_devices(linux: dict[str, Any], devices: tuple[DeviceNode, ...]) -> list[dict]:
+    """Host devices: the device cgroup's leave to use each (after the deny-all rule), and the
+    host's node bind-mounted where it goes (its mounts). Not linux.devices: in a user namespace,
+    where it cannot mknod, runc bind-mounts the host's node at the container's path, which is
+    another node when the two paths differ."""
+    linux["resources"]["devices"] += [{"allow": True, "type": d.kind, "major": d.major,
+                                       "minor": d.minor, "access": d.access} for d in devices]
+    return [{"destination": d.path, "type": "bind", "source": d.source,
+             "options": ["bind", "nosuid", "noexec"]} for d in devices]
+
+
 # The OCI spec's blockIO lists and the Resources fields that fill them.
 _THROTTLES = {"throttleReadBpsDevice": "device_read_bps",
               "throttleWriteBpsDevice": "device_write_bps",
@@ -248,6 +259,8 @@ def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: l
     }
     if spec.sysctls:
         linux["sysctl"] = dict(spec.sysctls)
+    if spec.devices:
+        mounts += _add_devices(linux, spec.devices)
     if spec.idmap is not None:
         mapping = [{"containerID": 0, "hostID": spec.idmap.host_base, "size": spec.idmap.size}]
         linux["uidMappings"] = mapping
