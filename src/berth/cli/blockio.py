@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from berth.cli.convert import UsageError
+from berth.cli.convert import UsageError, digits
 from berth.units import bytes_of
 
 TYPE_CHECKING = False
@@ -25,8 +25,7 @@ _OPTIONS = {"blkio_weight_device": ("--blkio-weight-device", "weight", "WEIGHT")
 def parse_device_value(text: str, flag: str, unit: str) -> tuple[str, int]:
     """"/dev/vda:1mb" -> ("/dev/vda", 1048576) for a RATE; WEIGHT and IOPS are plain numbers."""
     path, colon, value = text.rpartition(":")
-    plain = value.isascii() and value.isdigit() and len(value) <= 19  # "²" is a digit too
-    number = bytes_of(value) if unit == "RATE" else (int(value) if plain else None)
+    number = bytes_of(value) if unit == "RATE" else (int(value) if digits(value) else None)
     if not colon or not path or number is None:
         example = "/dev/vda:1mb" if unit == "RATE" else "/dev/vda:500"
         raise UsageError(f"invalid {flag} {text!r}: expected DEVICE:{unit}, e.g. {example}")

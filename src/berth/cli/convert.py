@@ -28,6 +28,19 @@ def parse_size(text: str, what: str) -> int:
     return size
 
 
+def digits(text: str) -> bool:
+    """A plain number as docker reads one: ASCII digits ("²" and "٣" are digits to Python,
+    and int() takes "٣"), short enough for an int64."""
+    return text.isascii() and text.isdigit() and len(text) <= 19
+
+
+def octal_mode(text: str, what: str) -> int:
+    """A file mode as docker writes it: 1777, 0755."""
+    if not (text.isascii() and 0 < len(text) <= 5 and all(c in "01234567" for c in text)):
+        raise UsageError(f"invalid {what} {text!r}: an octal mode such as 1777")
+    return int(text, 8)
+
+
 def parse_kv(items: list[str], what: str) -> dict[str, str]:
     out = {}
     for item in items:
@@ -70,7 +83,7 @@ def _mount_flag(spec: str) -> dict[str, Any]:
         elif key == "tmpfs-size":
             out["tmpfs_size"] = parse_size(value, "tmpfs-size")
         elif key == "tmpfs-mode":
-            out["tmpfs_mode"] = int(value, 8)
+            out["tmpfs_mode"] = octal_mode(value, "tmpfs-mode")
         else:
             raise UsageError(f"invalid --mount field {key!r} in {spec!r}")
     out.setdefault("type", "volume")
@@ -85,7 +98,7 @@ def _tmpfs(spec: str) -> dict[str, Any]:
         if key == "size":
             out["tmpfs_size"] = parse_size(value, "tmpfs size")
         elif key == "mode":
-            out["tmpfs_mode"] = int(value, 8)
+            out["tmpfs_mode"] = octal_mode(value, "--tmpfs mode")
         else:
             raise UsageError(f"invalid --tmpfs option {opt!r}: use size= and mode=")
     return out
@@ -97,8 +110,8 @@ def _settings_lines(path: str, what: str) -> list[tuple[str, str, bool, str]]:
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read {what} {path}: {e}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # ValueError: a NUL in the path
+        raise UsageError(f"cannot read {what} {path!r}: {e}") from None
     out = []
     for number, line in enumerate(lines, 1):
         line = line.lstrip()
@@ -139,7 +152,7 @@ def exposed_ports(items: list[str]) -> list[str]:
         ports, _, proto = item.partition("/")
         first, dash, last = ports.partition("-")
         proto = proto or "tcp"
-        if not first.isdigit() or (dash and not last.isdigit()) or proto not in ("tcp", "udp") \
+        if not digits(first) or (dash and not digits(last)) or proto not in ("tcp", "udp") \
                 or not 0 < int(first) <= int(last or first) <= 65535:
             raise UsageError(f"invalid --expose {item!r}: expected PORT[-PORT][/tcp|udp] "
                              "with ports from 1 to 65535")
@@ -182,11 +195,11 @@ def parse_publish(text: str) -> dict[str, Any]:
     """-p [IP:][HOST_PORT:]PORT[/PROTO], as docker reads it."""
     rest, _, proto = text.partition("/")
     parts = rest.split(":")
-    if len(parts) > 3 or not all(p.isdigit() for p in parts[-1:]) or not parts[-1]:
+    if len(parts) > 3 or not digits(parts[-1]):
         raise UsageError(f"invalid -p {text!r}: expected [IP:][HOST_PORT:]PORT[/tcp|udp]")
     host_ip = parts[0] if len(parts) == 3 else "0.0.0.0"
     host_port = parts[-2] if len(parts) >= 2 else ""
-    if host_port and not host_port.isdigit():
+    if host_port and not digits(host_port):
         raise UsageError(f"invalid -p {text!r}: the host port must be a number")
     return {"container_port": int(parts[-1]), "proto": proto or "tcp",
             "host_ip": host_ip or "0.0.0.0", "host_port": int(host_port or 0)}
@@ -313,7 +326,7 @@ def _log(driver: str | None, opts: dict[str, str]) -> dict[str, Any]:
     try:
         return {"log": from_docker(opts)} if opts else {}
     except LogOptError as e:
-        raise UsageError(f"invalid --log-opt {e.key}: {e.why}") from None
+        raise UsageError(f"invalid --log-opt {e.key!r}: {e.why}") from None
 
 
 def _host_entry(text: str) -> str:
@@ -328,7 +341,7 @@ def _ulimit(text: str) -> dict[str, Any]:
     name, eq, limits = text.partition("=")
     soft, _, hard = limits.partition(":")
     hard = hard or soft
-    if not eq or not all(x.isdigit() or x == "-1" for x in (soft, hard)):
+    if not eq or not all(digits(x) or x == "-1" for x in (soft, hard)):
         raise UsageError(f"invalid --ulimit {text!r}: expected NAME=SOFT[:HARD] (-1: "
                          "unlimited)")
     return {"name": name, "soft": int(soft), "hard": int(hard)}
@@ -387,7 +400,7 @@ def go_duration(text: str, what: str) -> float:
 
 def _restart(text: str) -> dict[str, Any]:
     name, _, count = text.partition(":")
-    if count and not count.isdigit():
+    if count and not digits(count):
         raise UsageError(f"invalid restart policy {text!r}: N must be a number")
     return {"name": name, "max_retries": int(count or 0)}
 
@@ -464,7 +477,7 @@ def parse_service_port(text: str) -> dict[str, Any]:
     """-p PORT[:TARGET][/PROTO] -> {port, target_port, proto} (target: the same port)."""
     rest, _, proto = text.partition("/")
     port, _, target = rest.partition(":")
-    if not port.isdigit() or (target and not target.isdigit()) or proto not in (
+    if not digits(port) or (target and not digits(target)) or proto not in (
             "", "tcp", "udp") or (":" in rest and not target):
         raise UsageError(f"invalid -p {text!r}: expected PORT[:TARGET_PORT][/tcp|udp]")
     return {"port": int(port), "target_port": int(target or port), "proto": proto or "tcp"}

@@ -18,7 +18,7 @@ import sys
 import tarfile
 import tempfile
 
-from berth.cli.convert import UsageError
+from berth.cli.convert import UsageError, digits
 from berth.cli.output import emit, write_archive, write_chunks
 from berth.client import Client
 from berth.client.transport import read_chunks
@@ -251,7 +251,7 @@ def cmd_port(client: Client, args: argparse.Namespace) -> int:
     ports: list[dict[str, Any]] = box.get("ports") or []
     if args.port:
         number, _, proto = args.port.partition("/")
-        if not number.isdigit():
+        if not digits(number):
             raise UsageError(f"invalid port {args.port!r}: use PORT or PORT/PROTO")
         proto = proto or "tcp"
         ports = [p for p in ports

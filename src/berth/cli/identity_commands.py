@@ -7,7 +7,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from berth.cli.convert import UsageError, parse_size
+from berth.cli.convert import UsageError, digits, parse_size
 from berth.cli.output import each, emit, inspect_each
 from berth.client import Client
 
@@ -186,7 +186,7 @@ def parse_limits(items: list[str]) -> dict[str, int]:
                              "containers=10 or memory=8g")
         if value in ("unlimited", "none", "-1"):
             out[resource] = -1
-        elif value.isdigit():
+        elif digits(value):
             out[resource] = int(value)
         else:
             out[resource] = parse_size(value, f"limit for {resource}")

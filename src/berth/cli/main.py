@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> None:
         # Output went to a pager or `head` that stopped reading: not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except Exception as e:  # a bug of ours: still one line, as every refusal
+        if os.environ.get("BERTH_DEBUG"):  # the traceback, for whoever fixes it
+            raise
+        detail = " ".join(str(e).split())
+        _fail(f"internal error (a bug: please report it; BERTH_DEBUG=1 shows where): "
+              f"{type(e).__name__}: {detail}")
     sys.exit(code or 0)
 
 

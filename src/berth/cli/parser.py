@@ -288,7 +288,7 @@ class _Formatter(argparse.HelpFormatter):
 
 def _terminal_columns() -> int:
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    if columns.isascii() and columns.isdigit() and 0 < int(columns) < 10**6:
         return int(columns)
     try:
         return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
@@ -304,6 +304,13 @@ class _Parser(argparse.ArgumentParser):
         # docker takes no abbreviations: `--pid host` must not be read as `--pids-limit host`
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # "--label=--" means the value "--"; Python 3.11's argparse drops it as the end of
+        # options and stores a list where a string belongs.
+        if action.nargs is None and action.option_strings and arg_strings == ["--"]:
+            return self._get_value(action, "--")
+        return super()._get_values(action, arg_strings)
 
     def error(self, message: str) -> NoReturn:
         # A boolean flag given a value other than a boolean (go_bool_flag: --sig-proxy=maybe)
