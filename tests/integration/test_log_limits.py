@@ -108,11 +108,11 @@ def test_defaults_and_refusals(daemon: Daemon) -> None:
     assert d.inspect("unbounded")["config"]["log"] == {"max_size": None, "max_files": 1}
     d.cli("rm", "plain", "unbounded")
     for args, words in [
-        (["--log-opt", "compress=true"], ["--log-opt compress: unsupported log option"]),
+        (["--log-opt", "compress=true"], ["--log-opt 'compress': unsupported log option"]),
         (["--log-opt", "max-size=1k"], ["max_size must be at least 4096"]),
         (["--log-opt", "max-size=-1", "--log-opt", "max-file=3"], ["needs a max_size"]),
-        (["--log-opt", "max-file=none"], ["--log-opt max-file", "'none'"]),
-        (["--log-opt", "max-size=lots"], ["--log-opt max-size: invalid size 'lots'"]),
+        (["--log-opt", "max-file=none"], ["--log-opt 'max-file'", "'none'"]),
+        (["--log-opt", "max-size=lots"], ["--log-opt 'max-size': invalid size 'lots'"]),
         (["--log-driver", "syslog"], ["--log-driver 'syslog'"]),
     ]:
         refused(d.cli("run", "--name", "bad", *args, "busybox", "true", check=False), *words)
