@@ -212,3 +212,30 @@ def test_a_bind_volume_needs_the_host_mounts_grant(daemon: Daemon, host_dir: Pat
             with contextlib.suppress(APIError):
                 member.volumes.remove(name)
     assert (host_dir / "precious").exists()
+
+
+def test_a_mount_can_make_its_volume_with_options(daemon: Daemon) -> None:
+    """docker's --mount volume-opt / volume-label (Mounts[].VolumeOptions.DriverConfig): the
+    volume the mount makes gets them."""
+    d = daemon
+    out = docker(d, "run", "--rm", "--mount",
+                 "type=volume,src=mk,dst=/v,volume-opt=type=tmpfs,volume-opt=o=size=2m,"
+                 "volume-label=made=by-mount", "busybox", "grep", " /v ", "/proc/mounts").stdout
+    assert "tmpfs /v tmpfs" in out and "size=2048k" in out
+    vol = d.client.volumes.get("mk")
+    assert vol["options"] == {"type": "tmpfs", "o": "size=2m"}
+    assert vol["labels"] == {"made": "by-mount"}
+    d.client.volumes.remove("mk")
+    # an anonymous one too, removed with its --rm container
+    out = d.cli("run", "--rm", "--mount", "type=volume,dst=/v,volume-opt=type=tmpfs",
+                "busybox", "grep", "-c", " /v tmpfs ", "/proc/mounts").stdout
+    assert out == "1\n" and d.client.volumes.list() == []
+    for spec, words in (("type=volume,dst=/v,volume-opt=type=nfs", "type 'nfs'"),
+                        ("type=bind,src=/tmp,dst=/v,volume-opt=type=tmpfs", "volume mounts"),
+                        ("type=volume,dst=/v,volume-driver=nfs", "only 'local'"),
+                        ("type=volume,dst=/v,volume-opt=type", "KEY=VALUE")):
+        res = d.cli("run", "--rm", "--mount", spec, "busybox", "true", check=False)
+        assert res.returncode == 125 and words in res.stderr, (spec, res.stderr)
+        dres = docker(d, "run", "--rm", "--mount", spec, "busybox", "true", check=False)
+        assert dres.returncode != 0, (spec, dres.stderr)
+    assert d.client.volumes.list() == []

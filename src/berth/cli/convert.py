@@ -84,6 +84,17 @@ def _mount_flag(spec: str) -> dict[str, Any]:
             out["tmpfs_size"] = parse_size(value, "tmpfs-size")
         elif key == "tmpfs-mode":
             out["tmpfs_mode"] = octal_mode(value, "tmpfs-mode")
+        elif key in ("volume-opt", "volume-label"):  # for the volume this mount makes
+            name, eq2, setting = value.partition("=")
+            if not eq2 or not name:
+                raise UsageError(f"invalid --mount {key} {value!r}: expected KEY=VALUE")
+            field = "volume_options" if key == "volume-opt" else "volume_labels"
+            out.setdefault(field, {})[name] = setting
+        elif key == "volume-driver":
+            if value != "local":
+                raise UsageError(f"invalid --mount volume-driver {value!r}: only 'local'")
+        elif key == "volume-nocopy":  # Berth never copies image content into a volume
+            pass
         else:
             raise UsageError(f"invalid --mount field {key!r} in {spec!r}")
     out.setdefault("type", "volume")

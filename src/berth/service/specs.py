@@ -178,6 +178,10 @@ class MountRequest(BaseModel):
     tmpfs_size: int | None = Field(None, gt=0, le=MAX_BYTES)
     tmpfs_mode: int | None = Field(None, ge=0, le=0o7777)
     tmpfs_noexec: bool = False  # Docker's --tmpfs default
+    # A volume this mount makes (docker's volume-opt and volume-label): its local driver's
+    # options and its labels; a volume that is there already keeps its own.
+    volume_options: dict[str, str] = Field(default_factory=dict, max_length=8)
+    volume_labels: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("target")
     @classmethod
@@ -198,6 +202,16 @@ class MountRequest(BaseModel):
             validate_name(self.source, "volume")
         if self.type == "tmpfs" and self.source:
             raise ValueError("tmpfs mounts take no source")
+        if self.type != "volume" and (self.volume_options or self.volume_labels):
+            raise ValueError("volume options and labels are for volume mounts")
+        if self.volume_options:  # as a volume create checks them
+            from berth.volume import options
+
+            try:
+                options.check(self.volume_options)
+            except InvalidArgument as e:
+                raise ValueError(f"volume_options: {e.message}") from None
+        validate_labels(self.volume_labels)
         return self
 
 

@@ -240,9 +240,9 @@ class VolumeService:
                 item["source"] = str(Path(m.source).resolve())
             elif m.type == "volume":
                 anonymous = not m.source
-                labels = {ANONYMOUS_LABEL: "true"} if anonymous else {}
-                vol, made = self._ensure(ctx, VolumeCreate(name=m.source or None,
-                                                           labels=labels))
+                labels = {**m.volume_labels, **({ANONYMOUS_LABEL: "true"} if anonymous else {})}
+                vol, made = self._ensure(ctx, VolumeCreate(
+                    name=m.source or None, labels=labels, options=m.volume_options))
                 if made:
                     created.append(vol.name)
                 item["volume"] = vol.name

@@ -97,6 +97,13 @@ class Fields:
             raise self._bad(key, "an object")
         return value
 
+    def strings_map(self, key: str) -> dict[str, str]:
+        """An object of strings (labels, driver options)."""
+        value = self.mapping(key)
+        if not all(isinstance(v, str) for v in value.values()):
+            raise InvalidArgument(f"{self.name(key)}: expected string values")
+        return dict(value)
+
     def objects(self, key: str) -> list[dict[str, Any]]:
         value = self.obj.get(key)
         if value is None:

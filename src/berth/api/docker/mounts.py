@@ -75,8 +75,16 @@ def parse_mount(f: Fields) -> MountRequest:
     if (bind.str("Propagation") or "") not in _PROPAGATION_OK:
         raise InvalidArgument(f"{bind.name('Propagation')}: only rprivate is supported by "
                               "Berth")
-    vol.zero_except({"NoCopy"})  # Berth never copies image content into a volume
-    vol.bool("NoCopy")
+    vol.zero_except({"NoCopy", "Labels", "DriverConfig"})
+    vol.bool("NoCopy")  # Berth never copies image content into a volume
+    driver = vol.sub("DriverConfig")
+    driver.zero_except({"Name", "Options"})
+    if (driver.str("Name") or "local") != "local":
+        raise InvalidArgument(f"{driver.name('Name')}: volume driver {driver.str('Name')!r} "
+                              "is not supported: only 'local'")
+    if kind == "volume":
+        fields["volume_options"] = driver.strings_map("Options")
+        fields["volume_labels"] = vol.strings_map("Labels")
     tmpfs.zero_except({"SizeBytes", "Mode"})
     if kind != "bind" and bind.obj:
         raise InvalidArgument(f"{bind.prefix}: only for bind mounts")

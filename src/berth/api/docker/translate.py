@@ -86,7 +86,7 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "user": cfg.str("User") or None,
         "hostname": cfg.str("Hostname") or None,
         "domainname": cfg.str("Domainname") or None,
-        "labels": _labels(cfg, "Labels"),
+        "labels": cfg.strings_map("Labels"),
         "tty": cfg.bool("Tty"),
         "stdin_open": cfg.bool("OpenStdin"),
         "stdin_once": cfg.bool("StdinOnce"),
@@ -150,13 +150,6 @@ def _model(cls: Any, req: dict[str, Any]) -> Any:
         return cls(**req)
     except ValidationError as e:
         raise InvalidArgument(validation_message(list(e.errors()))) from None
-
-
-def _labels(f: Fields, key: str) -> dict[str, str]:
-    labels = f.mapping(key)
-    if not all(isinstance(v, str) for v in labels.values()):
-        raise InvalidArgument(f"{f.name(key)}: expected string values")
-    return dict(labels)
 
 
 _HEALTH_DURATIONS = {"Interval": "interval", "Timeout": "timeout",
