@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     from berth.cli.parser import build, expand_aliases
 
     line = expand_aliases(sys.argv[1:] if argv is None else argv)
-    args = build(line).parse_args(line)
+    # Without a command every sub-parser is built (for help and errors): not for --version.
+    args = build(["version"] if line == ["--version"] else line).parse_args(line)
     if args.version:
         from berth import __version__
 
