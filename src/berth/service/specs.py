@@ -168,6 +168,19 @@ class LogOptions(BaseModel):
         return {"max_size": size, "max_files": self.max_files or default.max_files}
 
 
+def check_volume_options(v: dict[str, str]) -> dict[str, str]:
+    """The local driver's options (volume/options.py says which); a ValueError names why."""
+    from berth.volume import options
+
+    if any(len(value) > 4096 for value in v.values()):
+        raise ValueError("a volume option's value is longer than 4096 characters")
+    try:
+        options.check(v)
+    except InvalidArgument as e:
+        raise ValueError(e.message) from None
+    return v
+
+
 class MountRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -182,6 +195,14 @@ class MountRequest(BaseModel):
     # options and its labels; a volume that is there already keeps its own.
     volume_options: dict[str, str] = Field(default_factory=dict, max_length=8)
     volume_labels: dict[str, str] = Field(default_factory=dict)
+
+    # as a volume create checks them
+    _volume_options = field_validator("volume_options")(check_volume_options)
+
+    @field_validator("volume_labels")
+    @classmethod
+    def _volume_labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return validate_labels(v)  # defined further down
 
     @field_validator("target")
     @classmethod
@@ -204,14 +225,6 @@ class MountRequest(BaseModel):
             raise ValueError("tmpfs mounts take no source")
         if self.type != "volume" and (self.volume_options or self.volume_labels):
             raise ValueError("volume options and labels are for volume mounts")
-        if self.volume_options:  # as a volume create checks them
-            from berth.volume import options
-
-            try:
-                options.check(self.volume_options)
-            except InvalidArgument as e:
-                raise ValueError(f"volume_options: {e.message}") from None
-        validate_labels(self.volume_labels)
         return self
 
 
@@ -558,18 +571,7 @@ class VolumeCreate(BaseModel):
     # The local driver's options (docker's --opt): type=tmpfs, or type=none o=bind device=/x.
     options: dict[str, str] = Field(default_factory=dict, max_length=8)
 
-    @field_validator("options")
-    @classmethod
-    def _options(cls, v: dict[str, str]) -> dict[str, str]:
-        from berth.volume import options
-
-        if any(len(value) > 4096 for value in v.values()):
-            raise ValueError("a volume option's value is longer than 4096 characters")
-        try:
-            options.check(v)
-        except InvalidArgument as e:
-            raise ValueError(e.message) from None
-        return v
+    _options = field_validator("options")(check_volume_options)
 
     @field_validator("name")
     @classmethod
