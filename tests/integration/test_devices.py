@@ -17,6 +17,7 @@ import pytest
 
 from berth.client import APIError, Client
 from tests.integration.daemon import Daemon
+from tests.integration.dockertenants import member_token
 from tests.integration.dockertools import docker
 
 pytestmark = pytest.mark.integration
@@ -97,12 +98,8 @@ def test_bad_devices_are_refused_by_name(daemon: Daemon, node: Path) -> None:
 
 def test_devices_need_the_grant(daemon: Daemon, node: Path) -> None:
     admin = daemon.client
-    admin.projects.create("devgrant")
-    admin.users.create("dev-member")
-    admin.projects.set_member("devgrant", "dev-member", "member")
-    as_admin = Client(daemon.host, project="devgrant")
-    as_admin.images.build_base("busybox")
-    member = Client(daemon.host, token=as_admin.tokens.create("t", user="dev-member")["token"])
+    member = Client(daemon.host, token=member_token(daemon, "devgrant", "dev-member"))
+    Client(daemon.host, project="devgrant").images.build_base("busybox")
     spec = {"image": "busybox", "command": ["true"],
             "devices": [{"path_on_host": str(node), "path_in_container": "/dev/ctl"}]}
     made = []

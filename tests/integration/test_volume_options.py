@@ -17,6 +17,7 @@ import pytest
 
 from berth.client import APIError, Client
 from tests.integration.daemon import Daemon
+from tests.integration.dockertenants import member_token
 from tests.integration.dockertools import docker, docker_env
 
 pytestmark = pytest.mark.integration
@@ -179,12 +180,8 @@ def test_refusals(daemon: Daemon, host_dir: Path) -> None:
 
 def test_a_bind_volume_needs_the_host_mounts_grant(daemon: Daemon, host_dir: Path) -> None:
     admin = daemon.client
-    admin.projects.create("volgrant")
-    admin.users.create("vol-member")
-    admin.projects.set_member("volgrant", "vol-member", "member")
-    as_admin = Client(daemon.host, project="volgrant")
-    as_admin.images.build_base("busybox")
-    member = Client(daemon.host, token=as_admin.tokens.create("t", user="vol-member")["token"])
+    member = Client(daemon.host, token=member_token(daemon, "volgrant", "vol-member"))
+    Client(daemon.host, project="volgrant").images.build_base("busybox")
     bind = {"type": "none", "o": "bind", "device": str(host_dir)}
     made: list[str] = []
     try:
