@@ -12,22 +12,16 @@ NO_NEW_PRIVILEGES = ("no-new-privileges", "no-new-privileges:true", "no-new-priv
 
 # setting -> the values that mean what Berth does ("" is the unset default)
 CHOICES: dict[str, tuple[str, ...]] = {
-    "ipc": ("", "private", "shareable"),  # a pod's containers share the pod's
     "cgroupns": ("", "private"),
     "volume-driver": ("", "local"),
     "runtime": ("", "runc"),
     "isolation": ("", "default"),
-    "pid": ("", "private"),
-    "uts": ("", "private"),
     "userns": ("", "private"),  # Berth maps container root to an unprivileged host range
 }
 
 # why a value other than those is refused (the settings that share hosts with tenants)
 WHY: dict[str, str] = {
-    "pid": "a container's processes see only their own",
-    "uts": "a container's hostname is its own (a pod's containers share the pod's)",
     "userns": "container root is an unprivileged user of the host",
-    "ipc": "private or shareable; a pod's containers share the pod's",
 }
 
 

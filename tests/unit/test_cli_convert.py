@@ -156,9 +156,8 @@ def test_dockers_options_naming_berths_own_behaviour_are_taken(flags: list[str])
 
 
 @pytest.mark.parametrize(("flags", "words"), [
-    (["--pid", "host"], "--pid 'host' is not supported"),  # not --pids-limit's "invalid int"
-    (["--ipc", "host"], "--ipc 'host' is not supported"),
-    (["--uts", "host"], "--uts 'host'"), (["--userns", "host"], "--userns 'host'"),
+    (["--userns", "host"], "--userns 'host'"),
+    (["--pod", "p", "--ipc", "host"], "--ipc cannot go with --pod"),
     (["--runtime", "crun"], "--runtime 'crun'"), (["--cgroupns", "host"], "--cgroupns 'host'"),
     (["--security-opt", "seccomp=unconfined"], "--security-opt 'seccomp=unconfined'"),
     (["--security-opt", "no-new-privileges", "--security-opt", "apparmor=x"], "apparmor=x"),
@@ -173,6 +172,16 @@ def test_dockers_options_asking_for_more_are_refused_by_name(flags: list[str],
     args = build().parse_args(["run", *flags, "busybox"])
     with pytest.raises(convert.UsageError, match=words.replace("(", r"\(")):
         convert.container_spec(args)
+
+
+def test_namespace_modes_go_to_the_api() -> None:
+    # --pid is not read as --pids-limit; the API checks the values
+    args = build().parse_args(["run", "--pid", "container:web", "--ipc", "shareable", "--uts",
+                               "host", "busybox"])
+    spec = convert.container_spec(args)
+    assert (spec["pid_mode"], spec["ipc_mode"], spec["uts_mode"]) == (
+        "container:web", "shareable", "host")
+    assert "pid_mode" not in convert.container_spec(build().parse_args(["run", "busybox"]))
 
 
 def test_dockers_other_spellings_and_no_abbreviations() -> None:

@@ -51,10 +51,23 @@ def test_the_clis_zero_values_are_accepted() -> None:
     assert req.restart_policy.name == "no"
 
 
+def test_namespace_modes_are_taken() -> None:
+    req = translate.container_create(_with(PidMode="container:web", IpcMode="container:web",
+                                           UTSMode="", NetworkMode="bridge"))
+    assert (req.pid_mode, req.ipc_mode, req.uts_mode) == ("container:web", "container:web",
+                                                          None)
+    req = translate.container_create(_with(PidMode="host", IpcMode="shareable"))
+    assert (req.pid_mode, req.ipc_mode) == ("host", "shareable")
+    assert translate.container_create(_with(IpcMode="private")).ipc_mode is None
+    with pytest.raises(InvalidArgument, match="uts_mode host: the container has the host's"):
+        translate.container_create({**_with(UTSMode="host"), "Hostname": "web"})
+
+
 @pytest.mark.parametrize(("host", "field"), [
     ({"Privileged": True}, "HostConfig.Privileged"),
     ({"Devices": [{"PathOnHost": "/dev/kvm", "Major": 10}]}, "HostConfig.Devices[0].Major"),
-    ({"PidMode": "host"}, "HostConfig.PidMode"),
+    ({"PidMode": "bogus"}, "HostConfig.PidMode: unknown PID mode 'bogus'"),
+    ({"PidMode": "container:"}, "HostConfig.PidMode: 'container:' names no container"),
     ({"OomKillDisable": True}, "HostConfig.OomKillDisable"),
     ({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 2}]}, "unknown ulimit 'bogus'"),
     ({"Ulimits": [{"Name": "nofile", "Soft": 3, "Hard": 2}]}, "above the hard limit"),
@@ -80,8 +93,9 @@ def test_the_clis_zero_values_are_accepted() -> None:
      "log max_files needs a max_size"),
     ({"LogConfig": {"Config": {"max-file": "0"}}}, "max_files"),
     ({"NetworkMode": "container:"}, "names no container"),
-    ({"IpcMode": "host"}, "IpcMode"),
-    ({"UTSMode": "host"}, "HostConfig.UTSMode: 'host' is not supported"),
+    ({"IpcMode": "private-ish"}, "HostConfig.IpcMode: unknown IPC mode"),
+    ({"UTSMode": "container:web"}, "HostConfig.UTSMode: unknown UTS mode 'container:web'"),
+    ({"IpcMode": "none", "ShmSize": 1 << 20}, "with ipc_mode none the container has no"),
     ({"UsernsMode": "host"}, "HostConfig.UsernsMode: 'host' is not supported"),
     ({"Runtime": "crun"}, "HostConfig.Runtime: 'crun'"),
     ({"Memory": "lots"}, "HostConfig.Memory: expected an integer"),

@@ -363,3 +363,54 @@ def test_host_devices_are_a_cgroup_rule_and_a_bind_of_the_hosts_node() -> None:
             "options": ["bind", "nosuid", "noexec"]} in cfg["mounts"]
     # not linux.devices: in a user namespace runc would bind the host's /dev/ctl instead
     assert "devices" not in cfg["linux"]
+
+
+# ---- namespace modes (--pid, --ipc, --uts) ----------------------------------------------
+
+
+def namespaces(cfg: dict[str, Any]) -> list[str]:
+    return [n["type"] for n in cfg["linux"]["namespaces"]]
+
+
+def test_host_pid_under_a_user_namespace_binds_the_hosts_proc() -> None:
+    cfg = config(spec(idmap=IdMapping(100000), host_namespaces=frozenset({"pid"})))
+    assert "pid" not in namespaces(cfg) and "user" in namespaces(cfg)
+    # a user namespace cannot mount proc for the host's PID namespace: runc would fail
+    assert mount_at(cfg, "/proc")["type"] == "bind"
+    assert mount_at(cfg, "/proc")["source"] == "/proc"
+    assert "/proc/kcore" in cfg["linux"]["maskedPaths"]  # masked all the same
+    root = config(spec(host_namespaces=frozenset({"pid"})))  # no user namespace: a real proc
+    assert mount_at(root, "/proc")["type"] == "proc"
+    assert namespaces(config())[:3] == ["pid", "ipc", "uts"]
+
+
+def test_host_uts_sets_no_hostname() -> None:
+    cfg = config(spec(hostname="web", host_namespaces=frozenset({"uts"})))
+    assert "uts" not in namespaces(cfg) and "hostname" not in cfg  # runc would refuse it
+    assert config(spec(hostname="web"))["hostname"] == "web"
+
+
+def test_host_ipc_binds_the_hosts_dev_shm_and_mqueue() -> None:
+    userns = {"idmap": IdMapping(100000), "host_namespaces": frozenset({"ipc"}), "shm": "host"}
+    cfg = config(spec(**userns), shm_source=Path("/dev/shm"), host_mqueue=True)
+    assert "ipc" not in namespaces(cfg)
+    assert mount_at(cfg, "/dev/shm")["source"] == "/dev/shm"
+    assert mount_at(cfg, "/dev/mqueue") == {"destination": "/dev/mqueue", "type": "bind",
+                                             "source": "/dev/mqueue",
+                                             "options": ["rbind", "nosuid", "noexec", "nodev"]}
+    cfg = config(spec(**userns), shm_source=Path("/dev/shm"), host_mqueue=False)
+    assert not [m for m in cfg["mounts"] if m["destination"] == "/dev/mqueue"]
+
+
+def test_dev_shm_private_shared_or_none() -> None:
+    own = mount_at(config(spec(shm_size=1 << 20)), "/dev/shm")
+    assert own["type"] == "tmpfs" and f"size={1 << 20}" in own["options"]
+    for mode in ("shareable", "join"):
+        shared = mount_at(config(spec(shm=mode), shm_source=Path("/run/b/c/shm")), "/dev/shm")
+        assert (shared["type"], shared["source"]) == ("bind", "/run/b/c/shm")
+        assert {"nosuid", "noexec", "nodev"} <= set(shared["options"])
+        with pytest.raises(InvalidArgument):  # never a bind of nothing
+            config(spec(shm=mode))
+    cfg = config(spec(shm="none"))
+    assert not [m for m in cfg["mounts"] if m["destination"] == "/dev/shm"]
+    assert mount_at(cfg, "/dev/mqueue")["type"] == "mqueue"

@@ -21,7 +21,7 @@ from berth.image.layers import LayerStore
 from berth.image.types import LayerRef
 from berth.runtime.base import DnsSettings, Observed, RuntimeBackend, Status
 from berth.runtime.oci.rootfs import unmount
-from berth.service import health, ipam, runopts
+from berth.service import health, ipam, nsmodes, runopts
 from berth.service.endpoints import has_addresses, network_owner
 from berth.service.events import container_event, volume_event
 from berth.service.hub import Hub
@@ -166,17 +166,25 @@ class ContainerOps:
         owner = network_owner(row.spec, row.id)  # whose endpoints the container has
         if infra_id:  # a pod's member: into the namespaces its infra container holds
             pid = await self.pod_infra_pid(row, infra_id)
+            shared = row.spec.get("pod_shared") or []
             spec = dataclasses.replace(spec, joins=specbuild.pod_joins(
-                pid, row.spec.get("pod_shared") or [], idmap is not None))
-        elif row.spec.get("netns_of"):  # --network container:NAME
-            target = self.load(row.spec["netns_of"])
+                pid, shared, idmap is not None))
+            infra = self.load(infra_id)  # pods made before shareable infra keep their own
+            if "ipc" in shared and infra is not None and \
+                    infra.spec.get("ipc_mode") == "shareable":
+                spec = dataclasses.replace(spec, shm="join", shm_donor=infra_id)
+        for target_id, kinds in nsmodes.container_joins(row.spec).items():
+            # --network, --pid, --ipc container:NAME (one container: service/nsmodes.py)
+            target = self.load(target_id)
             if target is None or target.status != "running" or not target.pid:
-                raise Conflict(f"cannot join the network of container "
-                               f"{target.name if target else row.spec['netns_of'][:12]}: it "
-                               "is not running")
-            owner = network_owner(target.spec, target.id)
-            spec = dataclasses.replace(spec, joins=specbuild.pod_joins(
-                target.pid, [], idmap is not None))
+                what = "network" if "network" in kinds else kinds[0].upper()
+                raise Conflict(f"cannot join the {what} namespace of container "
+                               f"{target.name if target else target_id[:12]}: it is not "
+                               "running")
+            if "network" in kinds:
+                owner = network_owner(target.spec, target.id)
+            spec = dataclasses.replace(spec, joins=specbuild.namespace_joins(
+                target.pid, kinds, idmap is not None))
         plan = await self.run(self.net.plan, owner) if self.net is not None else None
         if plan is not None:
             spec = dataclasses.replace(spec, addresses=plan.addresses,

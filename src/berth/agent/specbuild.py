@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from berth.runtime.base import (
     MountSpec,
     Resources,
 )
+from berth.service import nsmodes
 from berth.service.specs import parse_signal
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -69,7 +71,9 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
                layers: list[Path], idmap: IdMapping | None) -> ContainerSpec:
     cfg = image_config.get("config") or {}
     env = merge_env(cfg.get("Env") or [], spec.get("env") or [])
-    hostname = spec.get("hostname") or cid[:12]
+    host_ns = nsmodes.host_namespaces(spec)
+    # the host's UTS namespace: its name, in /etc/hostname and $HOSTNAME too
+    hostname = os.uname().nodename if "uts" in host_ns else spec.get("hostname") or cid[:12]
     keys = {e.split("=", 1)[0] for e in env}
     if "HOSTNAME" not in keys:
         env.append(f"HOSTNAME={hostname}")
@@ -117,18 +121,34 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
         sysctls=dict(spec.get("sysctls") or {}),
         log=LogLimits.of(spec),
         oom_score_adj=spec.get("oom_score_adj"),
+        host_namespaces=host_ns,
+        **shm_of(spec.get("ipc_mode")),
     )
+
+
+def shm_of(ipc_mode: str | None) -> dict[str, str]:
+    """ContainerSpec's shm and shm_donor for a recorded ipc_mode."""
+    donor = nsmodes.joined(ipc_mode)
+    if donor is not None:
+        return {"shm": "join", "shm_donor": donor}
+    return {"shm": ipc_mode if ipc_mode in ("shareable", "none", "host") else "private"}
 
 
 def pod_joins(infra_pid: int, shared: list[str], userns: bool) -> dict[str, str]:
     """The namespaces of a pod's infra process a member joins: always its network and UTS
-    (one address, one hostname), IPC and PID when the pod shares them, and its user
-    namespace, which owns them all (a namespace of another would not be allowed sysfs)."""
-    kinds = ["network", "uts", *(k for k in ("ipc", "pid") if k in shared)]
+    (one address, one hostname), IPC and PID when the pod shares them."""
+    return namespace_joins(infra_pid, ["network", "uts", *(k for k in ("ipc", "pid")
+                                                           if k in shared)], userns)
+
+
+def namespace_joins(pid: int, kinds: list[str], userns: bool) -> dict[str, str]:
+    """The paths of a process's namespaces of the given OCI types, and of its user
+    namespace, which owns them all (in a namespace of another, the runtime could not mount
+    /proc, sysfs or mqueue)."""
     if userns:
-        kinds.append("user")
+        kinds = [*kinds, "user"]
     names = {"network": "net", "uts": "uts", "ipc": "ipc", "pid": "pid", "user": "user"}
-    return {k: f"/proc/{infra_pid}/ns/{names[k]}" for k in kinds}
+    return {k: f"/proc/{pid}/ns/{names[k]}" for k in dict.fromkeys(kinds)}
 
 
 def stop_signal(spec: dict[str, Any], image_config: dict[str, Any]) -> int:

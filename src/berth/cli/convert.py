@@ -305,7 +305,7 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
     """--init, --add-host, --dns*, --ulimit, --group-add, --shm-size, --sysctl, --log-*,
-    --volumes-from (checked by the API)."""
+    --volumes-from, --pid, --ipc, --uts (checked by the API)."""
     out: dict[str, Any] = {}
     if args.init:
         out["init"] = True
@@ -325,6 +325,9 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         out.update(_log(args.log_driver, parse_kv(args.log_opt, "--log-opt")))
     if args.volumes_from:
         out["volumes_from"] = args.volumes_from
+    for flag in ("pid", "ipc", "uts"):  # the API checks the modes
+        if getattr(args, flag) is not None:
+            out[f"{flag}_mode"] = getattr(args, flag)
     return out
 
 
@@ -366,10 +369,12 @@ def _pod_alone(args: argparse.Namespace) -> None:
     given = [flag for flag, on in (
         ("--network", args.network != "none"), ("--network-alias", args.network_alias),
         ("--ip", args.ip), ("-p", args.publish), ("-P", args.publish_all),
-        ("--hostname", args.hostname), ("--domainname", args.domainname)) if on]
+        ("--hostname", args.hostname), ("--domainname", args.domainname),
+        ("--pid", args.pid), ("--ipc", args.ipc), ("--uts", args.uts)) if on]
     if given:
         raise UsageError(f"{', '.join(given)} cannot go with --pod: a container in a pod has "
-                         "the pod's network and hostname (give them to `berth pod create`)")
+                         "the pod's network, hostname and namespaces (give them to `berth pod "
+                         "create`)")
 
 
 def healthcheck(args: argparse.Namespace) -> dict[str, Any] | None:

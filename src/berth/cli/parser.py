@@ -47,8 +47,7 @@ def _fixed_settings(p: argparse.ArgumentParser) -> None:
     refused by name."""
     p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
                    help="no-new-privileges (always on)")
-    for flag, values in (("ipc", "private|shareable"), ("pid", "private"), ("uts", "private"),
-                         ("userns", "private"), ("cgroupns", "private"), ("runtime", "runc"),
+    for flag, values in (("userns", "private"), ("cgroupns", "private"), ("runtime", "runc"),
                          ("isolation", "default"), ("volume-driver", "local")):
         p.add_argument(f"--{flag}", metavar=values, help=argparse.SUPPRESS)
     p.add_argument("--memory-swappiness", type=int, help=argparse.SUPPRESS)
@@ -89,6 +88,13 @@ def _container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", "--net", default="none",
                    help="none (loopback only, the default) | host | bridge (the project's) | "
                    "a network's name | container:NAME (share that container's)")
+    p.add_argument("--pid", metavar="MODE",
+                   help="private (the default) | host | container:NAME (share its processes)")
+    p.add_argument("--ipc", metavar="MODE",
+                   help="private (the default) | shareable (others may join it) | none (no "
+                   "/dev/shm) | host | container:NAME (a shareable one's)")
+    p.add_argument("--uts", metavar="MODE", help="private (the default) | host (the host's "
+                   "hostname)")
     p.add_argument("--network-alias", "--net-alias", action="append", default=[], metavar="NAME",
                    help="another name the container answers to on its network")
     p.add_argument("--ip", help="a fixed IPv4 address on the network")

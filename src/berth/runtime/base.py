@@ -167,6 +167,12 @@ class ContainerSpec:
     log: LogLimits = field(default_factory=LogLimits)
     oom_score_adj: int | None = None  # None: inherited (berthd's)
     devices: tuple[DeviceNode, ...] = ()  # host devices (admins, or the 'devices' grant)
+    # Namespaces it shares with the host: "pid", "ipc", "uts" (the network's: `network`).
+    host_namespaces: frozenset[str] = frozenset()
+    # /dev/shm: "private" (a tmpfs of its own), "shareable" (a tmpfs the runtime keeps on the
+    # host so that others can join it), "join" (shm_donor's), "host" (the host's), "none".
+    shm: str = "private"
+    shm_donor: str = ""  # the container whose /dev/shm it joins
 
 
 class Status(enum.StrEnum):

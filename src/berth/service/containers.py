@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.runtime.base import Capability, LogLimits
-from berth.service import blkio, devices, endpoints, grants, health, ipam
+from berth.service import blkio, devices, endpoints, grants, health, ipam, nsmodes
 from berth.service.context import Context, find_action
 from berth.service.events import container_event
 from berth.service.filters import PruneFilter, labels_match
@@ -247,6 +247,7 @@ class ContainerService:
                 # Its UTS namespace too: the hostname is the one it has.
                 spec.update(netns_of=target.id,
                             hostname=target.spec.get("hostname") or target.id[:12])
+        self._resolve_joined(ctx, spec)
         if grants.needed(spec):  # before anything looks at a host path
             grants.check(ctx, self._grants(ctx.project_id), spec)
         devices.resolve(spec)
@@ -280,6 +281,27 @@ class ContainerService:
             raise
         self.hub.kick_agent(cid)
         return row, act
+
+    def _resolve_joined(self, ctx: Context, spec: dict[str, Any]) -> None:
+        """pid_mode / ipc_mode container:NAME -> container:<id>, a container of the project.
+        Its IPC must be shareable, as Docker's must (its /dev/shm is kept on the host)."""
+        for field in nsmodes.JOINABLE:
+            ref = nsmodes.joined(spec.get(field))
+            if ref is None:
+                continue
+            with self.store.session() as s:
+                try:
+                    target = self._find(s, ctx, ref)
+                except NotFound as e:  # a field of the request (a 404 reads as "no image")
+                    raise InvalidArgument(f"{field}: {e.message}") from None
+                if field == "ipc_mode" and target.spec.get("ipc_mode") != "shareable":
+                    raise InvalidArgument(
+                        f"ipc_mode: the IPC namespace of container {target.name} is not "
+                        "shareable (create it with ipc_mode shareable, docker's --ipc "
+                        "shareable)")
+                spec[field] = nsmodes.CONTAINER + target.id
+        if len(nsmodes.container_joins(spec)) > 1:  # by id: names and prefixes may differ
+            raise InvalidArgument(nsmodes.ONE_CONTAINER)
 
     def _mounts_from(self, ctx: Context, refs: list[str], own: list[dict[str, Any]],
                      ) -> list[dict[str, Any]]:

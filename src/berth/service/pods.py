@@ -194,7 +194,9 @@ class PodService:
             labels={"io.berth.pod": req.name}, networks=networks,
             ip_addresses=req.ip_addresses, ports=req.ports, dns=req.dns,
             dns_search=req.dns_search, dns_options=req.dns_options,
-            restart_policy=RestartPolicy(name="unless-stopped"))
+            restart_policy=RestartPolicy(name="unless-stopped"),
+            # members sharing its IPC share its /dev/shm too (POSIX shared memory)
+            ipc_mode="shareable" if "ipc" in req.share else None)
 
         def add_pod(s: Session, infra: Container) -> None:
             taken = s.scalars(select(Pod.id).where(Pod.project_id == ctx.project_id,

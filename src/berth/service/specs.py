@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from berth.errors import InvalidArgument
 from berth.runtime.base import LogLimits
-from berth.service import runopts
+from berth.service import nsmodes, runopts
 from berth.service.blkio import MAX_WEIGHT, MIN_WEIGHT, BlkioDevicesRequest
 from berth.service.devices import DevicesRequest
 from berth.service.health import HealthcheckRequest
@@ -330,7 +330,7 @@ class PortPublish(BaseModel):
 
 
 class ContainerCreate(ResourcesRequest, BlkioDevicesRequest, DevicesRequest,
-                      runopts.DnsRequest):
+                      runopts.DnsRequest, nsmodes.NamespaceModesRequest):
     """POST /v1/containers."""
 
     model_config = ConfigDict(extra="forbid")
@@ -476,8 +476,10 @@ class ContainerCreate(ResourcesRequest, BlkioDevicesRequest, DevicesRequest,
             raise ValueError("dns: a container in a pod, or sharing another's network, asks "
                              "the DNS servers of that network's owner (set them there: "
                              "pod create --dns)")
+        if why := nsmodes.conflicts(self):
+            raise ValueError(why)
         shared = {"net": self.network == "host" or self.pod is not None or
-                  self.network_of is not None, "ipc": self.pod is not None}
+                  self.network_of is not None, "ipc": nsmodes.shares_ipc(self)}
         for name in self.sysctls:
             if shared[runopts.sysctl_namespace(name) or "net"]:
                 raise ValueError(f"sysctl {name}: the container shares that namespace (with "

@@ -16,6 +16,7 @@ from berth.api.docker.fields import Fields, is_zero, parse_size, unsupported
 from berth.api.docker.mounts import mounts
 from berth.api.errors import validation_message
 from berth.errors import InvalidArgument
+from berth.service import nsmodes
 from berth.service.specs import ContainerCreate, ContainerUpdate, RestartPolicy
 
 __all__ = ["container_create", "container_update", "is_zero", "parse_size", "unsupported"]
@@ -25,9 +26,10 @@ _PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits: "²".isdigit() holds but int(
 # Network modes that are not a network of their own.
 BUILTIN_NETWORKS = ("bridge", "host", "none")
 # HostConfig fields that may only name Berth's own behaviour (berth.fixedsettings)
-_FIXED = {"IpcMode": "ipc", "CgroupnsMode": "cgroupns", "VolumeDriver": "volume-driver",
-          "Runtime": "runtime", "Isolation": "isolation", "PidMode": "pid", "UTSMode": "uts",
-          "UsernsMode": "userns"}
+_FIXED = {"CgroupnsMode": "cgroupns", "VolumeDriver": "volume-driver",
+          "Runtime": "runtime", "Isolation": "isolation", "UsernsMode": "userns"}
+# HostConfig's namespace modes -> the request's fields (service/nsmodes.py)
+_NS_MODES = {"PidMode": "pid_mode", "IpcMode": "ipc_mode", "UTSMode": "uts_mode"}
 
 # HostConfig's per-device block IO lists -> the request's field and the entries' value key.
 BLKIO_DEVICES = {"BlkioWeightDevice": ("blkio_weight_device", "Weight"),
@@ -52,7 +54,7 @@ _HOST_USED = {
     "MemorySwappiness", "SecurityOpt", *_FIXED, "PortBindings", "PublishAllPorts",
     "ExtraHosts", "Dns", "DnsSearch", "DnsOptions", "Ulimits", "GroupAdd", "Sysctls",
     "CpusetCpus", "CpusetMems", "MemoryReservation", "VolumesFrom", "OomScoreAdj",
-    "BlkioWeight", *BLKIO_DEVICES, "Devices",
+    "BlkioWeight", *BLKIO_DEVICES, "Devices", *_NS_MODES,
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
@@ -118,6 +120,7 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "log": _log_config(host.sub("LogConfig")),
         "volumes_from": host.strs("VolumesFrom") or [],
         "oom_score_adj": host.int("OomScoreAdj") or None,
+        **_namespace_modes(host),
     }
     for key in ("AttachStdin", "AttachStdout", "AttachStderr", "NetworkDisabled"):
         cfg.bool(key)  # type-checked; attaching is the client's next request
@@ -125,6 +128,18 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
     if name:
         req["name"] = name
     return _model(ContainerCreate, req)
+
+
+def _namespace_modes(host: Fields) -> dict[str, str]:
+    out = {}
+    for key, field in _NS_MODES.items():
+        try:
+            mode = nsmodes.check_mode(field, host.str(key))
+        except ValueError as e:
+            raise InvalidArgument(f"{host.name(key)}: {e}") from None
+        if mode is not None:
+            out[field] = mode
+    return out
 
 
 def _sysctls(host: Fields) -> dict[str, str]:

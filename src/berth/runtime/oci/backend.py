@@ -149,7 +149,10 @@ class OciBackend(RuntimeBackend):
                 os.chown(path, spec.idmap.host_base, spec.idmap.host_base)
         config = build_oci_config(spec, user.uid, user.gid, groups, lay.rootfs,
                                   files, home=user.home,
-                                  nofile_hard_limit=resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+                                  nofile_hard_limit=resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+                                  shm_source=self._shm_source(lay, spec),
+                                  host_mqueue="ipc" in spec.host_namespaces
+                                  and rootfs.mounted_at(Path("/dev/mqueue")))
         lay.config.write_text(json.dumps(config, separators=(",", ":")))
         size, files = spec.log.max_size, spec.log.max_files
         logfiles.begin_new_file(lay.log, size, files)
@@ -169,6 +172,22 @@ class OciBackend(RuntimeBackend):
             on_monitor=lambda monitor: cgroups.move_to_cgroup(monitor, CONMON_CGROUP))
         if spec.domainname:  # created, not started: its process sees it from the first
             set_domainname(pid, spec.domainname)
+
+    def _shm_source(self, lay: ContainerLayout, spec: ContainerSpec) -> Path | None:
+        """The host directory bound at the container's /dev/shm, or None (a tmpfs of its own,
+        or none)."""
+        if spec.shm == "shareable":
+            lay.shm.mkdir(exist_ok=True)
+            rootfs.mount_shm(lay.shm, spec.shm_size,
+                             spec.idmap.host_base if spec.idmap is not None else 0)
+            return lay.shm
+        if spec.shm == "join":
+            donor = self._layout(spec.shm_donor).shm
+            if not rootfs.mounted_at(donor):
+                raise Conflict(f"cannot join the /dev/shm of container {spec.shm_donor[:12]}: "
+                               "it is not running")
+            return donor
+        return Path("/dev/shm") if spec.shm == "host" else None
 
     def start(self, cid: str) -> None:
         lay = self._layout(cid)
@@ -311,6 +330,10 @@ class OciBackend(RuntimeBackend):
         rootfs.unmount(lay.rootfs)
         if rootfs.mounted_at(lay.rootfs):
             raise RuntimeFailure(f"rootfs of {cid} is still mounted")  # never rm through it
+        if lay.shm.exists():  # the host's side: joiners keep theirs until they stop
+            rootfs.unmount(lay.shm)
+            if rootfs.mounted_at(lay.shm):
+                raise RuntimeFailure(f"/dev/shm of {cid} is still mounted")  # rmtree below
         left = cgroups.remove_cgroup(cg)
         if left:
             raise RuntimeFailure(f"cgroup of {cid} is busy: {left[0]}")

@@ -81,6 +81,10 @@ class ContainerLayout:
         return self.paths.runtime_state / self.cid
 
     @property
+    def shm(self) -> Path:
+        return self.run_dir / "shm"  # a shareable container's /dev/shm (a tmpfs)
+
+    @property
     def conmon_pidfile(self) -> Path:
         return self.run_dir / "conmon.pid"
 

@@ -14,6 +14,7 @@ from berth.errors import RuntimeFailure
 from berth.runtime.base import DnsSettings
 
 MNT_DETACH = 2
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 NO_DNS = DnsSettings()
 RESOLV_SUM = "resolv.conf.sha256"  # what Berth last wrote there: an edit since is kept
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -40,6 +41,20 @@ def mount_overlay(target: Path, options: str) -> None:
     rc = _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode())
     try:
         _check(rc, f"mount overlay on {target}")
+    except OSError as e:
+        raise RuntimeFailure(str(e)) from e
+
+
+def mount_shm(target: Path, size: int, owner: int) -> None:
+    """A /dev/shm kept on the host (others join it): a tmpfs like the private one, its root
+    the container root's."""
+    if mounted_at(target):  # a re-adopted or re-made container's, already there
+        return
+    options = f"mode=1777,size={size},uid={owner},gid={owner}"
+    rc = _libc.mount(b"shm", os.fsencode(target), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                     options.encode())
+    try:
+        _check(rc, f"mount /dev/shm's tmpfs on {target}")
     except OSError as e:
         raise RuntimeFailure(str(e)) from e
 

@@ -97,8 +97,17 @@ def check_ulimits(spec: ContainerSpec, host_hard_limit: Callable[[str], int]) ->
                                   "cannot raise")
 
 
-def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
+def _standard_mounts(spec: ContainerSpec, shm_source: Path | None,
+                     host_mqueue: bool) -> list[dict[str, Any]]:
+    """shm_source: the host directory bound at /dev/shm (spec.shm shareable, join or host).
+    host_mqueue: the host has an mqueue file system at /dev/mqueue."""
+    userns = spec.idmap is not None
+    host = spec.host_namespaces
     mounts: list[dict[str, Any]] = [
+        # proc can only be mounted by a user namespace that owns the PID namespace: sharing
+        # the host's, the container sees the host's /proc (podman's way, rootless)
+        {"destination": "/proc", "type": "bind", "source": "/proc",
+         "options": ["rbind", "nosuid", "noexec", "nodev"]} if "pid" in host and userns else
         {"destination": "/proc", "type": "proc", "source": "proc",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -106,11 +115,22 @@ def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
                      "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={spec.shm_size}"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
     ]
+    if spec.shm == "private":
+        mounts.append({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                       "options": ["nosuid", "noexec", "nodev", "mode=1777",
+                                   f"size={spec.shm_size}"]})
+    elif spec.shm != "none":
+        if shm_source is None:
+            raise InvalidArgument(f"/dev/shm ({spec.shm}) needs a host directory")
+        mounts.append({"destination": "/dev/shm", "type": "bind", "source": str(shm_source),
+                       "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]})
+    if "ipc" not in host or not userns:
+        mounts.append({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+                       "options": ["nosuid", "noexec", "nodev"]})
+    elif host_mqueue:  # mqueue, like proc, needs a user namespace owning the IPC namespace
+        mounts.append({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue",
+                       "options": ["rbind", "nosuid", "noexec", "nodev"]})
     if spec.idmap is not None and spec.network == "host":
         # sysfs may only be mounted by a user namespace that owns the network namespace;
         # sharing the host's netns, the best we can do is the host's /sys, read-only.
@@ -219,7 +239,8 @@ def _block_io(res: Resources) -> dict[str, Any]:
 
 
 def _namespaces(spec: ContainerSpec) -> list[dict[str, str]]:
-    kinds = ["pid", "ipc", "uts", "mount", "cgroup"]
+    kinds = [k for k in ("pid", "ipc", "uts") if k not in spec.host_namespaces]
+    kinds += ["mount", "cgroup"]
     if spec.network != "host":
         kinds.append("network")
     if spec.idmap is not None:
@@ -233,17 +254,19 @@ def _namespaces(spec: ContainerSpec) -> list[dict[str, str]]:
 
 def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: list[int],
                      rootfs: Path, files: dict[str, Path], *, home: str = "/",
-                     nofile_hard_limit: int | None = None) -> dict[str, Any]:
+                     nofile_hard_limit: int | None = None, shm_source: Path | None = None,
+                     host_mqueue: bool = False) -> dict[str, Any]:
     """files maps a container path (/etc/hosts, /etc/hostname, /etc/resolv.conf) to the
     host file bind-mounted there. nofile_hard_limit: the hard RLIMIT_NOFILE the runtime
-    inherits; inside a user namespace a limit cannot be raised above it."""
+    inherits; inside a user namespace a limit cannot be raised above it. shm_source and
+    host_mqueue: see _standard_mounts."""
     if spec.network not in ("none", "host"):
         raise InvalidArgument(f"unknown network mode: {spec.network!r}")
     nofile = NOFILE_LIMIT
     if spec.idmap is not None and nofile_hard_limit is not None and nofile_hard_limit > 0:
         nofile = min(nofile, nofile_hard_limit)
     process = build_process(spec, uid, gid, additional_gids, home=home, nofile=nofile)
-    mounts = _standard_mounts(spec)
+    mounts = _standard_mounts(spec, shm_source, host_mqueue)
     for target, source in sorted(files.items()):
         mounts.append({"destination": target, "type": "bind", "source": str(source),
                        "options": ["rbind", "rprivate", "rw"]})
@@ -271,9 +294,10 @@ def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: l
         "root": {"path": str(rootfs), "readonly": spec.readonly_rootfs},
         "mounts": mounts,
         "linux": linux,
-        "hostname": hostname_of(spec),
         "annotations": dict(spec.annotations),
     }
+    if "uts" not in spec.host_namespaces:  # the host's keeps the host's name
+        config["hostname"] = hostname_of(spec)
     if spec.domainname:  # runc before 1.2 ignores it: the backend sets it too (oci/uts.py)
         config["domainname"] = spec.domainname
     return config
