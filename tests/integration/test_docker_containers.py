@@ -271,8 +271,8 @@ def test_bad_input_is_a_docker_4xx(daemon: Daemon) -> None:
     assert create(None, b"{not json")[0] == 400
     code, msg = create({"Image": "busybox", "HostConfig": {"Memory": "lots"}})
     assert code == 400 and "HostConfig.Memory" in msg
-    code, msg = create({"Image": "busybox", "HostConfig": {"Privileged": True}})
-    assert (code, msg) == (400, "HostConfig.Privileged is not supported by Berth")
+    code, msg = create({"Image": "busybox", "HostConfig": {"OomKillDisable": True}})
+    assert (code, msg) == (400, "HostConfig.OomKillDisable is not supported by Berth")
     code, msg = create({"Image": "busybox", "HostConfig": {"Devices": [
         {"PathOnHost": "/etc/hostname", "PathInContainer": "/dev/x"}]}})
     assert code == 400 and "/etc/hostname is not a device node" in msg
@@ -305,8 +305,8 @@ def test_bad_input_is_a_docker_4xx(daemon: Daemon) -> None:
     res = session.post(f"{base}/v1.41/containers/nope/kill")
     assert res.status_code == 404 and res.json()["message"] == "No such container: nope"
     # the CLI shows the refusal's message
-    res = docker(daemon, "run", "-d", "--privileged", "busybox", "true", check=False)
-    assert res.returncode != 0 and "Privileged is not supported" in res.stderr
+    res = docker(daemon, "run", "-d", "--oom-kill-disable", "busybox", "true", check=False)
+    assert res.returncode != 0 and "OomKillDisable is not supported" in res.stderr
     res = docker(daemon, "create", "--network", "none", "-p", "8080:80", "busybox", "true",
                  check=False)
     assert res.returncode != 0 and "published ports need a network" in res.stderr

@@ -161,7 +161,7 @@ def test_dockers_options_naming_berths_own_behaviour_are_taken(flags: list[str])
     (["--runtime", "crun"], "--runtime 'crun'"), (["--cgroupns", "host"], "--cgroupns 'host'"),
     (["--security-opt", "seccomp=unconfined"], "--security-opt 'seccomp=unconfined'"),
     (["--security-opt", "no-new-privileges", "--security-opt", "apparmor=x"], "apparmor=x"),
-    (["--privileged"], "--privileged"), (["--device", "/dev/kvm:/dev/kvm:rw:x"], "--device"),
+    (["--device", "/dev/kvm:/dev/kvm:rw:x"], "--device"),
     (["--device", ":/dev/x"], "--device"),
     (["--memory-swappiness", "0"], "--memory-swappiness"),
     (["--oom-kill-disable"], "--oom-kill-disable"),

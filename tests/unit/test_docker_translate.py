@@ -64,7 +64,7 @@ def test_namespace_modes_are_taken() -> None:
 
 
 @pytest.mark.parametrize(("host", "field"), [
-    ({"Privileged": True}, "HostConfig.Privileged"),
+    ({"Privileged": "yes"}, "HostConfig.Privileged"),
     ({"Devices": [{"PathOnHost": "/dev/kvm", "Major": 10}]}, "HostConfig.Devices[0].Major"),
     ({"PidMode": "bogus"}, "HostConfig.PidMode: unknown PID mode 'bogus'"),
     ({"PidMode": "container:"}, "HostConfig.PidMode: 'container:' names no container"),

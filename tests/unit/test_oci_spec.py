@@ -414,3 +414,44 @@ def test_dev_shm_private_shared_or_none() -> None:
     cfg = config(spec(shm="none"))
     assert not [m for m in cfg["mounts"] if m["destination"] == "/dev/shm"]
     assert mount_at(cfg, "/dev/mqueue")["type"] == "mqueue"
+
+
+# ---- privileged -------------------------------------------------------------------------
+
+
+def test_privileged_config() -> None:
+    from berth.runtime.oci.caps import ALL_CAPS
+
+    fuse = DeviceNode("/dev/fuse", "/dev/fuse", "c", 10, 229, "rwm")
+    cfg = config(spec(privileged=True, idmap=IdMapping(100000), cap_drop=["ALL"],
+                      devices=(fuse,)))
+    assert cfg["process"]["capabilities"]["effective"] == list(ALL_CAPS)  # drops or not
+    assert cfg["process"]["noNewPrivileges"] is False
+    linux = cfg["linux"]
+    assert not {"seccomp", "maskedPaths", "readonlyPaths"} & set(linux)
+    assert linux["resources"]["devices"] == [{"allow": True, "access": "rwm"}]
+    assert mount_at(cfg, "/dev/fuse")["source"] == "/dev/fuse"
+    assert "rw" in mount_at(cfg, "/sys")["options"]
+    assert "rw" in mount_at(cfg, "/sys/fs/cgroup")["options"]
+    assert "user" in [n["type"] for n in linux["namespaces"]]  # still its user namespace
+    plain = config(spec(idmap=IdMapping(100000)))
+    assert plain["process"]["noNewPrivileges"] is True and "seccomp" in plain["linux"]
+    assert "ro" in mount_at(plain, "/sys")["options"]
+
+
+def test_host_devices_skip_what_each_container_has(tmp_path: Path) -> None:
+    from berth.runtime.oci.hostdevices import OWN_NODES, host_devices, with_host_devices
+
+    (tmp_path / "pts").mkdir()
+    (tmp_path / "notanode").write_text("")
+    (tmp_path / "link").symlink_to("/dev/null")
+    assert host_devices(tmp_path) == []  # files and symlinks are no devices
+    real = host_devices()
+    paths = {d.path for d in real}
+    assert not {f"/dev/{n}" for n in OWN_NODES} & paths
+    assert not [p for p in paths if p.startswith(("/dev/pts/", "/dev/shm/"))]
+    if real:  # the asked-for node wins its path
+        first = real[0]
+        asked = DeviceNode(first.source, first.path, first.kind, first.major, first.minor, "r")
+        merged = with_host_devices((asked,))
+        assert [d.access for d in merged if d.path == first.path] == ["r"]

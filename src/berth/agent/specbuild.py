@@ -122,6 +122,7 @@ def build_spec(cid: str, name: str, spec: dict[str, Any], image_config: dict[str
         log=LogLimits.of(spec),
         oom_score_adj=spec.get("oom_score_adj"),
         host_namespaces=host_ns,
+        privileged=bool(spec.get("privileged")),
         **shm_of(spec.get("ipc_mode")),
     )
 

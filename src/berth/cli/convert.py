@@ -247,9 +247,6 @@ def check_fixed_settings(args: argparse.Namespace) -> None:
     for opt in args.security_opt:
         if why := fixed.security_opt_refusal(opt):
             raise UsageError(f"--security-opt {why}")
-    if args.privileged:
-        raise UsageError("--privileged is not supported by Berth: containers share their host "
-                         "with other projects' (add what it needs with --cap-add)")
     if args.memory_swappiness not in (None, -1):
         raise UsageError("--memory-swappiness is not supported by Berth")
     if args.oom_kill_disable:
@@ -280,6 +277,7 @@ def container_spec(args: argparse.Namespace) -> dict[str, Any]:
         "readonly_rootfs": args.read_only,
         "cap_add": args.cap_add,
         "cap_drop": args.cap_drop,
+        **({"privileged": True} if args.privileged else {}),
         **network_settings(args),
         "tty": args.tty,
         "stdin_open": args.interactive,

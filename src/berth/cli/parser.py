@@ -51,8 +51,10 @@ def _fixed_settings(p: argparse.ArgumentParser) -> None:
                          ("isolation", "default"), ("volume-driver", "local")):
         p.add_argument(f"--{flag}", metavar=values, help=argparse.SUPPRESS)
     p.add_argument("--memory-swappiness", type=int, help=argparse.SUPPRESS)
-    for flag in ("--privileged", "--oom-kill-disable"):
-        p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--oom-kill-disable", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability, no seccomp filter or masked paths, the host's "
+                   "devices; still in its user namespace (admins, or the privileged grant)")
     p.add_argument("--device", action="append", default=[], metavar="HOST[:CONTAINER][:rwm]",
                    help="a host device (admins, or the project's 'devices' grant)")
 

@@ -173,6 +173,9 @@ class ContainerSpec:
     # host so that others can join it), "join" (shm_donor's), "host" (the host's), "none".
     shm: str = "private"
     shm_donor: str = ""  # the container whose /dev/shm it joins
+    # every capability, no seccomp filter or masked paths, rw /sys, every device allowed (the
+    # backend adds the host's nodes)
+    privileged: bool = False
 
 
 class Status(enum.StrEnum):

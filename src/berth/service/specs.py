@@ -361,6 +361,9 @@ class ContainerCreate(ResourcesRequest, BlkioDevicesRequest, DevicesRequest,
     readonly_rootfs: bool = False
     cap_add: list[str] = Field(default_factory=list, max_length=64)
     cap_drop: list[str] = Field(default_factory=list, max_length=64)
+    # Every capability, no seccomp filter, no masked /proc paths, the host's devices; still in
+    # its user namespace. Admins', or a project's with the 'privileged' grant.
+    privileged: bool = False
     network: Literal["none", "host"] = "none"
     # The bridge networks the container joins (the project's "bridge" or its own networks)
     # -> its aliases on each: an address on each, a veth into its own namespace. With none,

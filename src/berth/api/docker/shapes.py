@@ -253,7 +253,7 @@ def host_config(spec: dict[str, Any]) -> dict[str, Any]:
         "Cgroup": "",
         "Links": None, "OomScoreAdj": spec.get("oom_score_adj") or 0,
         "PidMode": spec.get("pid_mode") or "",
-        "Privileged": False,
+        "Privileged": bool(spec.get("privileged")),
         "PublishAllPorts": bool(spec.get("publish_all")),
         "ReadonlyRootfs": bool(spec.get("readonly_rootfs")),
         "SecurityOpt": None, "UTSMode": spec.get("uts_mode") or "", "UsernsMode": "",

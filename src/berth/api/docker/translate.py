@@ -54,7 +54,7 @@ _HOST_USED = {
     "MemorySwappiness", "SecurityOpt", *_FIXED, "PortBindings", "PublishAllPorts",
     "ExtraHosts", "Dns", "DnsSearch", "DnsOptions", "Ulimits", "GroupAdd", "Sysctls",
     "CpusetCpus", "CpusetMems", "MemoryReservation", "VolumesFrom", "OomScoreAdj",
-    "BlkioWeight", *BLKIO_DEVICES, "Devices", *_NS_MODES,
+    "BlkioWeight", *BLKIO_DEVICES, "Devices", *_NS_MODES, "Privileged",
     # The client's business (the CLI writes the id file; the console size is the attach's).
     "ContainerIDFile", "ConsoleSize",
 }
@@ -100,6 +100,7 @@ def container_create(body: dict[str, Any], name: str | None = None) -> Container
         "init": host.bool("Init"),
         "cap_add": host.strs("CapAdd") or [],
         "cap_drop": host.strs("CapDrop") or [],
+        "privileged": host.bool("Privileged"),
         "restart_policy": _restart_policy(host.sub("RestartPolicy")) or RestartPolicy(),
         "mounts": mounts(cfg, host),
         **_resources(host),

@@ -40,6 +40,7 @@ from berth.runtime.oci.conmon import (
     launch_conmon,
 )
 from berth.runtime.oci.exec import RuncExec, build_exec_process
+from berth.runtime.oci.hostdevices import with_host_devices
 from berth.runtime.oci.layout import LOG_NAME, ContainerLayout, check_id, exit_dir
 from berth.runtime.oci.logs import read_log_files
 from berth.runtime.oci.netstats import read_networks
@@ -125,6 +126,8 @@ class OciBackend(RuntimeBackend):
 
     def _create(self, lay: ContainerLayout, spec: ContainerSpec) -> None:
         check_ulimits(spec, _hard_limit)
+        if spec.privileged:  # this host's nodes, read when it is made (as Docker does)
+            spec = dataclasses.replace(spec, devices=with_host_devices(spec.devices))
         self.runc.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         lay.dir.mkdir(mode=0o711, parents=True, exist_ok=True)
         for d in (lay.rootfs, lay.upper, lay.work, lay.empty_lower, lay.persist, lay.run_dir,

@@ -8,7 +8,7 @@ from typing import Any
 
 from berth.errors import InvalidArgument
 from berth.runtime.base import ContainerSpec, DeviceLimit, DeviceNode, MountSpec, Resources
-from berth.runtime.oci.caps import effective_caps
+from berth.runtime.oci.caps import ALL_CAPS, effective_caps
 from berth.runtime.oci.seccomp import default_profile
 
 OCI_VERSION = "1.0.2"
@@ -53,7 +53,7 @@ def build_process(spec: ContainerSpec, uid: int, gid: int, additional_gids: list
                   home: str = "/", nofile: int = NOFILE_LIMIT) -> dict[str, Any]:
     if not spec.args:
         raise InvalidArgument("no command specified")
-    caps = effective_caps(spec.cap_add, spec.cap_drop)
+    caps = list(ALL_CAPS) if spec.privileged else effective_caps(spec.cap_add, spec.cap_drop)
     user: dict[str, Any] = {"uid": uid, "gid": gid}
     if additional_gids:
         user["additionalGids"] = list(additional_gids)
@@ -66,7 +66,8 @@ def build_process(spec: ContainerSpec, uid: int, gid: int, additional_gids: list
         # No inheritable/ambient: a non-root user must not gain caps through file caps.
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": _rlimits(spec.ulimits, nofile),
-        "noNewPrivileges": True,
+        # privileged as Docker's: setuid programs work (they reach container root at most)
+        "noNewPrivileges": not spec.privileged,
     }
     if spec.oom_score_adj is not None:
         process["oomScoreAdj"] = spec.oom_score_adj
@@ -131,16 +132,18 @@ def _standard_mounts(spec: ContainerSpec, shm_source: Path | None,
     elif host_mqueue:  # mqueue, like proc, needs a user namespace owning the IPC namespace
         mounts.append({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue",
                        "options": ["rbind", "nosuid", "noexec", "nodev"]})
+    # privileged: writable, as far as the host's owners and modes let container root write
+    ro = "rw" if spec.privileged else "ro"
     if spec.idmap is not None and spec.network == "host":
         # sysfs may only be mounted by a user namespace that owns the network namespace;
-        # sharing the host's netns, the best we can do is the host's /sys, read-only.
+        # sharing the host's netns, the best we can do is the host's /sys.
         mounts.append({"destination": "/sys", "type": "bind", "source": "/sys",
-                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+                       "options": ["rbind", "nosuid", "noexec", "nodev", ro]})
     else:
         mounts.append({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-                       "options": ["nosuid", "noexec", "nodev", "ro"]})
+                       "options": ["nosuid", "noexec", "nodev", ro]})
     mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                   "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+                   "options": ["nosuid", "noexec", "nodev", "relatime", ro]})
     return mounts
 
 
@@ -200,13 +203,19 @@ def _resources(res: Resources) -> dict[str, Any]:
     return out
 
 
-def _add_devices(linux: dict[str, Any], devices: tuple[DeviceNode, ...]) -> list[dict]:
-    """Host devices: the device cgroup's leave to use each (after the deny-all rule), and the
-    host's node bind-mounted where it goes (its mounts). Not linux.devices: in a user namespace,
-    where it cannot mknod, runc bind-mounts the host's node at the container's path, which is
-    another node when the two paths differ."""
-    linux["resources"]["devices"] += [{"allow": True, "type": d.kind, "major": d.major,
-                                       "minor": d.minor, "access": d.access} for d in devices]
+def _add_devices(linux: dict[str, Any], devices: tuple[DeviceNode, ...],
+                 privileged: bool) -> list[dict]:
+    """Host devices: the device cgroup's leave to use each (after the deny-all rule; a
+    privileged container's: every device), and the host's node bind-mounted where it goes (its
+    mounts). Not linux.devices: in a user namespace, where it cannot mknod, runc bind-mounts
+    the host's node at the container's path, which is another node when the two paths
+    differ."""
+    if privileged:
+        linux["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
+    else:
+        linux["resources"]["devices"] += [{"allow": True, "type": d.kind, "major": d.major,
+                                           "minor": d.minor, "access": d.access}
+                                          for d in devices]
     return [{"destination": d.path, "type": "bind", "source": d.source,
              "options": ["bind", "nosuid", "noexec"]} for d in devices]
 
@@ -276,14 +285,15 @@ def build_oci_config(spec: ContainerSpec, uid: int, gid: int, additional_gids: l
         "namespaces": _namespaces(spec),
         "resources": _resources(spec.resources),
         "cgroupsPath": cgroups_path(spec.id),
-        "maskedPaths": list(MASKED_PATHS),
-        "readonlyPaths": list(READONLY_PATHS),
-        "seccomp": default_profile(process["capabilities"]["bounding"]),
     }
+    if not spec.privileged:  # a privileged container's: nothing masked, nothing filtered
+        linux.update(maskedPaths=list(MASKED_PATHS), readonlyPaths=list(READONLY_PATHS),
+                     seccomp=default_profile(process["capabilities"]["bounding"]))
     if spec.sysctls:
         linux["sysctl"] = dict(spec.sysctls)
-    if spec.devices:
-        mounts += _add_devices(linux, spec.devices)
+    if spec.devices or spec.privileged:
+        mounts += _add_devices(linux, spec.devices, spec.privileged)
+
     if spec.idmap is not None:
         mapping = [{"containerID": 0, "hostID": spec.idmap.host_base, "size": spec.idmap.size}]
         linux["uidMappings"] = mapping
