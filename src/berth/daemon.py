@@ -146,6 +146,13 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _keeps_room_for_root(path: Path) -> bool:
+    """Whether the file system keeps blocks only root may use. Container root is an
+    unprivileged host user, so berthd can still write its store when containers fill it."""
+    st = os.statvfs(path)
+    return st.f_bfree > st.f_bavail
+
+
 def _lock_root(paths: HostPaths) -> int:
     fd = os.open(paths.root / "berthd.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -209,6 +216,10 @@ async def serve(args: argparse.Namespace) -> None:
     written = identity.bootstrap(paths.root / "admin-token")
     if written:
         log.warning("first start: the admin's API token is in %s (shown nowhere else)", written)
+    if not _keeps_room_for_root(paths.root):
+        log.warning("the file system of %s keeps no blocks for root (tmpfs or XFS, say): a "
+                    "container that fills it leaves berthd no room to record what happens "
+                    "either (ext4 keeps 5%% for root, which container root is not)", paths.root)
     backend = OciBackend(paths, args.runtime)
     blobs = BlobStore(paths.blobs)
     blobs.cleanup_tmp()  # an import or pull killed mid-way leaves only temp files

@@ -69,3 +69,34 @@ class RuntimeFailure(BerthError):
     """The OCI runtime or conmon failed; the message carries its own words."""
 
     status = 500
+
+
+class OutOfSpace(BerthError):
+    """The disk that holds Berth's data on a host is full: the work stopped and what it had
+    made is gone (as after any failure)."""
+
+    status = 507
+
+
+NO_SPACE = ("no space left on device: Berth's storage on this host is full (remove what is "
+            "not used: berth system prune, image prune, volume prune)")
+
+
+def out_of_space(exc: BaseException) -> OutOfSpace | None:
+    """An OutOfSpace when the exception, or one that caused it, is the disk being full:
+    ENOSPC or EDQUOT, or SQLite's "database or disk is full". Its own message would name a
+    path on the host, which a tenant has no business seeing."""
+    import errno
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # causes chain; a cycle must not hang
+        if seen is None:
+            return None
+        if isinstance(seen, OutOfSpace):
+            return seen
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return OutOfSpace(NO_SPACE)
+        if type(seen).__name__ == "OperationalError" and "disk is full" in str(seen):
+            return OutOfSpace(NO_SPACE)
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -22,7 +22,7 @@ from berth.agent.exitwatch import ExitWatcher
 from berth.agent.health import HealthMonitor
 from berth.agent.netops import NetOps
 from berth.agent.ops import LIVE, ContainerOps
-from berth.errors import BerthError, NotModified
+from berth.errors import BerthError, NotModified, out_of_space
 from berth.image.layers import LayerStore
 from berth.runtime.base import RuntimeBackend
 from berth.service.hub import Hub
@@ -187,9 +187,13 @@ class Agent:
         except BerthError as e:
             state, message, status = "error", e.message, e.status
             result = getattr(e, "result", {})
-        except Exception as e:  # a bug: record it rather than leave the action hanging
-            log.exception("action %s on %s failed", act.action, act.container_id[:12])
-            state, message, status = "error", f"internal error: {e}", 500
+        except Exception as e:  # a full disk, or a bug: record it, never leave it hanging
+            if full := out_of_space(e):
+                log.warning("action %s on %s: %s", act.action, act.container_id[:12], e)
+                state, message, status = "error", full.message, full.status
+            else:
+                log.exception("action %s on %s failed", act.action, act.container_id[:12])
+                state, message, status = "error", f"internal error: {e}", 500
         with self.ops.store.session() as s:
             rec = s.get(Action, act.id)
             rec.state, rec.message, rec.error_status = state, message, status

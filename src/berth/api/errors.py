@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
-from berth.errors import BerthError
+from berth.errors import BerthError, OutOfSpace, out_of_space
 
 log = logging.getLogger("berth.api")
 
@@ -36,6 +37,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _error("the caller's role (or the operator's policy) does not allow it"),
     404: _error("no such object (or project) for this caller"),
     409: _error("the object's state forbids it: name taken, not running, in use"),
+    507: _error("the host's disk for Berth's data is full; nothing of the request was kept"),
 }
 
 
@@ -76,6 +78,22 @@ def _openapi_without_422(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def install_out_of_space(app: FastAPI, respond: Callable[[OutOfSpace], Response]) -> None:
+    """A full disk is answered 507 with a message that names no host path (the handlers of
+    Exception itself re-raise, for the server to log a traceback: this is no bug)."""
+    from sqlalchemy.exc import OperationalError
+
+    async def full(request: Request, exc: Exception) -> Response:
+        found = out_of_space(exc)
+        if found is None:
+            raise exc  # for the handler of any exception
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return respond(found)
+
+    for kind in (OSError, OperationalError):
+        app.add_exception_handler(kind, full)
+
+
 def install(app: FastAPI) -> None:
     _openapi_without_422(app)
 
@@ -95,6 +113,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> Response:
         return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code)
+
+    install_out_of_space(app, lambda full: JSONResponse({"message": full.message},
+                                                         status_code=full.status))
 
     @app.exception_handler(Exception)
     async def _bug(_request: Request, exc: Exception) -> Response:

@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from berth.errors import BerthError
+from berth.errors import BerthError, out_of_space
 
 log = logging.getLogger("berth.api")
 Work = Callable[[Callable[[dict[str, Any]], None]], dict[str, Any]]
@@ -35,6 +35,8 @@ class Finished(dict):  # type: ignore[type-arg]
 def native_lines(item: Any) -> list[dict[str, Any]]:
     if isinstance(item, Finished):
         return [{"status": "done", **item}]
+    if isinstance(item, BaseException) and (full := out_of_space(item)):
+        item = full
     if isinstance(item, BerthError):
         return [{"error": item.message, "status": item.status}]
     if isinstance(item, BaseException):

@@ -126,8 +126,14 @@ class Transport:
         sock: socket.socket | None = None
         try:
             sock = self.connect()
-            send_request(sock, method, url, self.netloc, hdrs, data)
-            resp = Response(sock, method)
+            try:
+                send_request(sock, method, url, self.netloc, hdrs, data)
+            except (BrokenPipeError, ConnectionResetError) as cut:
+                # berthd answered (a refusal: too big, disk full) before it took the whole
+                # body, and closed: its answer says why, the broken pipe does not
+                resp = _early_answer(sock, method, cut)
+            else:
+                resp = Response(sock, method)
         except (FileNotFoundError, ConnectionRefusedError) as e:
             _close(sock)
             raise ConnectionFailed(0, f"cannot reach berthd at {self.host}: {e.strerror}. Is "
@@ -185,6 +191,13 @@ class Transport:
             raise ConnectionFailed(0, f"cannot reach berthd at {self.host}: {e}") from None
         except OSError as e:  # TLS refused, reset, timed out
             raise ConnectionFailed(0, f"cannot talk to berthd at {self.host}: {e}") from None
+
+
+def _early_answer(sock: socket.socket, method: str, cut: OSError) -> Response:
+    try:
+        return Response(sock, method)
+    except (OSError, ProtocolError):
+        raise cut from None
 
 
 def _loopback(host: str) -> bool:

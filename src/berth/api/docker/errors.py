@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from berth.api.errors import validation_message
+from berth.api.errors import install_out_of_space, validation_message
 from berth.errors import BerthError
 
 log = logging.getLogger("berth.api.docker")
@@ -38,6 +38,8 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             return docker_error(405, "method not allowed")
         return docker_error(exc.status_code, str(exc.detail))
+
+    install_out_of_space(app, lambda full: docker_error(full.status, full.message))
 
     @app.exception_handler(json.JSONDecodeError)
     async def _json(_request: Request, exc: json.JSONDecodeError) -> Response:

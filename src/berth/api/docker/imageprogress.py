@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from berth.api.progress import Finished
-from berth.errors import BerthError
+from berth.errors import BerthError, out_of_space
 from berth.image.reference import Reference
 
 log = logging.getLogger("berth.api.docker")
@@ -42,6 +42,7 @@ def progress_bar(current: int, total: int) -> str:
 
 
 def error_line(exc: BaseException) -> dict[str, Any]:
+    exc = out_of_space(exc) or exc
     if isinstance(exc, BerthError):
         message = exc.message
     else:
