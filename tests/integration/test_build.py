@@ -4,6 +4,7 @@ container run from the result."""
 from __future__ import annotations
 
 import io
+import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from berth.client import APIError
-from tests.integration.daemon import Daemon
+from tests.integration.daemon import BIN, Daemon
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +151,33 @@ def test_cli_build(daemon: Daemon, tmp_path: Path) -> None:
     assert bad.returncode != 0
     assert "line 2" in bad.stderr and "returned a non-zero code: 3" in bad.stderr
     assert build_containers(daemon) == []
+
+
+def test_cli_build_dockerfile_and_context_from_stdin(daemon: Daemon, tmp_path: Path) -> None:
+    """docker build's -f - (the Dockerfile from stdin), - (stdin: a Dockerfile alone, or a
+    context archive) and -f outside the context. The Dockerfile sent along never shows in
+    COPY, and the context's own .dockerignore still holds."""
+    d = daemon
+    ctx = write(tmp_path / "ctx", {"data.txt": "data\n", "secret.txt": "no\n",
+                                   ".dockerignore": "secret.txt\n"})
+    copy_all = "FROM busybox\nCOPY . /ctx/\nCMD ls -A /ctx\n"
+    d.cli("build", "-t", "from-stdin", "-f", "-", str(ctx), input=copy_all.encode())
+    assert run(d, "from-stdin").split() == [".dockerignore", "data.txt"]
+    outside = write(tmp_path, {"Other.Dockerfile": copy_all}) / "Other.Dockerfile"
+    d.cli("build", "-t", "outside", "-f", str(outside), str(ctx))
+    assert run(d, "outside").split() == [".dockerignore", "data.txt"]
+    d.cli("build", "-t", "alone", "-", input=b"FROM busybox\nRUN echo alone > /a\n")
+    assert run(d, "alone", "cat", "/a") == "alone\n"
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY data.txt /d\n")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tf:
+        tf.add(ctx / "data.txt", "data.txt")
+        tf.add(ctx / "Dockerfile", "Dockerfile")
+    subprocess.run([str(BIN / "berth"), "build", "-t", "archive", "-"], env=d.env,
+                   input=archive.getvalue(), capture_output=True, check=True)
+    assert run(d, "archive", "cat", "/d") == "data\n"
+    res = d.cli("build", "-f", "-", "-", input=b"FROM busybox\n", check=False)
+    assert res.returncode == 125 and "stdin cannot hold both" in res.stderr
 
 
 def test_shell_entrypoint_healthcheck_onbuild_copy_from_image(daemon: Daemon,

@@ -127,20 +127,53 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
+# What a build context from stdin begins with when it is an archive (tar, gzip, bzip2, xz)
+# rather than a Dockerfile.
+_ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+
+
+def _is_archive(data: bytes) -> bool:
+    return data.startswith(_ARCHIVE_MAGIC) or data[257:262] == b"ustar"
+
+
+def build_sources(context: str, file: str | None, stdin: Any) -> dict[str, Any]:
+    """docker build's ways to give the context and Dockerfile: a directory (-f a file in
+    it, or outside it, or - for stdin), or - for stdin holding a Dockerfile alone or a
+    context archive. Build's keyword arguments."""
+    if context == "-":
+        if file == "-":
+            raise UsageError("build: stdin cannot hold both the context (-) and the "
+                             "Dockerfile (-f -)")
+        data = stdin.read()
+        if _is_archive(data):
+            import io
+
+            return {"context_dir": None, "context_tar": io.BytesIO(data),
+                    "dockerfile": file or "Dockerfile"}
+        return {"context_dir": None, "dockerfile_text": data}
+    if not os.path.isdir(context):
+        raise UsageError(f"build: {context} is not a directory")
+    if file == "-":
+        return {"context_dir": context, "dockerfile_text": stdin.read()}
+    if not file:
+        return {"context_dir": context}
+    rel = os.path.relpath(os.path.abspath(file), os.path.abspath(context))
+    if not rel.startswith(".."):
+        return {"context_dir": context, "dockerfile": rel}
+    try:  # a Dockerfile outside the context goes with it, as the docker CLI sends it
+        with open(file, "rb") as f:
+            return {"context_dir": context, "dockerfile_text": f.read()}
+    except OSError as e:
+        raise UsageError(f"build: cannot read the Dockerfile {file}: {e.strerror}") from None
+
+
 def cmd_build(client: Client, args: argparse.Namespace) -> int:
-    if not os.path.isdir(args.build_context):
-        raise UsageError(f"build: {args.build_context} is not a directory")
-    dockerfile = "Dockerfile"
-    if args.file:
-        rel = os.path.relpath(os.path.abspath(args.file), os.path.abspath(args.build_context))
-        if rel.startswith(".."):
-            raise UsageError(f"build: the Dockerfile {args.file} must be inside the context")
-        dockerfile = rel
+    sources = build_sources(args.build_context, args.file, sys.stdin.buffer)
     last: dict = {}
-    for event in client.builds.build(args.build_context, args.tag, dockerfile, args.target,
-                                     args.no_cache, args.pull,
-                                     _pairs(args.build_arg, "--build-arg"),
-                                     _pairs(args.label, "--label")):
+    for event in client.builds.build(tags=args.tag, target=args.target,
+                                     no_cache=args.no_cache, pull=args.pull,
+                                     build_args=_pairs(args.build_arg, "--build-arg"),
+                                     labels=_pairs(args.label, "--label"), **sources):
         if "stream" in event and not args.quiet:
             sys.stdout.write(event["stream"])
             sys.stdout.flush()

@@ -632,14 +632,16 @@ def _pull(p: argparse.ArgumentParser) -> None:
 def _build(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--tag", action="append", default=[], help="name:tag (repeatable)")
     p.add_argument("-f", "--file", default=None,
-                   help="the Dockerfile (default: CONTEXT/Dockerfile)")
+                   help="the Dockerfile (default: CONTEXT/Dockerfile; - reads it from stdin)")
     p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
     p.add_argument("--label", action="append", default=[], metavar="K=V")
     p.add_argument("--target", help="build up to this stage")
     p.add_argument("--no-cache", action="store_true", help="do not reuse cached steps")
     p.add_argument("--pull", action="store_true", help="pull the base images first")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
-    p.add_argument("build_context", metavar="CONTEXT", help="the build context directory")
+    p.add_argument("build_context", metavar="CONTEXT",
+                   help="the build context directory, or - (stdin: a Dockerfile alone, or a "
+                   "context archive)")
 
 
 def _push(p: argparse.ArgumentParser) -> None:

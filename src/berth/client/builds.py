@@ -13,29 +13,48 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
 
-def tar_context(path: str) -> IO[bytes]:
-    """The directory as a tar in a temp file; what .dockerignore excludes is left out (the
-    Dockerfile and .dockerignore always go: the daemon reads them)."""
+def tar_context(path: str | None, dockerfile_text: bytes | None = None) -> tuple[IO[bytes], str]:
+    """The directory (None: no context) as a tar in a temp file, and the Dockerfile's name in
+    it. What .dockerignore excludes is left out (the Dockerfile and .dockerignore always go:
+    the daemon reads them). dockerfile_text (from stdin, or a file outside the directory) goes
+    in under a name of its own that .dockerignore hides from COPY, as the docker CLI does."""
+    import io
+    import secrets
     import tarfile
     import tempfile
 
     from berth.build.ignore import DockerIgnore
 
-    rules = None
-    ignore = os.path.join(path, ".dockerignore")
-    if os.path.isfile(ignore):
+    ignore_text: str | None = None
+    ignore = os.path.join(path, ".dockerignore") if path is not None else None
+    if ignore is not None and os.path.isfile(ignore):
         with open(ignore, encoding="utf-8", errors="replace") as f:
-            rules = DockerIgnore.from_text(f.read())
+            ignore_text = f.read()
+    rules = DockerIgnore.from_text(ignore_text) if ignore_text is not None else None
+    name = "Dockerfile"
     out = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        _add(tf, path, "", rules)
+        extra: dict[str, bytes] = {}
+        if dockerfile_text is not None:
+            name = f".dockerfile.{secrets.token_hex(10)}"
+            hidden = (ignore_text if ignore_text is not None else ".dockerignore\n") + \
+                f"\n{name}\n"
+            extra = {name: dockerfile_text, ".dockerignore": hidden.encode()}
+        if path is not None:
+            _add(tf, path, "", rules, set(extra))
+        for member, data in extra.items():
+            info = tarfile.TarInfo(member)
+            info.size, info.mode = len(data), 0o644
+            tf.addfile(info, io.BytesIO(data))
     out.seek(0)
-    return out
+    return out, name
 
 
-def _add(tf: Any, top: str, rel: str, rules: Any) -> None:
+def _add(tf: Any, top: str, rel: str, rules: Any, leave_out: set[str]) -> None:
     for name in sorted(os.listdir(os.path.join(top, rel) if rel else top)):
         path = f"{rel}/{name}" if rel else name
+        if path in leave_out:  # sent in another form
+            continue
         full = os.path.join(top, path)
         is_dir = os.path.isdir(full) and not os.path.islink(full)
         skip = rules is not None and path not in ("Dockerfile", ".dockerignore") and \
@@ -52,21 +71,31 @@ def _add(tf: Any, top: str, rel: str, rules: Any) -> None:
             else:
                 tf.addfile(info)
         if is_dir:
-            _add(tf, top, path, rules)
+            _add(tf, top, path, rules, leave_out)
 
 
 class Builds:
     def __init__(self, t: Transport) -> None:
         self._t = t
 
-    def build(self, context_dir: str, tags: list[str] | None = None,
+    def build(self, context_dir: str | None, tags: list[str] | None = None,
               dockerfile: str = "Dockerfile", target: str | None = None,
               no_cache: bool = False, pull: bool = False,
               build_args: dict[str, str] | None = None,
-              labels: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+              labels: dict[str, str] | None = None, *,
+              dockerfile_text: bytes | None = None,
+              context_tar: IO[bytes] | None = None) -> Iterator[dict[str, Any]]:
         """Progress lines ({"stream": text}, ...); the last is {"status": "done", "id": ...}.
-        A failed build raises APIError."""
-        with tar_context(context_dir) as body:
+        A failed build raises APIError. The context: the directory (None: none), or
+        context_tar, a tar (maybe compressed) sent as it is; dockerfile_text: the Dockerfile
+        itself, when it is not the file ``dockerfile`` of the context."""
+        if context_tar is not None:
+            body = context_tar
+        else:
+            body, name = tar_context(context_dir, dockerfile_text)
+            if dockerfile_text is not None:
+                dockerfile = name
+        with body:
             params = {"tag": tags or None, "dockerfile": dockerfile, "target": target,
                       "no_cache": no_cache or None, "pull": pull or None,
                       "build_arg": [f"{k}={v}" for k, v in (build_args or {}).items()] or None,
