@@ -130,6 +130,8 @@ def test_forced_removal_of_an_image_in_use_keeps_it_for_the_container(
 
 
 def test_prune_removes_dangling_images_and_reclaims_space(own_daemon: Daemon) -> None:
+    import hashlib
+
     d = own_daemon
     d.cli("run", "--name", "big", "busybox", "sh", "-c",
           "dd if=/dev/urandom of=/blob bs=1M count=4 2>/dev/null")
@@ -137,18 +139,60 @@ def test_prune_removes_dangling_images_and_reclaims_space(own_daemon: Daemon) ->
     d.cli("rm", "big")
     d.cli("image", "untag", "big:1")
     blobs = d.root / "blobs" / "sha256"
-    before = len(list(blobs.iterdir()))
+    before = set(blobs.iterdir())
+    # a blob no image records (what a pull cut short leaves), new
+    data = os.urandom(1024)
+    orphan = blobs / hashlib.sha256(data).hexdigest()
+    orphan.write_bytes(data)
     out = d.cli("image", "prune").stdout
-    assert "deleted: sha256:" in out
-    # blobs written in the last minutes are spared (a pull may be about to record them),
-    # so the store keeps them until they are older than the grace period
-    assert len(list(blobs.iterdir())) == before
+    assert "deleted: sha256:" in out and "Total reclaimed space: 0B" not in out
+    # the pruned image's content went with it; the new orphan is spared (a pull may be
+    # about to record it) until it is older than the grace period
+    assert set(blobs.iterdir()) < before | {orphan} and orphan.exists()
     images = json.loads(d.cli("images", "-o", "json").stdout)
     assert all(img["tags"] for img in images)
     old = time.time() - 3600
-    for path in [*blobs.iterdir(), *(d.root / "layers").glob("*/*")]:
-        os.utime(path, (old, old), follow_symlinks=False)
-    out = d.cli("image", "prune").stdout
-    assert "Total reclaimed space: 0B" not in out
-    assert len(list(blobs.iterdir())) < before
+    os.utime(orphan, (old, old))
+    d.cli("image", "prune")
+    assert not orphan.exists()
     assert d.cli("run", "--rm", "busybox", "echo", "still fine").stdout == "still fine\n"
+
+
+def _content(d: Daemon) -> set[str]:
+    """The blobs and unpacked layers in the store (their lock files aside)."""
+    return {str(p.relative_to(d.root)) for p in [*(d.root / "blobs").glob("sha256/*"),
+                                                 *(d.root / "layers").glob("*/*")]
+            if not p.name.endswith(".lock")}
+
+
+def test_rmi_frees_what_no_image_needs_at_once(daemon: Daemon, tmp_path: Path) -> None:
+    """As Docker's rmi: the blobs and unpacked layers of a deleted image go with it, unless
+    another image (of any project) needs them."""
+    from berth.client import Client
+
+    d = daemon
+    d.cli("run", "--rm", "busybox", "true")  # busybox's layer unpacked before we look
+    before = _content(d)
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nCOPY mine /mine\n")
+    (tmp_path / "mine").write_bytes(os.urandom(1 << 20))
+    d.cli("build", "-q", "-t", "mine:1", str(tmp_path))
+    d.cli("run", "--rm", "mine:1", "true")  # its layer unpacked too
+    (tmp_path / "Dockerfile").write_text("FROM mine:1\nRUN echo more > /more\n")
+    d.cli("build", "-q", "-t", "more:1", str(tmp_path))
+    mine = _content(d) - before
+    assert len([p for p in mine if p.startswith("layers/")]) == 1  # mine's (more's: not run)
+    other = Client(d.host, project="gc-other")
+    d.client.projects.create("gc-other")
+    saved = tmp_path / "mine.tar"
+    d.cli("save", "-o", str(saved), "mine:1")
+    with open(saved, "rb") as f:
+        other.images.import_archive(f)  # another project holds the same content
+    try:
+        d.cli("rmi", "mine:1")  # more:1 is built on its layer, the other project has it all
+        assert _content(d) >= mine
+        other.images.remove("mine:1")
+        d.cli("rmi", "more:1")
+        assert _content(d) == before, sorted(_content(d) - before)
+    finally:
+        for img in other.images.list():
+            other.images.remove(img["id"], force=True)

@@ -25,6 +25,14 @@ from berth.image.types import ImageManifest
 DEFAULT_GRACE_SECONDS = 600
 
 
+@dataclass(frozen=True)
+class ImageContent:
+    """What one image keeps in the store: its blobs' digests and its layers' diff_ids."""
+
+    blobs: frozenset[str]
+    diff_ids: frozenset[str]
+
+
 @dataclass
 class GcReport:
     blobs_removed: list[str] = field(default_factory=list)  # digests
@@ -106,12 +114,14 @@ def _layer_copies(layers: LayerStore) -> dict[str, list[Path]]:
 
 def collect(blobs: BlobStore, layers: LayerStore, keep_blobs: set[str],
             keep_diff_ids: set[str], *, grace_seconds: float = DEFAULT_GRACE_SECONDS,
-            now: float | None = None) -> GcReport:
+            now: float | None = None, only: ImageContent | None = None) -> GcReport:
     """Remove blobs not in ``keep_blobs`` and unpacked layers whose diff_id is not in
-    ``keep_diff_ids``, unless written in the last ``grace_seconds``."""
+    ``keep_diff_ids``, unless written in the last ``grace_seconds``; ``only``: of these
+    candidates alone (a removed image's content), not of the whole store."""
     cutoff = (time.time() if now is None else now) - grace_seconds
     report = GcReport()
-    for digest in sorted(blobs.iter_digests()):
+    digests = blobs.iter_digests() if only is None else only.blobs
+    for digest in sorted(digests):
         if digest in keep_blobs:
             continue
         freed = _remove_blob(blobs, digest, cutoff)
@@ -120,6 +130,8 @@ def collect(blobs: BlobStore, layers: LayerStore, keep_blobs: set[str],
             report.bytes_freed += freed
     for diff_id, paths in sorted(_layer_copies(layers).items()):
         # All copies (one per id mapping) go together, and only when all are old.
+        if only is not None and diff_id not in only.diff_ids:
+            continue
         if diff_id in keep_diff_ids or any(_mtime(p) > cutoff for p in paths):
             continue
         size = sum(tree_size(p) for p in paths)

@@ -32,6 +32,22 @@ class ContentGuard:
                 self._cond.notify_all()
 
     @contextmanager
+    def collecting_now(self) -> Iterator[bool]:
+        """A collection if no writer is at work (True), else none (False): for a collection
+        that may be left to the next one rather than wait behind a long pull."""
+        with self._cond:
+            free = not self._collecting and self._users == 0 and not self._waiting_collectors
+            if free:
+                self._collecting = True
+        try:
+            yield free
+        finally:
+            if free:
+                with self._cond:
+                    self._collecting = False
+                    self._cond.notify_all()
+
+    @contextmanager
     def collecting(self) -> Iterator[None]:
         with self._cond:
             self._waiting_collectors += 1

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.image.blobs import BlobStore
+from berth.image.gc import GcReport, ImageContent
 from berth.image.layers import LayerStore
 from berth.image.reference import parse_reference
 from berth.image.types import ImageManifest, LayerRef
@@ -402,7 +403,14 @@ class ImageService:
         """Untag ref; delete the image when no tag is left (or when ref is an id).
         Returns what was untagged and deleted, Docker-style ("untagged: x", "deleted: id")."""
         image = self.resolve(ctx, ref)
+        content = _content_of([image])
         done = self._remove(ctx, ref, image, force)
+        if f"deleted: {image.id}" in done and self.layers is not None:
+            # its blobs and layers no image needs go now, as Docker's rmi frees them (left
+            # to the next prune rather than wait while a pull or import is at work)
+            with self.content.collecting_now() as alone:
+                if alone:
+                    self._collect(content)
         for line in done:
             kind, _, what = line.partition(": ")
             self.event(ctx.project_id, "untag" if kind == "untagged" else "delete", image,
@@ -517,10 +525,9 @@ class ImageService:
         """Delete these images of the project, with their names, unless a container uses one
         by now; then collect host content no image of any project needs. Returns the
         Docker-style lines ("untagged: x", "deleted: id") and what was freed."""
-        from berth.image.gc import collect
-
         removed: list[str] = []
         events: list[tuple[str, Image, str | None]] = []
+        deleted: list[Image] = []
         with self.store.session() as s:
             for image_id in image_ids:
                 img = s.get(Image, (ctx.project_id, image_id))
@@ -533,15 +540,42 @@ class ImageService:
                     s.delete(t)
                     removed.append(f"untagged: {t.name}")
                     events.append(("untag", img, t.name))
+                deleted.append(img)
                 s.delete(img)
                 removed.append(f"deleted: {img.id}")
                 events.append(("delete", img, None))
+            content = _content_of(deleted)
         for action, img, name in events:
             self.event(ctx.project_id, action, img, name)
         if self.layers is None:
             return {"removed": removed, "reclaimed": 0}
         with self.content.collecting():
-            report = collect(self.blobs, self.layers, self.referenced_digests(),
-                             self.referenced_diff_ids())
-        return {"removed": removed, "reclaimed": report.bytes_freed,
-                "blobs_removed": report.blobs_removed, "layers_removed": report.layers_removed}
+            # what the deleted images held at once; anything else not needed once it is not
+            # new (a pull's or import's, not yet an image)
+            now = self._collect(content)
+            rest = self._collect(None)
+        return {"removed": removed, "reclaimed": now.bytes_freed + rest.bytes_freed,
+                "blobs_removed": now.blobs_removed + rest.blobs_removed,
+                "layers_removed": now.layers_removed + rest.layers_removed}
+
+    def _collect(self, only: ImageContent | None) -> GcReport:
+        """Under the content guard: only's blobs and layers that no image of any project
+        needs (however new: their image was recorded), or (None) the whole store's that are
+        not new."""
+        from berth.image.gc import DEFAULT_GRACE_SECONDS, collect
+
+        assert self.layers is not None
+        return collect(self.blobs, self.layers, self.referenced_digests(),
+                       self.referenced_diff_ids(), only=only,
+                       grace_seconds=0 if only is not None else DEFAULT_GRACE_SECONDS)
+
+
+def _content_of(images: list[Image]) -> ImageContent:
+    """The blobs (config, manifest, layers, signatures) and layers these images keep."""
+    blobs: set[str] = set()
+    diff_ids: set[str] = set()
+    for img in images:
+        blobs |= {img.id, img.manifest_digest, *(la["digest"] for la in img.layers),
+                  *(sig["blob"] for sig in img.signatures or [])}
+        diff_ids |= {la["diff_id"] for la in img.layers}
+    return ImageContent(frozenset(blobs), frozenset(diff_ids))
