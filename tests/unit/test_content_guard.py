@@ -9,9 +9,8 @@ from berth.service.guard import ContentGuard
 
 def test_collecting_now_only_when_no_writer_is_at_work() -> None:
     guard = ContentGuard()
-    with guard.using():
-        with guard.collecting_now() as alone:
-            assert alone is False  # a pull is writing: leave it to the next collection
+    with guard.using(), guard.collecting_now() as alone:
+        assert alone is False  # a pull is writing: leave it to the next collection
     with guard.collecting_now() as alone:
         assert alone is True
         entered = threading.Event()
