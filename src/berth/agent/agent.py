@@ -75,8 +75,11 @@ class Agent:
             try:
                 await self.reconcile(cid)
                 self.health.sync(cid)
-            except Exception:  # one container's failure must never stop the agent
-                log.exception("reconcile %s failed", cid[:12])
+            except Exception as e:  # one container's failure must never stop the agent
+                if out_of_space(e):  # the sweep tries again once there is room: no traceback
+                    log.warning("reconcile %s: the disk is full (%s)", cid[:12], e)
+                else:
+                    log.exception("reconcile %s failed", cid[:12])
             await self.ops.hub.changed()
         self._tasks.pop(cid, None)
 
