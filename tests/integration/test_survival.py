@@ -118,6 +118,34 @@ def test_half_done_create_and_remove_are_finished_after_a_crash(own_daemon: Daem
     d.cli("rm", "half-made")
 
 
+def test_a_start_that_ran_before_a_crash_is_not_run_again(own_daemon: Daemon) -> None:
+    """berthd killed after the runtime started the container but before the store recorded
+    it, and the process ran to its end meanwhile: the resumed start records that run; it
+    does not run the command a second time."""
+    d = own_daemon
+    d.cli("volume", "create", "runs")
+    d.cli("run", "--name", "once", "-v", "runs:/runs", "busybox", "sh", "-c",
+          "echo ran >> /runs/log; exit 3", check=False)
+    info = d.inspect("once")
+    start = [a for a in d.client.containers.actions("once") if a["action"] == "start"][-1]
+    d.stop()
+    # the store as that crash leaves it: the start still running, the container not started
+    store = Store(f"sqlite:///{d.root / 'berth.db'}")
+    with store.session() as s:
+        row = s.get(Container, info["id"])
+        row.status, row.exit_code, row.pid = "created", None, 0
+        act = s.get(Action, start["id"])
+        act.state, act.finished_at = "running", None
+    store.close()
+    d.start()
+    d.wait_for(lambda: d.inspect("once")["state"]["status"] == "exited", what="the exit")
+    assert d.inspect("once")["state"]["exit_code"] == 3
+    assert d.client.containers.actions("once")[-1]["state"] == "success"
+    assert d.cli("run", "--rm", "-v", "runs:/runs", "busybox", "cat", "/runs/log").stdout == \
+        "ran\n"
+    d.cli("rm", "once")
+
+
 def test_orphaned_runtime_traces_are_cleaned_up(own_daemon: Daemon) -> None:
     """A remove that crashed after deleting the row but before the host was clean."""
     d = own_daemon

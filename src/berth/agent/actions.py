@@ -11,7 +11,7 @@ from typing import Any
 from berth.agent import policy, specbuild
 from berth.agent.ops import KILL_WAIT, LIVE, ContainerOps
 from berth.errors import BerthError, Conflict, InvalidArgument, NotModified
-from berth.runtime.base import Status
+from berth.runtime.base import Observed, Status
 from berth.store.models import Action, Container
 
 Handler = Callable[[ContainerOps, Action], Awaitable[dict[str, Any] | None]]
@@ -40,7 +40,20 @@ async def start(ops: ContainerOps, act: Action) -> None:
             raise NotModified(f"container {row.name} is already started")
         ops.mark_running(row, obs)  # started just before a crash: record it
         return
+    if row.status not in LIVE and _ran_for(act, obs):
+        # started by this very action just before a crash, and it ran to its end while
+        # berthd was away: record that run; starting it again would run its command twice
+        ops.mark_running(row, obs)
+        await ops.record_exit(ops.load(row.id), obs)
+        return
     await ops.launch(row)
+
+
+def _ran_for(act: Action, obs: Observed) -> bool:
+    """The process exited, and had started after the action began (a start clears the
+    previous run's start time before it makes the container)."""
+    return obs.status == Status.STOPPED and obs.started_at is not None and \
+        act.started_at is not None and obs.started_at >= act.started_at
 
 
 async def stop(ops: ContainerOps, act: Action) -> None:
