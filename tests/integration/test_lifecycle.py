@@ -535,3 +535,20 @@ def test_cidfile(daemon: Daemon, tmp_path: Path) -> None:
                            check=False), "cannot write the container ID file")
     finally:
         daemon.cli("rm", "-f", *names, check=False)
+
+
+def test_monitors_keep_none_of_berthds_environment(daemon: Daemon) -> None:
+    """conmon lives as long as its container: it holds PATH and a locale, not berthd's
+    environment (which may carry a store URL's password)."""
+    d = daemon
+    d.cli("run", "-d", "--name", "env-probe", "busybox", "sleep", "600")
+    try:
+        cid = d.inspect("env-probe")["id"]
+        monitor = int((d.run_root / "containers" / cid / "conmon.pid").read_text())
+        environ = Path(f"/proc/{monitor}/environ").read_bytes().split(b"\0")
+        assert {e.split(b"=", 1)[0] for e in environ if e} == {b"PATH", b"LANG", b"_OCI_SYNCPIPE"}
+        # what the container sees is its own, as ever
+        env = d.cli("exec", "env-probe", "env").stdout.split()
+        assert "HOSTNAME=" + cid[:12] in env and not [e for e in env if e.startswith("LANG=")]
+    finally:
+        d.cli("rm", "-f", "env-probe")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from berth.errors import RuntimeFailure
 from berth.runtime.oci.procutil import read_pidfile
-from berth.runtime.oci.runc import clean_error
+from berth.runtime.oci.runc import clean_error, runtime_env
 
 SYNC_TIMEOUT = 60.0
 
@@ -131,7 +131,7 @@ def launch_conmon(launch: ConmonLaunch,
     the monitor's pid while `runc create` still runs, so what it does costs no extra time."""
     read_fd, write_fd = os.pipe()
     try:
-        env = dict(os.environ, _OCI_SYNCPIPE=str(write_fd))
+        env = runtime_env(_OCI_SYNCPIPE=str(write_fd))
         with launch.error_file.open("wb") as err:
             proc = subprocess.Popen(
                 conmon_args(launch), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

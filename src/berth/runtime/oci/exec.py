@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.runtime.base import ExecProcess, ExecSpec
-from berth.runtime.oci.runc import clean_error
+from berth.runtime.oci.runc import clean_error, runtime_env
 
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
@@ -100,7 +100,7 @@ class RuncExec(ExecProcess):
             self._proc = self._start_tty(argv)
         else:
             self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE)
+                                          stderr=subprocess.PIPE, env=runtime_env())
 
     def _start_tty(self, argv: list[str]) -> subprocess.Popen[bytes]:
         # runc (not detached) wants its stdio to be a terminal: it makes the container's pty
@@ -112,7 +112,7 @@ class RuncExec(ExecProcess):
         setsid = shutil.which("setsid") or "setsid"
         try:
             proc = subprocess.Popen([setsid, "--ctty", *argv], stdin=slave, stdout=slave,
-                                    stderr=slave)
+                                    stderr=slave, env=runtime_env())
         except BaseException:
             os.close(master)
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -12,6 +13,15 @@ from typing import Any
 from berth.errors import RuntimeFailure
 
 TIMEOUT = 60.0
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def runtime_env(**extra: str) -> dict[str, str]:
+    """The environment of the runtime and of the monitors: PATH and a UTF-8 locale. Not
+    berthd's own: a store URL with its password, say, would sit in every monitor's
+    /proc/PID/environ for its container's life. (Without a UTF-8 locale each conmon's glib
+    touches ~0.3 MiB more of its libraries, measured.)"""
+    return {"PATH": os.environ.get("PATH") or DEFAULT_PATH, "LANG": "C.UTF-8", **extra}
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,7 @@ class RuncCli:
     def run(self, *args: str, check: bool = True, timeout: float = TIMEOUT) -> RuntimeResult:
         try:
             proc = subprocess.run([*self.base_args(), *args], capture_output=True, text=True,
-                                  timeout=timeout, stdin=subprocess.DEVNULL)
+                                  timeout=timeout, stdin=subprocess.DEVNULL, env=runtime_env())
         except (OSError, subprocess.TimeoutExpired) as e:
             raise RuntimeFailure(f"{Path(self.binary).name} {args[0]}: {e}") from e
         result = RuntimeResult(proc.returncode, proc.stdout, proc.stderr)
