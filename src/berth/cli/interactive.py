@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -36,7 +35,10 @@ def _raw_terminal(enabled: bool) -> Iterator[None]:
 
 
 def _send_size(ws: Any) -> None:
-    size = shutil.get_terminal_size()
+    try:  # (os's, not shutil's: importing shutil costs ~2 ms of every session's start)
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except OSError:
+        return
     with contextlib.suppress(Exception):
         ws.send(json.dumps({"resize": [size.lines, size.columns]}))
 
@@ -79,7 +81,9 @@ def _session(ws: Any, tty: bool, stdin: bool, keys: bytes | None,
         if tty:
             _send_size(ws)
             if os.isatty(sys.stdout.fileno()):
-                signal.signal(signal.SIGWINCH, lambda *_: _send_size(ws))
+                # from a thread: the handler may interrupt this one in the middle of a send
+                signal.signal(signal.SIGWINCH, lambda *_: threading.Thread(
+                    target=_send_size, args=(ws,), daemon=True).start())
         if stdin:
             threading.Thread(target=_pump_stdin, args=(ws, keys, detached),
                              daemon=True).start()

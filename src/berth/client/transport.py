@@ -2,7 +2,8 @@
 
 The CLI's start-up time is part of every `berth run`, so the SDK avoids heavy imports: it speaks
 HTTP/1.1 through berth.client.wire rather than http.client (which imports the email package),
-ssl is imported only for a TLS daemon, and websockets (interactive exec/attach) only when used.
+ssl is imported only for a TLS daemon; interactive exec and attach speak WebSocket through
+berth.client.wsclient on the same sockets.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Iterator
     from typing import Any
+
+    from berth.client.wsclient import WebSocket
 
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
 TIMEOUT = 3700.0  # longer than the api's longest wait
@@ -170,26 +173,28 @@ class Transport:
             return None
         return json.loads(payload)
 
-    def websocket(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        from websockets.sync.client import connect, unix_connect
+    def websocket(self, path: str, params: dict[str, Any] | None = None) -> WebSocket:
+        """An open WebSocket session (berth.client.wsclient) to the path."""
+        from berth.client.wsclient import HandshakeRefused, WebSocket
 
-        url = quote(path)
-        if params:
-            url += "?" + urlencode(_params(params))
+        url = quote(path) + ("?" + urlencode(_params(params)) if params else "")
+        sock: socket.socket | None = None
         try:
-            if self.unix_path is not None:
-                return unix_connect(self.unix_path, "ws://localhost" + url, max_size=1 << 20,
-                                    compression=None, open_timeout=30,
-                                    additional_headers=self.auth_headers)
-            if self.ssl_context is not None:
-                return connect(f"wss://{self.netloc}{url}", ssl=self.ssl_context,
-                               max_size=1 << 20, compression=None, open_timeout=30,
-                               additional_headers=self.auth_headers)
-            return connect(f"ws://{self.netloc}{url}", max_size=1 << 20, compression=None,
-                           open_timeout=30, additional_headers=self.auth_headers)
+            sock = self.connect()
+            return WebSocket.open(sock, self.netloc, url, self.auth_headers)
         except (FileNotFoundError, ConnectionRefusedError) as e:
-            raise ConnectionFailed(0, f"cannot reach berthd at {self.host}: {e}") from None
-        except OSError as e:  # TLS refused, reset, timed out
+            _close(sock)
+            raise ConnectionFailed(0, f"cannot reach berthd at {self.host}: {e.strerror}. Is "
+                                   "berthd running?") from None
+        except HandshakeRefused as e:
+            _close(sock)
+            try:
+                message = json.loads(e.body).get("message") or str(e)
+            except (ValueError, AttributeError):
+                message = str(e)
+            raise APIError(e.status, message) from None
+        except (OSError, ProtocolError) as e:  # TLS refused, reset, timed out, not HTTP
+            _close(sock)
             raise ConnectionFailed(0, f"cannot talk to berthd at {self.host}: {e}") from None
 
 
