@@ -220,9 +220,6 @@ class ContainerOps:
             raise
         started = await self.run(self.backend.state, row.id)
         self.mark_running(row, started)
-        if started.status == Status.STOPPED:  # over already: its exit now, not at a sweep
-            await self.record_exit(self.load(row.id), started)
-            return
         if self.net is not None and plan is not None:  # its ports and name now lead to it
             self.net.request_sync()
         if row.spec.get("infra_of") and started.pid:
