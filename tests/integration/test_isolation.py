@@ -498,27 +498,25 @@ def call(c: Client, method: str, path: str, spec: Call, *, query: dict[str, Any]
 def ws_call(c: Client, path: str, first: dict[str, Any] | None) -> Answer:
     """A websocket session: what the daemon says before it closes (a refusal is a JSON text
     message {"error", "exit_code"})."""
-    from websockets.exceptions import ConnectionClosed, InvalidStatus
-
     try:
         ws = c.transport.websocket(path)
-    except InvalidStatus as e:
-        return Answer(e.response.status_code, e.response.body.decode(errors="replace"))
+    except APIError as e:  # refused before the upgrade
+        return Answer(e.status, e.message)
     texts = []
     with ws:
         try:
             if first is not None:
                 ws.send(json.dumps(first))
-            while True:
-                msg = ws.recv(timeout=TIMEOUT)
+            while (msg := ws.recv(timeout=TIMEOUT)) is not None:
                 if isinstance(msg, bytes):
                     return Answer(101, f"streamed output: {msg[:60]!r}")
                 texts.append(msg)
                 doc = json.loads(msg)
                 if "error" in doc:
                     return Answer(0, doc["error"])
-        except (ConnectionClosed, TimeoutError):
-            return Answer(101, " ".join(texts))
+        except (OSError, TimeoutError):
+            pass
+        return Answer(101, " ".join(texts))
 
 
 def _operations(w: World) -> list[tuple[str, str]]:

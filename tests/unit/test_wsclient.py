@@ -120,6 +120,17 @@ def test_messages_pings_fragments_and_close(pair: Pair) -> None:
     assert server.recv(10) == b""
 
 
+def test_close_gives_up_on_a_server_that_never_answers(pair: Pair,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import berth.client.wsclient as wsclient
+
+    ws, server, sent = pair
+    monkeypatch.setattr(wsclient, "CLOSE_TIMEOUT", 0.2)
+    server.sendall(server_frame(BINARY, b"\x01chatter"))  # and no close frame, ever
+    ws.close()  # returns after CLOSE_TIMEOUT
+    assert read_client_frame(sent)[0] == CLOSE
+
+
 def test_close_waits_for_the_servers_close(pair: Pair) -> None:
     ws, server, sent = pair
 
@@ -184,3 +195,13 @@ def test_header_injection_is_refused() -> None:
         WebSocket.open(client, "localhost", "/", {"X-Evil": "a\r\nInjected: 1"})
     client.close()
     server.close()
+
+
+def test_a_timed_recv_and_the_context_manager(pair: Pair) -> None:
+    ws, server, sent = pair
+    server.sendall(server_frame(TEXT, b"in time"))
+    with ws:
+        assert ws.recv(timeout=5) == "in time"
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.05)
+    assert read_client_frame(sent) == (CLOSE, struct.pack("!H", 1000))  # closed on leaving

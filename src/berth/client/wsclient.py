@@ -79,6 +79,12 @@ class WebSocket:
         self._close_received = False
         self._reader: threading.Thread | None = None  # the thread in recv(), if any
 
+    def __enter__(self) -> WebSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- opening -----------------------------------------------------------------------
 
     @classmethod
@@ -136,9 +142,11 @@ class WebSocket:
             timer.daemon = True
             timer.start()
         else:
-            with contextlib.suppress(OSError, ProtocolError):
-                self.sock.settimeout(CLOSE_TIMEOUT)
-                while self.recv() is not None:
+            import time
+
+            deadline = time.monotonic() + CLOSE_TIMEOUT
+            with contextlib.suppress(OSError, ProtocolError):  # (a timeout is an OSError)
+                while self.recv(timeout=max(deadline - time.monotonic(), 0.001)) is not None:
                     pass
             self._shutdown()
 
@@ -158,13 +166,17 @@ class WebSocket:
                 return
             yield message
 
-    def recv(self) -> str | bytes | None:
-        """The next message; None once the server has closed."""
+    def recv(self, timeout: float | None = None) -> str | bytes | None:
+        """The next message; None once the server has closed. timeout: seconds to wait for
+        it, then TimeoutError, after which the session can only be closed."""
         self._reader = threading.current_thread()
+        self.sock.settimeout(timeout)
         try:
             return self._recv()
         finally:
             self._reader = None
+            with contextlib.suppress(OSError):
+                self.sock.settimeout(None)
 
     def _recv(self) -> str | bytes | None:
         if self._close_received:
