@@ -73,6 +73,19 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.wrap_future(change), timeout)
 
+    def applied_in_thread(self, change: HostChange, timeout: float = APPLY_WAIT) -> None:
+        """applied(), for a caller on a worker thread (a plain route); on the loop's own
+        thread it returns at once, since waiting there would stop the change itself."""
+        if change is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                change.result(timeout)
+
     def kick_agent(self, container_id: str) -> None:
         """Desired state of this container changed: the agent should reconcile it."""
         if self._agent_kick is not None:

@@ -220,5 +220,7 @@ class VipServices:
         return sid
 
     def _changed(self) -> None:
+        """The host follows (the VIP's rules): answered once it has, as a network connect
+        is, so that a removed service's VIP answers no more when the removal returns."""
         if self.hub is not None:
-            self.hub.network_changed()
+            self.hub.applied_in_thread(self.hub.network_changed())
