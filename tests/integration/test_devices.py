@@ -4,7 +4,6 @@ permissions asked for; the node is the host's, bind-mounted where it goes."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -15,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from berth.client import APIError, Client
+from berth.client import APIError
 from tests.integration.daemon import Daemon
-from tests.integration.dockertenants import member_token
+from tests.integration.dockertenants import member_of_new_project
 from tests.integration.dockertools import docker
 
 pytestmark = pytest.mark.integration
@@ -97,25 +96,17 @@ def test_bad_devices_are_refused_by_name(daemon: Daemon, node: Path) -> None:
 
 
 def test_devices_need_the_grant(daemon: Daemon, node: Path) -> None:
-    admin = daemon.client
-    member = Client(daemon.host, token=member_token(daemon, "devgrant", "dev-member"))
-    Client(daemon.host, project="devgrant").images.build_base("busybox")
     spec = {"image": "busybox", "command": ["true"],
             "devices": [{"path_on_host": str(node), "path_in_container": "/dev/ctl"}]}
-    made = []
-    try:
+    with member_of_new_project(daemon, "devgrant", "dev-member") as member:
         for host_path in (str(node), "/no/such/node"):  # nothing learnt about host paths
             with pytest.raises(APIError) as refused:
                 member.containers.create({**spec, "devices": [
                     {"path_on_host": host_path, "path_in_container": "/dev/ctl"}]})
             assert refused.value.status == 403 and "'devices'" in refused.value.message
-        admin.projects.set_grants("devgrant", ["devices"])
-        made.append(member.containers.create(spec)["id"])
+        daemon.client.projects.set_grants("devgrant", ["devices"])
+        member.containers.create(spec)
         with pytest.raises(APIError) as refused:
             member.containers.create({**spec, "devices": [
                 {"path_on_host": "/no/such/node", "path_in_container": "/dev/ctl"}]})
         assert refused.value.status == 400 and "not a device node" in refused.value.message
-    finally:
-        for cid in made:
-            with contextlib.suppress(APIError):
-                member.containers.remove(cid, force=True)

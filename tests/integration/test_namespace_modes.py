@@ -4,7 +4,6 @@ container's /dev/shm is kept on the host, so that joiners (and a pod's members) 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -12,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from berth.client import APIError, Client
+from berth.client import APIError
 from tests.integration.daemon import Daemon, refused
-from tests.integration.dockertenants import member_token
+from tests.integration.dockertenants import member_of_new_project
 from tests.integration.dockertools import docker
 
 pytestmark = pytest.mark.integration
@@ -123,27 +122,23 @@ def test_host_namespaces(daemon: Daemon) -> None:
 
 
 def test_host_namespaces_need_the_grant(daemon: Daemon) -> None:
-    admin = daemon.client
-    member = Client(daemon.host, token=member_token(daemon, "nsgrant", "ns-member"))
-    Client(daemon.host, project="nsgrant").images.build_base("busybox")
-    made = []
-    try:
+    with member_of_new_project(daemon, "nsgrant", "ns-member") as member:
         for field in ("pid_mode", "ipc_mode", "uts_mode"):
             with pytest.raises(APIError) as no:
                 member.containers.create({"image": "busybox", field: "host"})
             assert no.value.status == 403 and "'host_namespaces'" in no.value.message
-        admin.projects.set_grants("nsgrant", ["host_namespaces"])
-        made.append(member.containers.create({"image": "busybox", "pid_mode": "host"})["id"])
+        daemon.client.projects.set_grants("nsgrant", ["host_namespaces"])
+        member.containers.create({"image": "busybox", "pid_mode": "host"})
         # another project's container is not there to join
         daemon.cli("run", "-d", "--name", "not-theirs", "busybox", "sleep", "1000")
-        with pytest.raises(APIError) as no:
-            member.containers.create({"image": "busybox", "pid_mode": "container:not-theirs"})
-        assert no.value.status == 400 and "no such container: not-theirs" in no.value.message
-    finally:
-        daemon.cli("rm", "-f", "not-theirs", check=False)
-        for cid in made:
-            with contextlib.suppress(APIError):
-                member.containers.remove(cid, force=True)
+        try:
+            with pytest.raises(APIError) as no:
+                member.containers.create({"image": "busybox",
+                                          "pid_mode": "container:not-theirs"})
+            assert no.value.status == 400 and "no such container: not-theirs" in \
+                no.value.message
+        finally:
+            daemon.cli("rm", "-f", "not-theirs")
 
 
 def test_pod_members_share_dev_shm(daemon: Daemon) -> None:

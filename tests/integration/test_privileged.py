@@ -4,16 +4,15 @@ namespace: container root stays an unprivileged user of the host."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from berth.client import APIError, Client
+from berth.client import APIError
 from tests.integration.daemon import Daemon
-from tests.integration.dockertenants import member_token
+from tests.integration.dockertenants import member_of_new_project
 from tests.integration.dockertools import docker
 
 pytestmark = pytest.mark.integration
@@ -69,17 +68,9 @@ def test_docker_cli_privileged(daemon: Daemon) -> None:
 
 
 def test_privileged_needs_the_grant(daemon: Daemon) -> None:
-    admin = daemon.client
-    member = Client(daemon.host, token=member_token(daemon, "privgrant", "priv-member"))
-    Client(daemon.host, project="privgrant").images.build_base("busybox")
-    made = []
-    try:
+    with member_of_new_project(daemon, "privgrant", "priv-member") as member:
         with pytest.raises(APIError) as no:
             member.containers.create({"image": "busybox", "privileged": True})
         assert no.value.status == 403 and "'privileged'" in no.value.message
-        admin.projects.set_grants("privgrant", ["privileged"])
-        made.append(member.containers.create({"image": "busybox", "privileged": True})["id"])
-    finally:
-        for cid in made:
-            with contextlib.suppress(APIError):
-                member.containers.remove(cid, force=True)
+        daemon.client.projects.set_grants("privgrant", ["privileged"])
+        assert member.containers.create({"image": "busybox", "privileged": True})["id"]

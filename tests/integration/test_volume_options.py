@@ -4,7 +4,6 @@ driver does, and nothing else."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import shutil
 import subprocess
@@ -15,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from berth.client import APIError, Client
+from berth.client import APIError
 from tests.integration.daemon import Daemon
-from tests.integration.dockertenants import member_token
+from tests.integration.dockertenants import member_of_new_project
 from tests.integration.dockertools import docker, docker_env
 
 pytestmark = pytest.mark.integration
@@ -180,11 +179,8 @@ def test_refusals(daemon: Daemon, host_dir: Path) -> None:
 
 def test_a_bind_volume_needs_the_host_mounts_grant(daemon: Daemon, host_dir: Path) -> None:
     admin = daemon.client
-    member = Client(daemon.host, token=member_token(daemon, "volgrant", "vol-member"))
-    Client(daemon.host, project="volgrant").images.build_base("busybox")
     bind = {"type": "none", "o": "bind", "device": str(host_dir)}
-    made: list[str] = []
-    try:
+    with member_of_new_project(daemon, "volgrant", "vol-member") as member:
         for device in (str(host_dir), "/no/such/dir"):  # nothing learnt about host paths
             with pytest.raises(APIError) as refused:
                 member.volumes.create("mine", options={**bind, "device": device})
@@ -195,19 +191,12 @@ def test_a_bind_volume_needs_the_host_mounts_grant(daemon: Daemon, host_dir: Pat
         member.volumes.create("mine", options=bind)
         spec = {"image": "busybox", "command": ["cat", "/v/precious"],
                 "mounts": [{"type": "volume", "source": "mine", "target": "/v"}]}
-        made.append(member.containers.create(spec)["id"])
+        member.containers.create(spec)
         # the grant taken back: the volume is a host path no new container may mount
         admin.projects.set_grants("volgrant", [])
         with pytest.raises(APIError) as refused:
             member.containers.create(spec)
         assert refused.value.status == 403 and "the volume mine" in refused.value.message
-    finally:
-        for cid in made:
-            with contextlib.suppress(APIError):
-                member.containers.remove(cid, force=True)
-        for name in ("mine", "scratch"):
-            with contextlib.suppress(APIError):
-                member.volumes.remove(name)
     assert (host_dir / "precious").exists()
 
 
