@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -448,22 +448,10 @@ class ImageService:
             done.append(f"deleted: {image.id}")
         return done
 
-    def referenced_digests(self) -> set[str]:
-        """Every blob digest any project's image still needs (for garbage collection)."""
+    def referenced(self) -> ImageContent:
+        """The blobs and layers any project's image still needs (for garbage collection)."""
         with self.store.session() as s:
-            images = s.scalars(select(Image)).all()
-        keep: set[str] = set()
-        for img in images:
-            keep.add(img.id)
-            keep.add(img.manifest_digest)
-            keep.update(layer["digest"] for layer in img.layers)
-            keep.update(sig["blob"] for sig in img.signatures or [])
-        return keep
-
-    def referenced_diff_ids(self) -> set[str]:
-        with self.store.session() as s:
-            images = s.scalars(select(Image)).all()
-        return {layer["diff_id"] for img in images for layer in img.layers}
+            return _content_of(s.scalars(select(Image)).all())
 
     def history(self, ctx: Context, ref: str) -> list[dict[str, Any]]:
         from berth.image.history import image_history
@@ -565,12 +553,12 @@ class ImageService:
         from berth.image.gc import DEFAULT_GRACE_SECONDS, collect
 
         assert self.layers is not None
-        return collect(self.blobs, self.layers, self.referenced_digests(),
-                       self.referenced_diff_ids(), only=only,
+        keep = self.referenced()
+        return collect(self.blobs, self.layers, set(keep.blobs), set(keep.diff_ids), only=only,
                        grace_seconds=0 if only is not None else DEFAULT_GRACE_SECONDS)
 
 
-def _content_of(images: list[Image]) -> ImageContent:
+def _content_of(images: Iterable[Image]) -> ImageContent:
     """The blobs (config, manifest, layers, signatures) and layers these images keep."""
     blobs: set[str] = set()
     diff_ids: set[str] = set()
