@@ -14,7 +14,7 @@ import os
 import struct
 import threading
 
-from berth.client.wire import MAX_HEADERS, MAX_LINE, ProtocolError
+from berth.client.wire import ProtocolError, Response
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -99,17 +99,14 @@ class WebSocket:
                 raise ValueError(f"invalid HTTP header {name!r}")
             lines.append(f"{name}: {value}")
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        reader = sock.makefile("rb")
-        status, fields = _read_head(reader)
-        if status != 101:
-            length = fields.get("content-length", "")
-            body = reader.read(min(int(length), 65536)) if length.isdigit() else b""
-            raise HandshakeRefused(status, body)
-        if fields.get("upgrade", "").lower() != "websocket" or \
-                fields.get("sec-websocket-accept") != accept_key(key):
+        answer = Response(sock, "GET")  # its reader reads no further than the headers' end
+        if answer.status != 101:
+            raise HandshakeRefused(answer.status, answer.read(65536))
+        if (answer.getheader("upgrade") or "").lower() != "websocket" or \
+                answer.getheader("sec-websocket-accept") != accept_key(key):
             raise ProtocolError("the server's WebSocket handshake answer is not valid")
         sock.settimeout(None)  # a session may sit idle for as long as its user likes
-        return cls(sock, reader)
+        return cls(sock, answer.fp)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -223,28 +220,6 @@ class WebSocket:
     def _reply(self, opcode: int, payload: bytes) -> None:
         with contextlib.suppress(OSError):  # closing anyway
             self._send(opcode, payload)
-
-
-def _read_head(reader: object) -> tuple[int, dict[str, str]]:
-    first = reader.readline(MAX_LINE + 1)  # type: ignore[attr-defined]
-    if not first:
-        raise ProtocolError("the connection closed during the WebSocket handshake")
-    version, _, rest = first.partition(b" ")
-    code = rest[:3]
-    if not version.startswith(b"HTTP/1.") or not code.isdigit():
-        raise ProtocolError(f"not an HTTP/1.x answer: {version[:20]!r}")
-    fields: dict[str, str] = {}
-    for _ in range(MAX_HEADERS + 1):
-        line = reader.readline(MAX_LINE + 1)  # type: ignore[attr-defined]
-        if len(line) > MAX_LINE:
-            raise ProtocolError("a header line too long")
-        if not line.strip():
-            return int(code), fields
-        name, colon, value = line.partition(b":")
-        if not colon:
-            raise ProtocolError(f"malformed header line {line[:40]!r}")
-        fields[name.strip().decode("latin-1").lower()] = value.strip().decode("latin-1")
-    raise ProtocolError(f"more than {MAX_HEADERS} header fields")
 
 
 def _read_exact(reader: object, n: int) -> bytes | None:
