@@ -239,14 +239,10 @@ class ContainerService:
                     if not spec.get(key) and infra is not None:
                         spec[key] = list(infra.spec.get(key) or [])
         if req.network_of is not None:
-            with self.store.session() as s:
-                try:
-                    target = self._find(s, ctx, req.network_of)
-                except NotFound as e:  # a field of the request (a 404 reads as "no image")
-                    raise InvalidArgument(f"network_of: {e.message}") from None
-                # Its UTS namespace too: the hostname is the one it has.
-                spec.update(netns_of=target.id,
-                            hostname=target.spec.get("hostname") or target.id[:12])
+            target = self._named_in(ctx, "network_of", req.network_of)
+            # Its UTS namespace too: the hostname is the one it has.
+            spec.update(netns_of=target.id,
+                        hostname=target.spec.get("hostname") or target.id[:12])
         self._resolve_joined(ctx, spec)
         if grants.needed(spec):  # before anything looks at a host path
             grants.check(ctx, self._grants(ctx.project_id), spec)
@@ -289,19 +285,24 @@ class ContainerService:
             ref = nsmodes.joined(spec.get(field))
             if ref is None:
                 continue
-            with self.store.session() as s:
-                try:
-                    target = self._find(s, ctx, ref)
-                except NotFound as e:  # a field of the request (a 404 reads as "no image")
-                    raise InvalidArgument(f"{field}: {e.message}") from None
-                if field == "ipc_mode" and target.spec.get("ipc_mode") != "shareable":
-                    raise InvalidArgument(
-                        f"ipc_mode: the IPC namespace of container {target.name} is not "
-                        "shareable (create it with ipc_mode shareable, docker's --ipc "
-                        "shareable)")
-                spec[field] = nsmodes.CONTAINER + target.id
+            target = self._named_in(ctx, field, ref)
+            if field == "ipc_mode" and target.spec.get("ipc_mode") != "shareable":
+                raise InvalidArgument(
+                    f"ipc_mode: the IPC namespace of container {target.name} is not "
+                    "shareable (create it with ipc_mode shareable, docker's --ipc "
+                    "shareable)")
+            spec[field] = nsmodes.CONTAINER + target.id
         if len(nsmodes.container_joins(spec)) > 1:  # by id: names and prefixes may differ
             raise InvalidArgument(nsmodes.ONE_CONTAINER)
+
+    def _named_in(self, ctx: Context, field: str, ref: str) -> Container:
+        """The project's container a request field names; not there: a 400 naming the field
+        (a 404 would read as "no such image")."""
+        with self.store.session() as s:
+            try:
+                return self._find(s, ctx, ref)
+            except NotFound as e:
+                raise InvalidArgument(f"{field}: {e.message}") from None
 
     def _mounts_from(self, ctx: Context, refs: list[str], own: list[dict[str, Any]],
                      ) -> list[dict[str, Any]]:
@@ -311,20 +312,16 @@ class ContainerService:
         never removes it."""
         taken = {m["target"] for m in own}
         out = []
-        with self.store.session() as s:
-            for item in refs:
-                ref, _, mode = item.partition(":")
-                try:
-                    source = self._find(s, ctx, ref)
-                except NotFound as e:
-                    raise InvalidArgument(f"volumes_from: {e.message}") from None
-                for m in source.spec.get("mounts") or []:
-                    if m.get("type") not in ("volume", "bind") or m["target"] in taken:
-                        continue
-                    taken.add(m["target"])
-                    readonly = m.get("readonly", False) if not mode else mode == "ro"
-                    out.append({**m, "readonly": readonly, "anonymous": False,
-                                "from": source.id})
+        for item in refs:
+            ref, _, mode = item.partition(":")
+            source = self._named_in(ctx, "volumes_from", ref)
+            for m in source.spec.get("mounts") or []:
+                if m.get("type") not in ("volume", "bind") or m["target"] in taken:
+                    continue
+                taken.add(m["target"])
+                readonly = m.get("readonly", False) if not mode else mode == "ro"
+                out.append({**m, "readonly": readonly, "anonymous": False,
+                            "from": source.id})
         if grants.needed({"mounts": out}):  # grants may have changed since
             grants.check(ctx, self._grants(ctx.project_id), {"mounts": out})
         return out
