@@ -36,12 +36,15 @@ class Hub:
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
         self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
 
-    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+    def _on_loop(self) -> bool:
+        """Whether the caller runs on the hub's event loop (not a worker thread)."""
         try:
-            running = asyncio.get_running_loop()
+            return asyncio.get_running_loop() is self._loop
         except RuntimeError:
-            running = None
-        if running is self._loop:
+            return False
+
+    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._on_loop():
             fn(*args)
         else:
             self._loop.call_soon_threadsafe(fn, *args)
@@ -76,13 +79,7 @@ class Hub:
     def applied_in_thread(self, change: HostChange, timeout: float = APPLY_WAIT) -> None:
         """applied(), for a caller on a worker thread (a plain route); on the loop's own
         thread it returns at once, since waiting there would stop the change itself."""
-        if change is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not self._loop:
+        if change is not None and not self._on_loop():
             with contextlib.suppress(concurrent.futures.TimeoutError):
                 change.result(timeout)
 
